@@ -1,0 +1,276 @@
+/*
+ * model.c — model lifetime (arena of owned buffers + mapped files), shape validation,
+ * parameter counting, and format detection for cce_model_open. See model.h.
+ *
+ * Loaders fill a cce_model whose tensors either point into read-only mappings adopted by the
+ * model or into buffers from the model's arena; cce_model_free releases both. Every loader ends
+ * with cce_model_validate, so the forward pass can trust the shapes it is given.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "model.h"
+#include "tokenizer.h"
+
+struct cce_arena_block {
+    cce_arena_block *next;
+    void *p;
+};
+
+cce_status cce_model_new(const cce_config *cfg, cce_model **out, cce_err *err) {
+    *out = NULL;
+    if (cfg->n_layers <= 0 || cfg->n_layers > 100000)
+        return cce_err_set(err, CCE_EINVAL, "model: n_layers %d out of range", cfg->n_layers);
+    cce_model *m = cce_alloc_zero(1, sizeof *m);
+    if (!m) return cce_err_set(err, CCE_ENOMEM, "model: out of memory");
+    m->cfg = *cfg;
+    m->layers = cce_alloc_zero((size_t)cfg->n_layers, sizeof *m->layers);
+    if (!m->layers) {
+        cce_free(m);
+        return cce_err_set(err, CCE_ENOMEM, "model: out of memory for %d layers", cfg->n_layers);
+    }
+    *out = m;
+    return CCE_OK;
+}
+
+void cce_model_free(cce_model *m) {
+    if (!m) return;
+    for (cce_arena_block *b = m->arena, *next; b; b = next) {
+        next = b->next;
+        cce_free(b->p);
+        cce_free(b);
+    }
+    for (int i = 0; i < m->n_maps; i++) cce_unmap(&m->maps[i]);
+    cce_free(m->maps);
+    cce_free(m->layers);
+    cce_free(m->path);
+    cce_free(m);
+}
+
+void *cce_model_alloc(cce_model *m, size_t n, size_t size) {
+    cce_arena_block *b = cce_alloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->p = cce_alloc_zero(n, size);
+    if (!b->p) {
+        cce_free(b);
+        return NULL;
+    }
+    b->next = m->arena;
+    m->arena = b;
+    return b->p;
+}
+
+cce_status cce_model_adopt_map(cce_model *m, cce_mapped *map, cce_err *err) {
+    cce_mapped *maps = cce_realloc(m->maps, (size_t)m->n_maps + 1, sizeof *maps);
+    if (!maps) return cce_err_set(err, CCE_ENOMEM, "%s: out of memory", map->path ? map->path : "model");
+    m->maps = maps;
+    m->maps[m->n_maps++] = *map;
+    memset(map, 0, sizeof *map);
+    return CCE_OK;
+}
+
+const char *cce_arch_name(cce_arch a) { return a == CCE_ARCH_GPT2 ? "gpt2" : "llama"; }
+
+const char *cce_format_name(cce_format f) {
+    switch (f) {
+    case CCE_FMT_LLAMA2C: return "llama2c";
+    case CCE_FMT_GGUF: return "gguf";
+    case CCE_FMT_HF: return "hf";
+    case CCE_FMT_SYNTH: return "synth";
+    }
+    return "unknown";
+}
+
+/* ---- validation ---- */
+
+static cce_status check_linear(const cce_linear *l, int out, int in, const char *what, int layer,
+                               const char *name, cce_err *err) {
+    if (l->out != out || l->in != in)
+        return cce_err_set(err, CCE_EFORMAT, "%s: layer %d %s: shape (%d, %d), expected (%d, %d)",
+                           what, layer, name, l->out, l->in, out, in);
+    if (l->rank > 0) {
+        if (!l->u || !l->v || l->rank > (out < in ? out : in))
+            return cce_err_set(err, CCE_EFORMAT, "%s: layer %d %s: bad low-rank factors (rank %d)",
+                               what, layer, name, l->rank);
+    } else if (l->rank < 0 || !l->w) {
+        return cce_err_set(err, CCE_EFORMAT, "%s: layer %d %s: missing weight", what, layer, name);
+    }
+    return CCE_OK;
+}
+
+cce_status cce_model_validate(const cce_model *m, const char *what, cce_err *err) {
+    const cce_config *c = &m->cfg;
+    if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
+        c->hidden_dim <= 0 || c->vocab_size <= 0 || c->seq_len <= 0)
+        return cce_err_set(err, CCE_EFORMAT,
+                           "%s: non-positive dimension (dim %d, n_layers %d, n_heads %d, n_kv_heads %d, "
+                           "head_dim %d, hidden_dim %d, vocab_size %d, seq_len %d)",
+                           what, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+                           c->hidden_dim, c->vocab_size, c->seq_len);
+    if (c->n_heads % c->n_kv_heads)
+        return cce_err_set(err, CCE_EFORMAT, "%s: n_kv_heads %d does not divide n_heads %d", what,
+                           c->n_kv_heads, c->n_heads);
+    if (c->arch == CCE_ARCH_LLAMA && (c->head_dim % 2))
+        return cce_err_set(err, CCE_EFORMAT, "%s: head_dim %d is odd; RoPE needs pairs", what, c->head_dim);
+    /* every product the forward pass forms must fit in an int */
+    int64_t qdim = (int64_t)c->n_heads * c->head_dim;
+    if (qdim > (1 << 24) || c->dim > (1 << 24) || c->hidden_dim > (1 << 26) || c->vocab_size > (1 << 24))
+        return cce_err_set(err, CCE_EFORMAT, "%s: dimensions too large (dim %d, heads x head_dim %lld, hidden %d, vocab %d)",
+                           what, c->dim, (long long)qdim, c->hidden_dim, c->vocab_size);
+    if (!(c->norm_eps > 0 && c->norm_eps < 1))
+        return cce_err_set(err, CCE_EFORMAT, "%s: norm epsilon %g out of range (0, 1)", what, (double)c->norm_eps);
+    if (c->arch == CCE_ARCH_LLAMA && !(c->rope_theta > 0))
+        return cce_err_set(err, CCE_EFORMAT, "%s: rope theta %g must be positive", what, (double)c->rope_theta);
+    if (!m->tok_emb || !m->final_norm || !m->lm_head)
+        return cce_err_set(err, CCE_EFORMAT, "%s: missing embedding, final norm or output head", what);
+    if (c->arch == CCE_ARCH_GPT2 && (!m->pos_emb || !m->final_norm_b))
+        return cce_err_set(err, CCE_EFORMAT, "%s: GPT-2 model without position embedding or final norm bias", what);
+    cce_status s;
+    for (int l = 0; l < c->n_layers; l++) {
+        const cce_layer *L = &m->layers[l];
+        if (L->dropped) continue;
+        if (L->n_heads <= 0 || L->n_heads > c->n_heads || L->n_kv_heads <= 0 || L->n_kv_heads > L->n_heads ||
+            L->hidden <= 0)
+            return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: n_heads %d, n_kv_heads %d, hidden %d out of range",
+                               what, l, L->n_heads, L->n_kv_heads, L->hidden);
+        if (L->head_kv) {
+            for (int h = 0; h < L->n_heads; h++)
+                if (L->head_kv[h] < 0 || L->head_kv[h] >= L->n_kv_heads)
+                    return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: head %d maps to KV head %d of %d",
+                                       what, l, h, L->head_kv[h], L->n_kv_heads);
+        } else if (L->n_heads % L->n_kv_heads) {
+            return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: n_kv_heads %d does not divide n_heads %d",
+                               what, l, L->n_kv_heads, L->n_heads);
+        }
+        if (!L->attn_norm || !L->ffn_norm)
+            return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: missing norm weights", what, l);
+        if (c->arch == CCE_ARCH_GPT2 && (!L->attn_norm_b || !L->ffn_norm_b))
+            return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: missing LayerNorm bias", what, l);
+        int hq = L->n_heads * c->head_dim, hkv = L->n_kv_heads * c->head_dim;
+        if ((s = check_linear(&L->wq, hq, c->dim, what, l, "wq", err))) return s;
+        if ((s = check_linear(&L->wk, hkv, c->dim, what, l, "wk", err))) return s;
+        if ((s = check_linear(&L->wv, hkv, c->dim, what, l, "wv", err))) return s;
+        if ((s = check_linear(&L->wo, c->dim, hq, what, l, "wo", err))) return s;
+        if ((s = check_linear(&L->w1, L->hidden, c->dim, what, l, "w1", err))) return s;
+        if ((s = check_linear(&L->w2, c->dim, L->hidden, what, l, "w2", err))) return s;
+        if (c->arch == CCE_ARCH_LLAMA && (s = check_linear(&L->w3, L->hidden, c->dim, what, l, "w3", err))) return s;
+    }
+    return CCE_OK;
+}
+
+/* ---- parameter counts ---- */
+
+int64_t cce_linear_params(const cce_linear *l) {
+    int64_t n = l->rank > 0 ? (int64_t)l->rank * (l->out + l->in) : (l->w ? (int64_t)l->out * l->in : 0);
+    if (l->b) n += l->out;
+    return n;
+}
+
+int64_t cce_layer_params(const cce_model *m, int layer) {
+    const cce_layer *L = &m->layers[layer];
+    if (L->dropped) return 0;
+    int64_t d = m->cfg.dim;
+    int64_t n = d * 2 + (L->attn_norm_b ? d : 0) + (L->ffn_norm_b ? d : 0);
+    n += cce_linear_params(&L->wq) + cce_linear_params(&L->wk) + cce_linear_params(&L->wv) +
+         cce_linear_params(&L->wo) + cce_linear_params(&L->w1) + cce_linear_params(&L->w2) +
+         cce_linear_params(&L->w3);
+    return n;
+}
+
+cce_param_count cce_model_params(const cce_model *m) {
+    cce_param_count p = {0};
+    const cce_config *c = &m->cfg;
+    p.embedding = (int64_t)c->vocab_size * c->dim;
+    if (!c->tied) p.embedding += (int64_t)c->vocab_size * c->dim;
+    if (m->pos_emb) p.embedding += (int64_t)c->seq_len * c->dim;
+    for (int l = 0; l < c->n_layers; l++) p.non_embedding += cce_layer_params(m, l);
+    p.non_embedding += c->dim + (m->final_norm_b ? c->dim : 0);
+    p.total = p.embedding + p.non_embedding;
+    return p;
+}
+
+/* ---- opening by path ---- */
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* dirname of path into buf (no trailing slash; "." when none). */
+static void dir_of(const char *path, char *buf, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(buf, cap, ".");
+    else if (slash == path) snprintf(buf, cap, "/");
+    else snprintf(buf, cap, "%.*s", (int)(slash - path), path);
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+static cce_status load_tokenizer_file(const char *path, int vocab, cce_tokenizer **tok, cce_err *err) {
+    if (ends_with(path, ".json")) return cce_tokenizer_load_hf(path, tok, err);
+    return cce_tokenizer_load_llama2c(path, vocab, tok, err);
+}
+
+cce_status cce_model_open(const char *path, const cce_open_opts *opts, cce_model **model,
+                          cce_tokenizer **tok, cce_err *err) {
+    static const cce_open_opts defaults = {0};
+    if (!opts) opts = &defaults;
+    *model = NULL;
+    if (tok) *tok = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0) return cce_err_set(err, CCE_EIO, "%s: no such file or directory", path);
+    cce_status s;
+    cce_model *m = NULL;
+    cce_tokenizer *t = NULL;
+    int want_tok = tok && !opts->no_tokenizer;
+    if (S_ISDIR(st.st_mode)) {
+        if ((s = cce_load_hf(path, &m, err))) return s;
+        if (want_tok && !opts->tokenizer_path) {
+            char tp[4096];
+            snprintf(tp, sizeof tp, "%s/tokenizer.json", path);
+            if (file_exists(tp) && (s = cce_tokenizer_load_hf(tp, &t, err))) goto fail;
+        }
+    } else {
+        char magic[4] = {0};
+        FILE *f = fopen(path, "rb");
+        if (!f) return cce_err_set(err, CCE_EIO, "%s: cannot open", path);
+        size_t got = fread(magic, 1, 4, f);
+        fclose(f);
+        if (got == 4 && !memcmp(magic, "GGUF", 4)) {
+            if ((s = cce_load_gguf(path, &m, want_tok && !opts->tokenizer_path ? &t : NULL, err))) return s;
+        } else {
+            if ((s = cce_load_llama2c(path, &m, err))) return s;
+            if (want_tok && !opts->tokenizer_path) {
+                /* beside the model: tok<vocab>.bin first (llama2.c's naming for custom vocabularies),
+                 * then tokenizer.bin */
+                char dir[4096], tp[4200];
+                dir_of(path, dir, sizeof dir);
+                snprintf(tp, sizeof tp, "%s/tok%d.bin", dir, m->cfg.vocab_size);
+                if (!file_exists(tp)) snprintf(tp, sizeof tp, "%s/tokenizer.bin", dir);
+                if (file_exists(tp) && (s = cce_tokenizer_load_llama2c(tp, m->cfg.vocab_size, &t, err))) goto fail;
+            }
+        }
+    }
+    if (want_tok && opts->tokenizer_path &&
+        (s = load_tokenizer_file(opts->tokenizer_path, m->cfg.vocab_size, &t, err)))
+        goto fail;
+    if (t && cce_tokenizer_vocab_size(t) > m->cfg.vocab_size) {
+        s = cce_err_set(err, CCE_EFORMAT, "%s: tokenizer has %d tokens but the model's vocabulary is %d",
+                        opts->tokenizer_path ? opts->tokenizer_path : path, cce_tokenizer_vocab_size(t),
+                        m->cfg.vocab_size);
+        goto fail;
+    }
+    if (!m->path) m->path = cce_strdup(path);
+    *model = m;
+    if (tok) *tok = t;
+    return CCE_OK;
+fail:
+    cce_tokenizer_free(t);
+    cce_model_free(m);
+    return s;
+}

@@ -1,0 +1,76 @@
+/*
+ * harness.h — a tiny unit-test harness. Each tests/unit/test_<module>.c is its own program:
+ *
+ *   TEST(name) { CHECK(cond); CHECK_NEAR(a, b, tol); CHECK_EQ_INT(a, b); ... }
+ *   int main(void) { RUN(name); ...; return harness_done(); }
+ *
+ * Every test prints "PASS name" or "FAIL name: file:line: what"; tests/run.sh counts those lines.
+ * A test stops at its first failing check. Data files come from $CCE_DATA (default ../shared/data);
+ * harness_data() builds a path and harness_have() tells whether it exists.
+ */
+#ifndef CCE_HARNESS_H
+#define CCE_HARNESS_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int harness_failed_total, harness_passed_total, harness_cur_failed;
+static char harness_msg[1024];
+
+#define TEST(name) static void test_##name(void)
+#define RUN(name) do { \
+        harness_cur_failed = 0; harness_msg[0] = 0; \
+        test_##name(); \
+        if (harness_cur_failed) { harness_failed_total++; printf("FAIL %s: %s\n", #name, harness_msg); } \
+        else { harness_passed_total++; printf("PASS %s\n", #name); } \
+        fflush(stdout); \
+    } while (0)
+
+#define FAILF(...) do { \
+        int n_ = snprintf(harness_msg, sizeof harness_msg, "%s:%d: ", __FILE__, __LINE__); \
+        snprintf(harness_msg + n_, sizeof harness_msg - (size_t)n_, __VA_ARGS__); \
+        harness_cur_failed = 1; return; \
+    } while (0)
+
+#define CHECK(c) do { if (!(c)) FAILF("CHECK(%s)", #c); } while (0)
+#define CHECK_MSG(c, ...) do { if (!(c)) FAILF(__VA_ARGS__); } while (0)
+#define CHECK_EQ_INT(a, b) do { long long a_ = (long long)(a), b_ = (long long)(b); \
+        if (a_ != b_) FAILF("%s == %lld, expected %s == %lld", #a, a_, #b, b_); } while (0)
+#define CHECK_NEAR(a, b, tol) do { double a_ = (double)(a), b_ = (double)(b); \
+        if (!(fabs(a_ - b_) <= (tol))) FAILF("%s = %.9g, expected %.9g (tol %g, diff %.3g)", #a, a_, b_, (double)(tol), fabs(a_ - b_)); } while (0)
+#define CHECK_STR(a, b) do { const char *a_ = (a), *b_ = (b); \
+        if (!a_ || !b_ || strcmp(a_, b_)) FAILF("%s = \"%s\", expected \"%s\"", #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); } while (0)
+#define CHECK_OK(expr) do { cce_err e_ = {{0}}; (void)e_; int s_ = (int)(expr); \
+        if (s_ != 0) FAILF("%s failed with status %d", #expr, s_); } while (0)
+
+static inline const char *harness_data(const char *rel) {
+    static char buf[8][1024];
+    static int k;
+    const char *root = getenv("CCE_DATA");
+    if (!root || !*root) root = "../shared/data";
+    char *b = buf[k++ & 7];
+    snprintf(b, sizeof buf[0], "%s/%s", root, rel);
+    return b;
+}
+static inline int harness_have(const char *path) { return access(path, R_OK) == 0; }
+
+/* A scratch directory unique to this test program, created on first use. */
+static inline const char *harness_tmpdir(void) {
+    static char dir[512];
+    if (!dir[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/cce-test-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(dir)) { perror("mkdtemp"); exit(2); }
+    }
+    return dir;
+}
+
+static inline int harness_done(void) {
+    printf("%d passed, %d failed\n", harness_passed_total, harness_failed_total);
+    return harness_failed_total ? 1 : 0;
+}
+
+#endif

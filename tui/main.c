@@ -1,0 +1,68 @@
+/*
+ * main.c — argv to a batch command or the TUI.
+ *
+ * Built twice: build/cce (with the TUI) and build/cce-batch (-DCCE_BATCH_ONLY, linked without
+ * curses and readline, which proves the engine and the batch CLI need no UI library).
+ */
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *usage;
+} command;
+
+static const command commands[] = {
+    {"info", cmd_info, "info MODEL [--tokenizer FILE] [--json]   architecture, shapes, parameters; lists tensors of a bare .safetensors/.gguf"},
+    {"eval", cmd_eval, "eval MODEL --text FILE [--seq-len N] [--max-tokens N] [--json]   perplexity"},
+    {"generate", cmd_generate, "generate MODEL [--prompt TEXT] [-n N] [--ids] [--json]   greedy generation"},
+    {"export", cmd_export, "export MODEL -o DIR   write a Hugging Face directory"},
+    {"synth", cmd_synth, "synth --like NAME -o DIR [--seed S]   random-weight model of a real shape"},
+    {"bench", cmd_bench, "bench MODEL [--json]   throughput and utilisation"},
+    {"analyze", cmd_analyze, "analyze MODEL --calib FILE [--tokens N] [--seq-len N] [--seed S] -o FILE [--json]"},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: cce COMMAND [ARGS]\n\ncommands:\n");
+#ifndef CCE_BATCH_ONLY
+    fprintf(f, "  tui [MODEL]   interactive inspector (default model: %s)\n", cli_default_model());
+#endif
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %s\n", commands[i].usage);
+    fprintf(f, "\nMODEL: a llama2.c .bin (tokenizer.bin/tok512.bin beside it or --tokenizer),\n"
+               "a .gguf file, or a Hugging Face directory (config.json, *.safetensors, tokenizer.json).\n"
+               "Data directory: $CCE_DATA (default ../shared/data).\n");
+}
+
+int main(int argc, char **argv) {
+    cli_install_signals();
+    if (argc < 2) {
+#ifndef CCE_BATCH_ONLY
+        /* no TUI yet: show the default model */
+        char *a[] = {"info", NULL};
+        return cmd_info(1, a);
+#else
+        usage(stderr);
+        return 2;
+#endif
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "tui")) {
+#ifndef CCE_BATCH_ONLY
+        /* The TUI is its own issue; until it lands `cce tui` shows the model summary. */
+        fprintf(stderr, "cce: the interactive TUI is not built yet; showing `cce info`\n");
+        return cmd_info(argc - 1, argv + 1);
+#else
+        return cli_fail("this is cce-batch, built without the TUI; use build/cce tui");
+#endif
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    cli_fail("unknown command '%s' (try: cce help)", argv[1]);
+    return 2;
+}
