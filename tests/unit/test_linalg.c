@@ -1,0 +1,253 @@
+/*
+ * test_linalg.c — the BLAS/LAPACKE wrappers against the slow references in linalg_ref.c, on
+ * small random matrices with fixed seeds; shape errors; Cholesky jitter; whitened SVD.
+ */
+#include <float.h>
+#include "harness.h"
+#include "linalg.h"
+#include "util.h"
+
+static void fill_normal(float *x, size_t n, uint64_t seed) {
+    cce_rng r;
+    cce_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) x[i] = cce_rng_normal(&r);
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > m) m = d;
+    }
+    return m;
+}
+
+TEST(gemm_matches_reference_all_transposes) {
+    // op(A) (7, 5) x op(B) (5, 9)
+    float a[7 * 5], b[5 * 9], c[7 * 9], r[7 * 9];
+    fill_normal(a, 35, 1);
+    fill_normal(b, 45, 2);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            cce_mat A = ta ? cce_mat_view(a, 5, 7) : cce_mat_view(a, 7, 5);
+            cce_mat B = tb ? cce_mat_view(b, 9, 5) : cce_mat_view(b, 5, 9);
+            cce_mat C = cce_mat_view(c, 7, 9), R = cce_mat_view(r, 7, 9);
+            cce_err err;
+            CHECK_OK(cce_linalg_gemm(ta, tb, 1.0f, &A, &B, 0.0f, &C, &err));
+            cce_ref_gemm(ta, tb, &A, &B, &R);
+            double d = max_abs_diff(c, r, 63);
+            printf("  gemm ta=%d tb=%d max diff %.3g\n", ta, tb, d);
+            CHECK_MSG(d < 1e-5, "gemm ta=%d tb=%d max diff %g", ta, tb, d);
+        }
+}
+
+TEST(gemm_rejects_bad_shapes) {
+    float a[12], b[12], c[12];
+    cce_mat A = cce_mat_view(a, 3, 4), B = cce_mat_view(b, 3, 4), C = cce_mat_view(c, 3, 4);
+    cce_err err = {{0}};
+    CHECK_EQ_INT(cce_linalg_gemm(0, 0, 1, &A, &B, 0, &C, &err), CCE_EINVAL);
+    CHECK(strstr(err.msg, "gemm") != NULL);
+    cce_mat bad = {a, 3, 4, 2};   // ld < cols
+    CHECK_EQ_INT(cce_linalg_gemm(0, 1, 1, &bad, &B, 0, &C, &err), CCE_EINVAL);
+    cce_mat C3 = cce_mat_view(c, 3, 3);
+    CHECK_EQ_INT(cce_linalg_gemm(0, 1, 1, &A, &B, 0, &C3, &err), CCE_OK);
+}
+
+TEST(syrk_matches_two_pass_products) {
+    enum { R = 50, N = 11 };
+    float x[R * N], c[N * N];
+    fill_normal(x, R * N, 3);
+    cce_mat X = cce_mat_view(x, R, N), C = cce_mat_view(c, N, N);
+    cce_err err;
+    CHECK_OK(cce_linalg_syrk(1.0f, &X, 0.0f, &C, &err));
+    cce_linalg_symmetrize(&C);
+    float r[N * N];
+    cce_mat Rm = cce_mat_view(r, N, N);
+    cce_ref_gemm(1, 0, &X, &X, &Rm);
+    double d = max_abs_diff(c, r, N * N);
+    printf("  syrk max diff %.3g\n", d);
+    CHECK(d < 1e-4);
+    cce_mat W = cce_mat_view(c, N - 1, N - 1);
+    CHECK_EQ_INT(cce_linalg_syrk(1.0f, &X, 0.0f, &W, &err), CCE_EINVAL);
+}
+
+TEST(eigh_matches_jacobi) {
+    enum { R = 40, N = 13 };
+    float x[R * N], c[N * N], w[N];
+    double cd[N * N], wr[N];
+    fill_normal(x, R * N, 4);
+    cce_mat X = cce_mat_view(x, R, N), C = cce_mat_view(c, N, N);
+    cce_err err;
+    CHECK_OK(cce_linalg_syrk(1.0f / R, &X, 0.0f, &C, &err));
+    cce_linalg_symmetrize(&C);
+    for (int i = 0; i < N * N; i++) cd[i] = c[i];
+    int sweeps = cce_ref_eigenvalues(cd, N, wr);
+    CHECK(sweeps > 0 && sweeps < 100);
+    float v[N * N];
+    memcpy(v, c, sizeof v);
+    CHECK_OK(cce_linalg_eigh(&C, w, 0, &err));
+    double d = 0;
+    for (int i = 0; i < N; i++) d = fmax(d, fabs(w[i] - wr[i]));
+    printf("  eigh vs Jacobi max diff %.3g (lambda_max %.3g)\n", d, wr[0]);
+    CHECK(d < 1e-5 * wr[0] + 1e-6);
+    for (int i = 1; i < N; i++) CHECK(w[i - 1] >= w[i]);
+    // with vectors: A v_k = w_k v_k
+    cce_mat V = cce_mat_view(v, N, N);
+    float orig[N * N];
+    memcpy(orig, v, sizeof orig);
+    CHECK_OK(cce_linalg_eigh(&V, w, 1, &err));
+    double res = 0;
+    for (int k = 0; k < N; k++)
+        for (int i = 0; i < N; i++) {
+            double s = 0;
+            for (int j = 0; j < N; j++) s += orig[i * N + j] * v[j * N + k];
+            res = fmax(res, fabs(s - w[k] * v[i * N + k]));
+        }
+    printf("  eigenvector residual %.3g\n", res);
+    CHECK(res < 1e-5);
+}
+
+TEST(cholesky_factors_and_jitters) {
+    enum { R = 30, N = 8 };
+    float x[R * N], a[N * N], l[N * N], p[N * N];
+    fill_normal(x, R * N, 5);
+    cce_mat X = cce_mat_view(x, R, N), A = cce_mat_view(a, N, N);
+    cce_err err;
+    CHECK_OK(cce_linalg_syrk(1.0f, &X, 0.0f, &A, &err));
+    cce_linalg_symmetrize(&A);
+    memcpy(l, a, sizeof l);
+    cce_mat L = cce_mat_view(l, N, N), P = cce_mat_view(p, N, N);
+    float jit = -1;
+    CHECK_OK(cce_linalg_cholesky(&L, &jit, &err));
+    CHECK(jit == 0);
+    cce_ref_gemm(0, 1, &L, &L, &P);
+    double d = max_abs_diff(p, a, N * N);
+    printf("  L L^T - A max diff %.3g\n", d);
+    CHECK(d < 1e-4);
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N; j++) CHECK(l[i * N + j] == 0);
+    // rank-deficient (a zero column gives an exactly zero pivot): needs jitter, still factors
+    for (int r = 0; r < R; r++) x[r * N + 3] = 0;
+    CHECK_OK(cce_linalg_syrk(1.0f, &X, 0.0f, &A, &err));
+    cce_linalg_symmetrize(&A);
+    CHECK_OK(cce_linalg_cholesky(&A, &jit, &err));
+    printf("  jitter used on singular matrix %.3g\n", jit);
+    CHECK(jit > 0);
+    // indefinite matrix: fails with a message
+    float ind[4] = {1, 0, 0, -100};
+    cce_mat I2 = cce_mat_view(ind, 2, 2);
+    CHECK_EQ_INT(cce_linalg_cholesky(&I2, &jit, &err), CCE_EFORMAT);
+    CHECK(strstr(err.msg, "positive definite") != NULL);
+}
+
+TEST(svd_values_match_eigen_of_gram) {
+    enum { M = 9, N = 6 };
+    float a[M * N], s[N];
+    fill_normal(a, M * N, 6);
+    cce_mat A = cce_mat_view(a, M, N);
+    float keep[M * N];
+    memcpy(keep, a, sizeof keep);
+    cce_err err;
+    CHECK_OK(cce_linalg_svd_values(&A, s, &err));
+    CHECK(memcmp(keep, a, sizeof keep) == 0);
+    double g[N * N], w[N];
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double t = 0;
+            for (int r = 0; r < M; r++) t += (double)a[r * N + i] * a[r * N + j];
+            g[i * N + j] = t;
+        }
+    cce_ref_eigenvalues(g, N, w);
+    double d = 0;
+    for (int i = 0; i < N; i++) d = fmax(d, fabs(s[i] - sqrt(fmax(w[i], 0))));
+    printf("  singular values vs sqrt(eig(A^T A)) max diff %.3g\n", d);
+    CHECK(d < 1e-4);
+    // wide matrix too
+    cce_mat At = cce_mat_view(a, N, M);
+    CHECK_OK(cce_linalg_svd_values(&At, s, &err));
+}
+
+TEST(whitened_svd_matches_explicit_product) {
+    // sigma(W L) with L the Cholesky factor of a covariance, via trmm, vs the explicit product
+    enum { OUT = 7, IN = 10, R = 60 };
+    float w[OUT * IN], x[R * IN], c[IN * IN], wl[OUT * IN], ex[OUT * IN], s1[OUT], s2[OUT];
+    fill_normal(w, OUT * IN, 7);
+    fill_normal(x, R * IN, 8);
+    cce_mat X = cce_mat_view(x, R, IN), C = cce_mat_view(c, IN, IN);
+    cce_err err;
+    CHECK_OK(cce_linalg_syrk(1.0f / R, &X, 0.0f, &C, &err));
+    cce_linalg_symmetrize(&C);
+    CHECK_OK(cce_linalg_cholesky(&C, NULL, &err));
+    memcpy(wl, w, sizeof wl);
+    cce_mat WL = cce_mat_view(wl, OUT, IN), W = cce_mat_view(w, OUT, IN), EX = cce_mat_view(ex, OUT, IN);
+    CHECK_OK(cce_linalg_trmm(1, 1, 0, &C, &WL, &err));
+    cce_ref_gemm(0, 0, &W, &C, &EX);
+    double dp = max_abs_diff(wl, ex, OUT * IN);
+    CHECK_OK(cce_linalg_svd_values(&WL, s1, &err));
+    CHECK_OK(cce_linalg_svd_values(&EX, s2, &err));
+    double d = max_abs_diff(s1, s2, OUT);
+    printf("  W L trmm vs explicit max diff %.3g, singular values max diff %.3g\n", dp, d);
+    CHECK(dp < 1e-5 && d < 1e-4);
+    // trsm undoes trmm
+    CHECK_OK(cce_linalg_trsm(1, 1, 0, &C, &WL, &err));
+    double back = max_abs_diff(wl, w, OUT * IN);
+    printf("  trsm(trmm(W)) - W max diff %.3g\n", back);
+    CHECK(back < 1e-4);
+    cce_mat bad = cce_mat_view(wl, IN, OUT);
+    CHECK_EQ_INT(cce_linalg_trmm(1, 1, 0, &C, &bad, &err), CCE_EINVAL);
+}
+
+TEST(spd_inverse_double) {
+    enum { N = 6 };
+    double a[N * N], inv[N * N];
+    cce_rng r;
+    cce_rng_seed(&r, 9);
+    double b[N * N];
+    for (int i = 0; i < N * N; i++) b[i] = cce_rng_normal(&r);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double s = i == j ? 0.5 : 0;
+            for (int k = 0; k < N; k++) s += b[i * N + k] * b[j * N + k];
+            a[i * N + j] = s;
+        }
+    memcpy(inv, a, sizeof inv);
+    cce_err err;
+    CHECK_OK(cce_linalg_spd_inverse_d(inv, N, &err));
+    double d = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < N; k++) s += a[i * N + k] * inv[k * N + j];
+            d = fmax(d, fabs(s - (i == j)));
+        }
+    printf("  A A^-1 - I max diff %.3g\n", d);
+    CHECK(d < 1e-9);
+    double neg[4] = {1, 2, 2, 1};
+    CHECK_EQ_INT(cce_linalg_spd_inverse_d(neg, 2, &err), CCE_EFORMAT);
+}
+
+TEST(cka_reference_properties) {
+    enum { R = 40, D = 5 };
+    float x[R * D], y[R * D];
+    fill_normal(x, R * D, 10);
+    // CKA is invariant to isotropic scaling and orthogonal transforms: y = 3 * x permuted
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < D; j++) y[r * D + j] = 3 * x[r * D + (j + 2) % D] + 1.0f;
+    CHECK_NEAR(cce_ref_cka(x, R, D, D, y, D, D), 1.0, 1e-9);
+    fill_normal(y, R * D, 11);
+    double c = cce_ref_cka(x, R, D, D, y, D, D);
+    CHECK(c > 0 && c < 0.6);
+}
+
+int main(void) {
+    RUN(gemm_matches_reference_all_transposes);
+    RUN(gemm_rejects_bad_shapes);
+    RUN(syrk_matches_two_pass_products);
+    RUN(eigh_matches_jacobi);
+    RUN(cholesky_factors_and_jitters);
+    RUN(svd_values_match_eigen_of_gram);
+    RUN(whitened_svd_matches_explicit_product);
+    RUN(spd_inverse_double);
+    RUN(cka_reference_properties);
+    return harness_done();
+}
