@@ -1,0 +1,573 @@
+/*
+ * forward.c — the fast batched forward pass, its taps, the NLL head, and KV-cached decoding.
+ *
+ * Layout. A batch is n_seq sequences of seq_len tokens, held as one row-major (rows, dim)
+ * matrix with rows = n_seq*seq_len. Every linear is ONE cblas_sgemm over all rows
+ * (y (rows,out) = x (rows,in) · Wᵀ, or two for a low-rank U·V), so the work is GEMM-bound and
+ * OpenBLAS's threads carry the parallelism. Elementwise work (norms, RoPE, SwiGLU/GELU,
+ * residual adds) is plain loops over contiguous rows that the compiler can vectorise.
+ *
+ * Attention runs per (sequence, query head) on the strided (seq_len, hd) slices of Q, K, V
+ * (leading dimensions n_heads*hd and n_kv_heads*hd, no copies). The causal score matrix is
+ * built in row blocks of ATT_BLOCK queries: block [i0, i0+nb) only needs keys [0, i0+nb), so
+ * S = Q_b K_{0..i0+nb}ᵀ and O_b = P V_{0..i0+nb} are two sgemm calls and the upper triangle
+ * costs at most one block's worth of extra work. Scratch for S is (ATT_BLOCK, max_seq_len).
+ *
+ * The LM head is applied in chunks of NLL_CHUNK rows so that a large vocabulary never needs a
+ * (rows, vocab) buffer; the log-softmax of the target is computed in double.
+ *
+ * The decoder keeps a KV cache (n_layers, max_seq_len, max_kv_dim) and does one cblas_sgemv
+ * per linear per token; its logits match the batched path to float rounding (tested).
+ *
+ * RoPE: cos/sin tables (max_seq_len, hd/2) are computed in double once in cce_fwd_new /
+ * cce_decoder_new; pair j of a head rotates by pos·theta^(-2j/hd), with the pair being
+ * (2j, 2j+1) when cfg.rope_interleaved and (j, j+hd/2) otherwise (Hugging Face layout).
+ */
+#include <math.h>
+#include <string.h>
+#include <cblas.h>
+#include "forward.h"
+#include "util.h"
+
+#define ATT_BLOCK 64    /* query rows per causal score block */
+#define NLL_CHUNK 256   /* rows per LM-head GEMM */
+
+struct cce_fwd {
+    const cce_model *m;
+    int max_rows, max_seq;
+    int max_q, max_kv, max_hidden, max_rank;
+    float *h;        // (max_rows, dim) residual stream for cce_fwd_sequences_nll
+    float *xn;       // (max_rows, dim) normalised input of the current sublayer
+    float *q;        // (max_rows, max_q)  queries, then (reused) nothing else
+    float *k, *v;    // (max_rows, max_kv)
+    float *att;      // (max_rows, max_q)  concatenated head outputs
+    float *out;      // (max_rows, dim)    sublayer output before the residual add
+    float *a, *b;    // (max_rows, max_hidden) FFN gate/activation and up projection
+    float *lr;       // (max_rows, max_rank) low-rank intermediate x·Vᵀ
+    float *scores;   // (ATT_BLOCK, max_seq) causal score block
+    float *logits;   // (NLL_CHUNK, vocab)
+    float *rope_cos, *rope_sin;  // (max_seq, head_dim/2)
+};
+
+const char *cce_tap_site_name(cce_tap_site s) {
+    switch (s) {
+    case CCE_TAP_ATTN_IN: return "attn_in";
+    case CCE_TAP_HEADS: return "heads";
+    case CCE_TAP_ATTN_OUT: return "attn_out";
+    case CCE_TAP_FFN_IN: return "ffn_in";
+    case CCE_TAP_FFN_ACT: return "ffn_act";
+    case CCE_TAP_BLOCK_OUT: return "block_out";
+    default: return "?";
+    }
+}
+
+/* ---------------------------------------------------------------- shapes and setup */
+
+static int fwd_kv_head(const cce_layer *l, int h) {
+    return l->head_kv ? l->head_kv[h] : h / (l->n_heads / l->n_kv_heads);
+}
+
+/* Everything the kernels index by: dims positive, heads consistent, every linear of the
+ * expected (out, in) with either a dense matrix or complete low-rank factors. */
+static cce_status fwd_check_model(const cce_model *m, cce_err *err) {
+    const cce_config *c = &m->cfg;
+    int gpt2 = c->arch == CCE_ARCH_GPT2;
+    if (c->dim <= 0 || c->head_dim <= 0 || c->vocab_size <= 0 || c->n_layers < 0 || !m->tok_emb ||
+        !m->lm_head || !m->final_norm || (gpt2 && !m->pos_emb) || (!gpt2 && c->head_dim % 2))
+        return cce_err_set(err, CCE_EINVAL, "forward: model config is unusable (dim %d, head_dim %d, vocab %d)",
+                           c->dim, c->head_dim, c->vocab_size);
+    for (int li = 0; li < c->n_layers; li++) {
+        const cce_layer *l = &m->layers[li];
+        if (l->dropped) continue;
+        if (l->n_heads <= 0 || l->n_kv_heads <= 0 || l->hidden <= 0 || !l->attn_norm || !l->ffn_norm ||
+            (!l->head_kv && l->n_heads % l->n_kv_heads))
+            return cce_err_set(err, CCE_EINVAL, "forward: layer %d: heads %d, kv heads %d, hidden %d unusable",
+                               li, l->n_heads, l->n_kv_heads, l->hidden);
+        if (l->head_kv)
+            for (int h = 0; h < l->n_heads; h++)
+                if (l->head_kv[h] < 0 || l->head_kv[h] >= l->n_kv_heads)
+                    return cce_err_set(err, CCE_EINVAL, "forward: layer %d: head_kv[%d] = %d out of range",
+                                       li, h, l->head_kv[h]);
+        int hd = c->head_dim, d = c->dim;
+        struct { const cce_linear *x; int out, in; const char *name; } want[] = {
+            {&l->wq, l->n_heads * hd, d, "wq"}, {&l->wk, l->n_kv_heads * hd, d, "wk"},
+            {&l->wv, l->n_kv_heads * hd, d, "wv"}, {&l->wo, d, l->n_heads * hd, "wo"},
+            {&l->w1, l->hidden, d, "w1"}, {&l->w2, d, l->hidden, "w2"}, {&l->w3, l->hidden, d, "w3"},
+        };
+        for (int i = 0; i < (gpt2 ? 6 : 7); i++) {
+            const cce_linear *x = want[i].x;
+            if (x->out != want[i].out || x->in != want[i].in ||
+                (!x->w && (x->rank <= 0 || !x->u || !x->v)))
+                return cce_err_set(err, CCE_EINVAL,
+                                   "forward: layer %d: %s is (%d, %d) rank %d, expected (%d, %d)",
+                                   li, want[i].name, x->out, x->in, x->rank, want[i].out, want[i].in);
+        }
+    }
+    return CCE_OK;
+}
+
+typedef struct { int q, kv, hidden, rank; } fwd_maxes;
+
+static fwd_maxes fwd_model_maxes(const cce_model *m) {
+    fwd_maxes x = {1, 1, 1, 1};
+    int hd = m->cfg.head_dim;
+    for (int li = 0; li < m->cfg.n_layers; li++) {
+        const cce_layer *l = &m->layers[li];
+        if (l->dropped) continue;
+        if (l->n_heads * hd > x.q) x.q = l->n_heads * hd;
+        if (l->n_kv_heads * hd > x.kv) x.kv = l->n_kv_heads * hd;
+        if (l->hidden > x.hidden) x.hidden = l->hidden;
+        const cce_linear *ls[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w1, &l->w2, &l->w3};
+        for (int i = 0; i < 7; i++)
+            if (!ls[i]->w && ls[i]->rank > x.rank) x.rank = ls[i]->rank;
+    }
+    return x;
+}
+
+/* cos/sin tables (n_pos, hd/2), double-precision angles. */
+static cce_status fwd_rope_tables(const cce_config *c, int n_pos, float **cs, float **sn, cce_err *err) {
+    int half = c->head_dim / 2 > 0 ? c->head_dim / 2 : 1;
+    *cs = cce_alloc((size_t)n_pos, (size_t)half * sizeof(float));
+    *sn = cce_alloc((size_t)n_pos, (size_t)half * sizeof(float));
+    if (!*cs || !*sn) {
+        cce_free(*cs); cce_free(*sn); *cs = *sn = NULL;
+        return cce_err_set(err, CCE_ENOMEM, "forward: out of memory for RoPE tables (%d positions)", n_pos);
+    }
+    for (int p = 0; p < n_pos; p++)
+        for (int j = 0; j < c->head_dim / 2; j++) {
+            double ang = p * pow(c->rope_theta, -2.0 * j / c->head_dim);
+            (*cs)[(size_t)p * half + j] = (float)cos(ang);
+            (*sn)[(size_t)p * half + j] = (float)sin(ang);
+        }
+    return CCE_OK;
+}
+
+cce_status cce_fwd_new(const cce_model *m, int max_rows, int max_seq_len, cce_fwd **out, cce_err *err) {
+    *out = NULL;
+    if (max_rows <= 0 || max_seq_len <= 0)
+        return cce_err_set(err, CCE_EINVAL, "forward: max_rows %d / max_seq_len %d must be positive",
+                           max_rows, max_seq_len);
+    if (max_seq_len > max_rows) max_seq_len = max_rows;
+    cce_status s = fwd_check_model(m, err);
+    if (s) return s;
+    cce_fwd *f = cce_alloc_zero(1, sizeof *f);
+    if (!f) return cce_err_set(err, CCE_ENOMEM, "forward: out of memory");
+    fwd_maxes mx = fwd_model_maxes(m);
+    f->m = m;
+    f->max_rows = max_rows;
+    f->max_seq = max_seq_len;
+    f->max_q = mx.q; f->max_kv = mx.kv; f->max_hidden = mx.hidden; f->max_rank = mx.rank;
+    size_t R = (size_t)max_rows, d = (size_t)m->cfg.dim;
+    int chunk = max_rows < NLL_CHUNK ? max_rows : NLL_CHUNK;
+    f->h = cce_alloc(R, d * sizeof(float));
+    f->xn = cce_alloc(R, d * sizeof(float));
+    f->out = cce_alloc(R, d * sizeof(float));
+    f->q = cce_alloc(R, (size_t)mx.q * sizeof(float));
+    f->att = cce_alloc(R, (size_t)mx.q * sizeof(float));
+    f->k = cce_alloc(R, (size_t)mx.kv * sizeof(float));
+    f->v = cce_alloc(R, (size_t)mx.kv * sizeof(float));
+    f->a = cce_alloc(R, (size_t)mx.hidden * sizeof(float));
+    f->b = cce_alloc(R, (size_t)mx.hidden * sizeof(float));
+    f->lr = cce_alloc(R, (size_t)mx.rank * sizeof(float));
+    f->scores = cce_alloc(ATT_BLOCK, (size_t)max_seq_len * sizeof(float));
+    f->logits = cce_alloc((size_t)chunk, (size_t)m->cfg.vocab_size * sizeof(float));
+    if (!f->h || !f->xn || !f->out || !f->q || !f->att || !f->k || !f->v || !f->a || !f->b ||
+        !f->lr || !f->scores || !f->logits) {
+        cce_fwd_free(f);
+        return cce_err_set(err, CCE_ENOMEM, "forward: out of memory for %d rows of scratch", max_rows);
+    }
+    if ((s = fwd_rope_tables(&m->cfg, max_seq_len, &f->rope_cos, &f->rope_sin, err))) {
+        cce_fwd_free(f);
+        return s;
+    }
+    *out = f;
+    return CCE_OK;
+}
+
+void cce_fwd_free(cce_fwd *f) {
+    if (!f) return;
+    cce_free(f->h); cce_free(f->xn); cce_free(f->out); cce_free(f->q); cce_free(f->att);
+    cce_free(f->k); cce_free(f->v); cce_free(f->a); cce_free(f->b); cce_free(f->lr);
+    cce_free(f->scores); cce_free(f->logits); cce_free(f->rope_cos); cce_free(f->rope_sin);
+    cce_free(f);
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+static cce_status fwd_check_batch(const cce_fwd *f, int n_seq, int seq_len, cce_err *err) {
+    if (n_seq <= 0 || seq_len <= 0 || seq_len > f->max_seq || (long)n_seq * seq_len > f->max_rows ||
+        (f->m->cfg.arch == CCE_ARCH_GPT2 && seq_len > f->m->cfg.seq_len))
+        return cce_err_set(err, CCE_EINVAL, "forward: batch of %d x %d tokens exceeds scratch (%d rows, %d per sequence)",
+                           n_seq, seq_len, f->max_rows, f->max_seq);
+    return CCE_OK;
+}
+
+/* y (rows, l->out) = x (rows, l->in) · Wᵀ + b; tmp (rows, rank) for low-rank. */
+static void fwd_linear(const cce_linear *l, const float *x, int rows, float *y, float *tmp) {
+    if (l->w) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, l->out, l->in, 1.0f,
+                    x, l->in, l->w, l->in, 0.0f, y, l->out);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, l->rank, l->in, 1.0f,
+                    x, l->in, l->v, l->in, 0.0f, tmp, l->rank);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, l->out, l->rank, 1.0f,
+                    tmp, l->rank, l->u, l->rank, 0.0f, y, l->out);
+    }
+    if (l->b)
+        for (int r = 0; r < rows; r++) {
+            float *yr = y + (size_t)r * l->out;
+            for (int o = 0; o < l->out; o++) yr[o] += l->b[o];
+        }
+}
+
+/* Single-vector version: y (out) = W x + b. */
+static void fwd_linear_vec(const cce_linear *l, const float *x, float *y, float *tmp) {
+    if (l->w) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, l->out, l->in, 1.0f, l->w, l->in, x, 1, 0.0f, y, 1);
+    } else {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, l->rank, l->in, 1.0f, l->v, l->in, x, 1, 0.0f, tmp, 1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, l->out, l->rank, 1.0f, l->u, l->rank, tmp, 1, 0.0f, y, 1);
+    }
+    if (l->b)
+        for (int o = 0; o < l->out; o++) y[o] += l->b[o];
+}
+
+/* out (rows, dim) = norm(x) row by row: RMSNorm or LayerNorm (arch), optional bias. */
+static void fwd_norm(const cce_model *m, const float *x, int rows, const float *w, const float *b, float *out) {
+    int d = m->cfg.dim, ln = m->cfg.arch == CCE_ARCH_GPT2;
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * d;
+        float *o = out + (size_t)r * d;
+        float mean = 0.0f, ss = 0.0f;
+        if (ln) {
+            for (int i = 0; i < d; i++) mean += xr[i];
+            mean /= (float)d;
+        }
+        for (int i = 0; i < d; i++) ss += (xr[i] - mean) * (xr[i] - mean);
+        float inv = 1.0f / sqrtf(ss / (float)d + m->cfg.norm_eps);
+        for (int i = 0; i < d; i++) o[i] = (xr[i] - mean) * inv * w[i];
+        if (b)
+            for (int i = 0; i < d; i++) o[i] += b[i];
+    }
+}
+
+/* Rotate n_heads head vectors of one row x (n_heads*hd) at position pos. */
+static void fwd_rope_row(const cce_config *c, const float *cs, const float *sn, float *x, int n_heads, int pos) {
+    int hd = c->head_dim, half = hd / 2;
+    const float *cr = cs + (size_t)pos * half, *sr = sn + (size_t)pos * half;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * hd;
+        if (c->rope_interleaved) {
+            for (int j = 0; j < half; j++) {
+                float x0 = v[2 * j], x1 = v[2 * j + 1];
+                v[2 * j] = x0 * cr[j] - x1 * sr[j];
+                v[2 * j + 1] = x0 * sr[j] + x1 * cr[j];
+            }
+        } else {
+            for (int j = 0; j < half; j++) {
+                float x0 = v[j], x1 = v[j + half];
+                v[j] = x0 * cr[j] - x1 * sr[j];
+                v[j + half] = x0 * sr[j] + x1 * cr[j];
+            }
+        }
+    }
+}
+
+/* Softmax of s[0..n) in place, then zero s[n..ncols). */
+static void fwd_softmax_causal(float *s, int n, int ncols) {
+    float mx = s[0];
+    for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++) s[j] *= inv;
+    for (int j = n; j < ncols; j++) s[j] = 0.0f;
+}
+
+/* Causal attention of one (sequence, head): Q (T, hd) ld qd, K/V (T, hd) ld kvd -> O ld qd. */
+static void fwd_attend(cce_fwd *f, const float *Q, int ldq, const float *K, const float *V, int ldkv,
+                       float *O, int T) {
+    int hd = f->m->cfg.head_dim;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
+        int nb = T - i0 < ATT_BLOCK ? T - i0 : ATT_BLOCK;
+        int nc = i0 + nb;  // keys 0..nc-1 are visible to some query of the block
+        float *S = f->scores;  // (nb, nc)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nc, hd, scale,
+                    Q + (size_t)i0 * ldq, ldq, K, ldkv, 0.0f, S, nc);
+        for (int r = 0; r < nb; r++) fwd_softmax_causal(S + (size_t)r * nc, i0 + r + 1, nc);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, nc, 1.0f,
+                    S, nc, V, ldkv, 0.0f, O + (size_t)i0 * ldq, ldq);
+    }
+}
+
+static int fwd_tap(cce_tap_fn tap, void *user, int layer, cce_tap_site site, const float *x,
+                   int n_seq, int seq_len, int cols) {
+    if (!tap) return 0;
+    cce_tap t = {.layer = layer, .site = site, .x = x, .rows = n_seq * seq_len, .cols = cols,
+                 .ld = cols, .n_seq = n_seq, .seq_len = seq_len};
+    return tap(user, &t);
+}
+
+/* ---------------------------------------------------------------- batched pass */
+
+cce_status cce_fwd_embed(cce_fwd *f, const int *ids, int n_seq, int seq_len, float *h, cce_err *err) {
+    cce_status s = fwd_check_batch(f, n_seq, seq_len, err);
+    if (s) return s;
+    const cce_model *m = f->m;
+    int d = m->cfg.dim, rows = n_seq * seq_len;
+    for (int r = 0; r < rows; r++)
+        if (ids[r] < 0 || ids[r] >= m->cfg.vocab_size)
+            return cce_err_set(err, CCE_EINVAL, "forward: token id %d at row %d outside vocabulary (%d)",
+                               ids[r], r, m->cfg.vocab_size);
+    for (int r = 0; r < rows; r++) {
+        float *hr = h + (size_t)r * d;
+        memcpy(hr, m->tok_emb + (size_t)ids[r] * d, (size_t)d * sizeof(float));
+        if (m->pos_emb) {
+            const float *pe = m->pos_emb + (size_t)(r % seq_len) * d;
+            for (int i = 0; i < d; i++) hr[i] += pe[i];
+        }
+    }
+    return CCE_OK;
+}
+
+cce_status cce_fwd_block(cce_fwd *f, int layer, float *h, int n_seq, int seq_len,
+                         cce_tap_fn tap, void *user, cce_err *err) {
+    cce_status s = fwd_check_batch(f, n_seq, seq_len, err);
+    if (s) return s;
+    const cce_model *m = f->m;
+    if (layer < 0 || layer >= m->cfg.n_layers)
+        return cce_err_set(err, CCE_EINVAL, "forward: layer %d out of range (%d layers)", layer, m->cfg.n_layers);
+    const cce_layer *l = &m->layers[layer];
+    int d = m->cfg.dim, hd = m->cfg.head_dim, rows = n_seq * seq_len;
+    size_t n = (size_t)rows * d;
+    if (l->dropped) {
+        if (fwd_tap(tap, user, layer, CCE_TAP_BLOCK_OUT, h, n_seq, seq_len, d)) goto cancel;
+        return CCE_OK;
+    }
+    int qd = l->n_heads * hd, kvd = l->n_kv_heads * hd;
+
+    /* attention */
+    fwd_norm(m, h, rows, l->attn_norm, l->attn_norm_b, f->xn);
+    if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_IN, f->xn, n_seq, seq_len, d)) goto cancel;
+    fwd_linear(&l->wq, f->xn, rows, f->q, f->lr);
+    fwd_linear(&l->wk, f->xn, rows, f->k, f->lr);
+    fwd_linear(&l->wv, f->xn, rows, f->v, f->lr);
+    if (m->cfg.arch != CCE_ARCH_GPT2)
+        for (int r = 0; r < rows; r++) {
+            fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->q + (size_t)r * qd, l->n_heads, r % seq_len);
+            fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->k + (size_t)r * kvd, l->n_kv_heads, r % seq_len);
+        }
+    for (int sq = 0; sq < n_seq; sq++) {
+        size_t r0 = (size_t)sq * seq_len;
+        for (int hh = 0; hh < l->n_heads; hh++) {
+            int g = fwd_kv_head(l, hh);
+            fwd_attend(f, f->q + r0 * qd + (size_t)hh * hd, qd, f->k + r0 * kvd + (size_t)g * hd,
+                       f->v + r0 * kvd + (size_t)g * hd, kvd, f->att + r0 * qd + (size_t)hh * hd, seq_len);
+        }
+    }
+    if (fwd_tap(tap, user, layer, CCE_TAP_HEADS, f->att, n_seq, seq_len, qd)) goto cancel;
+    fwd_linear(&l->wo, f->att, rows, f->out, f->lr);
+    if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_OUT, f->out, n_seq, seq_len, d)) goto cancel;
+    for (size_t i = 0; i < n; i++) h[i] += f->out[i];
+
+    /* feed-forward */
+    fwd_norm(m, h, rows, l->ffn_norm, l->ffn_norm_b, f->xn);
+    if (fwd_tap(tap, user, layer, CCE_TAP_FFN_IN, f->xn, n_seq, seq_len, d)) goto cancel;
+    size_t nh = (size_t)rows * l->hidden;
+    fwd_linear(&l->w1, f->xn, rows, f->a, f->lr);
+    if (m->cfg.arch == CCE_ARCH_GPT2) {
+        const float k0 = 0.7978845608028654f;  // sqrt(2/pi)
+        for (size_t i = 0; i < nh; i++) {
+            float z = f->a[i];
+            f->a[i] = 0.5f * z * (1.0f + tanhf(k0 * (z + 0.044715f * z * z * z)));
+        }
+    } else {
+        fwd_linear(&l->w3, f->xn, rows, f->b, f->lr);
+        for (size_t i = 0; i < nh; i++) {
+            float z = f->a[i];
+            f->a[i] = z / (1.0f + expf(-z)) * f->b[i];
+        }
+    }
+    if (fwd_tap(tap, user, layer, CCE_TAP_FFN_ACT, f->a, n_seq, seq_len, l->hidden)) goto cancel;
+    fwd_linear(&l->w2, f->a, rows, f->out, f->lr);
+    for (size_t i = 0; i < n; i++) h[i] += f->out[i];
+    if (fwd_tap(tap, user, layer, CCE_TAP_BLOCK_OUT, h, n_seq, seq_len, d)) goto cancel;
+    return CCE_OK;
+cancel:
+    return cce_err_set(err, CCE_ECANCEL, "forward: layer %d cancelled", layer);
+}
+
+cce_status cce_fwd_logits(cce_fwd *f, const float *h, int rows, float *logits, cce_err *err) {
+    const cce_model *m = f->m;
+    if (rows <= 0 || rows > f->max_rows)
+        return cce_err_set(err, CCE_EINVAL, "forward: %d rows exceed scratch (%d)", rows, f->max_rows);
+    fwd_norm(m, h, rows, m->final_norm, m->final_norm_b, f->xn);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m->cfg.vocab_size, m->cfg.dim, 1.0f,
+                f->xn, m->cfg.dim, m->lm_head, m->cfg.dim, 0.0f, logits, m->cfg.vocab_size);
+    return CCE_OK;
+}
+
+cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, int seq_len,
+                       double *sum_nll, long *count, cce_err *err) {
+    cce_status s = fwd_check_batch(f, n_seq, seq_len, err);
+    if (s) return s;
+    const cce_model *m = f->m;
+    int d = m->cfg.dim, V = m->cfg.vocab_size, rows = n_seq * seq_len;
+    for (int r = 0; r < rows; r++)
+        if (ids[r] < 0 || ids[r] >= V)
+            return cce_err_set(err, CCE_EINVAL, "forward: token id %d at row %d outside vocabulary (%d)", ids[r], r, V);
+    fwd_norm(m, h, rows, m->final_norm, m->final_norm_b, f->xn);
+    int chunk = f->max_rows < NLL_CHUNK ? f->max_rows : NLL_CHUNK;
+    double total = 0.0;
+    long cnt = 0;
+    for (int r0 = 0; r0 < rows; r0 += chunk) {
+        int nr = rows - r0 < chunk ? rows - r0 : chunk;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, V, d, 1.0f,
+                    f->xn + (size_t)r0 * d, d, m->lm_head, d, 0.0f, f->logits, V);
+        for (int i = 0; i < nr; i++) {
+            int r = r0 + i;
+            if (r % seq_len == seq_len - 1) continue;  // last position predicts nothing here
+            const float *lg = f->logits + (size_t)i * V;
+            float mx = lg[0];
+            for (int j = 1; j < V; j++) mx = lg[j] > mx ? lg[j] : mx;
+            double se = 0.0;
+            for (int j = 0; j < V; j++) se += exp((double)lg[j] - mx);
+            total += log(se) + mx - lg[ids[r + 1]];
+            cnt++;
+        }
+    }
+    *sum_nll += total;
+    *count += cnt;
+    return CCE_OK;
+}
+
+cce_status cce_fwd_sequences_nll(cce_fwd *f, const int *ids, int n_seq, int seq_len,
+                                 double *sum_nll, long *count, cce_err *err) {
+    cce_status s = cce_fwd_embed(f, ids, n_seq, seq_len, f->h, err);
+    for (int li = 0; !s && li < f->m->cfg.n_layers; li++)
+        s = cce_fwd_block(f, li, f->h, n_seq, seq_len, NULL, NULL, err);
+    if (!s) s = cce_fwd_nll(f, f->h, ids, n_seq, seq_len, sum_nll, count, err);
+    return s;
+}
+
+/* ---------------------------------------------------------------- decoder */
+
+struct cce_decoder {
+    const cce_model *m;
+    int max_seq, len;       // len: positions filled in the cache
+    int max_kv;
+    float *x, *xn, *out;    // (dim)
+    float *q, *att;         // (max_q)
+    float *a, *b;           // (max_hidden)
+    float *lr;              // (max_rank)
+    float *scores;          // (max_seq)
+    float *kc, *vc;         // (n_layers, max_seq, max_kv) key / value cache
+    float *rope_cos, *rope_sin;  // (max_seq, head_dim/2)
+};
+
+cce_status cce_decoder_new(const cce_model *m, int max_seq_len, cce_decoder **out, cce_err *err) {
+    *out = NULL;
+    if (max_seq_len <= 0)
+        return cce_err_set(err, CCE_EINVAL, "decoder: max_seq_len %d must be positive", max_seq_len);
+    if (m->cfg.arch == CCE_ARCH_GPT2 && max_seq_len > m->cfg.seq_len) max_seq_len = m->cfg.seq_len;
+    cce_status s = fwd_check_model(m, err);
+    if (s) return s;
+    cce_decoder *d = cce_alloc_zero(1, sizeof *d);
+    if (!d) return cce_err_set(err, CCE_ENOMEM, "decoder: out of memory");
+    fwd_maxes mx = fwd_model_maxes(m);
+    d->m = m;
+    d->max_seq = max_seq_len;
+    d->max_kv = mx.kv;
+    size_t dim = (size_t)m->cfg.dim, L = m->cfg.n_layers > 0 ? (size_t)m->cfg.n_layers : 1, cache;
+    d->x = cce_alloc(dim, sizeof(float));
+    d->xn = cce_alloc(dim, sizeof(float));
+    d->out = cce_alloc(dim, sizeof(float));
+    d->q = cce_alloc((size_t)mx.q, sizeof(float));
+    d->att = cce_alloc((size_t)mx.q, sizeof(float));
+    d->a = cce_alloc((size_t)mx.hidden, sizeof(float));
+    d->b = cce_alloc((size_t)mx.hidden, sizeof(float));
+    d->lr = cce_alloc((size_t)mx.rank, sizeof(float));
+    d->scores = cce_alloc((size_t)max_seq_len, sizeof(float));
+    if (cce_size_mul(L, (size_t)max_seq_len, &cache) && cce_size_mul(cache, (size_t)mx.kv, &cache)) {
+        d->kc = cce_alloc(cache, sizeof(float));
+        d->vc = cce_alloc(cache, sizeof(float));
+    }
+    if (!d->x || !d->xn || !d->out || !d->q || !d->att || !d->a || !d->b || !d->lr || !d->scores ||
+        !d->kc || !d->vc) {
+        cce_decoder_free(d);
+        return cce_err_set(err, CCE_ENOMEM, "decoder: out of memory for a %d-position KV cache", max_seq_len);
+    }
+    if ((s = fwd_rope_tables(&m->cfg, max_seq_len, &d->rope_cos, &d->rope_sin, err))) {
+        cce_decoder_free(d);
+        return s;
+    }
+    *out = d;
+    return CCE_OK;
+}
+
+void cce_decoder_free(cce_decoder *d) {
+    if (!d) return;
+    cce_free(d->x); cce_free(d->xn); cce_free(d->out); cce_free(d->q); cce_free(d->att);
+    cce_free(d->a); cce_free(d->b); cce_free(d->lr); cce_free(d->scores);
+    cce_free(d->kc); cce_free(d->vc); cce_free(d->rope_cos); cce_free(d->rope_sin);
+    cce_free(d);
+}
+
+cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, cce_err *err) {
+    const cce_model *m = d->m;
+    const cce_config *c = &m->cfg;
+    int dim = c->dim, hd = c->head_dim;
+    if (token < 0 || token >= c->vocab_size)
+        return cce_err_set(err, CCE_EINVAL, "decoder: token id %d outside vocabulary (%d)", token, c->vocab_size);
+    if (pos < 0 || pos > d->len || pos >= d->max_seq)
+        return cce_err_set(err, CCE_EINVAL, "decoder: position %d out of order or past the cache (%d filled, %d max)",
+                           pos, d->len, d->max_seq);
+    memcpy(d->x, m->tok_emb + (size_t)token * dim, (size_t)dim * sizeof(float));
+    if (m->pos_emb)
+        for (int i = 0; i < dim; i++) d->x[i] += m->pos_emb[(size_t)pos * dim + i];
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int li = 0; li < c->n_layers; li++) {
+        const cce_layer *l = &m->layers[li];
+        if (l->dropped) continue;
+        float *kc = d->kc + (size_t)li * d->max_seq * d->max_kv;  // (max_seq, max_kv)
+        float *vc = d->vc + (size_t)li * d->max_seq * d->max_kv;
+        fwd_norm(m, d->x, 1, l->attn_norm, l->attn_norm_b, d->xn);
+        fwd_linear_vec(&l->wq, d->xn, d->q, d->lr);
+        fwd_linear_vec(&l->wk, d->xn, kc + (size_t)pos * d->max_kv, d->lr);
+        fwd_linear_vec(&l->wv, d->xn, vc + (size_t)pos * d->max_kv, d->lr);
+        if (c->arch != CCE_ARCH_GPT2) {
+            fwd_rope_row(c, d->rope_cos, d->rope_sin, d->q, l->n_heads, pos);
+            fwd_rope_row(c, d->rope_cos, d->rope_sin, kc + (size_t)pos * d->max_kv, l->n_kv_heads, pos);
+        }
+        for (int hh = 0; hh < l->n_heads; hh++) {
+            int g = fwd_kv_head(l, hh);
+            /* scores (pos+1) = K_g (pos+1, hd) · q_h, then att_h = V_gᵀ · p */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, pos + 1, hd, scale, kc + (size_t)g * hd, d->max_kv,
+                        d->q + (size_t)hh * hd, 1, 0.0f, d->scores, 1);
+            fwd_softmax_causal(d->scores, pos + 1, pos + 1);
+            cblas_sgemv(CblasRowMajor, CblasTrans, pos + 1, hd, 1.0f, vc + (size_t)g * hd, d->max_kv,
+                        d->scores, 1, 0.0f, d->att + (size_t)hh * hd, 1);
+        }
+        fwd_linear_vec(&l->wo, d->att, d->out, d->lr);
+        for (int i = 0; i < dim; i++) d->x[i] += d->out[i];
+        fwd_norm(m, d->x, 1, l->ffn_norm, l->ffn_norm_b, d->xn);
+        fwd_linear_vec(&l->w1, d->xn, d->a, d->lr);
+        if (c->arch == CCE_ARCH_GPT2) {
+            const float k0 = 0.7978845608028654f;
+            for (int i = 0; i < l->hidden; i++) {
+                float z = d->a[i];
+                d->a[i] = 0.5f * z * (1.0f + tanhf(k0 * (z + 0.044715f * z * z * z)));
+            }
+        } else {
+            fwd_linear_vec(&l->w3, d->xn, d->b, d->lr);
+            for (int i = 0; i < l->hidden; i++) d->a[i] = d->a[i] / (1.0f + expf(-d->a[i])) * d->b[i];
+        }
+        fwd_linear_vec(&l->w2, d->a, d->out, d->lr);
+        for (int i = 0; i < dim; i++) d->x[i] += d->out[i];
+    }
+    d->len = pos + 1;
+    fwd_norm(m, d->x, 1, m->final_norm, m->final_norm_b, d->xn);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, c->vocab_size, dim, 1.0f, m->lm_head, dim, d->xn, 1, 0.0f, logits, 1);
+    return CCE_OK;
+}

@@ -1,0 +1,449 @@
+/*
+ * test_forward.c — the fast forward pass against the reference, on random in-memory models of
+ * both architectures with the shapes compression produces (GQA, odd sizes, per-layer narrower
+ * heads and FFN, explicit head->KV maps, low-rank linears, dropped blocks, added biases), plus
+ * the decoder against the batched path, taps, errors, and the real stories260K checkpoint.
+ * Tolerance: max |logit difference| < 1e-4 (the reference accumulates in double).
+ */
+#include <float.h>
+#include "harness.h"
+#include "forward.h"
+#include "model.h"
+#include "util.h"
+
+typedef struct {
+    cce_arch arch;
+    int dim, n_layers, n_heads, n_kv_heads, head_dim, hidden, vocab, seq_len;
+    int interleaved;
+    int qkv_bias;        // Llama: biases on q, k, v (Qwen2 style)
+    int compressed;      // per-layer shapes changed as compression would
+} spec;
+
+static float *rnd(cce_model *m, cce_rng *r, size_t n, float scale, float offset) {
+    float *p = cce_model_alloc(m, n, sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = offset + scale * cce_rng_normal(r);
+    return p;
+}
+
+static void dense(cce_model *m, cce_rng *r, cce_linear *l, int out, int in, int bias) {
+    l->out = out; l->in = in;
+    l->w = rnd(m, r, (size_t)out * in, 1.0f / sqrtf((float)in), 0);
+    l->b = bias ? rnd(m, r, (size_t)out, 0.1f, 0) : NULL;
+}
+
+static void lowrank(cce_model *m, cce_rng *r, cce_linear *l, int out, int in, int rank, int bias) {
+    l->out = out; l->in = in; l->rank = rank; l->w = NULL;
+    l->u = rnd(m, r, (size_t)out * rank, 1.0f / sqrtf((float)rank), 0);
+    l->v = rnd(m, r, (size_t)rank * in, 1.0f / sqrtf((float)in), 0);
+    l->b = bias ? rnd(m, r, (size_t)out, 0.1f, 0) : NULL;
+}
+
+static cce_model *build(const spec *s, uint64_t seed) {
+    cce_config c = {0};
+    c.arch = s->arch; c.dim = s->dim; c.n_layers = s->n_layers; c.n_heads = s->n_heads;
+    c.n_kv_heads = s->n_kv_heads; c.head_dim = s->head_dim; c.hidden_dim = s->hidden;
+    c.vocab_size = s->vocab; c.seq_len = s->seq_len; c.norm_eps = 1e-5f; c.rope_theta = 10000.0f;
+    c.rope_interleaved = s->interleaved; c.tied = 0; c.bos_id = 1; c.eos_id = 2;
+    cce_model *m = NULL;
+    cce_err e;
+    if (cce_model_new(&c, &m, &e)) return NULL;
+    cce_rng r;
+    cce_rng_seed(&r, seed);
+    int gpt2 = s->arch == CCE_ARCH_GPT2, d = s->dim, hd = s->head_dim;
+    m->tok_emb = rnd(m, &r, (size_t)s->vocab * d, 1.0f, 0);
+    if (gpt2) m->pos_emb = rnd(m, &r, (size_t)s->seq_len * d, 0.3f, 0);
+    m->final_norm = rnd(m, &r, (size_t)d, 0.1f, 1.0f);
+    if (gpt2) m->final_norm_b = rnd(m, &r, (size_t)d, 0.1f, 0);
+    m->lm_head = rnd(m, &r, (size_t)s->vocab * d, 1.0f / sqrtf((float)d), 0);
+    for (int li = 0; li < s->n_layers; li++) {
+        cce_layer *l = &m->layers[li];
+        int nh = s->n_heads, nkv = s->n_kv_heads, hid = s->hidden;
+        int *map = NULL;
+        if (s->compressed && li == 0) {       /* 2 heads removed, explicit (uneven) head->KV map */
+            nh = s->n_heads - 2;
+            if (nkv > nh) nkv = nh;
+            map = cce_model_alloc(m, (size_t)nh, sizeof(int));
+            for (int h = 0; h < nh; h++) map[h] = (h * 7 + 1) % nkv;
+            hid = s->hidden - 17;
+        }
+        if (s->compressed && li == 2) { nh = s->n_kv_heads; nkv = s->n_kv_heads; hid = s->hidden / 2 + 1; }
+        l->n_heads = nh; l->n_kv_heads = nkv; l->head_kv = map; l->hidden = hid;
+        l->attn_norm = rnd(m, &r, (size_t)d, 0.1f, 1.0f);
+        l->ffn_norm = rnd(m, &r, (size_t)d, 0.1f, 1.0f);
+        if (gpt2) {
+            l->attn_norm_b = rnd(m, &r, (size_t)d, 0.1f, 0);
+            l->ffn_norm_b = rnd(m, &r, (size_t)d, 0.1f, 0);
+        }
+        int qb = gpt2 || s->qkv_bias;
+        if (s->compressed && li == 0) lowrank(m, &r, &l->wq, nh * hd, d, 5, qb);
+        else dense(m, &r, &l->wq, nh * hd, d, qb);
+        dense(m, &r, &l->wk, nkv * hd, d, qb);
+        dense(m, &r, &l->wv, nkv * hd, d, qb);
+        dense(m, &r, &l->wo, d, nh * hd, gpt2);
+        dense(m, &r, &l->w1, hid, d, gpt2);
+        if (s->compressed && li == 2) lowrank(m, &r, &l->w2, d, hid, 7, 1);  /* + an added bias */
+        else dense(m, &r, &l->w2, d, hid, gpt2 || s->compressed);
+        if (!gpt2) dense(m, &r, &l->w3, hid, d, 0);
+        if (s->compressed && li == 1) l->dropped = 1;
+    }
+    if (cce_model_validate(m, "test", &e)) {
+        fprintf(stderr, "validate: %s\n", e.msg);
+        cce_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static int *random_ids(cce_rng *r, int n, int vocab) {
+    int *ids = cce_alloc((size_t)n, sizeof(int));
+    for (int i = 0; i < n; i++) ids[i] = (int)(cce_rng_u64(r) % (uint64_t)vocab);
+    return ids;
+}
+
+/* max |a - b| over n floats */
+static double maxdiff(const float *a, const float *b, size_t n) {
+    double d = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = fabs((double)a[i] - b[i]);
+        if (!(x <= d)) d = x;  // NaN propagates as a failure
+    }
+    return d;
+}
+
+/* Fast path (n_seq sequences at once) vs the reference on each sequence: logits and NLL. */
+static double fast_vs_ref(const spec *s, uint64_t seed, int n_seq, int T, double *nll_diff) {
+    cce_model *m = build(s, seed);
+    if (!m) return INFINITY;
+    cce_rng r;
+    cce_rng_seed(&r, seed + 1);
+    int rows = n_seq * T, V = s->vocab;
+    int *ids = random_ids(&r, rows, V);
+    float *h = cce_alloc((size_t)rows * s->dim, sizeof(float));
+    float *lf = cce_alloc((size_t)rows * V, sizeof(float));
+    float *lr = cce_alloc((size_t)T * V, sizeof(float));
+    cce_fwd *f = NULL;
+    cce_err e = {{0}};
+    double worst = INFINITY, sum_fast = 0, sum_ref = 0;
+    long cnt = 0;
+    if (cce_fwd_new(m, rows, T, &f, &e)) { fprintf(stderr, "%s\n", e.msg); goto out; }
+    if (cce_fwd_embed(f, ids, n_seq, T, h, &e)) goto out;
+    for (int li = 0; li < s->n_layers; li++)
+        if (cce_fwd_block(f, li, h, n_seq, T, NULL, NULL, &e)) goto out;
+    if (cce_fwd_logits(f, h, rows, lf, &e)) goto out;
+    if (cce_fwd_sequences_nll(f, ids, n_seq, T, &sum_fast, &cnt, &e)) goto out;
+    worst = 0;
+    for (int sq = 0; sq < n_seq; sq++) {
+        if (cce_ref_forward(m, ids + (size_t)sq * T, T, lr, NULL, NULL, &e)) { worst = INFINITY; goto out; }
+        double dd = maxdiff(lf + (size_t)sq * T * V, lr, (size_t)T * V);
+        if (!(dd <= worst)) worst = dd;
+        for (int t = 0; t + 1 < T; t++) {
+            const float *lg = lr + (size_t)t * V;
+            double mx = -INFINITY, se = 0;
+            for (int j = 0; j < V; j++) mx = lg[j] > mx ? lg[j] : mx;
+            for (int j = 0; j < V; j++) se += exp(lg[j] - mx);
+            sum_ref += log(se) + mx - lg[ids[sq * T + t + 1]];
+        }
+    }
+    *nll_diff = cnt == (long)n_seq * (T - 1) ? fabs(sum_fast - sum_ref) / cnt : INFINITY;
+out:
+    if (e.msg[0]) fprintf(stderr, "error: %s\n", e.msg);
+    cce_fwd_free(f);
+    cce_free(ids); cce_free(h); cce_free(lf); cce_free(lr);
+    cce_model_free(m);
+    return worst;
+}
+
+#define CHECK_FAST_VS_REF(sp, seed, nseq, T) do { \
+        double nd_ = INFINITY, d_ = fast_vs_ref(&(sp), seed, nseq, T, &nd_); \
+        CHECK_MSG(d_ < 1e-4, "fast vs reference logits: max abs diff %.3g (tol 1e-4)", d_); \
+        CHECK_MSG(nd_ < 1e-5, "fast vs reference mean NLL: diff %.3g (tol 1e-5)", nd_); \
+    } while (0)
+
+TEST(llama_gqa_interleaved) {
+    spec s = {CCE_ARCH_LLAMA, 48, 3, 6, 2, 8, 100, 67, 128, 1, 0, 0};
+    CHECK_FAST_VS_REF(s, 11, 3, 37);
+}
+
+TEST(llama_long_sequence_multi_block) {
+    /* seq_len 150 spans three causal score blocks of 64 */
+    spec s = {CCE_ARCH_LLAMA, 32, 2, 4, 4, 8, 64, 50, 256, 1, 0, 0};
+    CHECK_FAST_VS_REF(s, 12, 2, 150);
+}
+
+TEST(llama_hf_rope_qkv_bias_odd_sizes) {
+    spec s = {CCE_ARCH_LLAMA, 30, 2, 5, 1, 6, 77, 41, 64, 0, 1, 0};
+    CHECK_FAST_VS_REF(s, 13, 2, 29);
+}
+
+TEST(gpt2_layernorm_gelu_pos) {
+    spec s = {CCE_ARCH_GPT2, 40, 3, 5, 5, 8, 120, 53, 80, 0, 0, 0};
+    CHECK_FAST_VS_REF(s, 14, 2, 70);
+}
+
+TEST(llama_compressed_shapes) {
+    /* layer 0: 4 of 6 heads with an explicit head->KV map, low-rank wq, narrower FFN;
+     * layer 1 dropped; layer 2: 3 heads / 3 KV heads, half FFN, low-rank w2 with an added bias */
+    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 64, 1, 0, 1};
+    CHECK_FAST_VS_REF(s, 15, 2, 41);
+}
+
+TEST(gpt2_compressed_shapes) {
+    spec s = {CCE_ARCH_GPT2, 36, 4, 6, 6, 6, 90, 45, 64, 0, 0, 1};
+    CHECK_FAST_VS_REF(s, 16, 2, 33);
+}
+
+/* ---- taps ---- */
+
+typedef struct {
+    int n;
+    int layer[64], site[64], rows[64], cols[64];
+    float *x[64];
+    int cancel_at;   // cancel at the n-th call (1-based), 0 never
+} tap_log;
+
+static int tap_record(void *user, const cce_tap *t) {
+    tap_log *lg = user;
+    if (lg->n >= 64) return 1;
+    int i = lg->n++;
+    lg->layer[i] = t->layer; lg->site[i] = t->site; lg->rows[i] = t->rows; lg->cols[i] = t->cols;
+    lg->x[i] = cce_alloc((size_t)t->rows * t->cols, sizeof(float));
+    for (int r = 0; r < t->rows; r++)
+        memcpy(lg->x[i] + (size_t)r * t->cols, t->x + (size_t)r * t->ld, (size_t)t->cols * sizeof(float));
+    return lg->cancel_at && lg->n == lg->cancel_at;
+}
+
+static void tap_log_free(tap_log *lg) {
+    for (int i = 0; i < lg->n; i++) cce_free(lg->x[i]);
+    lg->n = 0;
+}
+
+TEST(taps_identical_between_paths) {
+    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 64, 1, 0, 1};
+    cce_model *m = build(&s, 21);
+    CHECK(m);
+    int T = 23;
+    cce_rng r;
+    cce_rng_seed(&r, 22);
+    int *ids = random_ids(&r, T, s.vocab);
+    float *h = cce_alloc((size_t)T * s.dim, sizeof(float));
+    float *lg = cce_alloc((size_t)T * s.vocab, sizeof(float));
+    tap_log a = {0}, b = {0};
+    cce_fwd *f = NULL;
+    cce_err e;
+    int ok = !cce_fwd_new(m, T, T, &f, &e) && !cce_fwd_embed(f, ids, 1, T, h, &e);
+    for (int li = 0; ok && li < s.n_layers; li++) ok = !cce_fwd_block(f, li, h, 1, T, tap_record, &a, &e);
+    ok = ok && !cce_ref_forward(m, ids, T, lg, tap_record, &b, &e);
+    double worst = 0;
+    int same = ok && a.n == b.n;
+    for (int i = 0; same && i < a.n; i++) {
+        same = a.layer[i] == b.layer[i] && a.site[i] == b.site[i] && a.rows[i] == b.rows[i] && a.cols[i] == b.cols[i];
+        double dd = maxdiff(a.x[i], b.x[i], (size_t)a.rows[i] * a.cols[i]);
+        if (!(dd <= worst)) worst = dd;
+    }
+    /* 3 live blocks x 6 sites + 1 dropped block x BLOCK_OUT */
+    int n = a.n, nb = b.n;
+    tap_log_free(&a); tap_log_free(&b);
+    cce_fwd_free(f); cce_free(ids); cce_free(h); cce_free(lg); cce_model_free(m);
+    CHECK(ok);
+    CHECK_EQ_INT(n, 19);
+    CHECK_EQ_INT(nb, 19);
+    CHECK_MSG(same, "tap sequence differs between fast and reference paths");
+    CHECK_MSG(worst < 1e-4, "tap data max abs diff %.3g (tol 1e-4)", worst);
+}
+
+TEST(tap_cancel) {
+    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0};
+    cce_model *m = build(&s, 31);
+    CHECK(m);
+    int ids[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    float h[8 * 16], lg[8 * 30];
+    tap_log a = {.cancel_at = 2}, b = {.cancel_at = 3};
+    cce_fwd *f = NULL;
+    cce_err e;
+    int st1 = -1, st2 = -1;
+    if (!cce_fwd_new(m, 8, 8, &f, &e) && !cce_fwd_embed(f, ids, 1, 8, h, &e))
+        st1 = cce_fwd_block(f, 0, h, 1, 8, tap_record, &a, &e);
+    st2 = cce_ref_forward(m, ids, 8, lg, tap_record, &b, &e);
+    int na = a.n, nb = b.n;
+    tap_log_free(&a); tap_log_free(&b);
+    cce_fwd_free(f); cce_model_free(m);
+    CHECK_EQ_INT(st1, CCE_ECANCEL);
+    CHECK_EQ_INT(na, 2);
+    CHECK_EQ_INT(st2, CCE_ECANCEL);
+    CHECK_EQ_INT(nb, 3);
+}
+
+/* ---- decoder ---- */
+
+static double decoder_vs_batched(const spec *s, uint64_t seed, int T) {
+    cce_model *m = build(s, seed);
+    if (!m) return INFINITY;
+    cce_rng r;
+    cce_rng_seed(&r, seed + 1);
+    int *ids = random_ids(&r, T, s->vocab);
+    float *h = cce_alloc((size_t)T * s->dim, sizeof(float));
+    float *lb = cce_alloc((size_t)T * s->vocab, sizeof(float));
+    float *ld = cce_alloc((size_t)s->vocab, sizeof(float));
+    cce_fwd *f = NULL;
+    cce_decoder *dec = NULL;
+    cce_err e;
+    double worst = INFINITY;
+    if (cce_fwd_new(m, T, T, &f, &e) || cce_fwd_embed(f, ids, 1, T, h, &e)) goto out;
+    for (int li = 0; li < s->n_layers; li++)
+        if (cce_fwd_block(f, li, h, 1, T, NULL, NULL, &e)) goto out;
+    if (cce_fwd_logits(f, h, T, lb, &e) || cce_decoder_new(m, T, &dec, &e)) goto out;
+    worst = 0;
+    /* run twice: the second pass restarts at position 0 over the same cache */
+    for (int pass = 0; pass < 2; pass++)
+        for (int t = 0; t < T; t++) {
+            if (cce_decoder_step(dec, ids[t], t, ld, &e)) { worst = INFINITY; goto out; }
+            double dd = maxdiff(ld, lb + (size_t)t * s->vocab, (size_t)s->vocab);
+            if (!(dd <= worst)) worst = dd;
+        }
+out:
+    cce_decoder_free(dec); cce_fwd_free(f);
+    cce_free(ids); cce_free(h); cce_free(lb); cce_free(ld); cce_model_free(m);
+    return worst;
+}
+
+TEST(decoder_matches_batched_llama) {
+    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 128, 1, 0, 1};
+    double d = decoder_vs_batched(&s, 41, 90);
+    CHECK_MSG(d < 1e-4, "decoder vs batched logits: max abs diff %.3g (tol 1e-4)", d);
+}
+
+TEST(decoder_matches_batched_gpt2_hf_rope) {
+    spec g = {CCE_ARCH_GPT2, 40, 3, 5, 5, 8, 120, 53, 80, 0, 0, 1};
+    double d = decoder_vs_batched(&g, 42, 80);
+    CHECK_MSG(d < 1e-4, "gpt2 decoder vs batched: max abs diff %.3g (tol 1e-4)", d);
+    spec l = {CCE_ARCH_LLAMA, 30, 2, 5, 1, 6, 77, 41, 64, 0, 1, 0};
+    d = decoder_vs_batched(&l, 43, 64);
+    CHECK_MSG(d < 1e-4, "HF-rope decoder vs batched: max abs diff %.3g (tol 1e-4)", d);
+}
+
+/* ---- errors ---- */
+
+TEST(errors_are_reported) {
+    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0};
+    cce_model *m = build(&s, 51);
+    CHECK(m);
+    cce_fwd *f = NULL;
+    cce_decoder *dec = NULL;
+    cce_err e = {{0}};
+    int ids[8] = {1, 2, 3, 30, 5, 6, 7, 8};  // 30 is outside the vocabulary
+    float h[16 * 16], lg[30];
+    double sum = 0;
+    long cnt = 0;
+    int s_new = cce_fwd_new(m, 8, 8, &f, &e);
+    int s_emb = f ? (int)cce_fwd_embed(f, ids, 1, 8, h, &e) : -1;
+    int has_msg = strstr(e.msg, "30") != NULL;
+    int s_big = f ? (int)cce_fwd_embed(f, ids, 2, 8, h, &e) : -1;        // 16 rows > 8
+    int s_nll = f ? (int)cce_fwd_sequences_nll(f, ids, 1, 8, &sum, &cnt, &e) : -1;
+    int s_layer = f ? (int)cce_fwd_block(f, 2, h, 1, 8, NULL, NULL, &e) : -1;
+    int s_dnew = cce_decoder_new(m, 4, &dec, &e);
+    int s_d0 = dec ? (int)cce_decoder_step(dec, 1, 0, lg, &e) : -1;
+    int s_gap = dec ? (int)cce_decoder_step(dec, 1, 2, lg, &e) : -1;     // position 1 skipped
+    int s_tok = dec ? (int)cce_decoder_step(dec, -1, 1, lg, &e) : -1;
+    int s_full = -1;
+    if (dec) {
+        for (int p = 1; p < 4; p++) cce_decoder_step(dec, 1, p, lg, &e);
+        s_full = cce_decoder_step(dec, 1, 4, lg, &e);             // past the cache
+    }
+    /* a model whose shapes do not match is refused, not run */
+    cce_fwd *f2 = NULL;
+    m->layers[1].wk.out = 9;
+    int s_bad = cce_fwd_new(m, 8, 8, &f2, &e);
+    m->layers[1].wk.out = 8;
+    cce_fwd_free(f); cce_fwd_free(f2); cce_decoder_free(dec); cce_model_free(m);
+    CHECK_EQ_INT(s_new, CCE_OK);
+    CHECK_EQ_INT(s_emb, CCE_EINVAL);
+    CHECK(has_msg);
+    CHECK_EQ_INT(s_big, CCE_EINVAL);
+    CHECK_EQ_INT(s_nll, CCE_EINVAL);
+    CHECK_EQ_INT(s_layer, CCE_EINVAL);
+    CHECK_EQ_INT(s_dnew, CCE_OK);
+    CHECK_EQ_INT(s_d0, CCE_OK);
+    CHECK_EQ_INT(s_gap, CCE_EINVAL);
+    CHECK_EQ_INT(s_tok, CCE_EINVAL);
+    CHECK_EQ_INT(s_full, CCE_EINVAL);
+    CHECK_EQ_INT(s_bad, CCE_EINVAL);
+}
+
+TEST(out_of_memory_is_clean) {
+    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0};
+    cce_model *m = build(&s, 61);
+    CHECK(m);
+    int fails = 0, oks = 0;
+    for (long n = 1; n <= 20; n++) {
+        cce_fwd *f = NULL;
+        cce_decoder *d = NULL;
+        cce_err e;
+        cce_alloc_fail_after(n);
+        int a = cce_fwd_new(m, 16, 16, &f, &e);
+        cce_alloc_fail_after(n);
+        int b = cce_decoder_new(m, 16, &d, &e);
+        cce_alloc_fail_after(0);
+        fails += (a == CCE_ENOMEM) + (b == CCE_ENOMEM);
+        oks += (a == CCE_OK) + (b == CCE_OK);
+        if ((a == CCE_OK) != (f != NULL) || (b == CCE_OK) != (d != NULL)) fails = -1000;
+        cce_fwd_free(f);
+        cce_decoder_free(d);
+    }
+    cce_model_free(m);
+    CHECK(fails > 10);
+    CHECK(oks > 0);
+}
+
+/* ---- the real checkpoint ---- */
+
+TEST(stories260k_fast_vs_ref_and_greedy) {
+    const char *path = harness_data("llama2c/stories260K.bin");
+    CHECK_MSG(harness_have(path), "missing %s", path);
+    cce_model *m = NULL;
+    cce_err e;
+    CHECK_OK(cce_load_llama2c(path, &m, &e));
+    static const int want[25] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421,
+                                 395, 317, 426, 338, 401, 396, 267, 337, 410, 408, 419, 292};
+    int ids[25] = {1};
+    float logits[512];
+    cce_decoder *d = NULL;
+    int ok = !cce_decoder_new(m, 64, &d, &e);
+    for (int t = 0; ok && t < 24; t++) {
+        ok = !cce_decoder_step(d, ids[t], t, logits, &e);
+        int best = 0;
+        for (int j = 1; j < 512; j++) if (logits[j] > logits[best]) best = j;
+        ids[t + 1] = best;
+    }
+    cce_decoder_free(d);
+    /* fast vs reference on the generated sequence */
+    float *lr = cce_alloc(25 * 512, sizeof(float)), *lf = cce_alloc(25 * 512, sizeof(float));
+    float *h = cce_alloc(25 * 64, sizeof(float));
+    cce_fwd *f = NULL;
+    ok = ok && !cce_ref_forward(m, ids, 25, lr, NULL, NULL, &e) && !cce_fwd_new(m, 25, 25, &f, &e) &&
+         !cce_fwd_embed(f, ids, 1, 25, h, &e);
+    for (int li = 0; ok && li < 5; li++) ok = !cce_fwd_block(f, li, h, 1, 25, NULL, NULL, &e);
+    ok = ok && !cce_fwd_logits(f, h, 25, lf, &e);
+    double dd = ok ? maxdiff(lr, lf, 25 * 512) : INFINITY;
+    cce_fwd_free(f); cce_free(lr); cce_free(lf); cce_free(h); cce_model_free(m);
+    CHECK_MSG(ok, "%s", e.msg);
+    for (int t = 0; t < 25; t++)
+        CHECK_MSG(ids[t] == want[t], "greedy id %d = %d, expected %d", t, ids[t], want[t]);
+    CHECK_MSG(dd < 1e-4, "stories260K fast vs reference: max abs diff %.3g", dd);
+}
+
+int main(void) {
+    RUN(llama_gqa_interleaved);
+    RUN(llama_long_sequence_multi_block);
+    RUN(llama_hf_rope_qkv_bias_odd_sizes);
+    RUN(gpt2_layernorm_gelu_pos);
+    RUN(llama_compressed_shapes);
+    RUN(gpt2_compressed_shapes);
+    RUN(taps_identical_between_paths);
+    RUN(tap_cancel);
+    RUN(decoder_matches_batched_llama);
+    RUN(decoder_matches_batched_gpt2_hf_rope);
+    RUN(errors_are_reported);
+    RUN(out_of_memory_is_clean);
+    RUN(stories260k_fast_vs_ref_and_greedy);
+    return harness_done();
+}
