@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "model.h"
+#include "resource.h"
 #include "tokenizer.h"
 
 struct cce_arena_block {
@@ -216,6 +217,19 @@ static cce_status load_tokenizer_file(const char *path, int vocab, cce_tokenizer
     return cce_tokenizer_load_llama2c(path, vocab, tok, err);
 }
 
+/* Up-front memory check for loaders that convert to f32 (GGUF, HF): refuse before allocating
+ * when the conversion would not fit. A header the estimate cannot parse is left to the loader,
+ * which reports it with its own (authoritative) message. */
+static cce_status model_mem_check(const char *path, cce_err *err) {
+    cce_load_estimate est;
+    cce_err ignored = {{0}};
+    if (cce_model_estimate(path, &est, &ignored)) return CCE_OK;
+    return cce_mem_check(path, est.alloc_bytes,
+                         "the weights are converted to f32 when loaded; free memory, use a smaller model, "
+                         "or set CCE_MEM_LIMIT=BYTES to change the budget",
+                         err);
+}
+
 cce_status cce_model_open(const char *path, const cce_open_opts *opts, cce_model **model,
                           cce_tokenizer **tok, cce_err *err) {
     static const cce_open_opts defaults = {0};
@@ -229,6 +243,7 @@ cce_status cce_model_open(const char *path, const cce_open_opts *opts, cce_model
     cce_tokenizer *t = NULL;
     int want_tok = tok && !opts->no_tokenizer;
     if (S_ISDIR(st.st_mode)) {
+        if ((s = model_mem_check(path, err))) return s;
         if ((s = cce_load_hf(path, &m, err))) return s;
         if (want_tok && !opts->tokenizer_path) {
             char tp[4096];
@@ -242,6 +257,7 @@ cce_status cce_model_open(const char *path, const cce_open_opts *opts, cce_model
         size_t got = fread(magic, 1, 4, f);
         fclose(f);
         if (got == 4 && !memcmp(magic, "GGUF", 4)) {
+            if ((s = model_mem_check(path, err))) return s;
             if ((s = cce_load_gguf(path, &m, want_tok && !opts->tokenizer_path ? &t : NULL, err))) return s;
         } else {
             if ((s = cce_load_llama2c(path, &m, err))) return s;
