@@ -1,0 +1,145 @@
+/*
+ * cmd_generate.c — `cce generate MODEL [--prompt TEXT] [-n N] [--ids] [--tokenizer FILE] [--json]`:
+ * greedy (argmax) generation with the KV-cached decoder.
+ *
+ * The prompt is encoded with BOS; no prompt means BOS alone. Generation stops after N new tokens
+ * or at EOS or BOS (llama2.c's convention: BOS delimits sequences). Output: the text (prompt and
+ * continuation, streamed), or with --ids every id including BOS and the prompt; --json prints
+ * {ids, text, tokens_per_s} where tokens_per_s counts every decoder step (prompt included).
+ */
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+#include "forward.h"
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} gen_text;
+
+static int gen_text_add(gen_text *t, const char *s, size_t k) {
+    if (t->n + k + 1 > t->cap) {
+        size_t nc = (t->n + k + 1) * 2;
+        char *q = cce_realloc(t->p, nc, 1);
+        if (!q) return -1;
+        t->p = q;
+        t->cap = nc;
+    }
+    memcpy(t->p + t->n, s, k);
+    t->n += k;
+    t->p[t->n] = 0;
+    return 0;
+}
+
+int cmd_generate(int argc, char **argv) {
+    cli_opt opts[] = {
+        {"prompt", 1, "prompt text (default: BOS only)", NULL},
+        {"n", 1, "number of new tokens (default 64)", NULL},
+        {"ids", 0, "print token ids instead of text", NULL},
+        {"tokenizer", 1, "tokenizer file", NULL},
+        {"json", 0, "one JSON object on stdout", NULL},
+    };
+    int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    const char *pos[1];
+    int n_pos = 0;
+    if (cli_parse(argc, argv, opts, n_opts, pos, 1, &n_pos)) return 2;
+    long n_new = 64;
+    if (cli_get_long(opts, n_opts, "n", 0, 1 << 20, &n_new)) return 2;
+    const char *prompt = cli_get(opts, n_opts, "prompt");
+    int json = cli_get(opts, n_opts, "json") != NULL, want_ids = cli_get(opts, n_opts, "ids") != NULL;
+
+    cce_model *m = NULL;
+    cce_tokenizer *tok = NULL;
+    if (cli_open_model(n_pos ? pos[0] : NULL, cli_get(opts, n_opts, "tokenizer"), 0, &m, &tok)) return 1;
+    int rc = 1;
+    cce_err err = {{0}};
+    int *ids = NULL;
+    size_t n_ids = 0;
+    float *logits = NULL;
+    cce_decoder *dec = NULL;
+    gen_text text = {0};
+    int bos = tok ? cce_tokenizer_bos(tok) : m->cfg.bos_id;
+    int eos = tok ? cce_tokenizer_eos(tok) : m->cfg.eos_id;
+    if (!tok && (prompt || !want_ids)) {
+        rc = cli_fail("%s: no tokenizer found beside the model; pass --tokenizer FILE (or use --ids without --prompt)",
+                      m->path ? m->path : "model");
+        goto cleanup;
+    }
+    if (prompt && *prompt) {
+        if (cce_tokenizer_encode(tok, prompt, strlen(prompt), 1, &ids, &n_ids, &err)) {
+            rc = cli_fail_err(&err);
+            goto cleanup;
+        }
+    } else {
+        if (bos < 0) {
+            rc = cli_fail("the model has no BOS token; give a --prompt");
+            goto cleanup;
+        }
+        ids = cce_alloc(1, sizeof(int));
+        if (!ids) { rc = cli_fail("out of memory"); goto cleanup; }
+        ids[0] = bos;
+        n_ids = 1;
+    }
+    if (n_ids == 0) { rc = cli_fail("the prompt encodes to no tokens"); goto cleanup; }
+    size_t total = n_ids + (size_t)n_new;
+    if (total > (size_t)1 << 20 || (m->cfg.arch == CCE_ARCH_GPT2 && total > (size_t)m->cfg.seq_len)) {
+        rc = cli_fail("prompt (%zu tokens) + %ld new tokens exceed the context (%d)", n_ids, n_new, m->cfg.seq_len);
+        goto cleanup;
+    }
+    int *grown = cce_realloc(ids, total, sizeof(int));
+    logits = cce_alloc((size_t)m->cfg.vocab_size, sizeof(float));
+    if (!grown || !logits) { rc = cli_fail("out of memory"); goto cleanup; }
+    ids = grown;
+    if (cce_decoder_new(m, (int)total, &dec, &err)) { rc = cli_fail_err(&err); goto cleanup; }
+
+    char piece[256];
+    if (tok)
+        for (size_t i = 1; i < n_ids; i++) {
+            size_t k = cce_tokenizer_decode(tok, ids[i - 1], ids[i], piece, sizeof piece);
+            gen_text_add(&text, piece, k);
+        }
+    if (!json && !want_ids) { fputs(text.p ? text.p : "", stdout); fflush(stdout); }
+    double t0 = cce_now();
+    long steps = 0;
+    size_t n = n_ids;
+    for (size_t p = 0; p < n && !cli_interrupted; p++) {
+        if (cce_decoder_step(dec, ids[p], (int)p, logits, &err)) { rc = cli_fail_err(&err); goto cleanup; }
+        steps++;
+        if (p + 1 < n) continue;             // still inside the prompt
+        if (n == total) break;
+        int best = 0;
+        for (int j = 1; j < m->cfg.vocab_size; j++) if (logits[j] > logits[best]) best = j;
+        if (best == eos || best == bos) break;
+        ids[n++] = best;
+        if (tok) {
+            size_t k = cce_tokenizer_decode(tok, ids[n - 2], best, piece, sizeof piece);
+            size_t before = text.n;
+            gen_text_add(&text, piece, k);
+            if (!json && !want_ids) { fwrite(text.p + before, 1, text.n - before, stdout); fflush(stdout); }
+        }
+    }
+    double secs = cce_now() - t0, tps = secs > 0 ? (double)steps / secs : 0.0;
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *arr = cJSON_AddArrayToObject(o, "ids");
+        for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
+        cJSON_AddStringToObject(o, "text", text.p ? text.p : "");
+        cJSON_AddNumberToObject(o, "tokens_per_s", tps);
+        cli_json_print(o);
+    } else if (want_ids) {
+        for (size_t i = 0; i < n; i++) printf("%s%d", i ? " " : "", ids[i]);
+        printf("\n");
+    } else {
+        printf("\n");
+        fprintf(stderr, "cce: %ld tokens, %.1f tokens/s\n", steps, tps);
+    }
+    rc = cli_interrupted ? 130 : 0;
+cleanup:
+    cce_decoder_free(dec);
+    cce_free(logits);
+    cce_free(ids);
+    cce_free(text.p);
+    cce_tokenizer_free(tok);
+    cce_model_free(m);
+    return rc;
+}
