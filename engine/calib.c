@@ -1,0 +1,120 @@
+/*
+ * calib.c — the calibration batch and its block-by-block forward pass (see include/calib.h).
+ *
+ * Window choice: the token stream is cut into W = floor(n / seq_len) non-overlapping windows;
+ * a partial Fisher-Yates shuffle driven by cce_rng(seed) picks n_seq of them and the picks are
+ * sorted by position, so the batch depends only on (stream, seq_len, tokens, seed).
+ * The forward pass runs over chunks of chunk_seqs whole sequences so that the forward scratch
+ * (attention, FFN intermediates) is sized by the chunk, not by the whole calibration batch.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "calib.h"
+#include "eval.h"
+#include "util.h"
+
+cce_status cce_calib_text_tokens(const cce_tokenizer *tok, const char *text, size_t len,
+                                 int **ids, size_t *n, cce_err *err) {
+    return cce_text_tokens(tok, text, len, ids, n, err);
+}
+
+static int cmp_size(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+cce_status cce_calib_windows(size_t n_ids, int seq_len, int n_seq, uint64_t seed, size_t *starts,
+                             cce_err *err) {
+    if (seq_len <= 0 || n_seq <= 0)
+        return cce_err_set(err, CCE_EINVAL, "calibration: seq_len %d / sequences %d must be positive", seq_len, n_seq);
+    size_t w = n_ids / (size_t)seq_len;
+    if (w < (size_t)n_seq)
+        return cce_err_set(err, CCE_EINVAL, "calibration: %zu tokens give %zu windows of %d, fewer than %d",
+                           n_ids, w, seq_len, n_seq);
+    size_t *perm = cce_alloc(w, sizeof(size_t));   // (w) window indices
+    if (!perm) return cce_err_set(err, CCE_ENOMEM, "calibration: cannot allocate %zu window indices", w);
+    for (size_t i = 0; i < w; i++) perm[i] = i;
+    cce_rng r;
+    cce_rng_seed(&r, seed);
+    for (int i = 0; i < n_seq; i++) {
+        size_t k = (size_t)i + (size_t)(cce_rng_u64(&r) % (uint64_t)(w - (size_t)i));
+        size_t t = perm[i]; perm[i] = perm[k]; perm[k] = t;
+    }
+    for (int i = 0; i < n_seq; i++) starts[i] = perm[i] * (size_t)seq_len;
+    qsort(starts, (size_t)n_seq, sizeof(size_t), cmp_size);
+    cce_free(perm);
+    return CCE_OK;
+}
+
+void cce_calib_free(cce_calib *c) {
+    if (!c) return;
+    cce_fwd_free(c->fwd);
+    cce_free(c->ids);
+    cce_free(c->starts);
+    cce_free(c->h);
+    cce_free(c);
+}
+
+cce_status cce_calib_new(const cce_model *m, const int *ids, size_t n_ids, const cce_calib_opts *opts,
+                         cce_calib **out, cce_err *err) {
+    *out = NULL;
+    if (!m || !opts || (n_ids > 0 && !ids)) return cce_err_set(err, CCE_EINVAL, "calibration: missing model or options");
+    int seq_len = opts->seq_len;
+    if (seq_len < 2 || seq_len > m->cfg.seq_len)
+        return cce_err_set(err, CCE_EINVAL, "calibration: seq_len %d out of range 2..%d", seq_len, m->cfg.seq_len);
+    if (opts->tokens < seq_len || opts->tokens > (1L << 24))
+        return cce_err_set(err, CCE_EINVAL, "calibration: tokens %ld out of range %d..%ld", opts->tokens, seq_len,
+                           1L << 24);
+    size_t windows = n_ids / (size_t)seq_len;
+    if (windows == 0)
+        return cce_err_set(err, CCE_EINVAL, "calibration: the text has %zu tokens, less than one sequence of %d",
+                           n_ids, seq_len);
+    long want = opts->tokens / seq_len;
+    int n_seq = (size_t)want < windows ? (int)want : (int)windows;
+    cce_calib *c = cce_alloc_zero(1, sizeof *c);
+    if (!c) return cce_err_set(err, CCE_ENOMEM, "calibration: cannot allocate the batch");
+    cce_status st = CCE_ENOMEM;
+    c->model = m;
+    c->n_seq = n_seq;
+    c->seq_len = seq_len;
+    c->rows = n_seq * seq_len;
+    c->dim = m->cfg.dim;
+    int chunk_rows = opts->chunk_rows > 0 ? opts->chunk_rows : 2048;
+    c->chunk_seqs = chunk_rows / seq_len;
+    if (c->chunk_seqs < 1) c->chunk_seqs = 1;
+    if (c->chunk_seqs > n_seq) c->chunk_seqs = n_seq;
+    c->ids = cce_alloc((size_t)c->rows, sizeof(int));
+    c->starts = cce_alloc((size_t)n_seq, sizeof(size_t));
+    c->h = cce_alloc((size_t)c->rows, (size_t)c->dim * sizeof(float));
+    if (!c->ids || !c->starts || !c->h) {
+        cce_err_set(err, st, "calibration: cannot allocate %d rows of %d", c->rows, c->dim);
+        goto fail;
+    }
+    if ((st = cce_calib_windows(n_ids, seq_len, n_seq, opts->seed, c->starts, err))) goto fail;
+    for (int s = 0; s < n_seq; s++) memcpy(c->ids + (size_t)s * seq_len, ids + c->starts[s], (size_t)seq_len * sizeof(int));
+    if ((st = cce_fwd_new(m, c->chunk_seqs * seq_len, seq_len, &c->fwd, err))) goto fail;
+    for (int s0 = 0; s0 < n_seq; s0 += c->chunk_seqs) {
+        int ns = n_seq - s0 < c->chunk_seqs ? n_seq - s0 : c->chunk_seqs;
+        size_t r0 = (size_t)s0 * seq_len;
+        if ((st = cce_fwd_embed(c->fwd, c->ids + r0, ns, seq_len, c->h + r0 * c->dim, err))) goto fail;
+    }
+    *out = c;
+    return CCE_OK;
+fail:
+    cce_calib_free(c);
+    return st;
+}
+
+cce_status cce_calib_block(cce_calib *c, cce_tap_fn tap, void *user, cce_err *err) {
+    if (c->layer >= c->model->cfg.n_layers)
+        return cce_err_set(err, CCE_EINVAL, "calibration: all %d blocks already applied", c->model->cfg.n_layers);
+    for (int s0 = 0; s0 < c->n_seq; s0 += c->chunk_seqs) {
+        int ns = c->n_seq - s0 < c->chunk_seqs ? c->n_seq - s0 : c->chunk_seqs;
+        c->chunk_row0 = s0 * c->seq_len;
+        cce_status st = cce_fwd_block(c->fwd, c->layer, c->h + (size_t)c->chunk_row0 * c->dim, ns, c->seq_len,
+                                      tap, user, err);
+        if (st) return st;
+    }
+    c->layer++;
+    return CCE_OK;
+}

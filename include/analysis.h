@@ -1,0 +1,186 @@
+/*
+ * analysis.h — the CCE analysis job: calibration statistics, spectra and similarity, one block
+ * at a time (DESIGN §3.1–3.4).
+ *
+ * A job owns the calibration batch (include/calib.h). Step 0 tokenises (when given text) and
+ * embeds; step ℓ+1 runs block ℓ over the batch with taps that accumulate, per site, streaming
+ * moments and histograms (include/stats.h), then derives the block's results right away and
+ * frees its statistics. Block ℓ's results are readable (cce_analysis_block) as soon as its step
+ * returns, while block ℓ+1 runs on another thread. Memory: one block's statistics, the hidden
+ * states h (rows, dim) plus a copy of them, and the token subsample of every block's update
+ * (L, subsample, dim) for the layer similarity.
+ *
+ * The readings (fixed by DESIGN):
+ *  - eigen spectra: eigenvalues (descending) of the centred covariances of the attention input,
+ *    the concatenated per-head outputs (before W_o), the FFN input and the FFN activation;
+ *    directions with λ < ε·λ_max are counted as redundant (cce_spectrum_count_below).
+ *  - layer similarity: linear CKA between centred block updates Δ_ℓ = h_ℓ − h_{ℓ−1} on a fixed
+ *    seeded token subsample; angular distance mean_t arccos(cos(h_in, h_out))/π and block
+ *    influence 1 − mean_t cos(h_in, h_out) over all calibration tokens.
+ *  - head similarity: linear CKA between head contributions o_h W_o[:,h]ᵀ computed from the
+ *    HEADS covariance: with G_a = W_aᵀW_a, ‖W_a C_ab W_bᵀ‖_F² = <G_a C_ab, C_ab G_b>_F, so no
+ *    activations are stored; the same over KV groups (all query heads of a group together).
+ *  - weight spectra: plain singular values of each weight matrix and activation-aware ones
+ *    σ(W L) with E[x xᵀ] = L Lᵀ over the matrix's input site (uncentred: the output error of a
+ *    truncation is measured on y = W x itself); σ < τ·σ_max counted; spectral norm, Frobenius
+ *    norm and stable rank ‖W‖_F²/‖W‖_2².
+ *  - redundancy: for component i (FFN neuron, or head) with outgoing weights W_i, the residual
+ *    covariance R_i of its activation after least-squares regression on all other components
+ *    (R_i = ((C+λI)⁻¹)_ii⁻¹, ridge λ = ridge·mean diag C), cost_i = tr(W_i R_i W_iᵀ) (output
+ *    error of removing i when the rest absorb what they can), score_i = 1 − cost_i / tr(W_i C_ii
+ *    W_iᵀ) in [0,1] (1: fully predictable). The pruning order is greedy backward elimination:
+ *    repeatedly remove the component of least cost given the ones still kept.
+ *
+ * Thread-safety: one thread drives a job (new/step/free); cce_analysis_progress,
+ * cce_analysis_cancel, cce_analysis_block, cce_analysis_layer_cka and cce_analysis_finished may
+ * be called from any thread while it runs.
+ */
+#ifndef CCE_ANALYSIS_H
+#define CCE_ANALYSIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "model.h"
+#include "tokenizer.h"
+#include "forward.h"
+#include "stats.h"
+
+/* Covariance sites analysed per block. */
+typedef enum {
+    CCE_COV_ATTN_IN = 0,   // (dim)
+    CCE_COV_HEADS,         // (n_heads*head_dim)
+    CCE_COV_FFN_IN,        // (dim)
+    CCE_COV_FFN_ACT,       // (hidden)
+    CCE_COV_COUNT
+} cce_cov_site;
+const char *cce_cov_site_name(cce_cov_site s);
+
+typedef struct {
+    long tokens;       // calibration tokens (default 4096)
+    int seq_len;       // 0: min(256, model seq_len)
+    uint64_t seed;     // windows and token subsample (default 1)
+    int hist_bins;     // default 64
+    int subsample;     // tokens kept per block for layer CKA (default 1024)
+    float eps;         // eigenvalue threshold for the counts (default 1e-3)
+    float tau;         // singular value threshold for the counts (default 1e-2)
+    double ridge;      // relative ridge for the redundancy regression (default 1e-6)
+} cce_analysis_opts;
+void cce_analysis_opts_default(cce_analysis_opts *o);
+
+/* Where the calibration tokens come from: text (tokenised in step 0 with tok) or ids. */
+typedef struct {
+    const cce_tokenizer *tok;
+    const char *text;      // copied by cce_analysis_new
+    size_t text_len;
+    const int *ids;        // used when text == NULL; copied
+    size_t n_ids;
+} cce_calib_source;
+
+typedef struct {
+    int n;                 // 0 when the site does not exist (dropped block)
+    float *values;         // (n) eigenvalues, descending
+    int below_eps;         // cce_spectrum_count_below(values, n, opts.eps)
+} cce_spectrum;
+
+typedef struct {
+    char name[4];          // "wq" "wk" "wv" "wo" "w1" "w3" "w2"
+    int rows, cols;        // (out, in)
+    int n;                 // min(rows, cols)
+    float *sv;             // (n) singular values, descending
+    float *sv_aw;          // (n) activation-aware singular values σ(W L), descending
+    double spectral_norm, frobenius, stable_rank;
+    int below_tau, aw_below_tau;   // counts below tau·max of each spectrum
+    float jitter;          // Cholesky jitter used on the input second moment
+} cce_weight_spectrum;
+
+typedef struct {
+    int layer, dropped;
+    int dim, n_heads, n_kv_heads, head_dim, hidden;
+    cce_spectrum eig[CCE_COV_COUNT];
+    double angular_distance;   // mean over tokens of arccos(cos(h_in, h_out)) / π
+    double influence;          // 1 − mean cos(h_in, h_out)
+    double update_rms;         // sqrt(mean ‖Δ‖² / mean ‖h_in‖²)
+    int near_identity;         // angular_distance < 1e-3: a layer-drop candidate
+    float *head_cka;           // (n_heads, n_heads)
+    float *group_cka;          // (n_kv_heads, n_kv_heads)
+    int n_weights;
+    cce_weight_spectrum weights[7];
+    float *neuron_score, *neuron_cost;   // (hidden)
+    int *neuron_order;                   // (hidden) pruning order, first = first to remove
+    float *head_score, *head_cost;       // (n_heads)
+    int *head_order;                     // (n_heads)
+    cce_hist hist[CCE_TAP_COUNT];        // per tap site; n_bins 0 when the site did not report
+    double t_forward, t_stats, t_eigen, t_svd, t_redundancy;   // seconds
+} cce_block_result;
+
+/* Statistics of a finished block, offered to opts-independent consumers (the planner) before
+ * they are freed. Pointers are valid only during the callback. */
+typedef struct {
+    int layer;
+    int dims[CCE_COV_COUNT];
+    const double *mean[CCE_COV_COUNT];    // (dims[s])
+    const double *cov[CCE_COV_COUNT];     // (dims[s], dims[s]) centred covariance
+    long count;
+} cce_block_stats;
+typedef void (*cce_block_stats_fn)(void *user, const cce_block_stats *st);
+
+typedef struct cce_analysis cce_analysis;
+
+/* Create a job (no computation yet). src->text or src->ids must be given; with text, src->tok.
+ * The model (and tokenizer) must outlive the job. */
+cce_status cce_analysis_new(const cce_model *m, const cce_calib_source *src, const cce_analysis_opts *opts,
+                            cce_analysis **out, cce_err *err);
+/* Optional hook called at the end of every block with its statistics (set before stepping). */
+void cce_analysis_set_stats_hook(cce_analysis *job, cce_block_stats_fn fn, void *user);
+/* Do the next step: step 0 tokenise + embed, step ℓ+1 block ℓ. CCE_OK when finished already.
+ * After a failure every later call returns the same status and message. */
+cce_status cce_analysis_step(cce_analysis *job, cce_err *err);
+/* Run all remaining steps. */
+cce_status cce_analysis_run(cce_analysis *job, cce_err *err);
+int cce_analysis_finished(const cce_analysis *job);
+/* done/total steps (total = n_layers + 1) and the phase ("tokenise", "block 3/30 forward",
+ * "block 3/30 eigen", ..., "done"), written into phase (cap bytes). Any thread. */
+void cce_analysis_progress(const cce_analysis *job, int *done, int *total, char *phase, size_t cap);
+/* Ask the running step to stop: it returns CCE_ECANCEL at its next tap. Any thread. */
+void cce_analysis_cancel(cce_analysis *job);
+/* Block l's results once its step is done, else NULL. The pointer stays valid until free. */
+const cce_block_result *cce_analysis_block(const cce_analysis *job, int l);
+/* The (L, L) layer-similarity matrix; *n_done (may be NULL) = blocks done: entries (i, j) with
+ * i, j < n_done are final, others are 0. */
+const float *cce_analysis_layer_cka(const cce_analysis *job, int *n_done);
+/* Calibration facts, valid after step 0 (else zeros): tokens in the stream, rows used. */
+void cce_analysis_calib_info(const cce_analysis *job, size_t *stream_tokens, int *n_seq, int *seq_len);
+int cce_analysis_n_layers(const cce_analysis *job);
+const cce_analysis_opts *cce_analysis_get_opts(const cce_analysis *job);
+void cce_analysis_free(cce_analysis *job);
+
+/* ---- the math, public for tests and for the planner ---- */
+
+/* Number of eigenvalues (descending, eig[0] = λ_max) below eps·λ_max; n when λ_max <= 0. */
+int cce_spectrum_count_below(const float *eig, int n, float eps);
+
+/* Linear CKA of x (rows, dx) and y (rows, dy), both centred internally:
+ * ‖XᵀY‖_F² / (‖XᵀX‖_F ‖YᵀY‖_F); 0 when either has zero variance. */
+cce_status cce_cka_linear(const float *x, int ldx, const float *y, int ldy, int rows, int dx, int dy,
+                          double *out, cce_err *err);
+
+/* Components of a covariance: component c owns the indices idx[off[c] .. off[c+1]) of the
+ * covariance (and the same columns of the outgoing weight matrix w (d, n), ld ldw). */
+typedef struct {
+    int n_comp;
+    const int *off;    // (n_comp + 1)
+    const int *idx;    // (off[n_comp])
+} cce_components;
+
+/* CKA between component contributions x_c W_cᵀ from the covariance cov (n, n):
+ * out (n_comp, n_comp). */
+cce_status cce_cka_from_cov(const double *cov, int n, const cce_components *comps, const float *w,
+                            int d, int ldw, float *out, cce_err *err);
+
+/* Redundancy of each component (see the header comment): score, cost (n_comp) and the greedy
+ * pruning order (n_comp; any of the three may be NULL). ridge is relative to mean diag(cov). */
+cce_status cce_redundancy(const double *cov, int n, const cce_components *comps, const float *w,
+                          int d, int ldw, double ridge, float *score, float *cost, int *order,
+                          cce_err *err);
+
+#endif
