@@ -1,0 +1,1001 @@
+/*
+ * test_gguf.c — the GGUF reader: the real stories260K file (and its bit-identity with the
+ * llama2.c checkpoint), a test-only GGUF writer that builds valid llama models in F32, F16,
+ * BF16 and Q8_0 with known values, and every class of malformed file, each of which must fail
+ * cleanly with an error naming the file.
+ *
+ * The writer records the byte position of every header field under a label ("n_kv",
+ * "kv:llama.block_count:value", "t:blk.0.attn_q.weight:offset", ...), so a defect is one
+ * patch of one field of an otherwise valid file.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "gguf.h"
+#include "harness.h"
+#include "model.h"
+#include "tokenizer.h"
+#include "util.h"
+
+/* ---- a byte buffer with labelled positions ---- */
+
+typedef struct { uint8_t *b; size_t n, cap; } tbuf;
+
+#define MAX_LABELS 1024
+static struct { char name[128]; size_t pos; } labels[MAX_LABELS];
+static int n_labels;
+
+static void lab(const char *a, const char *b, const char *c, size_t pos) {
+    if (n_labels >= MAX_LABELS) return;
+    snprintf(labels[n_labels].name, sizeof labels[0].name, "%s%s%s", a, b, c);
+    labels[n_labels++].pos = pos;
+}
+static long lab_pos(const char *name) {
+    for (int i = 0; i < n_labels; i++) if (!strcmp(labels[i].name, name)) return (long)labels[i].pos;
+    return -1;
+}
+
+static void tb_put(tbuf *t, const void *p, size_t n) {
+    if (t->n + n > t->cap) {
+        t->cap = (t->n + n) * 2 + 64;
+        t->b = realloc(t->b, t->cap);
+    }
+    memcpy(t->b + t->n, p, n);
+    t->n += n;
+}
+static void tb_u32(tbuf *t, uint32_t v) { tb_put(t, &v, 4); }
+static void tb_u64(tbuf *t, uint64_t v) { tb_put(t, &v, 8); }
+static void tb_str(tbuf *t, const char *s) { tb_u64(t, strlen(s)); tb_put(t, s, strlen(s)); }
+
+/* ---- GGUF description ---- */
+
+enum { V_U8 = 0, V_I8, V_U16, V_I16, V_U32, V_I32, V_F32, V_BOOL, V_STR, V_ARR, V_U64, V_I64, V_F64 };
+enum { T_F32 = 0, T_F16 = 1, T_Q8_0 = 8, T_BF16 = 30, T_Q4_K = 12, T_I8 = 24 };
+
+typedef struct {
+    char key[96];
+    uint32_t type;
+    uint64_t u;                 // integer / bool values
+    double f;                   // float values
+    const char *s;              // string value
+    uint32_t arr_type;          // arrays
+    size_t arr_n;
+    const void *arr;            // (arr_n) values; const char ** for strings
+} gkv;
+
+typedef struct {
+    char name[200];
+    uint32_t n_dims;
+    uint64_t ne[4];
+    uint32_t type;
+    uint8_t *data;              // owned
+    size_t nbytes;
+    float *expect;              // owned, (n_elem) what the loader must produce
+} gten;
+
+typedef struct {
+    uint32_t version;
+    uint32_t alignment;         // used for layout; the key is written only if kv has it
+    gkv kv[48];
+    int n_kv;
+    gten t[64];
+    int n_t;
+} gspec;
+
+static void gs_free(gspec *g) {
+    for (int i = 0; i < g->n_t; i++) { free(g->t[i].data); free(g->t[i].expect); }
+    g->n_t = 0;
+}
+
+static gkv *kv_add(gspec *g, const char *key, uint32_t type) {
+    gkv *k = &g->kv[g->n_kv++];
+    memset(k, 0, sizeof *k);
+    snprintf(k->key, sizeof k->key, "%s", key);
+    k->type = type;
+    return k;
+}
+static void kv_u32(gspec *g, const char *key, uint32_t v) { kv_add(g, key, V_U32)->u = v; }
+static void kv_f32(gspec *g, const char *key, double v) { kv_add(g, key, V_F32)->f = v; }
+static void kv_str(gspec *g, const char *key, const char *s) { kv_add(g, key, V_STR)->s = s; }
+static void kv_arr(gspec *g, const char *key, uint32_t et, size_t n, const void *a) {
+    gkv *k = kv_add(g, key, V_ARR);
+    k->arr_type = et; k->arr_n = n; k->arr = a;
+}
+static gkv *kv_find(gspec *g, const char *key) {
+    for (int i = 0; i < g->n_kv; i++) if (!strcmp(g->kv[i].key, key)) return &g->kv[i];
+    return NULL;
+}
+static void kv_del(gspec *g, const char *key) {
+    for (int i = 0; i < g->n_kv; i++)
+        if (!strcmp(g->kv[i].key, key)) { memmove(&g->kv[i], &g->kv[i + 1], (size_t)(g->n_kv - i - 1) * sizeof g->kv[0]); g->n_kv--; return; }
+}
+
+static const uint8_t vsize[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+static void put_scalar(tbuf *t, uint32_t type, uint64_t u, double f, const char *s) {
+    if (type == V_STR) { tb_str(t, s); return; }
+    if (type == V_F32) { float x = (float)f; tb_put(t, &x, 4); return; }
+    if (type == V_F64) { tb_put(t, &f, 8); return; }
+    tb_put(t, &u, vsize[type]);  // little-endian host
+}
+
+/* Exact encoders for values with few significant bits (the test's own, independent of util.c). */
+static uint16_t enc_f16(float f) {
+    if (f == 0) return signbit(f) ? 0x8000 : 0;
+    uint16_t s = f < 0 ? 0x8000 : 0;
+    int e;
+    float m = frexpf(fabsf(f), &e);  // |f| = m 2^e, m in [0.5, 1)
+    return (uint16_t)(s | (uint16_t)(e - 1 + 15) << 10 | (uint16_t)((2 * m - 1) * 1024));
+}
+static uint16_t enc_bf16(float f) { uint32_t u; memcpy(&u, &f, 4); return (uint16_t)(u >> 16); }
+
+/* Add a tensor with GGUF dims ne (ne0 first); values multiples of 1/8 in [-2, 2] from seed,
+ * encoded exactly in type. */
+static gten *ten_add(gspec *g, const char *name, uint32_t type, uint64_t ne0, uint64_t ne1, uint32_t seed) {
+    gten *t = &g->t[g->n_t++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->n_dims = ne1 ? 2 : 1;
+    t->ne[0] = ne0; t->ne[1] = ne1 ? ne1 : 1; t->ne[2] = t->ne[3] = 1;
+    t->type = type;
+    size_t n = (size_t)(ne0 * t->ne[1]);
+    t->expect = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) t->expect[i] = (float)((int)((i * 7 + seed * 13 + i / 5) % 33) - 16) / 8.0f;
+    if (type == T_F32) {
+        t->nbytes = n * 4;
+        t->data = malloc(t->nbytes);
+        memcpy(t->data, t->expect, t->nbytes);
+    } else if (type == T_F16 || type == T_BF16) {
+        t->nbytes = n * 2;
+        t->data = malloc(t->nbytes);
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = type == T_F16 ? enc_f16(t->expect[i]) : enc_bf16(t->expect[i]);
+            memcpy(t->data + 2 * i, &h, 2);
+        }
+    } else if (type == T_Q8_0) {  // d = 1/8 (f16 0x3000), q = 8 v
+        t->nbytes = n / 32 * 34;
+        t->data = malloc(t->nbytes);
+        for (size_t b = 0; b < n / 32; b++) {
+            uint16_t d = 0x3000;
+            memcpy(t->data + 34 * b, &d, 2);
+            for (int i = 0; i < 32; i++) t->data[34 * b + 2 + i] = (uint8_t)(int8_t)lrintf(8 * t->expect[32 * b + i]);
+        }
+    } else {  // Q4_K, I8: only listed or refused, never decoded
+        t->nbytes = type == T_Q4_K ? n / 256 * 144 : n;
+        t->data = calloc(1, t->nbytes ? t->nbytes : 1);
+    }
+    return t;
+}
+
+/* Replace tensor `name` by one of another shape (F32), keeping its place in the file. */
+static void ten_reshape(gspec *g, const char *name, uint64_t ne0, uint64_t ne1) {
+    for (int i = 0; i < g->n_t; i++) {
+        if (strcmp(g->t[i].name, name)) continue;
+        gten *n = ten_add(g, name, T_F32, ne0, ne1, 99);
+        free(g->t[i].data);
+        free(g->t[i].expect);
+        g->t[i] = *n;
+        g->n_t--;
+        return;
+    }
+}
+
+static gten *ten_find(gspec *g, const char *name) {
+    for (int i = 0; i < g->n_t; i++) if (!strcmp(g->t[i].name, name)) return &g->t[i];
+    return NULL;
+}
+static void ten_del(gspec *g, const char *name) {
+    for (int i = 0; i < g->n_t; i++)
+        if (!strcmp(g->t[i].name, name)) {
+            free(g->t[i].data); free(g->t[i].expect);
+            memmove(&g->t[i], &g->t[i + 1], (size_t)(g->n_t - i - 1) * sizeof g->t[0]);
+            g->n_t--;
+            return;
+        }
+}
+
+/* Serialise g into t (fresh), recording labels. */
+static void gs_write(const gspec *g, tbuf *t) {
+    t->n = 0;
+    n_labels = 0;
+    tb_put(t, "GGUF", 4);
+    lab("version", "", "", t->n); tb_u32(t, g->version);
+    lab("n_tensors", "", "", t->n); tb_u64(t, (uint64_t)g->n_t);
+    lab("n_kv", "", "", t->n); tb_u64(t, (uint64_t)g->n_kv);
+    for (int i = 0; i < g->n_kv; i++) {
+        const gkv *k = &g->kv[i];
+        lab("kv:", k->key, ":keylen", t->n); tb_str(t, k->key);
+        lab("kv:", k->key, ":type", t->n); tb_u32(t, k->type);
+        if (k->type == V_ARR) {
+            lab("kv:", k->key, ":arrtype", t->n); tb_u32(t, k->arr_type);
+            lab("kv:", k->key, ":arrn", t->n); tb_u64(t, k->arr_n);
+            for (size_t j = 0; j < k->arr_n; j++) {
+                if (k->arr_type == V_STR) tb_str(t, ((const char *const *)k->arr)[j]);
+                else tb_put(t, (const uint8_t *)k->arr + j * vsize[k->arr_type], vsize[k->arr_type]);
+            }
+        } else {
+            lab("kv:", k->key, ":value", t->n);
+            put_scalar(t, k->type, k->u, k->f, k->s);
+        }
+    }
+    uint64_t a = g->alignment, off = 0;
+    for (int i = 0; i < g->n_t; i++) {
+        const gten *x = &g->t[i];
+        lab("t:", x->name, ":namelen", t->n); tb_str(t, x->name);
+        lab("t:", x->name, ":ndims", t->n); tb_u32(t, x->n_dims);
+        for (uint32_t d = 0; d < x->n_dims; d++) {
+            char s[16];
+            snprintf(s, sizeof s, ":ne%u", d);
+            lab("t:", x->name, s, t->n); tb_u64(t, x->ne[d]);
+        }
+        lab("t:", x->name, ":type", t->n); tb_u32(t, x->type);
+        lab("t:", x->name, ":offset", t->n); tb_u64(t, off);
+        off = (off + x->nbytes + a - 1) / a * a;
+    }
+    while (t->n % a) tb_put(t, "", 1);
+    lab("data", "", "", t->n);
+    for (int i = 0; i < g->n_t; i++) {
+        size_t start = t->n;
+        tb_put(t, g->t[i].data, g->t[i].nbytes);
+        while ((t->n - start) % a) tb_put(t, "", 1);
+    }
+}
+
+static const char *tmp_path(const char *name) {
+    static char p[8][600];
+    static int k;
+    char *r = p[k++ & 7];
+    snprintf(r, sizeof p[0], "%s/%s", harness_tmpdir(), name);
+    return r;
+}
+static int file_write(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    if (n && fwrite(p, 1, n, f) != n) { fclose(f); return -1; }
+    return fclose(f);
+}
+
+/* ---- a small llama model ---- */
+
+typedef struct { int dim, hidden, layers, heads, kv_heads, vocab; } tcfg;
+static const tcfg SMALL = {32, 64, 2, 4, 2, 16};
+
+/* A toy SentencePiece vocabulary: " ab" encodes as "▁" "a" "b" -> "▁a" "b" -> "▁ab" (id 7). */
+static const char *tok_pieces[16] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b", "\xe2\x96\x81" "a",
+                                     "\xe2\x96\x81" "ab", "c", "d", "e", "f", "g", "h", "i", "j"};
+static const float tok_scores[16] = {0, 0, 0, -1, -2, -3, -1, -0.5f, -4, -5, -6, -7, -8, -9, -10, -11};
+static const int32_t tok_types[16] = {2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+
+/* mat: type of the weight matrices (embedding included); norms are F32. tok_model: NULL for none. */
+static void gs_llama(gspec *g, tcfg c, uint32_t mat, int with_output, const char *tok_model) {
+    memset(g, 0, sizeof *g);
+    g->version = 3;
+    g->alignment = 32;
+    int hd = c.dim / c.heads;
+    kv_str(g, "general.architecture", "llama");
+    kv_str(g, "general.name", "test");
+    kv_u32(g, "llama.context_length", 128);
+    kv_u32(g, "llama.embedding_length", (uint32_t)c.dim);
+    kv_u32(g, "llama.feed_forward_length", (uint32_t)c.hidden);
+    kv_u32(g, "llama.block_count", (uint32_t)c.layers);
+    kv_u32(g, "llama.attention.head_count", (uint32_t)c.heads);
+    kv_u32(g, "llama.attention.head_count_kv", (uint32_t)c.kv_heads);
+    kv_u32(g, "llama.rope.dimension_count", (uint32_t)hd);
+    kv_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-6);
+    kv_f32(g, "llama.rope.freq_base", 500000.0);
+    if (tok_model) {
+        kv_str(g, "tokenizer.ggml.model", tok_model);
+        kv_arr(g, "tokenizer.ggml.tokens", V_STR, (size_t)c.vocab, tok_pieces);
+        kv_arr(g, "tokenizer.ggml.scores", V_F32, (size_t)c.vocab, tok_scores);
+        kv_arr(g, "tokenizer.ggml.token_type", V_I32, (size_t)c.vocab, tok_types);
+        kv_u32(g, "tokenizer.ggml.bos_token_id", 1);
+        kv_u32(g, "tokenizer.ggml.eos_token_id", 2);
+        kv_u32(g, "tokenizer.ggml.unknown_token_id", 0);
+    }
+    uint32_t seed = 1;
+    uint64_t D = (uint64_t)c.dim, Q = (uint64_t)(c.heads * hd), KV = (uint64_t)(c.kv_heads * hd), H = (uint64_t)c.hidden;
+    ten_add(g, "token_embd.weight", mat, D, (uint64_t)c.vocab, seed++);
+    ten_add(g, "output_norm.weight", T_F32, D, 0, seed++);
+    if (with_output) ten_add(g, "output.weight", mat, D, (uint64_t)c.vocab, seed++);
+    for (int l = 0; l < c.layers; l++) {
+        char n[96];
+#define T(suffix, type, a, b) do { snprintf(n, sizeof n, "blk.%d.%s.weight", l, suffix); ten_add(g, n, type, a, b, seed++); } while (0)
+        T("attn_norm", T_F32, D, 0);
+        T("attn_q", mat, D, Q);
+        T("attn_k", mat, D, KV);
+        T("attn_v", mat, D, KV);
+        T("attn_output", mat, Q, D);
+        T("ffn_norm", T_F32, D, 0);
+        T("ffn_gate", mat, D, H);
+        T("ffn_up", mat, D, H);
+        T("ffn_down", mat, H, D);
+#undef T
+    }
+}
+
+static tbuf TB;  // shared scratch buffer
+
+static const char *gs_file(const gspec *g, const char *name) {
+    gs_write(g, &TB);
+    const char *p = tmp_path(name);
+    return file_write(p, TB.b, TB.n) ? NULL : p;
+}
+
+/* The model's tensor for a GGUF name, or NULL. */
+static const float *model_tensor(const cce_model *m, const char *name) {
+    int l;
+    char s[64];
+    if (!strcmp(name, "token_embd.weight")) return m->tok_emb;
+    if (!strcmp(name, "output_norm.weight")) return m->final_norm;
+    if (!strcmp(name, "output.weight")) return m->lm_head;
+    if (sscanf(name, "blk.%d.%63[a-z_]", &l, s) != 2 || l < 0 || l >= m->cfg.n_layers) return NULL;
+    const cce_layer *L = &m->layers[l];
+    if (!strcmp(s, "attn_norm")) return L->attn_norm;
+    if (!strcmp(s, "ffn_norm")) return L->ffn_norm;
+    if (!strcmp(s, "attn_q")) return L->wq.w;
+    if (!strcmp(s, "attn_k")) return L->wk.w;
+    if (!strcmp(s, "attn_v")) return L->wv.w;
+    if (!strcmp(s, "attn_output")) return L->wo.w;
+    if (!strcmp(s, "ffn_gate")) return L->w1.w;
+    if (!strcmp(s, "ffn_up")) return L->w3.w;
+    if (!strcmp(s, "ffn_down")) return L->w2.w;
+    return NULL;
+}
+
+/* Expect load and list to fail with a message naming the file; list_ok: the listing succeeds
+ * (a well-formed file the llama loader refuses). */
+static int expect_fail(const char *path, int list_ok, cce_status want, char *why, size_t cap) {
+    cce_model *m = NULL;
+    cce_tokenizer *tok = NULL;
+    cce_err e = {{0}};
+    cce_status s = cce_load_gguf(path, &m, &tok, &e);
+    if (s == CCE_OK) { snprintf(why, cap, "load succeeded"); cce_model_free(m); if (tok) cce_tokenizer_free(tok); return 0; }
+    if (m || tok) { snprintf(why, cap, "outputs set on failure"); return 0; }
+    if (!strstr(e.msg, path)) { snprintf(why, cap, "load error does not name the file: %s", e.msg); return 0; }
+    if (want != CCE_OK && s != want) { snprintf(why, cap, "status %d, want %d: %s", (int)s, (int)want, e.msg); return 0; }
+    cce_gguf_tensor *ts = NULL;
+    int n = 0;
+    char arch[32];
+    cce_err e2 = {{0}};
+    s = cce_gguf_list(path, &ts, &n, arch, sizeof arch, &e2);
+    cce_free(ts);
+    if (list_ok && s != CCE_OK) { snprintf(why, cap, "listing failed: %s", e2.msg); return 0; }
+    if (!list_ok && s == CCE_OK) { snprintf(why, cap, "listing succeeded (load said: %s)", e.msg); return 0; }
+    if (!list_ok && !strstr(e2.msg, path)) { snprintf(why, cap, "list error does not name the file: %s", e2.msg); return 0; }
+    snprintf(why, cap, "%s", e.msg);
+    return 1;
+}
+
+#define CHECK_FAIL(path, list_ok, want) do { \
+        char why_[700]; const char *p_ = (path); \
+        CHECK_MSG(p_ != NULL, "could not write the test file"); \
+        CHECK_MSG(expect_fail(p_, (list_ok), (want), why_, sizeof why_), "%.300s: %.600s", p_, why_); \
+    } while (0)
+
+/* The same, and the message must say what is wrong (so the intended check fired). */
+#define CHECK_FAIL_HAS(path, list_ok, want, substr) do { \
+        char why_[700]; const char *p_ = (path); \
+        CHECK_MSG(p_ != NULL, "could not write the test file"); \
+        CHECK_MSG(expect_fail(p_, (list_ok), (want), why_, sizeof why_), "%.300s: %.600s", p_, why_); \
+        CHECK_MSG(strstr(why_, (substr)) != NULL, "expected \"%s\" in: %.600s", (substr), why_); \
+    } while (0)
+
+/* Patch an n-byte little-endian field at a label of the last written file and write it out. */
+static const char *patched(const char *label, int n, uint64_t v) {
+    long pos = lab_pos(label);
+    if (pos < 0 || (size_t)pos + (size_t)n > TB.n) return NULL;
+    uint8_t *copy = malloc(TB.n);
+    memcpy(copy, TB.b, TB.n);
+    memcpy(copy + pos, &v, (size_t)n);
+    const char *p = tmp_path("patched.gguf");
+    int rc = file_write(p, copy, TB.n);
+    free(copy);
+    return rc ? NULL : p;
+}
+
+/* ---- tests ---- */
+
+TEST(real_stories260k) {
+    const char *gpath = harness_data("gguf/stories260K.gguf");
+    const char *lpath = harness_data("llama2c/stories260K.bin");
+    if (!harness_have(gpath) || !harness_have(lpath)) FAILF("missing %s or %s", gpath, lpath);
+    cce_model *g = NULL, *l = NULL;
+    cce_err err = {{0}};
+    cce_status st = cce_load_gguf(gpath, &g, NULL, &err);
+    CHECK_MSG(st == CCE_OK, "gguf load failed: %s", err.msg);
+    st = cce_load_llama2c(lpath, &l, &err);
+    CHECK_MSG(st == CCE_OK, "llama2c load failed: %s", err.msg);
+    CHECK_EQ_INT(g->format, CCE_FMT_GGUF);
+    CHECK_EQ_INT(g->cfg.dim, 64);
+    CHECK_EQ_INT(g->cfg.hidden_dim, 172);
+    CHECK_EQ_INT(g->cfg.n_layers, 5);
+    CHECK_EQ_INT(g->cfg.n_heads, 8);
+    CHECK_EQ_INT(g->cfg.n_kv_heads, 4);
+    CHECK_EQ_INT(g->cfg.head_dim, 8);
+    CHECK_EQ_INT(g->cfg.vocab_size, 512);
+    CHECK_EQ_INT(g->cfg.seq_len, 2048);
+    CHECK_EQ_INT(g->cfg.rope_interleaved, 1);
+    CHECK_EQ_INT(g->cfg.bos_id, 1);
+    CHECK_EQ_INT(g->cfg.eos_id, 2);
+    CHECK_NEAR(g->cfg.norm_eps, 1e-5, 1e-12);
+    CHECK_NEAR(g->cfg.rope_theta, 10000, 0);
+    /* output.weight is stored but equals the embedding: the loader recognises it as tied. */
+    CHECK_EQ_INT(g->cfg.tied, 1);
+    CHECK(g->lm_head == g->tok_emb);
+    CHECK_EQ_INT(cce_model_params(g).total, 260032);
+    /* every tensor bit-identical to the llama2.c checkpoint */
+    size_t d = 64, h = 172, kv = 32;
+    CHECK(memcmp(g->tok_emb, l->tok_emb, 512 * d * 4) == 0);
+    CHECK(memcmp(g->final_norm, l->final_norm, d * 4) == 0);
+    for (int i = 0; i < 5; i++) {
+        const cce_layer *a = &g->layers[i], *b = &l->layers[i];
+        CHECK_MSG(memcmp(a->attn_norm, b->attn_norm, d * 4) == 0 && memcmp(a->ffn_norm, b->ffn_norm, d * 4) == 0,
+                  "layer %d norms differ", i);
+        CHECK_MSG(memcmp(a->wq.w, b->wq.w, d * d * 4) == 0, "layer %d wq differs", i);
+        CHECK_MSG(memcmp(a->wk.w, b->wk.w, kv * d * 4) == 0, "layer %d wk differs", i);
+        CHECK_MSG(memcmp(a->wv.w, b->wv.w, kv * d * 4) == 0, "layer %d wv differs", i);
+        CHECK_MSG(memcmp(a->wo.w, b->wo.w, d * d * 4) == 0, "layer %d wo differs", i);
+        CHECK_MSG(memcmp(a->w1.w, b->w1.w, h * d * 4) == 0, "layer %d w1 differs", i);
+        CHECK_MSG(memcmp(a->w2.w, b->w2.w, h * d * 4) == 0, "layer %d w2 differs", i);
+        CHECK_MSG(memcmp(a->w3.w, b->w3.w, h * d * 4) == 0, "layer %d w3 differs", i);
+    }
+    cce_model_free(g);
+    cce_model_free(l);
+}
+
+TEST(real_stories260k_tokenizer) {
+    const char *gpath = harness_data("gguf/stories260K.gguf");
+    cce_model *g = NULL;
+    cce_tokenizer *tok = NULL;
+    cce_err err = {{0}};
+    cce_status st = cce_load_gguf(gpath, &g, &tok, &err);
+    CHECK_MSG(st == CCE_OK, "gguf load failed: %s", err.msg);
+    CHECK(tok != NULL);
+    CHECK_EQ_INT(cce_tokenizer_vocab_size(tok), 512);
+    CHECK_EQ_INT(cce_tokenizer_bos(tok), 1);
+    CHECK_EQ_INT(cce_tokenizer_eos(tok), 2);
+    int *ids = NULL;
+    size_t n = 0;
+    st = cce_tokenizer_encode(tok, "Once upon a time", 16, 1, &ids, &n, &err);
+    CHECK_MSG(st == CCE_OK, "encode failed: %s", err.msg);
+    int want[] = {1, 403, 407, 261, 378};
+    CHECK_EQ_INT(n, 5);
+    for (int i = 0; i < 5; i++) CHECK_EQ_INT(ids[i], want[i]);
+    cce_free(ids);
+    cce_tokenizer_free(tok);
+    cce_model_free(g);
+}
+
+TEST(real_list) {
+    const char *gpath = harness_data("gguf/stories260K.gguf");
+    cce_gguf_tensor *ts = NULL;
+    int n = 0;
+    char arch[32];
+    cce_err err = {{0}};
+    cce_status st = cce_gguf_list(gpath, &ts, &n, arch, sizeof arch, &err);
+    CHECK_MSG(st == CCE_OK, "list failed: %s", err.msg);
+    CHECK_EQ_INT(n, 48);
+    CHECK_STR(arch, "llama");
+    uint64_t min_off = UINT64_MAX, total = 0;
+    int found = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK_STR(ts[i].dtype, "F32");
+        if (ts[i].offset < min_off) min_off = ts[i].offset;
+        total += ts[i].nbytes;
+        if (!strcmp(ts[i].name, "token_embd.weight")) {
+            found = 1;
+            CHECK_EQ_INT(ts[i].n_dims, 2);
+            CHECK_EQ_INT(ts[i].shape[0], 64);
+            CHECK_EQ_INT(ts[i].shape[1], 512);
+            CHECK_EQ_INT(ts[i].nbytes, 64 * 512 * 4);
+        }
+    }
+    CHECK(found);
+    CHECK_EQ_INT(min_off, 14176);
+    CHECK_EQ_INT(total, (260032 + 32768) * 4);  // output.weight is stored too
+    cce_free(ts);
+}
+
+/* Each dtype loads with exactly the values written; tied when output.weight is absent. */
+static void check_dtype(uint32_t type, int with_output, uint32_t alignment) {
+    gspec g;
+    gs_llama(&g, SMALL, type, with_output, NULL);
+    g.alignment = alignment;
+    if (alignment != 32) kv_u32(&g, "general.alignment", alignment);
+    const char *path = gs_file(&g, "dtype.gguf");
+    CHECK(path != NULL);
+    cce_model *m = NULL;
+    cce_err err = {{0}};
+    cce_status st = cce_load_gguf(path, &m, NULL, &err);
+    if (st != CCE_OK) { gs_free(&g); FAILF("load failed: %s", err.msg); }
+    int bad = 0;
+    char badname[96] = "";
+    for (int i = 0; i < g.n_t && !bad; i++) {
+        const float *x = model_tensor(m, g.t[i].name);
+        size_t n = (size_t)(g.t[i].ne[0] * g.t[i].ne[1]);
+        if (!x || memcmp(x, g.t[i].expect, n * 4)) { bad = 1; snprintf(badname, sizeof badname, "%s", g.t[i].name); }
+    }
+    CHECK_EQ_INT(m->cfg.tied, !with_output);
+    CHECK_EQ_INT(m->cfg.n_kv_heads, 2);
+    CHECK_EQ_INT(m->cfg.head_dim, 8);
+    CHECK_EQ_INT(m->cfg.seq_len, 128);
+    CHECK_NEAR(m->cfg.rope_theta, 500000, 0);
+    CHECK_NEAR(m->cfg.norm_eps, 1e-6, 1e-12);
+    CHECK_EQ_INT(m->cfg.bos_id, -1);  // no tokenizer metadata
+    if (!with_output) CHECK(m->lm_head == m->tok_emb);
+    cce_model_free(m);
+    gs_free(&g);
+    CHECK_MSG(!bad, "tensor %s differs from the values written", badname);
+}
+
+TEST(dtype_f32) { check_dtype(T_F32, 1, 32); }
+TEST(dtype_f32_tied) { check_dtype(T_F32, 0, 32); }
+TEST(dtype_f32_align1) { check_dtype(T_F32, 1, 1); }   // unaligned f32 data is copied
+TEST(dtype_f32_align64) { check_dtype(T_F32, 0, 64); }
+TEST(dtype_f16) { check_dtype(T_F16, 1, 32); }
+TEST(dtype_bf16) { check_dtype(T_BF16, 0, 32); }
+TEST(dtype_q8_0) { check_dtype(T_Q8_0, 1, 32); }
+
+/* Hand-encoded bit patterns decode to known values. */
+TEST(known_dequant_values) {
+    gspec g;
+    static const struct { uint32_t type; uint8_t bytes[8]; float want[2]; } cases[] = {
+        {T_F16, {0x00, 0x3c, 0x00, 0xc0}, {1.0f, -2.0f}},
+        {T_F16, {0x55, 0x35, 0xff, 0x7b}, {0.333251953125f, 65504.0f}},
+        {T_F16, {0x01, 0x00, 0x00, 0x80}, {5.9604644775390625e-8f, -0.0f}},
+        {T_BF16, {0x80, 0x3f, 0xa0, 0xc0}, {1.0f, -5.0f}},
+        {T_BF16, {0x49, 0x40, 0x80, 0x00}, {3.140625f, 1.1754943508222875e-38f}},
+        {T_Q8_0, {0x00, 0x38, 0x03, 0x80}, {1.5f, -64.0f}},      // d = 0.5, q = 3, -128
+        {T_Q8_0, {0x00, 0xbc, 0x7f, 0x01}, {-127.0f, -1.0f}},    // d = -1
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        gs_llama(&g, SMALL, cases[c].type, 0, NULL);
+        memcpy(g.t[0].data, cases[c].bytes, 4);  // token_embd's first bytes
+        const char *path = gs_file(&g, "known.gguf");
+        cce_model *m = NULL;
+        cce_err err = {{0}};
+        cce_status st = cce_load_gguf(path, &m, NULL, &err);
+        gs_free(&g);
+        CHECK_MSG(st == CCE_OK, "case %zu: %s", c, err.msg);
+        float a = m->tok_emb[0], b = m->tok_emb[1];
+        cce_model_free(m);
+        CHECK_MSG(a == cases[c].want[0] && b == cases[c].want[1] && signbit(b) == signbit(cases[c].want[1]),
+                  "case %zu: got %.9g %.9g, want %.9g %.9g", c, a, b, cases[c].want[0], cases[c].want[1]);
+    }
+}
+
+TEST(tokenizer_from_metadata) {
+    gspec g;
+    gs_llama(&g, SMALL, T_F32, 0, "llama");
+    const char *path = gs_file(&g, "tok.gguf");
+    cce_model *m = NULL;
+    cce_tokenizer *tok = NULL;
+    cce_err err = {{0}};
+    cce_status st = cce_load_gguf(path, &m, &tok, &err);
+    gs_free(&g);
+    CHECK_MSG(st == CCE_OK, "load failed: %s", err.msg);
+    CHECK(tok != NULL);
+    CHECK_EQ_INT(cce_tokenizer_vocab_size(tok), 16);
+    CHECK_EQ_INT(m->cfg.bos_id, 1);
+    CHECK_EQ_INT(m->cfg.eos_id, 2);
+    size_t len = 0;
+    const char *p = cce_tokenizer_piece(tok, 7, &len);  // "\u2581ab" -> " ab"
+    CHECK(p && len == 3 && !memcmp(p, " ab", 3));
+    int *ids = NULL;
+    size_t n = 0;
+    st = cce_tokenizer_encode(tok, "ab", 2, 1, &ids, &n, &err);
+    CHECK_MSG(st == CCE_OK, "encode: %s", err.msg);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(ids[0], 1);
+    CHECK_EQ_INT(ids[1], 7);
+    cce_free(ids);
+    cce_tokenizer_free(tok);
+    cce_model_free(m);
+}
+
+TEST(tokenizer_other_models) {
+    /* gpt2-style vocabularies and absent tokenizers load the model with tok = NULL, no error */
+    const char *models[] = {"gpt2", NULL};
+    for (int i = 0; i < 2; i++) {
+        gspec g;
+        gs_llama(&g, SMALL, T_F32, 0, models[i]);
+        const char *path = gs_file(&g, "tok_other.gguf");
+        cce_model *m = NULL;
+        cce_tokenizer *tok = (cce_tokenizer *)&g;  // must be overwritten
+        cce_err err = {{0}};
+        cce_status st = cce_load_gguf(path, &m, &tok, &err);
+        gs_free(&g);
+        CHECK_MSG(st == CCE_OK, "load failed: %s", err.msg);
+        CHECK(tok == NULL);
+        cce_model_free(m);
+    }
+}
+
+TEST(list_other_arch) {
+    gspec g;
+    memset(&g, 0, sizeof g);
+    g.version = 2;
+    g.alignment = 32;
+    kv_str(&g, "general.architecture", "gpt2");
+    uint8_t flags[3] = {1, 0, 1};
+    kv_arr(&g, "test.flags", V_BOOL, 3, flags);
+    kv_add(&g, "test.i64", V_I64)->u = (uint64_t)-5;
+    kv_add(&g, "test.f64", V_F64)->f = 2.5;
+    ten_add(&g, "wte", T_Q4_K, 512, 4, 1);
+    ten_add(&g, "ln_f.weight", T_F16, 24, 0, 2);
+    const char *path = gs_file(&g, "gpt2.gguf");
+    gs_free(&g);
+    cce_gguf_tensor *ts = NULL;
+    int n = 0;
+    char arch[8];
+    cce_err err = {{0}};
+    cce_status st = cce_gguf_list(path, &ts, &n, arch, sizeof arch, &err);
+    CHECK_MSG(st == CCE_OK, "list failed: %s", err.msg);
+    CHECK_EQ_INT(n, 2);
+    CHECK_STR(arch, "gpt2");
+    CHECK_STR(ts[0].name, "wte");
+    CHECK_STR(ts[0].dtype, "Q4_K");
+    CHECK_EQ_INT(ts[0].nbytes, 2 * 4 * 144);
+    CHECK_EQ_INT(ts[0].shape[1], 4);
+    CHECK_STR(ts[1].dtype, "F16");
+    CHECK_EQ_INT(ts[1].n_dims, 1);
+    CHECK_EQ_INT(ts[1].offset, ts[0].offset + 2 * 4 * 144);
+    cce_free(ts);
+    char why[700];
+    CHECK_MSG(expect_fail(path, 1, CCE_EUNSUPPORTED, why, sizeof why), "%s", why);
+    CHECK_MSG(strstr(why, "unsupported architecture 'gpt2'"), "%s", why);
+    /* no tensors, no metadata: a valid empty listing */
+    memset(&g, 0, sizeof g);
+    g.version = 3;
+    g.alignment = 32;
+    path = gs_file(&g, "empty.gguf");
+    st = cce_gguf_list(path, &ts, &n, arch, sizeof arch, &err);
+    CHECK_MSG(st == CCE_OK, "empty list failed: %s", err.msg);
+    CHECK(n == 0 && ts == NULL && arch[0] == 0);
+    CHECK_FAIL(path, 1, CCE_EFORMAT);  // no architecture to load
+}
+
+TEST(zero_byte_and_missing) {
+    const char *p = tmp_path("zero.gguf");
+    CHECK(file_write(p, "", 0) == 0);
+    CHECK_FAIL(p, 0, CCE_EFORMAT);
+    CHECK_FAIL(tmp_path("nope.gguf"), 0, CCE_EIO);
+    CHECK_FAIL(harness_tmpdir(), 0, CCE_EIO);
+}
+
+/* Every prefix of a valid file fails cleanly (and the full file loads). */
+TEST(every_prefix) {
+    gspec g;
+    tcfg tiny = {32, 32, 1, 2, 1, 16};
+    gs_llama(&g, tiny, T_Q8_0, 0, "llama");  // tokenizer arrays are parsed even when tok is not wanted
+    const char *path = gs_file(&g, "prefix.gguf");
+    gs_free(&g);
+    CHECK(path != NULL);
+    size_t full = TB.n;
+    cce_model *m = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_load_gguf(path, &m, NULL, &err) == CCE_OK, "full file: %s", err.msg);
+    cce_model_free(m);
+    for (size_t len = full; len-- > 0;) {
+        CHECK(truncate(path, (off_t)len) == 0);
+        m = NULL;
+        cce_status st = cce_load_gguf(path, &m, NULL, &err);
+        CHECK_MSG(st != CCE_OK && m == NULL, "prefix of %zu bytes (of %zu) loaded", len, full);
+        CHECK_MSG(strstr(err.msg, path), "prefix %zu: error does not name the file: %s", len, err.msg);
+        cce_gguf_tensor *ts = NULL;
+        int n = 0;
+        st = cce_gguf_list(path, &ts, &n, NULL, 0, &err);
+        cce_free(ts);
+        CHECK_MSG(st != CCE_OK, "prefix of %zu bytes (of %zu) listed", len, full);
+    }
+}
+
+TEST(bad_header) {
+    gspec g;
+    gs_llama(&g, SMALL, T_F32, 0, "llama");
+    CHECK(gs_file(&g, "base.gguf") != NULL);
+    gs_free(&g);
+    /* magic */
+    uint8_t *copy = malloc(TB.n);
+    memcpy(copy, TB.b, TB.n);
+    copy[3] = 'G';
+    const char *p = tmp_path("magic.gguf");
+    CHECK(file_write(p, copy, TB.n) == 0);
+    free(copy);
+    CHECK_FAIL(p, 0, CCE_EFORMAT);
+    p = tmp_path("short.gguf");
+    CHECK(file_write(p, "GGU", 3) == 0);
+    CHECK_FAIL(p, 0, CCE_EFORMAT);
+    /* versions */
+    uint64_t versions[] = {0, 1, 4, 0x03000000, 0xffffffff};
+    for (size_t i = 0; i < 5; i++) CHECK_FAIL_HAS(patched("version", 4, versions[i]), 0, CCE_EFORMAT, "version");
+    /* counts */
+    uint64_t counts[] = {1ull << 62, UINT64_MAX, 1ull << 32, 100000};
+    for (size_t i = 0; i < 4; i++) {
+        CHECK_FAIL_HAS(patched("n_tensors", 8, counts[i]), 0, CCE_EFORMAT, "tensor count");
+        CHECK_FAIL_HAS(patched("n_kv", 8, counts[i]), 0, CCE_EFORMAT, "metadata count");
+    }
+    CHECK_FAIL(patched("n_tensors", 8, 1000), 0, CCE_EFORMAT);  // plausible but wrong
+}
+
+TEST(bad_metadata) {
+    gspec g;
+    gs_llama(&g, SMALL, T_F32, 0, "llama");
+    CHECK(gs_file(&g, "base.gguf") != NULL);
+    gs_free(&g);
+    uint64_t lens[] = {1ull << 40, UINT64_MAX, UINT64_MAX - 7, 0};
+    for (size_t i = 0; i < 4; i++) {
+        CHECK_FAIL(patched("kv:general.name:keylen", 8, lens[i]), 0, CCE_EFORMAT);   // key length (0: empty key)
+        if (lens[i]) CHECK_FAIL(patched("kv:general.name:value", 8, lens[i]), 0, CCE_EFORMAT);  // string value
+    }
+    CHECK_FAIL(patched("kv:general.name:value", 8, TB.n), 0, CCE_EFORMAT);
+    /* value types: unknown, and a known type that desynchronises the stream */
+    uint64_t types[] = {13, 100, 0xffffffff};
+    for (size_t i = 0; i < 3; i++)
+        CHECK_FAIL_HAS(patched("kv:general.name:type", 4, types[i]), 0, CCE_EFORMAT, "unknown value type");
+    /* arrays: huge counts, unknown and nested element types */
+    uint64_t ns[] = {1ull << 61, UINT64_MAX, 1ull << 32, 17};
+    for (size_t i = 0; i < 4; i++) {
+        CHECK_FAIL(patched("kv:tokenizer.ggml.tokens:arrn", 8, ns[i]), 0, CCE_EFORMAT);
+        CHECK_FAIL(patched("kv:tokenizer.ggml.scores:arrn", 8, ns[i]), 0, CCE_EFORMAT);
+    }
+    CHECK_FAIL_HAS(patched("kv:tokenizer.ggml.scores:arrtype", 4, 13), 0, CCE_EFORMAT, "unknown array element type");
+    CHECK_FAIL_HAS(patched("kv:tokenizer.ggml.scores:arrtype", 4, V_ARR), 0, CCE_EFORMAT, "nested");
+    /* bool out of range */
+    gs_llama(&g, SMALL, T_F32, 0, NULL);
+    kv_add(&g, "test.flag", V_BOOL)->u = 2;
+    CHECK_FAIL_HAS(gs_file(&g, "bool.gguf"), 0, CCE_EFORMAT, "bool");
+    gs_free(&g);
+    /* duplicate key */
+    gs_llama(&g, SMALL, T_F32, 0, NULL);
+    kv_u32(&g, "llama.block_count", 2);
+    CHECK_FAIL_HAS(gs_file(&g, "dupkey.gguf"), 0, CCE_EFORMAT, "duplicate metadata key 'llama.block_count'");
+    gs_free(&g);
+}
+
+TEST(bad_alignment) {
+    uint64_t aligns[] = {0, 3, 48, 0x80000001};
+    for (size_t i = 0; i < 4; i++) {
+        gspec g;
+        gs_llama(&g, SMALL, T_F32, 0, NULL);
+        kv_u32(&g, "general.alignment", 32);
+        CHECK(gs_file(&g, "align.gguf") != NULL);
+        gs_free(&g);
+        CHECK_FAIL_HAS(patched("kv:general.alignment:value", 4, aligns[i]), 0, CCE_EFORMAT, "power of two");
+    }
+    gspec g;
+    gs_llama(&g, SMALL, T_F32, 0, NULL);
+    kv_add(&g, "general.alignment", V_U64)->u = 32;  // must be uint32
+    CHECK_FAIL_HAS(gs_file(&g, "align64.gguf"), 0, CCE_EFORMAT, "expected uint32");
+    gs_free(&g);
+}
+
+TEST(bad_tensor_infos) {
+    gspec g;
+    gs_llama(&g, SMALL, T_Q8_0, 0, NULL);
+    CHECK(gs_file(&g, "base.gguf") != NULL);
+    gs_free(&g);
+    const char *q = "t:blk.0.attn_q.weight";
+    char lbl[128];
+#define L(suffix) (snprintf(lbl, sizeof lbl, "%s%s", q, suffix), lbl)
+    uint64_t ndims[] = {0, 5, 0xffffffff};
+    for (size_t i = 0; i < 3; i++) CHECK_FAIL_HAS(patched(L(":ndims"), 4, ndims[i]), 0, CCE_EFORMAT, "n_dims");
+    CHECK_FAIL(patched(L(":ne0"), 8, 0), 0, CCE_EFORMAT);
+    CHECK_FAIL(patched(L(":ne1"), 8, 0), 0, CCE_EFORMAT);
+    CHECK_FAIL(patched(L(":ne1"), 8, 1ull << 63), 0, CCE_EFORMAT);
+    CHECK_FAIL(patched(L(":ne1"), 8, 1ull << 62), 0, CCE_EFORMAT);         // count 2^67 overflows
+    CHECK_FAIL(patched(L(":ne1"), 8, 1ull << 50), 0, CCE_EFORMAT);         // count fits, bytes past end
+    CHECK_FAIL_HAS(patched(L(":ne1"), 8, UINT64_MAX / 2), 0, CCE_EFORMAT, "overflows");
+    CHECK_FAIL_HAS(patched(L(":ne0"), 8, 33), 0, CCE_EFORMAT, "block size");  // Q8_0 rows of 32
+    uint64_t types[] = {4, 5, 31, 36, 40, 1000, 0xffffffff};
+    for (size_t i = 0; i < 7; i++) CHECK_FAIL_HAS(patched(L(":type"), 4, types[i]), 0, CCE_EFORMAT, "unknown ggml type");
+    CHECK_FAIL(patched(L(":type"), 4, T_F32), 0, CCE_EFORMAT);             // larger than the data: overlap or past end
+    long off = lab_pos(L(":offset"));
+    CHECK(off > 0);
+    uint64_t cur;
+    memcpy(&cur, TB.b + off, 8);
+    CHECK_FAIL_HAS(patched(L(":offset"), 8, cur + 1), 0, CCE_EFORMAT, "not a multiple of the alignment");
+    CHECK_FAIL_HAS(patched(L(":offset"), 8, cur + 16), 0, CCE_EFORMAT, "not a multiple of the alignment");
+    CHECK_FAIL_HAS(patched(L(":offset"), 8, (uint64_t)TB.n), 0, CCE_EFORMAT, "past end of file");
+    CHECK_FAIL(patched(L(":offset"), 8, UINT64_MAX - 31), 0, CCE_EFORMAT);  // out of range, wraps if added
+    CHECK_FAIL_HAS(patched(L(":offset"), 8, 0), 0, CCE_EFORMAT, "overlaps");  // token_embd's data
+    CHECK_FAIL(patched(L(":namelen"), 8, 1ull << 50), 0, CCE_EFORMAT);
+    CHECK_FAIL(patched(L(":namelen"), 8, 0), 0, CCE_EFORMAT);
+#undef L
+    /* tensor count one short: the last info's bytes pass as padding and data, so only the
+     * loader can notice (a required tensor is missing) */
+    CHECK_FAIL(patched("n_tensors", 8, (uint64_t)(2 + 9 * SMALL.layers - 1)), 1, CCE_EFORMAT);
+    /* duplicate names */
+    gs_llama(&g, SMALL, T_F32, 0, NULL);
+    snprintf(g.t[3].name, sizeof g.t[3].name, "%s", g.t[4].name);
+    CHECK_FAIL_HAS(gs_file(&g, "dupname.gguf"), 0, CCE_EFORMAT, "duplicate tensor name");
+    gs_free(&g);
+    /* names: 127 bytes parse (the loader then misses the renamed tensor), 128 do not */
+    gs_llama(&g, SMALL, T_F32, 0, NULL);
+    memset(g.t[2].name, 'x', 127);
+    g.t[2].name[127] = 0;
+    CHECK_FAIL(gs_file(&g, "name127.gguf"), 1, CCE_EFORMAT);
+    g.t[2].name[127] = 'x';
+    g.t[2].name[128] = 0;
+    CHECK_FAIL(gs_file(&g, "name128.gguf"), 0, CCE_EFORMAT);
+    gs_free(&g);
+    /* data section starts past the end: a file cut right after the tensor infos */
+    gs_llama(&g, SMALL, T_F32, 0, NULL);
+    gs_write(&g, &TB);
+    gs_free(&g);
+    long data = lab_pos("data");
+    long last = lab_pos("t:blk.1.ffn_down.weight:offset");
+    CHECK(data > 0 && last > 0);
+    const char *p = tmp_path("nodata.gguf");
+    CHECK(file_write(p, TB.b, (size_t)last + 8) == 0);
+    CHECK_FAIL(p, 0, CCE_EFORMAT);
+}
+
+TEST(bad_llama_metadata) {
+    gspec g;
+    struct { const char *key; uint32_t type; } wrong[] = {
+        {"llama.block_count", V_STR}, {"llama.embedding_length", V_F32}, {"llama.attention.head_count", V_BOOL},
+        {"llama.attention.layer_norm_rms_epsilon", V_STR}, {"llama.rope.freq_base", V_U32},
+        {"llama.context_length", V_STR}, {"general.architecture", V_U32},
+    };
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        gs_llama(&g, SMALL, T_F32, 0, NULL);
+        gkv *k = kv_find(&g, wrong[i].key);
+        CHECK(k != NULL);
+        k->type = wrong[i].type;
+        k->s = "12";
+        k->u = 1;
+        k->f = 12;
+        const char *p = gs_file(&g, "wrongtype.gguf");
+        gs_free(&g);
+        char why[700];
+        int list_ok = strcmp(wrong[i].key, "general.architecture") != 0;  // the listing reads it too
+        CHECK_MSG(expect_fail(p, list_ok, CCE_EFORMAT, why, sizeof why), "%s: %.600s", wrong[i].key, why);
+        CHECK_MSG(strstr(why, wrong[i].key), "message does not name the key %s: %.600s", wrong[i].key, why);
+    }
+    /* head_count_kv as an array (per-layer counts) */
+    gs_llama(&g, SMALL, T_F32, 0, NULL);
+    kv_del(&g, "llama.attention.head_count_kv");
+    static const int32_t per_layer[2] = {2, 2};
+    kv_arr(&g, "llama.attention.head_count_kv", V_I32, 2, per_layer);
+    CHECK_FAIL(gs_file(&g, "kvarr.gguf"), 1, CCE_EFORMAT);
+    gs_free(&g);
+    /* tokenizer arrays of the wrong element type / length */
+    gs_llama(&g, SMALL, T_F32, 0, "llama");
+    kv_find(&g, "tokenizer.ggml.tokens")->arr_type = V_I32;
+    kv_find(&g, "tokenizer.ggml.tokens")->arr = tok_types;
+    CHECK_FAIL(gs_file(&g, "tokint.gguf"), 1, CCE_EFORMAT);
+    gs_free(&g);
+    gs_llama(&g, SMALL, T_F32, 0, "llama");
+    kv_find(&g, "tokenizer.ggml.scores")->arr_n = 15;
+    CHECK_FAIL(gs_file(&g, "tok15.gguf"), 1, CCE_EFORMAT);
+    gs_free(&g);
+    gs_llama(&g, SMALL, T_F32, 0, "llama");
+    kv_find(&g, "tokenizer.ggml.bos_token_id")->u = 16;
+    CHECK_FAIL(gs_file(&g, "bos16.gguf"), 1, CCE_EFORMAT);
+    gs_free(&g);
+    /* missing required keys */
+    const char *req[] = {"general.architecture", "llama.embedding_length", "llama.feed_forward_length",
+                         "llama.block_count", "llama.attention.head_count"};
+    for (size_t i = 0; i < 5; i++) {
+        gs_llama(&g, SMALL, T_F32, 0, NULL);
+        kv_del(&g, req[i]);
+        CHECK_FAIL(gs_file(&g, "missingkey.gguf"), 1, CCE_EFORMAT);
+        gs_free(&g);
+    }
+    /* out-of-range values */
+    struct { const char *key; uint64_t v; } range[] = {
+        {"llama.block_count", 0}, {"llama.block_count", 3}, {"llama.embedding_length", 0},
+        {"llama.attention.head_count", 3}, {"llama.attention.head_count_kv", 3},
+        {"llama.attention.head_count", 32},  // head size 1: odd
+        {"llama.feed_forward_length", 65}, {"llama.embedding_length", 1ull << 31},
+    };
+    for (size_t i = 0; i < sizeof range / sizeof range[0]; i++) {
+        gs_llama(&g, SMALL, T_F32, 0, NULL);
+        kv_find(&g, range[i].key)->u = range[i].v;
+        const char *p = gs_file(&g, "range.gguf");
+        gs_free(&g);
+        char why[700];
+        CHECK_MSG(expect_fail(p, 1, CCE_OK, why, sizeof why), "%s=%llu: %.600s", range[i].key,
+                  (unsigned long long)range[i].v, why);
+    }
+    /* negative values of a signed type */
+    gs_llama(&g, SMALL, T_F32, 0, NULL);
+    gkv *k = kv_find(&g, "llama.block_count");
+    k->type = V_I32;
+    k->u = 0xfffffffe;  // -2
+    CHECK_FAIL(gs_file(&g, "negative.gguf"), 1, CCE_EFORMAT);
+    gs_free(&g);
+    /* the same key with a wider integer type is fine */
+    gs_llama(&g, SMALL, T_F32, 0, NULL);
+    kv_find(&g, "llama.block_count")->type = V_U64;
+    kv_find(&g, "llama.embedding_length")->type = V_I16;
+    const char *p = gs_file(&g, "wide.gguf");
+    gs_free(&g);
+    cce_model *m = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_load_gguf(p, &m, NULL, &err) == CCE_OK, "%s", err.msg);
+    CHECK_EQ_INT(m->cfg.n_layers, 2);
+    cce_model_free(m);
+}
+
+TEST(bad_llama_tensors) {
+    gspec g;
+    /* each required tensor missing */
+    const char *req[] = {"token_embd.weight", "output_norm.weight", "blk.1.ffn_down.weight", "blk.0.attn_norm.weight",
+                         "blk.0.attn_k.weight", "blk.1.ffn_up.weight"};
+    for (size_t i = 0; i < 6; i++) {
+        gs_llama(&g, SMALL, T_F32, 1, NULL);
+        ten_del(&g, req[i]);
+        const char *p = gs_file(&g, "missing_tensor.gguf");
+        gs_free(&g);
+        char why[700];
+        CHECK_MSG(expect_fail(p, 1, CCE_EFORMAT, why, sizeof why), "%s: %.600s", req[i], why);
+        CHECK_MSG(strstr(why, req[i]), "message does not name %s: %.600s", req[i], why);
+    }
+    /* shapes inconsistent with the config */
+    struct { const char *name; uint64_t ne0, ne1; } shapes[] = {
+        {"blk.0.attn_k.weight", 32, 32}, {"blk.1.attn_q.weight", 64, 32}, {"blk.0.ffn_down.weight", 32, 64},
+        {"output_norm.weight", 64, 0}, {"output.weight", 32, 17}, {"token_embd.weight", 32, 0},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        gs_llama(&g, SMALL, T_F32, 1, NULL);
+        CHECK(ten_find(&g, shapes[i].name) != NULL);
+        ten_reshape(&g, shapes[i].name, shapes[i].ne0, shapes[i].ne1);
+        const char *p = gs_file(&g, "shape.gguf");
+        gs_free(&g);
+        char why[700];
+        CHECK_MSG(expect_fail(p, 1, CCE_EFORMAT, why, sizeof why), "%s: %.600s", shapes[i].name, why);
+    }
+    /* a 3-d tensor where a matrix belongs */
+    gs_llama(&g, SMALL, T_F32, 1, NULL);
+    gten *t = ten_find(&g, "blk.0.attn_v.weight");
+    t->n_dims = 3; t->ne[1] = 8; t->ne[2] = 2;
+    CHECK_FAIL_HAS(gs_file(&g, "threed.gguf"), 1, CCE_EFORMAT, "has shape [32, 8, 2], expected [32, 16]");
+    gs_free(&g);
+    /* unsupported type for the loader (listing is fine) */
+    gs_llama(&g, SMALL, T_F32, 1, NULL);
+    ten_del(&g, "blk.0.ffn_gate.weight");
+    ten_add(&g, "blk.0.ffn_gate.weight", T_I8, 32, 64, 5);
+    CHECK_FAIL_HAS(gs_file(&g, "i8.gguf"), 1, CCE_EUNSUPPORTED, "type I8");
+    gs_free(&g);
+    /* an extra tensor the llama loader does not understand */
+    gs_llama(&g, SMALL, T_F32, 1, NULL);
+    ten_add(&g, "blk.0.attn_q.bias", T_F32, 32, 0, 7);
+    CHECK_FAIL_HAS(gs_file(&g, "extra.gguf"), 1, CCE_EUNSUPPORTED, "'blk.0.attn_q.bias'");
+    gs_free(&g);
+    /* partial RoPE */
+    gs_llama(&g, SMALL, T_F32, 1, NULL);
+    kv_find(&g, "llama.rope.dimension_count")->u = 4;
+    CHECK_FAIL(gs_file(&g, "partialrope.gguf"), 1, CCE_EUNSUPPORTED);
+    gs_free(&g);
+}
+
+int main(void) {
+    RUN(real_stories260k);
+    RUN(real_stories260k_tokenizer);
+    RUN(real_list);
+    RUN(dtype_f32);
+    RUN(dtype_f32_tied);
+    RUN(dtype_f32_align1);
+    RUN(dtype_f32_align64);
+    RUN(dtype_f16);
+    RUN(dtype_bf16);
+    RUN(dtype_q8_0);
+    RUN(known_dequant_values);
+    RUN(tokenizer_from_metadata);
+    RUN(tokenizer_other_models);
+    RUN(list_other_arch);
+    RUN(zero_byte_and_missing);
+    RUN(every_prefix);
+    RUN(bad_header);
+    RUN(bad_metadata);
+    RUN(bad_alignment);
+    RUN(bad_tensor_infos);
+    RUN(bad_llama_metadata);
+    RUN(bad_llama_tensors);
+    free(TB.b);
+    return harness_done();
+}
