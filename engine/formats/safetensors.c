@@ -95,6 +95,7 @@ static int cmp_by_begin(const void *a, const void *b) {
 }
 
 static void sort_idx(int *idx, int n, const cce_st_tensor *t, int (*cmp)(const void *, const void *)) {
+    if (n < 2) return; /* idx is NULL for an empty table; qsort(NULL, 0, ...) is undefined */
     pthread_mutex_lock(&sort_lock);
     sort_tensors = t;
     qsort(idx, (size_t)n, sizeof *idx, cmp);
