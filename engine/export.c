@@ -1,0 +1,411 @@
+/*
+ * export.c — write a cce_model as a Hugging Face directory (see export.h for the naming).
+ *
+ * The model is never copied: each output tensor is described by a small "source" record —
+ * a plain pointer, rows permuted within RoPE heads, a Conv1D transpose, or GPT-2's fused
+ * q|k|v — and the safetensors writer pulls it through a fill callback in 1M-float chunks, so
+ * exporting needs one chunk buffer of extra memory whatever the model size. Tensors that need
+ * no rearranging are handed to the writer as plain pointers.
+ *
+ * config.json is built with cJSON, but floats are written as raw text in their shortest form
+ * that reads back to the same f32 (cJSON would print 1e-5f as 9.99999974737875e-06).
+ */
+#include "export.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "safetensors.h"
+
+typedef enum {
+    SRC_PLAIN,      // a (rows, cols) as is
+    SRC_PERM_ROWS,  // a (rows, cols) with rows permuted within heads of hd rows: interleaved -> half
+    SRC_CONV1D,     // a (rows=out, cols=in) written transposed: (in, out)
+    SRC_QKV,        // fused Conv1D (in, qo+ko+vo) from q (qo, in), k (ko, in), v (vo, in)
+    SRC_QKV_BIAS,   // (qo+ko+vo) from three biases (NULL = zeros)
+} src_kind;
+
+typedef struct {
+    src_kind kind;
+    const float *a, *b, *c;
+    int rows, cols, hd;
+    int qo, ko, vo, in;
+} src_spec;
+
+typedef struct {
+    cce_st_entry *e;    // (cap)
+    src_spec *src;      // (cap)
+    char (*names)[160]; // (cap)
+    int n, cap;
+} tensor_list;
+
+static cce_status list_push(tensor_list *tl, const char *name, int rows, int cols, int nd, src_spec sp,
+                            cce_err *err) {
+    if (tl->n == tl->cap) {
+        int cap = tl->cap ? tl->cap * 2 : 64;
+        cce_st_entry *e = cce_realloc(tl->e, (size_t)cap, sizeof *e);
+        if (e) tl->e = e;
+        src_spec *s = cce_realloc(tl->src, (size_t)cap, sizeof *s);
+        if (s) tl->src = s;
+        char (*nm)[160] = cce_realloc(tl->names, (size_t)cap, sizeof *nm);
+        if (nm) tl->names = nm;
+        if (!e || !s || !nm) return cce_err_set(err, CCE_ENOMEM, "export: out of memory");
+        tl->cap = cap;
+    }
+    int i = tl->n++;
+    snprintf(tl->names[i], sizeof tl->names[i], "%s", name);
+    memset(&tl->e[i], 0, sizeof tl->e[i]);
+    tl->e[i].dtype = CCE_ST_F32;
+    tl->e[i].n_dims = nd;
+    tl->e[i].shape[0] = rows;
+    tl->e[i].shape[1] = cols;
+    tl->src[i] = sp;
+    /* names are bound after the list stops growing (realloc moves them) */
+    return CCE_OK;
+}
+
+static cce_status fill_src(void *user, int i, uint64_t first, size_t count, float *buf, cce_err *err) {
+    const src_spec *s = &((const tensor_list *)user)->src[i];
+    for (size_t k = 0; k < count; k++) {
+        uint64_t idx = first + k;
+        float v = 0;
+        switch (s->kind) {
+        case SRC_PLAIN:
+            v = s->a[idx];
+            break;
+        case SRC_PERM_ROWS: {
+            uint64_t r = idx / (uint64_t)s->cols, col = idx % (uint64_t)s->cols;
+            uint64_t h = r / (uint64_t)s->hd, j = r % (uint64_t)s->hd, half = (uint64_t)s->hd / 2;
+            uint64_t old = j < half ? 2 * j : 2 * (j - half) + 1;
+            v = s->a[(h * (uint64_t)s->hd + old) * (uint64_t)s->cols + col];
+            break;
+        }
+        case SRC_CONV1D: { /* written (in=cols, out=rows): element (r_in, c_out) = a[c_out][r_in] */
+            uint64_t rin = idx / (uint64_t)s->rows, cout = idx % (uint64_t)s->rows;
+            v = s->a[cout * (uint64_t)s->cols + rin];
+            break;
+        }
+        case SRC_QKV: {
+            uint64_t tot = (uint64_t)(s->qo + s->ko + s->vo);
+            uint64_t rin = idx / tot, c = idx % tot;
+            if (c < (uint64_t)s->qo) v = s->a[c * (uint64_t)s->in + rin];
+            else if (c < (uint64_t)(s->qo + s->ko)) v = s->b[(c - (uint64_t)s->qo) * (uint64_t)s->in + rin];
+            else v = s->c[(c - (uint64_t)(s->qo + s->ko)) * (uint64_t)s->in + rin];
+            break;
+        }
+        case SRC_QKV_BIAS:
+            if (idx < (uint64_t)s->qo) v = s->a ? s->a[idx] : 0;
+            else if (idx < (uint64_t)(s->qo + s->ko)) v = s->b ? s->b[idx - (uint64_t)s->qo] : 0;
+            else v = s->c ? s->c[idx - (uint64_t)(s->qo + s->ko)] : 0;
+            break;
+        }
+        buf[k] = v;
+    }
+    (void)err;
+    return CCE_OK;
+}
+
+static src_spec plain(const float *a) { return (src_spec){.kind = SRC_PLAIN, .a = a}; }
+
+/* A linear under prefix: dense ".weight" or low-rank ".weight_u"/".weight_v", plus ".bias".
+ * perm_hd > 0: permute output rows within heads of perm_hd (RoPE convention change).
+ * conv1d: dense weight written (in, out). */
+static cce_status push_linear(tensor_list *tl, const char *prefix, const cce_linear *l, int perm_hd, int conv1d,
+                              cce_err *err) {
+    char name[200];
+    cce_status s;
+    if (l->rank > 0) {
+        snprintf(name, sizeof name, "%s.weight_u", prefix);
+        src_spec su = perm_hd ? (src_spec){.kind = SRC_PERM_ROWS, .a = l->u, .rows = l->out, .cols = l->rank,
+                                           .hd = perm_hd}
+                              : plain(l->u);
+        if ((s = list_push(tl, name, l->out, l->rank, 2, su, err))) return s;
+        snprintf(name, sizeof name, "%s.weight_v", prefix);
+        if ((s = list_push(tl, name, l->rank, l->in, 2, plain(l->v), err))) return s;
+    } else {
+        snprintf(name, sizeof name, "%s.weight", prefix);
+        if (conv1d) {
+            src_spec sc = {.kind = SRC_CONV1D, .a = l->w, .rows = l->out, .cols = l->in};
+            if ((s = list_push(tl, name, l->in, l->out, 2, sc, err))) return s;
+        } else {
+            src_spec sw = perm_hd ? (src_spec){.kind = SRC_PERM_ROWS, .a = l->w, .rows = l->out, .cols = l->in,
+                                               .hd = perm_hd}
+                                  : plain(l->w);
+            if ((s = list_push(tl, name, l->out, l->in, 2, sw, err))) return s;
+        }
+    }
+    if (l->b) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        src_spec sb = perm_hd ? (src_spec){.kind = SRC_PERM_ROWS, .a = l->b, .rows = l->out, .cols = 1, .hd = perm_hd}
+                              : plain(l->b);
+        if ((s = list_push(tl, name, l->out, 0, 1, sb, err))) return s;
+    }
+    return CCE_OK;
+}
+
+static cce_status list_llama(const cce_model *m, tensor_list *tl, cce_err *err) {
+    const cce_config *c = &m->cfg;
+    int perm = c->rope_interleaved ? c->head_dim : 0;
+    char pre[160];
+    cce_status s;
+    if ((s = list_push(tl, "model.embed_tokens.weight", c->vocab_size, c->dim, 2, plain(m->tok_emb), err))) return s;
+    for (int l = 0; l < c->n_layers; l++) {
+        const cce_layer *L = &m->layers[l];
+        if (L->dropped) continue;
+        snprintf(pre, sizeof pre, "model.layers.%d.input_layernorm.weight", l);
+        if ((s = list_push(tl, pre, c->dim, 0, 1, plain(L->attn_norm), err))) return s;
+        snprintf(pre, sizeof pre, "model.layers.%d.post_attention_layernorm.weight", l);
+        if ((s = list_push(tl, pre, c->dim, 0, 1, plain(L->ffn_norm), err))) return s;
+        static const char *const nm[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                          "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        const cce_linear *lin[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w3, &L->w2};
+        for (int k = 0; k < 7; k++) {
+            snprintf(pre, sizeof pre, "model.layers.%d.%s", l, nm[k]);
+            if ((s = push_linear(tl, pre, lin[k], k < 2 ? perm : 0, 0, err))) return s;
+        }
+    }
+    if ((s = list_push(tl, "model.norm.weight", c->dim, 0, 1, plain(m->final_norm), err))) return s;
+    if (!c->tied && (s = list_push(tl, "lm_head.weight", c->vocab_size, c->dim, 2, plain(m->lm_head), err)))
+        return s;
+    return CCE_OK;
+}
+
+static cce_status list_gpt2(const cce_model *m, tensor_list *tl, cce_err *err) {
+    const cce_config *c = &m->cfg;
+    char pre[160];
+    cce_status s;
+    if ((s = list_push(tl, "transformer.wte.weight", c->vocab_size, c->dim, 2, plain(m->tok_emb), err))) return s;
+    if ((s = list_push(tl, "transformer.wpe.weight", c->seq_len, c->dim, 2, plain(m->pos_emb), err))) return s;
+    for (int l = 0; l < c->n_layers; l++) {
+        const cce_layer *L = &m->layers[l];
+        if (L->dropped) continue;
+        const float *vec[4] = {L->attn_norm, L->attn_norm_b, L->ffn_norm, L->ffn_norm_b};
+        static const char *const vn[4] = {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias"};
+        for (int k = 0; k < 4; k++) {
+            snprintf(pre, sizeof pre, "transformer.h.%d.%s", l, vn[k]);
+            if ((s = list_push(tl, pre, c->dim, 0, 1, plain(vec[k]), err))) return s;
+        }
+        if (L->wq.rank == 0 && L->wk.rank == 0 && L->wv.rank == 0) {
+            int tot = L->wq.out + L->wk.out + L->wv.out;
+            src_spec q = {.kind = SRC_QKV, .a = L->wq.w, .b = L->wk.w, .c = L->wv.w, .qo = L->wq.out,
+                          .ko = L->wk.out, .vo = L->wv.out, .in = c->dim};
+            snprintf(pre, sizeof pre, "transformer.h.%d.attn.c_attn.weight", l);
+            if ((s = list_push(tl, pre, c->dim, tot, 2, q, err))) return s;
+            q.kind = SRC_QKV_BIAS;
+            q.a = L->wq.b;
+            q.b = L->wk.b;
+            q.c = L->wv.b;
+            snprintf(pre, sizeof pre, "transformer.h.%d.attn.c_attn.bias", l);
+            if ((s = list_push(tl, pre, tot, 0, 1, q, err))) return s;
+        } else {
+            static const char *const qn[3] = {"q_proj", "k_proj", "v_proj"};
+            const cce_linear *ql[3] = {&L->wq, &L->wk, &L->wv};
+            for (int k = 0; k < 3; k++) {
+                snprintf(pre, sizeof pre, "transformer.h.%d.attn.%s", l, qn[k]);
+                if ((s = push_linear(tl, pre, ql[k], 0, 1, err))) return s;
+            }
+        }
+        snprintf(pre, sizeof pre, "transformer.h.%d.attn.c_proj", l);
+        if ((s = push_linear(tl, pre, &L->wo, 0, 1, err))) return s;
+        snprintf(pre, sizeof pre, "transformer.h.%d.mlp.c_fc", l);
+        if ((s = push_linear(tl, pre, &L->w1, 0, 1, err))) return s;
+        snprintf(pre, sizeof pre, "transformer.h.%d.mlp.c_proj", l);
+        if ((s = push_linear(tl, pre, &L->w2, 0, 1, err))) return s;
+    }
+    if ((s = list_push(tl, "transformer.ln_f.weight", c->dim, 0, 1, plain(m->final_norm), err))) return s;
+    if ((s = list_push(tl, "transformer.ln_f.bias", c->dim, 0, 1, plain(m->final_norm_b), err))) return s;
+    if (!c->tied && (s = list_push(tl, "lm_head.weight", c->vocab_size, c->dim, 2, plain(m->lm_head), err)))
+        return s;
+    return CCE_OK;
+}
+
+/* ---- config.json ---- */
+
+/* Shortest decimal text that reads back as the same f32. */
+static void add_float(cJSON *o, const char *key, float f) {
+    char buf[48];
+    if (f == (float)(long long)f && f > -1e15f && f < 1e15f) { /* integral: no exponent form */
+        snprintf(buf, sizeof buf, "%lld", (long long)f);
+        cJSON_AddRawToObject(o, key, buf);
+        return;
+    }
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if ((float)strtod(buf, NULL) == f) break;
+    }
+    cJSON_AddRawToObject(o, key, buf);
+}
+
+static void add_token(cJSON *o, const char *key, int id) {
+    if (id >= 0) cJSON_AddNumberToObject(o, key, id);
+    else cJSON_AddNullToObject(o, key);
+}
+
+static int layer_differs(const cce_config *c, const cce_layer *L) {
+    return L->dropped || L->n_heads != c->n_heads || L->n_kv_heads != c->n_kv_heads || L->hidden != c->hidden_dim ||
+           L->head_kv;
+}
+
+cce_status cce_export_config(const cce_config *c, const char *architecture, int attention_bias,
+                             const cce_model *m, const char *path, cce_err *err) {
+    cJSON *o = cJSON_CreateObject();
+    char *text = NULL;
+    cce_status s = CCE_OK;
+    if (!o) return cce_err_set(err, CCE_ENOMEM, "%s: out of memory", path);
+    const char *arch[1] = {architecture};
+    cJSON_AddItemToObject(o, "architectures", cJSON_CreateStringArray(arch, 1));
+    if (c->arch == CCE_ARCH_GPT2) {
+        cJSON_AddStringToObject(o, "model_type", "gpt2");
+        cJSON_AddNumberToObject(o, "n_embd", c->dim);
+        cJSON_AddNumberToObject(o, "n_layer", c->n_layers);
+        cJSON_AddNumberToObject(o, "n_head", c->n_heads);
+        cJSON_AddNumberToObject(o, "n_inner", c->hidden_dim);
+        cJSON_AddNumberToObject(o, "n_positions", c->seq_len);
+        cJSON_AddNumberToObject(o, "n_ctx", c->seq_len);
+        cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+        add_float(o, "layer_norm_epsilon", c->norm_eps);
+        cJSON_AddStringToObject(o, "activation_function", "gelu_new");
+    } else {
+        int qwen = !strcmp(architecture, "Qwen2ForCausalLM");
+        cJSON_AddStringToObject(o, "model_type", qwen ? "qwen2" : "llama");
+        cJSON_AddNumberToObject(o, "hidden_size", c->dim);
+        cJSON_AddNumberToObject(o, "intermediate_size", c->hidden_dim);
+        cJSON_AddNumberToObject(o, "num_hidden_layers", c->n_layers);
+        cJSON_AddNumberToObject(o, "num_attention_heads", c->n_heads);
+        cJSON_AddNumberToObject(o, "num_key_value_heads", c->n_kv_heads);
+        cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
+        cJSON_AddNumberToObject(o, "max_position_embeddings", c->seq_len);
+        cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+        add_float(o, "rms_norm_eps", c->norm_eps);
+        add_float(o, "rope_theta", c->rope_theta);
+        cJSON_AddStringToObject(o, "hidden_act", "silu");
+        if (qwen) cJSON_AddBoolToObject(o, "use_sliding_window", 0);
+        else {
+            cJSON_AddBoolToObject(o, "attention_bias", attention_bias);
+            cJSON_AddBoolToObject(o, "mlp_bias", 0);
+        }
+    }
+    cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tied);
+    add_token(o, "bos_token_id", c->bos_id);
+    add_token(o, "eos_token_id", c->eos_id);
+    cJSON_AddStringToObject(o, "torch_dtype", "float32");
+    int differs = 0;
+    if (m)
+        for (int l = 0; l < c->n_layers; l++) differs |= layer_differs(c, &m->layers[l]);
+    if (differs) {
+        cJSON *arr = cJSON_AddArrayToObject(o, "cce_layers");
+        for (int l = 0; arr && l < c->n_layers; l++) {
+            const cce_layer *L = &m->layers[l];
+            cJSON *e = cJSON_CreateObject();
+            if (!e) break;
+            cJSON_AddItemToArray(arr, e);
+            cJSON_AddNumberToObject(e, "dropped", L->dropped ? 1 : 0);
+            if (L->dropped) continue;
+            cJSON_AddNumberToObject(e, "n_heads", L->n_heads);
+            cJSON_AddNumberToObject(e, "n_kv_heads", L->n_kv_heads);
+            cJSON_AddNumberToObject(e, "hidden", L->hidden);
+            if (L->head_kv) cJSON_AddItemToObject(e, "head_kv", cJSON_CreateIntArray(L->head_kv, L->n_heads));
+        }
+    }
+    text = cJSON_Print(o);
+    if (!text) {
+        s = cce_err_set(err, CCE_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    size_t len = strlen(text);
+    char *withnl = cce_alloc(len + 2, 1);
+    if (!withnl) {
+        s = cce_err_set(err, CCE_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    memcpy(withnl, text, len);
+    withnl[len] = '\n';
+    withnl[len + 1] = 0;
+    s = cce_write_file_atomic(path, withnl, len + 1, err);
+    cce_free(withnl);
+done:
+    cJSON_free(text);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* ---- directory ---- */
+
+static cce_status ensure_dir(const char *dir, cce_err *err) {
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) return cce_err_set(err, CCE_EINVAL, "%s: exists and is not a directory", dir);
+        return CCE_OK;
+    }
+    if (mkdir(dir, 0777) != 0)
+        return cce_err_set(err, CCE_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+    return CCE_OK;
+}
+
+uint64_t cce_export_dir_bytes(const char *dir) {
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json"};
+    uint64_t total = 0;
+    char p[4200];
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
+    }
+    return total;
+}
+
+cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const char *dir, cce_err *err) {
+    const cce_config *c = &m->cfg;
+    tensor_list tl = {0};
+    char path[4200];
+    cce_status s;
+    if (strlen(dir) > 4000) return cce_err_set(err, CCE_EINVAL, "%.100s...: path too long", dir);
+    if ((s = ensure_dir(dir, err))) return s;
+
+    /* Family: Qwen2 when every block has q/k/v biases and none has an o bias; Llama with
+     * attention_bias when every block has all four. */
+    const char *arch = "GPT2LMHeadModel";
+    int attn_bias = 0;
+    if (c->arch == CCE_ARCH_LLAMA) {
+        int all_qkv = 1, all_o = 1, any_o = 0, live = 0;
+        for (int l = 0; l < c->n_layers; l++) {
+            const cce_layer *L = &m->layers[l];
+            if (L->dropped) continue;
+            live++;
+            all_qkv &= L->wq.b && L->wk.b && L->wv.b;
+            all_o &= L->wo.b != NULL;
+            any_o |= L->wo.b != NULL;
+        }
+        arch = "LlamaForCausalLM";
+        if (live && all_qkv && !any_o) arch = "Qwen2ForCausalLM";
+        else if (live && all_qkv && all_o) attn_bias = 1;
+    }
+
+    s = c->arch == CCE_ARCH_GPT2 ? list_gpt2(m, &tl, err) : list_llama(m, &tl, err);
+    if (s) goto done;
+    for (int i = 0; i < tl.n; i++) {
+        tl.e[i].name = tl.names[i];
+        if (tl.src[i].kind == SRC_PLAIN) tl.e[i].data = tl.src[i].a;
+        if (tl.src[i].kind == SRC_PLAIN && !tl.src[i].a) {
+            s = cce_err_set(err, CCE_EINVAL, "%s: tensor '%s' has no data in the model", dir, tl.names[i]);
+            goto done;
+        }
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    static const char *const meta[2] = {"format", "pt"};
+    if ((s = cce_st_write(path, tl.e, tl.n, meta, 1, fill_src, &tl, NULL, err))) goto done;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if ((s = cce_export_config(c, arch, attn_bias, m, path, err))) goto done;
+    if (tok) {
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        if ((s = cce_tokenizer_save_hf(tok, path, err))) goto done;
+    }
+done:
+    cce_free(tl.e);
+    cce_free(tl.src);
+    cce_free(tl.names);
+    return s;
+}

@@ -1,0 +1,777 @@
+/*
+ * hf.c — load a Hugging Face model directory: config.json + model.safetensors (or shards listed
+ * by model.safetensors.index.json) into a cce_model.
+ *
+ * Families (architectures[0], or model_type when architectures is absent):
+ *   LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM -> CCE_ARCH_LLAMA with HF's half
+ *     rotation (rope_interleaved = 0). Qwen2 must carry q/k/v biases; "attention_bias": true
+ *     requires q/k/v/o biases; any other linear bias found in the file is loaded too (cce's own
+ *     exports record encoding biases that way, e.g. mlp.down_proj.bias).
+ *   GPT2LMHeadModel -> CCE_ARCH_GPT2. Conv1D weights are stored (in, out); they are split
+ *     (c_attn into q, k, v) and transposed into (out, in) buffers in the model arena.
+ *
+ * Validation order: config.json is parsed strictly (case-sensitive keys, integers must be
+ * integral positive numbers, heads divide the width, KV heads divide heads) before any weight
+ * file is opened; every safetensors file is validated by cce_st_open; every tensor's shape is
+ * checked against the config before it is used. F32 tensors that are 4-byte aligned in the
+ * mapping are used in place; F16/BF16 (and unaligned F32) are converted into the arena.
+ * Shard file names from the index must stay inside the directory (no absolute path, no "..").
+ *
+ * cce extensions, written by cce_export_hf for compressed models and documented in export.h:
+ *   config "cce_layers": array of n_layers objects {"dropped": 0|1, "n_heads": H_l,
+ *     "n_kv_heads": G_l, "hidden": m_l, "head_kv": [KV head of each query head] (optional)};
+ *     missing keys default to the global config. A dropped layer has no tensors.
+ *   low-rank linears: "<prefix>.weight_u" (out, rank) and "<prefix>.weight_v" (rank, in)
+ *     instead of "<prefix>.weight", in (out, in) convention for both families.
+ *   GPT-2 blocks whose q/k/v are not all dense are written as separate
+ *     "h.N.attn.{q,k,v}_proj.*" instead of the fused c_attn (dense ones in Conv1D layout).
+ */
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "model.h"
+#include "safetensors.h"
+
+#define HF_PATH_MAX 4096
+#define HF_CONFIG_MAX (16u << 20)   /* config.json / index.json size limit */
+#define HF_DIM_MAX (1 << 24)
+#define HF_LAYERS_MAX 4096
+#define HF_MAX_SHARDS 4096
+
+typedef enum { FAM_LLAMA, FAM_QWEN2, FAM_GPT2 } hf_family;
+
+typedef struct {
+    int dropped, n_heads, n_kv_heads, hidden;
+    int *head_kv;               // (n_heads) or NULL, owned until copied into the arena
+} hf_layer_spec;
+
+typedef struct {
+    const char *dir;
+    char cfg_path[HF_PATH_MAX];
+    hf_family fam;
+    int attention_bias;
+    int tie_explicit;           // -1 absent, 0 false, 1 true
+    hf_layer_spec *spec;        // (n_layers)
+    /* weights */
+    cce_safetensors *shards;    // (n_shards)
+    char **shard_names;         // (n_shards) names as written in the index (or "model.safetensors")
+    char **shard_paths;         // (n_shards) dir/name
+    int n_shards;
+    cJSON *index;               // parsed index.json (owns weight_map) or NULL
+    const cJSON *wmap;
+    char index_path[HF_PATH_MAX];
+    cce_model *m;
+    const char *gpt2_prefix;    // "transformer." or ""
+} hf_ctx;
+
+/* ---- JSON helpers ---- */
+
+/* Parse a small JSON file strictly: size limit, UTF-8, nothing but whitespace after the value. */
+static cce_status json_load(const char *path, cJSON **out, cce_err *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    cce_status s = cce_read_file(path, HF_CONFIG_MAX, &buf, &len, err);
+    *out = NULL;
+    if (s) return s;
+    if (!cce_utf8_valid(buf, len)) {
+        cce_free(buf);
+        return cce_err_set(err, CCE_EFORMAT, "%s: not valid UTF-8", path);
+    }
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (!j) {
+        size_t at = end && end >= buf ? (size_t)(end - buf) : 0;
+        cce_free(buf);
+        return cce_err_set(err, CCE_EFORMAT, "%s: not valid JSON (near byte %zu)", path, at);
+    }
+    for (const char *q = end; q < buf + len; q++)
+        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
+            size_t at = (size_t)(q - buf);
+            cce_free(buf);
+            cJSON_Delete(j);
+            return cce_err_set(err, CCE_EFORMAT, "%s: trailing garbage after the JSON value at byte %zu", path, at);
+        }
+    cce_free(buf);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return cce_err_set(err, CCE_EFORMAT, "%s: top-level JSON value is not an object", path);
+    }
+    *out = j;
+    return CCE_OK;
+}
+
+static const char *jdesc(const cJSON *it, char *buf, size_t cap) {
+    if (!it) snprintf(buf, cap, "missing");
+    else if (cJSON_IsNumber(it)) snprintf(buf, cap, "%.17g", it->valuedouble);
+    else if (cJSON_IsString(it)) snprintf(buf, cap, "the string \"%.40s\"", it->valuestring);
+    else if (cJSON_IsBool(it)) snprintf(buf, cap, "a boolean");
+    else if (cJSON_IsNull(it)) snprintf(buf, cap, "null");
+    else if (cJSON_IsArray(it)) snprintf(buf, cap, "an array");
+    else snprintf(buf, cap, "an object");
+    return buf;
+}
+
+/* Integer field in [lo, hi]. Absent (or null when null_ok) -> *out = def, unless required. */
+static cce_status cfg_int(const char *path, const cJSON *obj, const char *key, int required, int null_ok,
+                          long lo, long hi, long def, long *out, cce_err *err) {
+    char d[96];
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!it || (null_ok && cJSON_IsNull(it))) {
+        if (required) return cce_err_set(err, CCE_EFORMAT, "%s: field '%s' is missing", path, key);
+        *out = def;
+        return CCE_OK;
+    }
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || floor(it->valuedouble) != it->valuedouble)
+        return cce_err_set(err, CCE_EFORMAT, "%s: field '%s' is %s, expected an integer", path, key,
+                           jdesc(it, d, sizeof d));
+    if (it->valuedouble < (double)lo || it->valuedouble > (double)hi)
+        return cce_err_set(err, CCE_EFORMAT, "%s: field '%s' is %.17g, expected %ld..%ld", path, key,
+                           it->valuedouble, lo, hi);
+    *out = (long)it->valuedouble;
+    return CCE_OK;
+}
+
+/* Positive finite float field; absent or null -> def. */
+static cce_status cfg_float(const char *path, const cJSON *obj, const char *key, double def, double hi,
+                            float *out, cce_err *err) {
+    char d[96];
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!it || cJSON_IsNull(it)) {
+        *out = (float)def;
+        return CCE_OK;
+    }
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || !(it->valuedouble > 0) || it->valuedouble > hi)
+        return cce_err_set(err, CCE_EFORMAT, "%s: field '%s' is %s, expected a positive number <= %g", path, key,
+                           jdesc(it, d, sizeof d), hi);
+    *out = (float)it->valuedouble;
+    return CCE_OK;
+}
+
+/* Boolean field: -1 absent/null, 0/1 otherwise. */
+static cce_status cfg_bool(const char *path, const cJSON *obj, const char *key, int *out, cce_err *err) {
+    char d[96];
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!it || cJSON_IsNull(it)) *out = -1;
+    else if (cJSON_IsBool(it)) *out = cJSON_IsTrue(it) ? 1 : 0;
+    else return cce_err_set(err, CCE_EFORMAT, "%s: field '%s' is %s, expected true or false", path, key,
+                            jdesc(it, d, sizeof d));
+    return CCE_OK;
+}
+
+/* Token id: integer in [0, vocab), null/absent (-1), or an array whose first element is used
+ * (Llama 3 lists several eos ids). */
+static cce_status cfg_token(const char *path, const cJSON *obj, const char *key, int vocab, int *out,
+                            cce_err *err) {
+    char d[96];
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsArray(it)) it = it->child;
+    if (!it || cJSON_IsNull(it)) {
+        *out = -1;
+        return CCE_OK;
+    }
+    if (!cJSON_IsNumber(it) || floor(it->valuedouble) != it->valuedouble || it->valuedouble < 0 ||
+        it->valuedouble >= vocab)
+        return cce_err_set(err, CCE_EFORMAT, "%s: field '%s' is %s, expected a token id 0..%d", path, key,
+                           jdesc(it, d, sizeof d), vocab - 1);
+    *out = (int)it->valuedouble;
+    return CCE_OK;
+}
+
+/* ---- config ---- */
+
+static cce_status parse_layers_ext(hf_ctx *c, const cJSON *root, cce_config *cfg, cce_err *err) {
+    const char *p = c->cfg_path;
+    cce_status s;
+    c->spec = cce_alloc_zero((size_t)cfg->n_layers, sizeof *c->spec);
+    if (!c->spec) return cce_err_set(err, CCE_ENOMEM, "%s: out of memory", p);
+    for (int l = 0; l < cfg->n_layers; l++) {
+        c->spec[l].n_heads = cfg->n_heads;
+        c->spec[l].n_kv_heads = cfg->n_kv_heads;
+        c->spec[l].hidden = cfg->hidden_dim;
+    }
+    const cJSON *ext = cJSON_GetObjectItemCaseSensitive(root, "cce_layers");
+    if (!ext || cJSON_IsNull(ext)) return CCE_OK;
+    if (!cJSON_IsArray(ext) || cJSON_GetArraySize(ext) != cfg->n_layers)
+        return cce_err_set(err, CCE_EFORMAT, "%s: field 'cce_layers' must be an array of %d layer objects", p,
+                           cfg->n_layers);
+    int l = 0;
+    for (const cJSON *e = ext->child; e; e = e->next, l++) {
+        hf_layer_spec *sp = &c->spec[l];
+        char key[64];
+        long v;
+        if (!cJSON_IsObject(e))
+            return cce_err_set(err, CCE_EFORMAT, "%s: cce_layers[%d] is not an object", p, l);
+        snprintf(key, sizeof key, "cce_layers[%d]", l);
+        int b;
+        const cJSON *dr = cJSON_GetObjectItemCaseSensitive(e, "dropped");
+        if (cJSON_IsBool(dr)) {
+            if ((s = cfg_bool(p, e, "dropped", &b, err))) return s;
+            sp->dropped = b == 1;
+        } else {
+            if ((s = cfg_int(p, e, "dropped", 0, 1, 0, 1, 0, &v, err))) return cce_err_prefix(err, s, key);
+            sp->dropped = (int)v;
+        }
+        if (sp->dropped) continue; /* a dropped block has no shapes and no tensors */
+        if ((s = cfg_int(p, e, "n_heads", 0, 0, 1, cfg->n_heads, cfg->n_heads, &v, err)))
+            return cce_err_prefix(err, s, key);
+        sp->n_heads = (int)v;
+        if ((s = cfg_int(p, e, "n_kv_heads", 0, 0, 1, sp->n_heads, cfg->n_kv_heads, &v, err)))
+            return cce_err_prefix(err, s, key);
+        sp->n_kv_heads = (int)v;
+        if ((s = cfg_int(p, e, "hidden", 0, 0, 1, HF_DIM_MAX, cfg->hidden_dim, &v, err)))
+            return cce_err_prefix(err, s, key);
+        sp->hidden = (int)v;
+        const cJSON *hk = cJSON_GetObjectItemCaseSensitive(e, "head_kv");
+        if (hk && !cJSON_IsNull(hk)) {
+            if (!cJSON_IsArray(hk) || cJSON_GetArraySize(hk) != sp->n_heads)
+                return cce_err_set(err, CCE_EFORMAT, "%s: cce_layers[%d].head_kv must be an array of %d integers",
+                                   p, l, sp->n_heads);
+            sp->head_kv = cce_alloc((size_t)sp->n_heads, sizeof(int));
+            if (!sp->head_kv) return cce_err_set(err, CCE_ENOMEM, "%s: out of memory", p);
+            int h = 0;
+            for (const cJSON *x = hk->child; x; x = x->next, h++) {
+                if (!cJSON_IsNumber(x) || floor(x->valuedouble) != x->valuedouble || x->valuedouble < 0 ||
+                    x->valuedouble >= sp->n_kv_heads)
+                    return cce_err_set(err, CCE_EFORMAT, "%s: cce_layers[%d].head_kv[%d] is not a KV head 0..%d", p,
+                                       l, h, sp->n_kv_heads - 1);
+                sp->head_kv[h] = (int)x->valuedouble;
+            }
+        } else if (sp->n_heads % sp->n_kv_heads) {
+            return cce_err_set(err, CCE_EFORMAT, "%s: cce_layers[%d]: n_kv_heads %d does not divide n_heads %d", p,
+                               l, sp->n_kv_heads, sp->n_heads);
+        }
+    }
+    return CCE_OK;
+}
+
+static cce_status parse_config(hf_ctx *c, cce_config *cfg, cce_err *err) {
+    const char *p = c->cfg_path;
+    cJSON *root = NULL;
+    cce_status s;
+    long v;
+    char d[96];
+    memset(cfg, 0, sizeof *cfg);
+    if ((s = json_load(p, &root, err))) return s;
+
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const char *an = NULL;
+    if (arch && !cJSON_IsNull(arch)) {
+        if (!cJSON_IsArray(arch) || !cJSON_IsString(arch->child)) {
+            s = cce_err_set(err, CCE_EFORMAT, "%s: field 'architectures' is %s, expected an array of strings", p,
+                            jdesc(arch, d, sizeof d));
+            goto done;
+        }
+        an = arch->child->valuestring;
+    } else {
+        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+        if (!cJSON_IsString(mt)) {
+            s = cce_err_set(err, CCE_EFORMAT, "%s: neither 'architectures' nor 'model_type' names the model", p);
+            goto done;
+        }
+        const char *t = mt->valuestring;
+        an = !strcmp(t, "llama") ? "LlamaForCausalLM" : !strcmp(t, "mistral") ? "MistralForCausalLM"
+           : !strcmp(t, "qwen2") ? "Qwen2ForCausalLM" : !strcmp(t, "gpt2") ? "GPT2LMHeadModel" : t;
+    }
+    if (!strcmp(an, "LlamaForCausalLM") || !strcmp(an, "MistralForCausalLM")) c->fam = FAM_LLAMA;
+    else if (!strcmp(an, "Qwen2ForCausalLM")) c->fam = FAM_QWEN2;
+    else if (!strcmp(an, "GPT2LMHeadModel")) c->fam = FAM_GPT2;
+    else {
+        s = cce_err_set(err, CCE_EUNSUPPORTED,
+                        "%s: architecture '%.60s' is not supported (Llama, Mistral, Qwen2, GPT-2)", p, an);
+        goto done;
+    }
+
+    if (c->fam == FAM_GPT2) {
+        cfg->arch = CCE_ARCH_GPT2;
+        if ((s = cfg_int(p, root, "n_embd", 1, 0, 1, HF_DIM_MAX, 0, &v, err))) goto done;
+        cfg->dim = (int)v;
+        if ((s = cfg_int(p, root, "n_layer", 1, 0, 1, HF_LAYERS_MAX, 0, &v, err))) goto done;
+        cfg->n_layers = (int)v;
+        if ((s = cfg_int(p, root, "n_head", 1, 0, 1, HF_DIM_MAX, 0, &v, err))) goto done;
+        cfg->n_heads = cfg->n_kv_heads = (int)v;
+        if ((s = cfg_int(p, root, "n_inner", 0, 1, 1, HF_DIM_MAX, 4L * cfg->dim, &v, err))) goto done;
+        cfg->hidden_dim = (int)v;
+        if ((s = cfg_int(p, root, "n_positions", 1, 0, 1, HF_DIM_MAX, 0, &v, err))) goto done;
+        cfg->seq_len = (int)v;
+        if ((s = cfg_int(p, root, "vocab_size", 1, 0, 1, HF_DIM_MAX, 0, &v, err))) goto done;
+        cfg->vocab_size = (int)v;
+        if ((s = cfg_float(p, root, "layer_norm_epsilon", 1e-5, 0.5, &cfg->norm_eps, err))) goto done;
+        if (cfg->dim % cfg->n_heads) {
+            s = cce_err_set(err, CCE_EFORMAT, "%s: n_head %d does not divide n_embd %d", p, cfg->n_heads, cfg->dim);
+            goto done;
+        }
+        cfg->head_dim = cfg->dim / cfg->n_heads;
+        cfg->rope_theta = 10000;
+        const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "activation_function");
+        if (act && !(cJSON_IsString(act) && (!strcmp(act->valuestring, "gelu_new") ||
+                                             !strcmp(act->valuestring, "gelu_pytorch_tanh")))) {
+            s = cce_err_set(err, CCE_EUNSUPPORTED,
+                            "%s: field 'activation_function' is %s; only the tanh GELU (gelu_new) is supported", p,
+                            jdesc(act, d, sizeof d));
+            goto done;
+        }
+    } else {
+        cfg->arch = CCE_ARCH_LLAMA;
+        if ((s = cfg_int(p, root, "hidden_size", 1, 0, 1, HF_DIM_MAX, 0, &v, err))) goto done;
+        cfg->dim = (int)v;
+        if ((s = cfg_int(p, root, "num_hidden_layers", 1, 0, 1, HF_LAYERS_MAX, 0, &v, err))) goto done;
+        cfg->n_layers = (int)v;
+        if ((s = cfg_int(p, root, "num_attention_heads", 1, 0, 1, HF_DIM_MAX, 0, &v, err))) goto done;
+        cfg->n_heads = (int)v;
+        if ((s = cfg_int(p, root, "num_key_value_heads", 0, 1, 1, HF_DIM_MAX, cfg->n_heads, &v, err))) goto done;
+        cfg->n_kv_heads = (int)v;
+        if ((s = cfg_int(p, root, "intermediate_size", 1, 0, 1, HF_DIM_MAX, 0, &v, err))) goto done;
+        cfg->hidden_dim = (int)v;
+        if ((s = cfg_int(p, root, "vocab_size", 1, 0, 1, HF_DIM_MAX, 0, &v, err))) goto done;
+        cfg->vocab_size = (int)v;
+        if ((s = cfg_int(p, root, "max_position_embeddings", 0, 1, 1, INT_MAX, 2048, &v, err))) goto done;
+        cfg->seq_len = (int)v;
+        if ((s = cfg_float(p, root, "rms_norm_eps", 1e-6, 0.5, &cfg->norm_eps, err))) goto done;
+        if ((s = cfg_float(p, root, "rope_theta", 10000, 1e12, &cfg->rope_theta, err))) goto done;
+        const cJSON *hd = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
+        if (hd && !cJSON_IsNull(hd)) {
+            if ((s = cfg_int(p, root, "head_dim", 1, 0, 2, 65536, 0, &v, err))) goto done;
+            cfg->head_dim = (int)v;
+        } else {
+            if (cfg->dim % cfg->n_heads) {
+                s = cce_err_set(err, CCE_EFORMAT, "%s: num_attention_heads %d does not divide hidden_size %d", p,
+                                cfg->n_heads, cfg->dim);
+                goto done;
+            }
+            cfg->head_dim = cfg->dim / cfg->n_heads;
+        }
+        if (cfg->head_dim % 2) {
+            s = cce_err_set(err, CCE_EFORMAT, "%s: head_dim %d is odd; RoPE needs pairs", p, cfg->head_dim);
+            goto done;
+        }
+        if ((s = cfg_bool(p, root, "attention_bias", &c->attention_bias, err))) goto done;
+        c->attention_bias = c->attention_bias == 1;
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+        if (rs && !cJSON_IsNull(rs)) {
+            s = cce_err_set(err, CCE_EUNSUPPORTED, "%s: field 'rope_scaling' is set; RoPE scaling is not supported", p);
+            goto done;
+        }
+        const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+        if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu"))) {
+            s = cce_err_set(err, CCE_EUNSUPPORTED, "%s: field 'hidden_act' is %s; only \"silu\" is supported", p,
+                            jdesc(act, d, sizeof d));
+            goto done;
+        }
+        cfg->rope_interleaved = 0;
+    }
+    if (cfg->n_heads % cfg->n_kv_heads) {
+        s = cce_err_set(err, CCE_EFORMAT, "%s: num_key_value_heads %d does not divide num_attention_heads %d", p,
+                        cfg->n_kv_heads, cfg->n_heads);
+        goto done;
+    }
+    if ((int64_t)cfg->n_heads * cfg->head_dim > HF_DIM_MAX) {
+        s = cce_err_set(err, CCE_EFORMAT, "%s: heads x head_dim = %lld is too large", p,
+                        (long long)cfg->n_heads * cfg->head_dim);
+        goto done;
+    }
+    if ((s = cfg_bool(p, root, "tie_word_embeddings", &c->tie_explicit, err))) goto done;
+    if ((s = cfg_token(p, root, "bos_token_id", cfg->vocab_size, &cfg->bos_id, err))) goto done;
+    if ((s = cfg_token(p, root, "eos_token_id", cfg->vocab_size, &cfg->eos_id, err))) goto done;
+    s = parse_layers_ext(c, root, cfg, err);
+done:
+    cJSON_Delete(root);
+    return s;
+}
+
+/* ---- weight files ---- */
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A shard name from the index must be a relative path that stays inside the directory. */
+static int shard_name_ok(const char *n) {
+    if (!*n || n[0] == '/' || strchr(n, '\\')) return 0;
+    const char *q = n;
+    while (*q) {
+        const char *e = strchr(q, '/');
+        size_t len = e ? (size_t)(e - q) : strlen(q);
+        if (len == 0 || (len == 2 && q[0] == '.' && q[1] == '.') || (len == 1 && q[0] == '.')) return 0;
+        q += len;
+        if (*q == '/') q++;
+    }
+    return 1;
+}
+
+static cce_status add_shard(hf_ctx *c, const char *name, cce_err *err) {
+    for (int i = 0; i < c->n_shards; i++)
+        if (!strcmp(c->shard_names[i], name)) return CCE_OK;
+    if (c->n_shards >= HF_MAX_SHARDS)
+        return cce_err_set(err, CCE_EFORMAT, "%s: more than %d shard files", c->index_path, HF_MAX_SHARDS);
+    char **nn = cce_realloc(c->shard_names, (size_t)c->n_shards + 1, sizeof *nn);
+    if (!nn) return cce_err_set(err, CCE_ENOMEM, "%s: out of memory", c->dir);
+    c->shard_names = nn;
+    char **pp = cce_realloc(c->shard_paths, (size_t)c->n_shards + 1, sizeof *pp);
+    if (!pp) return cce_err_set(err, CCE_ENOMEM, "%s: out of memory", c->dir);
+    c->shard_paths = pp;
+    c->shard_names[c->n_shards] = cce_strdup(name);
+    size_t len = strlen(c->dir) + strlen(name) + 2;
+    c->shard_paths[c->n_shards] = cce_alloc(len, 1);
+    if (!c->shard_names[c->n_shards] || !c->shard_paths[c->n_shards]) {
+        cce_free(c->shard_names[c->n_shards]);
+        cce_free(c->shard_paths[c->n_shards]);
+        return cce_err_set(err, CCE_ENOMEM, "%s: out of memory", c->dir);
+    }
+    snprintf(c->shard_paths[c->n_shards], len, "%s/%s", c->dir, name);
+    c->n_shards++;
+    return CCE_OK;
+}
+
+static cce_status open_weights(hf_ctx *c, cce_err *err) {
+    char single[HF_PATH_MAX];
+    cce_status s;
+    snprintf(single, sizeof single, "%s/model.safetensors", c->dir);
+    snprintf(c->index_path, sizeof c->index_path, "%s/model.safetensors.index.json", c->dir);
+    if (file_exists(single)) {
+        if ((s = add_shard(c, "model.safetensors", err))) return s;
+    } else if (file_exists(c->index_path)) {
+        if ((s = json_load(c->index_path, &c->index, err))) return s;
+        c->wmap = cJSON_GetObjectItemCaseSensitive(c->index, "weight_map");
+        if (!cJSON_IsObject(c->wmap))
+            return cce_err_set(err, CCE_EFORMAT, "%s: field 'weight_map' is missing or not an object", c->index_path);
+        for (const cJSON *e = c->wmap->child; e; e = e->next) {
+            if (!cJSON_IsString(e))
+                return cce_err_set(err, CCE_EFORMAT, "%s: weight_map['%.80s'] is not a file name", c->index_path,
+                                   e->string);
+            if (!shard_name_ok(e->valuestring) || !cce_utf8_valid(e->valuestring, strlen(e->valuestring)))
+                return cce_err_set(err, CCE_EFORMAT,
+                                   "%s: weight_map['%.80s']: shard file '%.100s' escapes the model directory",
+                                   c->index_path, e->string, e->valuestring);
+            if ((s = add_shard(c, e->valuestring, err))) return s;
+        }
+        if (!c->n_shards) return cce_err_set(err, CCE_EFORMAT, "%s: weight_map is empty", c->index_path);
+    } else {
+        return cce_err_set(err, CCE_EIO, "%s: neither model.safetensors nor model.safetensors.index.json found",
+                           c->dir);
+    }
+    c->shards = cce_alloc_zero((size_t)c->n_shards, sizeof *c->shards);
+    if (!c->shards) return cce_err_set(err, CCE_ENOMEM, "%s: out of memory", c->dir);
+    for (int i = 0; i < c->n_shards; i++)
+        if ((s = cce_st_open(c->shard_paths[i], &c->shards[i], err))) return s;
+    return CCE_OK;
+}
+
+/* Tensor by name, or NULL when absent; *file names the file it is (or would be) in. */
+static cce_status find_tensor(hf_ctx *c, const char *name, const cce_st_tensor **t, const char **file,
+                              cce_err *err) {
+    *t = NULL;
+    *file = c->shard_paths[0];
+    if (!c->wmap) {
+        *t = cce_st_find(&c->shards[0], name);
+        return CCE_OK;
+    }
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(c->wmap, name);
+    if (!e) return CCE_OK;
+    for (int i = 0; i < c->n_shards; i++)
+        if (!strcmp(c->shard_names[i], e->valuestring)) {
+            *file = c->shard_paths[i];
+            *t = cce_st_find(&c->shards[i], name);
+            if (!*t)
+                return cce_err_set(err, CCE_EFORMAT, "%s: tensor '%s' listed in the index is not in the file",
+                                   c->shard_paths[i], name);
+            return CCE_OK;
+        }
+    return CCE_OK;
+}
+
+/* Fetch a tensor that must have shape (d0) or (d0, d1) (nd = 1 or 2) and a float dtype.
+ * Returns CCE_OK with *t == NULL when absent and !required. */
+static cce_status get_tensor(hf_ctx *c, const char *name, int required, int nd, int64_t d0, int64_t d1,
+                             const cce_st_tensor **t, cce_err *err) {
+    const char *file;
+    cce_status s = find_tensor(c, name, t, &file, err);
+    if (s) return s;
+    if (!*t) {
+        if (required) return cce_err_set(err, CCE_EFORMAT, "%s: tensor '%s' is missing", file, name);
+        return CCE_OK;
+    }
+    const cce_st_tensor *x = *t;
+    if (x->dtype != CCE_ST_F32 && x->dtype != CCE_ST_F16 && x->dtype != CCE_ST_BF16)
+        return cce_err_set(err, CCE_EUNSUPPORTED, "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16)",
+                           file, name, cce_st_dtype_name(x->dtype));
+    if (x->n_dims != nd || x->shape[0] != d0 || (nd == 2 && x->shape[1] != d1)) {
+        char got[128] = "", want[64];
+        size_t k = 0;
+        for (int i = 0; i < x->n_dims && k < sizeof got - 24; i++)
+            k += (size_t)snprintf(got + k, sizeof got - k, "%s%lld", i ? ", " : "", (long long)x->shape[i]);
+        if (nd == 1) snprintf(want, sizeof want, "%lld", (long long)d0);
+        else snprintf(want, sizeof want, "%lld, %lld", (long long)d0, (long long)d1);
+        return cce_err_set(err, CCE_EFORMAT, "%s: tensor '%s': shape [%s], expected [%s] from config.json", file,
+                           name, got, want);
+    }
+    return CCE_OK;
+}
+
+static float elem(const cce_st_tensor *t, uint64_t i) {
+    const uint8_t *p = t->data;
+    if (t->dtype == CCE_ST_F32) {
+        float f;
+        memcpy(&f, p + 4 * i, 4);
+        return f;
+    }
+    uint16_t h = (uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
+    return t->dtype == CCE_ST_F16 ? cce_f16_to_f32(h) : cce_bf16_to_f32(h);
+}
+
+/* Elements [off, off+n) of t as f32: in place when F32 and aligned, else converted into the arena. */
+static const float *as_f32(hf_ctx *c, const cce_st_tensor *t, uint64_t off, uint64_t n, cce_err *err) {
+    if (t->dtype == CCE_ST_F32 && ((uintptr_t)(t->data + 4 * off) % 4) == 0)
+        return (const float *)(const void *)(t->data + 4 * off);
+    float *dst = cce_model_alloc(c->m, n ? (size_t)n : 1, sizeof(float));
+    if (!dst) {
+        cce_err_set(err, CCE_ENOMEM, "%s: out of memory converting tensor '%s'", c->dir, t->name);
+        return NULL;
+    }
+    for (uint64_t i = 0; i < n; i++) dst[i] = elem(t, off + i);
+    return dst;
+}
+
+/* Columns [col0, col0+ncols) of a Conv1D weight t (in, out_total), transposed: (ncols, in). */
+static const float *conv1d_cols(hf_ctx *c, const cce_st_tensor *t, int in, int out_total, int col0, int ncols,
+                                cce_err *err) {
+    float *dst = cce_model_alloc(c->m, (size_t)ncols * (size_t)in, sizeof(float)); // (ncols, in)
+    if (!dst) {
+        cce_err_set(err, CCE_ENOMEM, "%s: out of memory transposing tensor '%s'", c->dir, t->name);
+        return NULL;
+    }
+    for (int r = 0; r < in; r++)
+        for (int j = 0; j < ncols; j++)
+            dst[(size_t)j * in + r] = elem(t, (uint64_t)r * out_total + (uint64_t)(col0 + j));
+    return dst;
+}
+
+/* Load linear `prefix` of shape (out, in): dense "<prefix>.weight" (transposed Conv1D when conv1d)
+ * or low-rank "<prefix>.weight_u"/"_v"; bias "<prefix>.bias" (required when need_bias). */
+static cce_status load_linear(hf_ctx *c, const char *prefix, int out, int in, int conv1d, int need_bias,
+                              cce_linear *lin, cce_err *err) {
+    char name[512];
+    const cce_st_tensor *t = NULL, *u = NULL, *v = NULL, *b = NULL;
+    cce_status s;
+    const char *file;
+    memset(lin, 0, sizeof *lin);
+    lin->out = out;
+    lin->in = in;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    if ((s = find_tensor(c, name, &t, &file, err))) return s;
+    if (t) {
+        if ((s = get_tensor(c, name, 1, 2, conv1d ? in : out, conv1d ? out : in, &t, err))) return s;
+        lin->w = conv1d ? conv1d_cols(c, t, in, out, 0, out, err) : as_f32(c, t, 0, (uint64_t)out * in, err);
+        if (!lin->w) return CCE_ENOMEM;
+    } else {
+        char nu[520], nv[520];
+        snprintf(nu, sizeof nu, "%s.weight_u", prefix);
+        snprintf(nv, sizeof nv, "%s.weight_v", prefix);
+        if ((s = find_tensor(c, nu, &u, &file, err))) return s;
+        if (!u) return cce_err_set(err, CCE_EFORMAT, "%s: tensor '%s' is missing", file, name);
+        if (u->n_dims != 2 || u->shape[0] != out || u->shape[1] < 1 || u->shape[1] > (out < in ? out : in))
+            return cce_err_set(err, CCE_EFORMAT, "%s: tensor '%s': expected shape [%d, rank] with 1 <= rank <= %d",
+                               file, nu, out, out < in ? out : in);
+        int rank = (int)u->shape[1];
+        if ((s = get_tensor(c, nu, 1, 2, out, rank, &u, err))) return s;
+        if ((s = get_tensor(c, nv, 1, 2, rank, in, &v, err))) return s;
+        lin->rank = rank;
+        if (!(lin->u = as_f32(c, u, 0, (uint64_t)out * rank, err))) return CCE_ENOMEM;
+        if (!(lin->v = as_f32(c, v, 0, (uint64_t)rank * in, err))) return CCE_ENOMEM;
+    }
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    if ((s = get_tensor(c, name, need_bias, 1, out, 0, &b, err))) return s;
+    if (b && !(lin->b = as_f32(c, b, 0, (uint64_t)out, err))) return CCE_ENOMEM;
+    return CCE_OK;
+}
+
+static cce_status load_vec(hf_ctx *c, const char *name, int n, int required, const float **out, cce_err *err) {
+    const cce_st_tensor *t;
+    cce_status s = get_tensor(c, name, required, 1, n, 0, &t, err);
+    *out = NULL;
+    if (s || !t) return s;
+    if (!(*out = as_f32(c, t, 0, (uint64_t)n, err))) return CCE_ENOMEM;
+    return CCE_OK;
+}
+
+static cce_status load_layer_common(hf_ctx *c, int l, cce_layer *L, cce_err *err) {
+    const hf_layer_spec *sp = &c->spec[l];
+    L->dropped = sp->dropped;
+    L->n_heads = sp->n_heads;
+    L->n_kv_heads = sp->n_kv_heads;
+    L->hidden = sp->hidden;
+    if (sp->head_kv) {
+        int *hk = cce_model_alloc(c->m, (size_t)sp->n_heads, sizeof(int)); // (n_heads)
+        if (!hk) return cce_err_set(err, CCE_ENOMEM, "%s: out of memory", c->dir);
+        memcpy(hk, sp->head_kv, (size_t)sp->n_heads * sizeof(int));
+        L->head_kv = hk;
+    }
+    return CCE_OK;
+}
+
+static cce_status load_llama(hf_ctx *c, cce_err *err) {
+    cce_model *m = c->m;
+    const cce_config *cfg = &m->cfg;
+    int d = cfg->dim, hd = cfg->head_dim;
+    cce_status s;
+    char pre[256], name[320];
+    const cce_st_tensor *t;
+    if ((s = get_tensor(c, "model.embed_tokens.weight", 1, 2, cfg->vocab_size, d, &t, err))) return s;
+    if (!(m->tok_emb = as_f32(c, t, 0, (uint64_t)cfg->vocab_size * d, err))) return CCE_ENOMEM;
+    if ((s = load_vec(c, "model.norm.weight", d, 1, &m->final_norm, err))) return s;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        cce_layer *L = &m->layers[l];
+        if ((s = load_layer_common(c, l, L, err))) return s;
+        if (L->dropped) continue;
+        int hq = L->n_heads * hd, hkv = L->n_kv_heads * hd, qkvb = c->fam == FAM_QWEN2 || c->attention_bias;
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+        if ((s = load_vec(c, name, d, 1, &L->attn_norm, err))) return s;
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        if ((s = load_vec(c, name, d, 1, &L->ffn_norm, err))) return s;
+        snprintf(pre, sizeof pre, "model.layers.%d.self_attn.q_proj", l);
+        if ((s = load_linear(c, pre, hq, d, 0, qkvb, &L->wq, err))) return s;
+        snprintf(pre, sizeof pre, "model.layers.%d.self_attn.k_proj", l);
+        if ((s = load_linear(c, pre, hkv, d, 0, qkvb, &L->wk, err))) return s;
+        snprintf(pre, sizeof pre, "model.layers.%d.self_attn.v_proj", l);
+        if ((s = load_linear(c, pre, hkv, d, 0, qkvb, &L->wv, err))) return s;
+        snprintf(pre, sizeof pre, "model.layers.%d.self_attn.o_proj", l);
+        if ((s = load_linear(c, pre, d, hq, 0, c->attention_bias, &L->wo, err))) return s;
+        snprintf(pre, sizeof pre, "model.layers.%d.mlp.gate_proj", l);
+        if ((s = load_linear(c, pre, L->hidden, d, 0, 0, &L->w1, err))) return s;
+        snprintf(pre, sizeof pre, "model.layers.%d.mlp.up_proj", l);
+        if ((s = load_linear(c, pre, L->hidden, d, 0, 0, &L->w3, err))) return s;
+        snprintf(pre, sizeof pre, "model.layers.%d.mlp.down_proj", l);
+        if ((s = load_linear(c, pre, d, L->hidden, 0, 0, &L->w2, err))) return s;
+    }
+    /* Output head: tied unless the config says untied; an explicit "false" needs lm_head. */
+    if ((s = get_tensor(c, "lm_head.weight", c->tie_explicit == 0, 2, cfg->vocab_size, d, &t, err))) return s;
+    if (t && c->tie_explicit != 1) {
+        if (!(m->lm_head = as_f32(c, t, 0, (uint64_t)cfg->vocab_size * d, err))) return CCE_ENOMEM;
+        m->cfg.tied = 0;
+    } else {
+        m->lm_head = m->tok_emb;
+        m->cfg.tied = 1;
+    }
+    return CCE_OK;
+}
+
+static cce_status load_gpt2(hf_ctx *c, cce_err *err) {
+    cce_model *m = c->m;
+    const cce_config *cfg = &m->cfg;
+    int d = cfg->dim, hd = cfg->head_dim;
+    cce_status s;
+    char name[320], pre[256];
+    const cce_st_tensor *t;
+    const char *file;
+    if ((s = find_tensor(c, "transformer.wte.weight", &t, &file, err))) return s;
+    const char *P = c->gpt2_prefix = t ? "transformer." : "";
+    snprintf(name, sizeof name, "%swte.weight", P);
+    if ((s = get_tensor(c, name, 1, 2, cfg->vocab_size, d, &t, err))) return s;
+    if (!(m->tok_emb = as_f32(c, t, 0, (uint64_t)cfg->vocab_size * d, err))) return CCE_ENOMEM;
+    snprintf(name, sizeof name, "%swpe.weight", P);
+    if ((s = get_tensor(c, name, 1, 2, cfg->seq_len, d, &t, err))) return s;
+    if (!(m->pos_emb = as_f32(c, t, 0, (uint64_t)cfg->seq_len * d, err))) return CCE_ENOMEM;
+    snprintf(name, sizeof name, "%sln_f.weight", P);
+    if ((s = load_vec(c, name, d, 1, &m->final_norm, err))) return s;
+    snprintf(name, sizeof name, "%sln_f.bias", P);
+    if ((s = load_vec(c, name, d, 1, &m->final_norm_b, err))) return s;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        cce_layer *L = &m->layers[l];
+        if ((s = load_layer_common(c, l, L, err))) return s;
+        if (L->dropped) continue;
+        int hq = L->n_heads * hd, hkv = L->n_kv_heads * hd, tot = hq + 2 * hkv;
+        snprintf(name, sizeof name, "%sh.%d.ln_1.weight", P, l);
+        if ((s = load_vec(c, name, d, 1, &L->attn_norm, err))) return s;
+        snprintf(name, sizeof name, "%sh.%d.ln_1.bias", P, l);
+        if ((s = load_vec(c, name, d, 1, &L->attn_norm_b, err))) return s;
+        snprintf(name, sizeof name, "%sh.%d.ln_2.weight", P, l);
+        if ((s = load_vec(c, name, d, 1, &L->ffn_norm, err))) return s;
+        snprintf(name, sizeof name, "%sh.%d.ln_2.bias", P, l);
+        if ((s = load_vec(c, name, d, 1, &L->ffn_norm_b, err))) return s;
+        snprintf(name, sizeof name, "%sh.%d.attn.c_attn.weight", P, l);
+        if ((s = find_tensor(c, name, &t, &file, err))) return s;
+        if (t) {
+            /* fused Conv1D (d, hq + 2 hkv): columns [q | k | v] */
+            if ((s = get_tensor(c, name, 1, 2, d, tot, &t, err))) return s;
+            cce_linear *qkv[3] = {&L->wq, &L->wk, &L->wv};
+            int col0[3] = {0, hq, hq + hkv}, outs[3] = {hq, hkv, hkv};
+            const cce_st_tensor *b;
+            snprintf(name, sizeof name, "%sh.%d.attn.c_attn.bias", P, l);
+            if ((s = get_tensor(c, name, 1, 1, tot, 0, &b, err))) return s;
+            for (int k = 0; k < 3; k++) {
+                memset(qkv[k], 0, sizeof *qkv[k]);
+                qkv[k]->out = outs[k];
+                qkv[k]->in = d;
+                if (!(qkv[k]->w = conv1d_cols(c, t, d, tot, col0[k], outs[k], err))) return CCE_ENOMEM;
+                if (!(qkv[k]->b = as_f32(c, b, (uint64_t)col0[k], (uint64_t)outs[k], err))) return CCE_ENOMEM;
+            }
+        } else {
+            snprintf(pre, sizeof pre, "%sh.%d.attn.q_proj", P, l);
+            if ((s = load_linear(c, pre, hq, d, 1, 0, &L->wq, err))) return s;
+            snprintf(pre, sizeof pre, "%sh.%d.attn.k_proj", P, l);
+            if ((s = load_linear(c, pre, hkv, d, 1, 0, &L->wk, err))) return s;
+            snprintf(pre, sizeof pre, "%sh.%d.attn.v_proj", P, l);
+            if ((s = load_linear(c, pre, hkv, d, 1, 0, &L->wv, err))) return s;
+        }
+        snprintf(pre, sizeof pre, "%sh.%d.attn.c_proj", P, l);
+        if ((s = load_linear(c, pre, d, hq, 1, 0, &L->wo, err))) return s;
+        snprintf(pre, sizeof pre, "%sh.%d.mlp.c_fc", P, l);
+        if ((s = load_linear(c, pre, L->hidden, d, 1, 0, &L->w1, err))) return s;
+        snprintf(pre, sizeof pre, "%sh.%d.mlp.c_proj", P, l);
+        if ((s = load_linear(c, pre, d, L->hidden, 1, 0, &L->w2, err))) return s;
+        memset(&L->w3, 0, sizeof L->w3);
+    }
+    if ((s = get_tensor(c, "lm_head.weight", c->tie_explicit == 0, 2, cfg->vocab_size, d, &t, err))) return s;
+    if (t && c->tie_explicit == 0) {
+        if (!(m->lm_head = as_f32(c, t, 0, (uint64_t)cfg->vocab_size * d, err))) return CCE_ENOMEM;
+        m->cfg.tied = 0;
+    } else {
+        m->lm_head = m->tok_emb;
+        m->cfg.tied = 1;
+    }
+    return CCE_OK;
+}
+
+cce_status cce_load_hf(const char *dir, cce_model **out, cce_err *err) {
+    hf_ctx c = {0};
+    cce_config cfg = {0};
+    cce_status s;
+    *out = NULL;
+    c.dir = dir;
+    if (strlen(dir) > HF_PATH_MAX - 64) return cce_err_set(err, CCE_EINVAL, "%.100s...: path too long", dir);
+    snprintf(c.cfg_path, sizeof c.cfg_path, "%s/config.json", dir);
+    if ((s = parse_config(&c, &cfg, err))) goto done;
+    if ((s = open_weights(&c, err))) goto done;
+    if ((s = cce_model_new(&cfg, &c.m, err))) goto done;
+    c.m->format = CCE_FMT_HF;
+    s = cfg.arch == CCE_ARCH_GPT2 ? load_gpt2(&c, err) : load_llama(&c, err);
+    if (s) goto done;
+    for (int i = 0; i < c.n_shards; i++)
+        if ((s = cce_model_adopt_map(c.m, &c.shards[i].map, err))) goto done;
+    if (!(c.m->path = cce_strdup(dir))) {
+        s = cce_err_set(err, CCE_ENOMEM, "%s: out of memory", dir);
+        goto done;
+    }
+    if ((s = cce_model_validate(c.m, dir, err))) goto done;
+    *out = c.m;
+    c.m = NULL;
+done:
+    cce_model_free(c.m);
+    for (int i = 0; i < c.n_shards; i++) {
+        if (c.shards) cce_st_close(&c.shards[i]);
+        cce_free(c.shard_names[i]);
+        cce_free(c.shard_paths[i]);
+    }
+    cce_free(c.shards);
+    cce_free(c.shard_names);
+    cce_free(c.shard_paths);
+    cJSON_Delete(c.index);
+    if (c.spec)
+        for (int l = 0; l < cfg.n_layers; l++) cce_free(c.spec[l].head_kv);
+    cce_free(c.spec);
+    return s;
+}

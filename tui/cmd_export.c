@@ -1,0 +1,55 @@
+/*
+ * cmd_export.c — `cce export MODEL -o DIR [--tokenizer FILE] [--no-tokenizer] [--json]`:
+ * write any loadable model as a Hugging Face directory (config.json, model.safetensors F32,
+ * tokenizer.json when the model has a tokenizer). llama2.c/GGUF models get their q/k rows
+ * permuted to HF's RoPE convention (see include/export.h), so transformers loads them too.
+ */
+#include <stdio.h>
+#include "cli.h"
+#include "export.h"
+
+int cmd_export(int argc, char **argv) {
+    cli_opt opts[] = {
+        {"output", 1, "output directory (created if missing)", NULL},
+        {"tokenizer", 1, "tokenizer file", NULL},
+        {"no-tokenizer", 0, "do not write tokenizer.json", NULL},
+        {"json", 0, "print one JSON object", NULL},
+    };
+    const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    const char *pos[1];
+    int n_pos;
+    if (cli_parse(argc, argv, opts, n_opts, pos, 1, &n_pos)) return 2;
+    const char *out = cli_get(opts, n_opts, "output");
+    if (!out) return cli_fail("export: missing -o DIR (the output directory)");
+    int json = cli_get(opts, n_opts, "json") != NULL;
+    cce_model *m = NULL;
+    cce_tokenizer *tok = NULL;
+    if (cli_open_model(n_pos ? pos[0] : NULL, cli_get(opts, n_opts, "tokenizer"), 0, &m, &tok)) return 1;
+    if (cli_get(opts, n_opts, "no-tokenizer")) {
+        cce_tokenizer_free(tok);
+        tok = NULL;
+    }
+    cce_err err = {{0}};
+    int rc = 0;
+    if (cce_export_hf(m, tok, out, &err)) {
+        rc = cli_fail_err(&err);
+        goto done;
+    }
+    cce_param_count p = cce_model_params(m);
+    uint64_t bytes = cce_export_dir_bytes(out);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "dir", out);
+        cJSON_AddNumberToObject(o, "params", (double)p.total);
+        cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+        cJSON_AddBoolToObject(o, "tokenizer", tok != NULL);
+        cli_json_print(o);
+    } else {
+        printf("wrote %s: %lld parameters, %llu bytes%s\n", out, (long long)p.total, (unsigned long long)bytes,
+               tok ? " (with tokenizer.json)" : " (no tokenizer)");
+    }
+done:
+    cce_tokenizer_free(tok);
+    cce_model_free(m);
+    return rc;
+}
