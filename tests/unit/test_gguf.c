@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "forward.h"
 #include "gguf.h"
 #include "harness.h"
 #include "model.h"
@@ -443,6 +444,29 @@ TEST(real_stories260k) {
     }
     cce_model_free(g);
     cce_model_free(l);
+}
+
+/* Same weights, same config where it matters: the reference forward gives identical logits. */
+TEST(real_forward_matches_llama2c) {
+    cce_model *g = NULL, *l = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_load_gguf(harness_data("gguf/stories260K.gguf"), &g, NULL, &err) == CCE_OK, "%s", err.msg);
+    CHECK_MSG(cce_load_llama2c(harness_data("llama2c/stories260K.bin"), &l, &err) == CCE_OK, "%s", err.msg);
+    int ids[5] = {1, 403, 407, 261, 378};
+    float *a = malloc(5 * 512 * sizeof(float)), *b = malloc(5 * 512 * sizeof(float));  // (T, vocab)
+    CHECK(a && b);
+    CHECK_MSG(cce_ref_forward(g, ids, 5, a, NULL, NULL, &err) == CCE_OK, "%s", err.msg);
+    CHECK_MSG(cce_ref_forward(l, ids, 5, b, NULL, NULL, &err) == CCE_OK, "%s", err.msg);
+    double maxdiff = 0;
+    int argmax = 0;
+    for (int i = 0; i < 5 * 512; i++) maxdiff = fmax(maxdiff, fabs((double)a[i] - b[i]));
+    for (int i = 1; i < 512; i++) if (a[4 * 512 + i] > a[4 * 512 + argmax]) argmax = i;
+    free(a);
+    free(b);
+    cce_model_free(g);
+    cce_model_free(l);
+    CHECK_MSG(maxdiff == 0, "max |logit difference| %.3g", maxdiff);
+    CHECK_EQ_INT(argmax, 432);  // the documented greedy continuation after "Once upon a time"
 }
 
 TEST(real_stories260k_tokenizer) {
@@ -975,6 +999,7 @@ TEST(bad_llama_tensors) {
 
 int main(void) {
     RUN(real_stories260k);
+    RUN(real_forward_matches_llama2c);
     RUN(real_stories260k_tokenizer);
     RUN(real_list);
     RUN(dtype_f32);
