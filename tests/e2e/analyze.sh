@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# End-to-end: `cce analyze` on stories260K with TinyStories training text.
+# The JSON must be deterministic for a fixed seed (byte-identical apart from "timings"), carry
+# the model and calibration identity, agree between the llama2.c and GGUF copies of the same
+# weights, and bad invocations must fail with one "cce: error:" line.
+set -u
+ok() { echo "PASS analyze_$1"; }
+bad() { echo "FAIL analyze_$1: $2"; }
+D=$CCE_DATA
+M="$D/llama2c/stories260K.bin"
+G="$D/gguf/stories260K.gguf"
+C="$D/text/train/tinystories_v1_train_head.txt"
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+if [ ! -f "$M" ] || [ ! -f "$C" ]; then echo "PASS analyze_skipped_no_data"; exit 0; fi
+
+# drop every "timings": { ... } object (cJSON_Print puts one member per line)
+strip_timings() { awk '/"timings":/ { skip = 1 } !skip { print } skip && /}/ { skip = 0 }' "$1"; }
+
+args=(--calib "$C" --tokens 2048 --seq-len 128 --seed 3)
+out=$("$CCE" analyze "$M" "${args[@]}" -o "$T/a.json" --json 2>"$T/err1"); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q '"blocks":5,"tokens":2048' && [ -s "$T/a.json" ]; then ok runs
+else bad runs "rc=$rc $out $(tail -2 "$T/err1")"; fi
+
+"$CCE" analyze "$M" "${args[@]}" -o "$T/b.json" >/dev/null 2>&1
+if [ -s "$T/b.json" ] && cmp -s <(strip_timings "$T/a.json") <(strip_timings "$T/b.json"); then ok deterministic
+else bad deterministic "$(diff <(strip_timings "$T/a.json") <(strip_timings "$T/b.json") | head -5)"; fi
+# and timings really were the only difference that was removed
+if grep -q '"timings":' "$T/a.json" && ! strip_timings "$T/a.json" | grep -q '"forward":'; then ok timings_stripped
+else bad timings_stripped "timings objects not found or not removed"; fi
+
+# identity of model and calibration
+msha=$(sha256sum "$M" | cut -d' ' -f1); csha=$(sha256sum "$C" | cut -d' ' -f1)
+if grep -q "\"sha256\":[[:space:]]*\"$msha\"" "$T/a.json" && grep -q "\"sha256\":[[:space:]]*\"$csha\"" "$T/a.json" \
+   && grep -q '"format_version":[[:space:]]*1' "$T/a.json" && grep -q '"seed":[[:space:]]*3' "$T/a.json" \
+   && grep -q '"n_seq":[[:space:]]*16' "$T/a.json"; then ok identity
+else bad identity "sha256/format_version/seed/n_seq missing"; fi
+
+# the content a user browses is there: 5 blocks with spectra, similarity, redundancy, histograms
+n_blocks=$(grep -c '"near_identity":' "$T/a.json"); n_ffn=$(grep -c '"ffn_act":' "$T/a.json")
+if [ "$n_blocks" -eq 5 ] && [ "$n_ffn" -ge 10 ] && grep -q '"head_similarity":' "$T/a.json" \
+   && grep -q '"aware_singular_values":' "$T/a.json" && grep -q '"neurons":' "$T/a.json" \
+   && grep -q '"layer_similarity":' "$T/a.json"; then ok content
+else bad content "blocks=$n_blocks ffn_act=$n_ffn"; fi
+
+# the GGUF copy has bit-identical weights and the same vocabulary: identical analysis
+if [ -f "$G" ]; then
+    "$CCE" analyze "$G" "${args[@]}" -o "$T/g.json" >/dev/null 2>&1
+    tail_of() { strip_timings "$1" | sed -n '/"layer_similarity":[[:space:]]*{/,$p'; }
+    if [ -s "$T/g.json" ] && [ "$(tail_of "$T/a.json" | wc -l)" -gt 100 ] \
+       && cmp -s <(tail_of "$T/a.json") <(tail_of "$T/g.json"); then ok gguf_same
+    else bad gguf_same "$(diff <(tail_of "$T/a.json") <(tail_of "$T/g.json") | head -4)"; fi
+fi
+
+# human output: one line per block
+out=$("$CCE" analyze "$M" "${args[@]}" -o "$T/h.json" 2>/dev/null)
+if [ "$(echo "$out" | grep -cE '^ +[0-4] ')" -eq 5 ]; then ok human
+else bad human "$out"; fi
+
+# errors: one line, non-zero exit, naming the problem
+out=$("$CCE" analyze "$M" -o "$T/x.json" 2>&1); rc=$?
+if [ $rc -ne 0 ] && echo "$out" | grep -q '^cce: error: .*--calib'; then ok needs_calib; else bad needs_calib "rc=$rc $out"; fi
+out=$("$CCE" analyze "$M" --calib "$T/missing.txt" -o "$T/x.json" 2>&1); rc=$?
+if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: .*missing.txt"; then ok missing_calib; else bad missing_calib "rc=$rc $out"; fi
+printf 'Once upon a time.\n' > "$T/short.txt"
+out=$("$CCE" analyze "$M" --calib "$T/short.txt" -o "$T/x.json" 2>&1); rc=$?
+if [ $rc -ne 0 ] && [ "$(echo "$out" | grep -c '^cce: error:')" -eq 1 ] && echo "$out" | grep -q "less than one sequence" \
+   && [ ! -e "$T/x.json" ]; then ok short_calib; else bad short_calib "rc=$rc $out"; fi
+out=$("$CCE" analyze "$M" --calib "$C" --seq-len 4096 -o "$T/x.json" 2>&1); rc=$?
+if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: .*seq-len"; then ok bad_seq_len; else bad bad_seq_len "rc=$rc $out"; fi
