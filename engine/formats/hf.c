@@ -328,7 +328,7 @@ static cce_status parse_config(hf_ctx *c, cce_config *cfg, cce_err *err) {
         cfg->hidden_dim = (int)v;
         if ((s = cfg_int(p, root, "vocab_size", 1, 0, 1, HF_DIM_MAX, 0, &v, err))) goto done;
         cfg->vocab_size = (int)v;
-        if ((s = cfg_int(p, root, "max_position_embeddings", 0, 1, 1, INT_MAX, 2048, &v, err))) goto done;
+        if ((s = cfg_int(p, root, "max_position_embeddings", 0, 1, 1, HF_DIM_MAX, 2048, &v, err))) goto done;
         cfg->seq_len = (int)v;
         if ((s = cfg_float(p, root, "rms_norm_eps", 1e-6, 0.5, &cfg->norm_eps, err))) goto done;
         if ((s = cfg_float(p, root, "rope_theta", 10000, 1e12, &cfg->rope_theta, err))) goto done;

@@ -322,6 +322,69 @@ TEST(gpt2_round_trip_conv1d_layout) {
     CHECK(layout_ok);
 }
 
+/* GPT-2 with a low-rank q: q/k/v are written separately (no fused c_attn) and reload the same;
+ * and a GPT-2 file whose names lack the "transformer." prefix loads too. */
+TEST(gpt2_lowrank_and_unprefixed) {
+    cce_model *a = make_model(CCE_ARCH_GPT2, 2, 13), *b = NULL, *c = NULL;
+    CHECK(a);
+    make_ones(a);
+    cce_rng r;
+    cce_rng_seed(&r, 3);
+    rnd_linear(a, &r, &a->layers[0].wq, 16, 16, 1, 4);
+    rnd_linear(a, &r, &a->layers[1].w2, 16, 24, 1, 6);
+    cce_err err = {{0}};
+    const char *dir = tmp("gpt2_lowrank");
+    cce_status s = cce_export_hf(a, NULL, dir, &err);
+    if (!s) s = load_dir(dir, &b, &err);
+    const char *why = s ? "load failed" : models_differ(a, b);
+    int ids[5] = {2, 7, 1, 8, 2};
+    char msg[600] = "";
+    double mx = s ? -1 : logits_diff(a, b, ids, 5, msg, sizeof msg);
+    /* strip the prefix: rewrite every tensor under its bare name */
+    char p[1100];
+    cce_safetensors st;
+    cce_status s2 = CCE_EIO;
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    int separate = 0;
+    if (!s && cce_st_open(p, &st, &err) == CCE_OK) {
+        separate = cce_st_find(&st, "transformer.h.0.attn.q_proj.weight_u") &&
+                   cce_st_find(&st, "transformer.h.0.attn.k_proj.weight") &&
+                   !cce_st_find(&st, "transformer.h.0.attn.c_attn.weight") &&
+                   cce_st_find(&st, "transformer.h.1.attn.c_attn.weight");
+        cce_st_entry *e = cce_alloc_zero((size_t)st.n, sizeof *e);
+        for (int i = 0; i < st.n; i++) {
+            const char *nm = st.t[i].name;
+            e[i].name = strncmp(nm, "transformer.", 12) ? nm : nm + 12;
+            e[i].dtype = CCE_ST_F16;
+            e[i].n_dims = st.t[i].n_dims;
+            memcpy(e[i].shape, st.t[i].shape, sizeof e[i].shape);
+            e[i].data = (const float *)(const void *)st.t[i].data;
+        }
+        const char *d2 = tmp("gpt2_bare");
+        mkdir(d2, 0777);
+        char q[1100], src[1100];
+        snprintf(q, sizeof q, "%s/model.safetensors", d2);
+        s2 = cce_st_write(q, e, st.n, NULL, 0, NULL, NULL, NULL, &err);
+        cce_free(e);
+        cce_st_close(&st);
+        snprintf(src, sizeof src, "%s/config.json", dir);
+        snprintf(q, sizeof q, "%s/config.json", d2);
+        if (!s2 && symlink(src, q)) s2 = CCE_EIO;
+        if (!s2) s2 = load_dir(d2, &c, &err);
+    }
+    double mx2 = s2 ? -1 : logits_diff(a, c, ids, 5, msg, sizeof msg);
+    cce_model_free(a);
+    cce_model_free(b);
+    cce_model_free(c);
+    CHECK_MSG(!s, "%s", err.msg);
+    CHECK_MSG(!why, "%s", why);
+    CHECK_MSG(mx >= 0 && mx < 1e-5, "max logit diff %g (%s)", mx, msg);
+    CHECK(separate);
+    CHECK_MSG(!s2, "unprefixed F16 copy: %s", err.msg);
+    /* F16 rounding of weights ~1e-3 relative: logits agree loosely */
+    CHECK_MSG(mx2 >= 0 && mx2 < 0.05, "unprefixed F16 copy: max logit diff %g", mx2);
+}
+
 /* Per-layer shapes, head_kv, low-rank factors, an added bias and a dropped block all survive. */
 TEST(compressed_llama_round_trip) {
     cce_model *a = make_model(CCE_ARCH_LLAMA, 3, 5), *b = NULL;
@@ -409,6 +472,9 @@ TEST(synth_tiny_loads_and_is_deterministic) {
     for (size_t i = 0; i < n; i++) ss += (double)m->tok_emb[i] * m->tok_emb[i];
     double sd = sqrt(ss / n);
     int norm_ones = m->layers[1].ffn_norm[17] == 1.0f && m->final_norm[0] == 1.0f;
+    /* aligned F32 tensors are used in place: they point into the adopted mapping */
+    int in_map = m->n_maps == 1 && (const uint8_t *)m->tok_emb > m->maps[0].data &&
+                 (const uint8_t *)(m->layers[1].w2.w + 64 * 128) <= m->maps[0].data + m->maps[0].len;
     int ids[4] = {1, 100, 200, 300};
     float *lg = cce_alloc(4 * 512, sizeof(float));
     cce_status fs = cce_ref_forward(m, ids, 4, lg, NULL, NULL, &err);
@@ -419,6 +485,7 @@ TEST(synth_tiny_loads_and_is_deterministic) {
     CHECK(shape_ok);
     CHECK_NEAR(sd, 0.02, 0.001);
     CHECK(norm_ones);
+    CHECK(in_map);
     CHECK_MSG(fs == CCE_OK && finite, "forward on synth tiny: %s", err.msg);
     CHECK(cce_synth("nope", 1, tmp("nope"), &err) == CCE_EINVAL);
     CHECK(strstr(err.msg, "smollm-135m") != NULL);
@@ -638,6 +705,7 @@ int main(void) {
     RUN(stories260k_round_trip);
     RUN(llama_untied_round_trip);
     RUN(gpt2_round_trip_conv1d_layout);
+    RUN(gpt2_lowrank_and_unprefixed);
     RUN(compressed_llama_round_trip);
     RUN(synth_tiny_loads_and_is_deterministic);
     RUN(synth_configs_have_real_shapes);
