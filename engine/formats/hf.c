@@ -544,9 +544,18 @@ static const float *conv1d_cols(hf_ctx *c, const cce_st_tensor *t, int in, int o
         cce_err_set(err, CCE_ENOMEM, "%s: out of memory transposing tensor '%s'", c->dir, t->name);
         return NULL;
     }
-    for (int r = 0; r < in; r++)
-        for (int j = 0; j < ncols; j++)
-            dst[(size_t)j * in + r] = elem(t, (uint64_t)r * out_total + (uint64_t)(col0 + j));
+    /* 32x32 tiles keep both the row-major reads and the strided writes in cache */
+    int f32 = t->dtype == CCE_ST_F32 && ((uintptr_t)t->data % 4) == 0;
+    const float *src = f32 ? (const float *)(const void *)t->data : NULL; // (in, out_total)
+    for (int r0 = 0; r0 < in; r0 += 32)
+        for (int j0 = 0; j0 < ncols; j0 += 32) {
+            int r1 = r0 + 32 < in ? r0 + 32 : in, j1 = j0 + 32 < ncols ? j0 + 32 : ncols;
+            for (int r = r0; r < r1; r++) {
+                uint64_t row = (uint64_t)r * out_total + (uint64_t)col0;
+                for (int j = j0; j < j1; j++)
+                    dst[(size_t)j * in + r] = src ? src[row + (uint64_t)j] : elem(t, row + (uint64_t)j);
+            }
+        }
     return dst;
 }
 
