@@ -27,7 +27,6 @@
  *     "h.N.attn.{q,k,v}_proj.*" instead of the fused c_attn (dense ones in Conv1D layout).
  */
 #include <cjson/cJSON.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -688,6 +688,27 @@ TEST(sharded_and_bf16) {
     CHECK_MSG(!why, "sharded model differs: %s", why);
     CHECK_MSG(!s2, "bf16: %s", err.msg);
     CHECK(bf_ok);
+    /* a known but unsupported dtype (same byte size, patched in the header) is refused by name */
+    {
+        char src[1100], dst[1100];
+        snprintf(src, sizeof src, "%s/model.safetensors", tmp("tiny"));
+        char *buf = NULL;
+        size_t len = 0;
+        CHECK_OK(cce_read_file(src, 1 << 26, &buf, &len, &e_));
+        const char *key = "\"model.norm.weight\":{\"dtype\":\"F32\"";
+        char *at = NULL;
+        for (size_t i = 0; i + strlen(key) < len && !at; i++)
+            if (!memcmp(buf + i, key, strlen(key))) at = buf + i;
+        CHECK(at != NULL);
+        memcpy(at + strlen(key) - 4, "I32", 3);
+        const char *dd = variant("dtype_i32", NULL, NULL, NULL, NULL);
+        snprintf(dst, sizeof dst, "%s/model.safetensors", dd);
+        unlink(dst);
+        cce_status ws = cce_write_file_atomic(dst, buf, len, &err);
+        cce_free(buf);
+        CHECK_MSG(ws == CCE_OK, "%s", err.msg);
+        EXPECT_LOAD_FAIL(dd, "dtype I32 is not supported");
+    }
     /* shard names that escape the directory, and index entries the shard lacks */
     CHECK_OK(rewrite_tiny(tmp("shard_up"), 1, CCE_ST_F32, "../tiny/model.safetensors", &e_));
     EXPECT_LOAD_FAIL(tmp("shard_up"), "escapes the model directory");
