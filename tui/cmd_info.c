@@ -1,0 +1,243 @@
+/*
+ * cmd_info.c — `cce info MODEL [--tokenizer FILE] [--json]`.
+ *
+ * For a model (llama2.c .bin, llama .gguf, Hugging Face directory): architecture, shapes,
+ * parameter counts (non-embedding separately; a tied head counts once), per-layer shapes.
+ * For a bare .safetensors file, or a .gguf that is not a llama model: the tensor table, after the
+ * same full validation the loaders do — the quick way to check a download.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "cli.h"
+#include "gguf.h"
+#include "safetensors.h"
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+static void fmt_count(int64_t n, char *buf, size_t cap) {
+    char tmp[32];
+    int len = snprintf(tmp, sizeof tmp, "%lld", (long long)n), o = 0;
+    for (int i = 0; i < len && o + 2 < (int)cap; i++) {
+        if (i && (len - i) % 3 == 0 && tmp[i - 1] != '-') buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = 0;
+}
+
+static int list_gguf(const char *path, int json) {
+    cce_err err = {{0}};
+    cce_gguf_tensor *t = NULL;
+    int n = 0;
+    char arch[64] = "";
+    if (cce_gguf_list(path, &t, &n, arch, sizeof arch, &err)) return cli_fail_err(&err);
+    int64_t total = 0;
+    cJSON *arr = json ? cJSON_CreateArray() : NULL;
+    if (!json) printf("%s: GGUF, architecture '%s', %d tensors\n", path, arch, n);
+    for (int i = 0; i < n; i++) {
+        int64_t el = 1;
+        for (int d = 0; d < t[i].n_dims; d++) el *= t[i].shape[d];
+        total += el;
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", t[i].name);
+            cJSON_AddStringToObject(o, "dtype", t[i].dtype);
+            cJSON *sh = cJSON_AddArrayToObject(o, "shape");
+            for (int d = 0; d < t[i].n_dims; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t[i].shape[d]));
+            cJSON_AddNumberToObject(o, "nbytes", (double)t[i].nbytes);
+            cJSON_AddItemToArray(arr, o);
+        } else {
+            char shape[96] = "";
+            int o = 0;
+            for (int d = 0; d < t[i].n_dims; d++)
+                o += snprintf(shape + o, sizeof shape - (size_t)o, "%s%lld", d ? ", " : "", (long long)t[i].shape[d]);
+            printf("  %-40s %-6s [%s]\n", t[i].name, t[i].dtype, shape);
+        }
+    }
+    cce_free(t);
+    if (json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "path", path);
+        cJSON_AddStringToObject(root, "format", "gguf");
+        cJSON_AddStringToObject(root, "gguf_arch", arch);
+        cJSON_AddNumberToObject(root, "n_tensors", n);
+        cJSON_AddNumberToObject(root, "elements", (double)total);
+        cJSON_AddItemToObject(root, "tensors", arr);
+        cli_json_print(root);
+    } else {
+        char c[32];
+        fmt_count(total, c, sizeof c);
+        printf("  %s elements in all\n", c);
+    }
+    return 0;
+}
+
+static int list_safetensors(const char *path, int json) {
+    cce_err err = {{0}};
+    cce_safetensors st;
+    if (cce_st_open(path, &st, &err)) return cli_fail_err(&err);
+    int64_t total = 0;
+    cJSON *arr = json ? cJSON_CreateArray() : NULL;
+    if (!json) printf("%s: safetensors, %d tensors\n", path, st.n);
+    for (int i = 0; i < st.n; i++) {
+        const cce_st_tensor *t = &st.t[i];
+        int64_t el = 1;
+        for (int d = 0; d < t->n_dims; d++) el *= t->shape[d];
+        total += el;
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", t->name);
+            cJSON_AddStringToObject(o, "dtype", cce_st_dtype_name(t->dtype));
+            cJSON *sh = cJSON_AddArrayToObject(o, "shape");
+            for (int d = 0; d < t->n_dims; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
+            cJSON_AddNumberToObject(o, "nbytes", (double)(t->end - t->begin));
+            cJSON_AddItemToArray(arr, o);
+        } else {
+            char shape[128] = "";
+            int o = 0;
+            for (int d = 0; d < t->n_dims; d++)
+                o += snprintf(shape + o, sizeof shape - (size_t)o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+            printf("  %-48s %-5s [%s]\n", t->name, cce_st_dtype_name(t->dtype), shape);
+        }
+    }
+    int n = st.n;
+    cce_st_close(&st);
+    if (json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "path", path);
+        cJSON_AddStringToObject(root, "format", "safetensors");
+        cJSON_AddNumberToObject(root, "n_tensors", n);
+        cJSON_AddNumberToObject(root, "elements", (double)total);
+        cJSON_AddItemToObject(root, "tensors", arr);
+        cli_json_print(root);
+    } else {
+        char c[32];
+        fmt_count(total, c, sizeof c);
+        printf("  %s elements in all\n", c);
+    }
+    return 0;
+}
+
+static int is_gguf_non_llama(const char *path) {
+    /* a GGUF file whose architecture we do not run is listed rather than loaded */
+    cce_err err = {{0}};
+    cce_gguf_tensor *t = NULL;
+    int n = 0;
+    char arch[64] = "";
+    if (cce_gguf_list(path, &t, &n, arch, sizeof arch, &err)) return 0; /* let the loader report */
+    cce_free(t);
+    return strcmp(arch, "llama") != 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    cli_opt opts[] = {
+        {"tokenizer", 1, "tokenizer file", NULL},
+        {"json", 0, "print one JSON object", NULL},
+        {"tensors", 0, "list the tensors of a .gguf/.safetensors file", NULL},
+    };
+    const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    const char *pos[1];
+    int n_pos;
+    if (cli_parse(argc, argv, opts, n_opts, pos, 1, &n_pos)) return 2;
+    int json = cli_get(opts, n_opts, "json") != NULL;
+    const char *path = n_pos ? pos[0] : NULL;
+    struct stat st;
+    if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (ends_with(path, ".safetensors")) return list_safetensors(path, json);
+        if (ends_with(path, ".gguf") && (cli_get(opts, n_opts, "tensors") || is_gguf_non_llama(path)))
+            return list_gguf(path, json);
+    }
+    cce_model *m = NULL;
+    cce_tokenizer *tok = NULL;
+    if (cli_open_model(path, cli_get(opts, n_opts, "tokenizer"), 0, &m, &tok)) return 1;
+    const cce_config *c = &m->cfg;
+    cce_param_count p = cce_model_params(m);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "path", m->path);
+        cJSON_AddStringToObject(o, "format", cce_format_name(m->format));
+        cJSON_AddStringToObject(o, "arch", cce_arch_name(c->arch));
+        cJSON_AddNumberToObject(o, "dim", c->dim);
+        cJSON_AddNumberToObject(o, "n_layers", c->n_layers);
+        cJSON_AddNumberToObject(o, "n_heads", c->n_heads);
+        cJSON_AddNumberToObject(o, "n_kv_heads", c->n_kv_heads);
+        cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
+        cJSON_AddNumberToObject(o, "hidden_dim", c->hidden_dim);
+        cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+        cJSON_AddNumberToObject(o, "seq_len", c->seq_len);
+        cJSON_AddNumberToObject(o, "params", (double)p.total);
+        cJSON_AddNumberToObject(o, "params_non_embedding", (double)p.non_embedding);
+        cJSON_AddNumberToObject(o, "params_embedding", (double)p.embedding);
+        cJSON_AddBoolToObject(o, "tied", c->tied);
+        cJSON_AddNumberToObject(o, "norm_eps", c->norm_eps);
+        if (c->arch == CCE_ARCH_LLAMA) {
+            cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
+            cJSON_AddStringToObject(o, "rope", c->rope_interleaved ? "interleaved" : "half");
+        }
+        if (tok) {
+            cJSON *t = cJSON_AddObjectToObject(o, "tokenizer");
+            cJSON_AddStringToObject(t, "kind", cce_tokenizer_kind(tok) == CCE_TOK_SP ? "sentencepiece-bpe" : "byte-level-bpe");
+            cJSON_AddNumberToObject(t, "vocab_size", cce_tokenizer_vocab_size(tok));
+        } else {
+            cJSON_AddNullToObject(o, "tokenizer");
+        }
+        cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+        for (int l = 0; l < c->n_layers; l++) {
+            const cce_layer *L = &m->layers[l];
+            cJSON *lo = cJSON_CreateObject();
+            cJSON_AddBoolToObject(lo, "dropped", L->dropped);
+            cJSON_AddNumberToObject(lo, "n_heads", L->dropped ? 0 : L->n_heads);
+            cJSON_AddNumberToObject(lo, "n_kv_heads", L->dropped ? 0 : L->n_kv_heads);
+            cJSON_AddNumberToObject(lo, "hidden", L->dropped ? 0 : L->hidden);
+            cJSON_AddNumberToObject(lo, "params", (double)cce_layer_params(m, l));
+            cJSON_AddItemToArray(layers, lo);
+        }
+        cli_json_print(o);
+    } else {
+        char a[32], b[32], e[32];
+        fmt_count(p.total, a, sizeof a);
+        fmt_count(p.non_embedding, b, sizeof b);
+        fmt_count(p.embedding, e, sizeof e);
+        printf("model      %s (%s)\n", m->path, cce_format_name(m->format));
+        printf("arch       %s: dim %d, %d layers, %d heads (%d KV, head_dim %d), FFN %d, vocab %d, context %d\n",
+               cce_arch_name(c->arch), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+               c->hidden_dim, c->vocab_size, c->seq_len);
+        if (c->arch == CCE_ARCH_LLAMA)
+            printf("norm/rope  RMSNorm eps %g; RoPE theta %g, %s\n", (double)c->norm_eps, (double)c->rope_theta,
+                   c->rope_interleaved ? "adjacent pairs (llama2.c)" : "half rotation (Hugging Face)");
+        else
+            printf("norm       LayerNorm eps %g; learned positions; GELU\n", (double)c->norm_eps);
+        printf("params     %s total = %s non-embedding + %s embedding (%s head)\n", a, b, e,
+               c->tied ? "tied" : "untied");
+        if (tok)
+            printf("tokenizer  %s, %d tokens\n",
+                   cce_tokenizer_kind(tok) == CCE_TOK_SP ? "SentencePiece-style BPE" : "byte-level BPE",
+                   cce_tokenizer_vocab_size(tok));
+        else
+            printf("tokenizer  none found (pass --tokenizer FILE)\n");
+        int uniform = 1;
+        for (int l = 0; l < c->n_layers; l++) {
+            const cce_layer *L = &m->layers[l];
+            if (L->dropped || L->n_heads != c->n_heads || L->n_kv_heads != c->n_kv_heads || L->hidden != c->hidden_dim ||
+                L->wq.rank || L->wk.rank || L->wv.rank || L->wo.rank || L->w1.rank || L->w2.rank || L->w3.rank)
+                uniform = 0;
+        }
+        if (!uniform) {
+            printf("layers     (compressed)\n");
+            for (int l = 0; l < c->n_layers; l++) {
+                const cce_layer *L = &m->layers[l];
+                char pc[32];
+                fmt_count(cce_layer_params(m, l), pc, sizeof pc);
+                if (L->dropped) printf("  %3d  dropped\n", l);
+                else printf("  %3d  heads %d/%d  kv %d/%d  ffn %d/%d  params %s\n", l, L->n_heads, c->n_heads,
+                            L->n_kv_heads, c->n_kv_heads, L->hidden, c->hidden_dim, pc);
+            }
+        }
+    }
+    cce_tokenizer_free(tok);
+    cce_model_free(m);
+    return 0;
+}
