@@ -10,6 +10,7 @@
  *   w1 (L, hidden, dim)            w2 (L, dim, hidden)  w3 (L, hidden, dim)
  *   rms_final (dim)  freq_cis_real (seq_len, hd/2)  freq_cis_imag (seq_len, hd/2)
  *   wcls (vocab, dim)              only when the header's vocab_size is negative (untied)
+ * (llama2.c's newer export versions 1/2 start with the magic "ak42" and are refused by name.)
  * The RoPE tables are what llama2.c's export writes; we recompute RoPE, so we accept the file
  * with or without them, but nothing else: the file length must be exactly one of those two
  * layouts, so a truncated file or one with trailing bytes is refused before anything is read.
@@ -56,6 +57,12 @@ cce_status cce_load_llama2c(const char *path, cce_model **out, cce_err *err) {
 
     int32_t h[7];
     for (int i = 0; i < 7; i++) h[i] = l2c_i32_read(map.data + 4 * i);
+    if ((uint32_t)h[0] == 0x616b3432u) {  // "ak42": llama2.c's export.py version 1/2 header
+        st = cce_err_set(err, CCE_EUNSUPPORTED,
+                         "%s: llama2.c export version %d (magic \"ak42\") is not supported; "
+                         "export with --version 0 (legacy)", path, (int)h[1]);
+        goto cleanup_map;
+    }
     int32_t dim = h[0], hidden = h[1], n_layers = h[2], n_heads = h[3], n_kv = h[4], seq_len = h[6];
     int64_t vocab_signed = h[5];
     int tied = vocab_signed > 0;

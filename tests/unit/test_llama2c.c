@@ -221,6 +221,32 @@ TEST(truncated_and_extra_bytes) {
     CHECK_FAILS(t_write("tied_long.bin", h, t_body_floats(1, 1), 0));
 }
 
+TEST(newer_export_version) {
+    int32_t h[7];
+    t_header(h, 0);
+    h[0] = 0x616b3432;  // "ak42"
+    h[1] = 1;
+    const char *path = t_write("v1.bin", h, t_body_floats(0, 1), 0);
+    CHECK_FAILS(path);
+    cce_model *m = NULL;
+    cce_err err = {{0}};
+    CHECK_EQ_INT(cce_load_llama2c(path, &m, &err), CCE_EUNSUPPORTED);
+    CHECK_MSG(strstr(err.msg, "version 1") != NULL, "%s", err.msg);
+}
+
+TEST(error_message_format) {
+    int32_t h[7];
+    t_header(h, 0);
+    const char *path = t_write("short.bin", h, 10, 0);
+    cce_model *m = NULL;
+    cce_err err = {{0}};
+    CHECK_EQ_INT(cce_load_llama2c(path, &m, &err), CCE_EFORMAT);
+    char want[800];
+    snprintf(want, sizeof want, "%s: header says dim=8, hidden_dim=12, n_layers=2, n_heads=2, n_kv_heads=1, "
+             "vocab_size=10, seq_len=4; needs %zu bytes, file has 68", path, 28 + 4 * t_body_floats(0, 1));
+    CHECK_STR(err.msg, want);
+}
+
 TEST(missing_and_directory) {
     char p[600];
     snprintf(p, sizeof p, "%s/does_not_exist.bin", harness_tmpdir());
@@ -239,6 +265,8 @@ int main(void) {
     RUN(heads_do_not_divide);
     RUN(overflowing_products);
     RUN(truncated_and_extra_bytes);
+    RUN(newer_export_version);
+    RUN(error_message_format);
     RUN(missing_and_directory);
     return harness_done();
 }
