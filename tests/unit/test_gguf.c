@@ -997,6 +997,48 @@ TEST(bad_llama_tensors) {
     gs_free(&g);
 }
 
+/* Fail the n-th allocation for every n: each load fails with ENOMEM naming the file, or
+ * succeeds once n is past the last allocation (ASan builds also check nothing leaks). */
+TEST(allocation_failures) {
+    gspec g;
+    gs_llama(&g, SMALL, T_Q8_0, 1, "llama");
+    const char *path = gs_file(&g, "oom.gguf");
+    gs_free(&g);
+    int loaded = 0;
+    for (long n = 1; n < 500 && !loaded; n++) {
+        cce_model *m = NULL;
+        cce_tokenizer *tok = NULL;
+        cce_err err = {{0}};
+        cce_alloc_fail_after(n);
+        cce_status st = cce_load_gguf(path, &m, &tok, &err);
+        cce_alloc_fail_after(0);
+        if (st == CCE_OK) {
+            loaded = 1;
+            CHECK(tok != NULL);
+            cce_model_free(m);
+            cce_tokenizer_free(tok);
+            CHECK_MSG(n > 5, "loaded with allocation %ld failing", n);
+            break;
+        }
+        CHECK_MSG(st == CCE_ENOMEM && m == NULL && tok == NULL, "n=%ld: status %d: %s", n, (int)st, err.msg);
+        CHECK_MSG(strstr(err.msg, path) != NULL, "n=%ld: %s", n, err.msg);
+    }
+    CHECK(loaded);
+    /* and the listing */
+    loaded = 0;
+    for (long n = 1; n < 100 && !loaded; n++) {
+        cce_gguf_tensor *ts = NULL;
+        int cnt = 0;
+        cce_err err = {{0}};
+        cce_alloc_fail_after(n);
+        cce_status st = cce_gguf_list(path, &ts, &cnt, NULL, 0, &err);
+        cce_alloc_fail_after(0);
+        if (st == CCE_OK) { loaded = 1; CHECK_EQ_INT(cnt, 21); cce_free(ts); break; }
+        CHECK_MSG(st == CCE_ENOMEM && ts == NULL && strstr(err.msg, path), "n=%ld: status %d: %s", n, (int)st, err.msg);
+    }
+    CHECK(loaded);
+}
+
 int main(void) {
     RUN(real_stories260k);
     RUN(real_forward_matches_llama2c);
@@ -1021,6 +1063,7 @@ int main(void) {
     RUN(bad_tensor_infos);
     RUN(bad_llama_metadata);
     RUN(bad_llama_tensors);
+    RUN(allocation_failures);
     free(TB.b);
     return harness_done();
 }

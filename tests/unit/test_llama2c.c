@@ -254,6 +254,21 @@ TEST(missing_and_directory) {
     CHECK_FAILS(harness_tmpdir());
 }
 
+TEST(allocation_failures) {
+    const char *path = harness_data("llama2c/stories260K.bin");
+    int loaded = 0;
+    for (long n = 1; n < 50 && !loaded; n++) {
+        cce_model *m = NULL;
+        cce_err err = {{0}};
+        cce_alloc_fail_after(n);
+        cce_status st = cce_load_llama2c(path, &m, &err);
+        cce_alloc_fail_after(0);
+        if (st == CCE_OK) { loaded = 1; cce_model_free(m); break; }
+        CHECK_MSG(st == CCE_ENOMEM && m == NULL && strstr(err.msg, path), "n=%ld: status %d: %s", n, (int)st, err.msg);
+    }
+    CHECK(loaded);
+}
+
 int main(void) {
     RUN(stories260k_real);
     RUN(tinystories_2m5_real);
@@ -268,5 +283,6 @@ int main(void) {
     RUN(newer_export_version);
     RUN(error_message_format);
     RUN(missing_and_directory);
+    RUN(allocation_failures);
     return harness_done();
 }
