@@ -275,24 +275,27 @@ static void fwd_rope_row(const cce_config *c, const float *cs, const float *sn, 
 
 /* ---- vector kernels ----
  * The elementwise work that is not GEMM (softmax exponentials, SiLU, the LM head's
- * log-sum-exp) is written with GCC vector extensions, 16 floats wide: with -march=native this
- * becomes AVX-512 (or AVX2 pairs), without it plain SSE, and the code stays one portable path.
+ * log-sum-exp) is written with GCC vector extensions as wide as the target's registers
+ * (16 floats with AVX-512, 8 with AVX, else 4): one portable path, no intrinsics.
  * -O2 does not vectorise these loops by itself (reductions, unknown trip counts), and libm's
  * expf was 60% of a small model's forward pass before this.
  *
  * fwd_exp: e^x = 2^n · e^r with n = round(x·log2 e), r = x − n·ln 2 (ln 2 split in two for
  * accuracy), e^r by a degree-6 polynomial on |r| <= ln2/2: relative error ~2 ulp. x is
  * clamped to [-87.3, 88.3], so the result is finite and never denormal. */
-typedef float fwd_vf __attribute__((vector_size(64)));
-typedef int32_t fwd_vi __attribute__((vector_size(64)));
+#if defined(__AVX512F__)
 #define FWD_VL 16
+#elif defined(__AVX__)
+#define FWD_VL 8
+#else
+#define FWD_VL 4
+#endif
+typedef float fwd_vf __attribute__((vector_size(FWD_VL * 4)));
+typedef int32_t fwd_vi __attribute__((vector_size(FWD_VL * 4)));
 
 static inline fwd_vf fwd_vload(const float *p) { fwd_vf v; memcpy(&v, p, sizeof v); return v; }
 static inline void fwd_vstore(float *p, fwd_vf v) { memcpy(p, &v, sizeof v); }
-static inline fwd_vf fwd_vsplat(float x) {
-    fwd_vf v = {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
-    return v;
-}
+static inline fwd_vf fwd_vsplat(float x) { return (fwd_vf){0} + x; }
 static inline fwd_vf fwd_vselect(fwd_vi mask, fwd_vf a, fwd_vf b) {  // mask ? a : b
     return (fwd_vf)(((fwd_vi)a & mask) | ((fwd_vi)b & ~mask));
 }
