@@ -197,6 +197,78 @@ static void ten_del(gspec *g, const char *name) {
         }
 }
 
+/* Add a tensor holding src (ne0*ne1 floats) encoded in type; expect = what decoding must give.
+ * F16/BF16 round with util.c's encoders; Q8_0 uses a power-of-two scale per block, so the
+ * decoded value d*q is exact and known without any f16 arithmetic. */
+static gten *ten_add_data(gspec *g, const char *name, uint32_t type, uint64_t ne0, uint64_t ne1, const float *src) {
+    gten *t = ten_add(g, name, type, ne0, ne1, 0);
+    size_t n = (size_t)(ne0 * t->ne[1]);
+    for (size_t i = 0; i < n; i++) {
+        if (type == T_F32) {
+            t->expect[i] = src[i];
+            memcpy(t->data + 4 * i, &src[i], 4);
+        } else if (type == T_F16 || type == T_BF16) {
+            uint16_t h = type == T_F16 ? cce_f32_to_f16(src[i]) : cce_f32_to_bf16(src[i]);
+            t->expect[i] = type == T_F16 ? cce_f16_to_f32(h) : cce_bf16_to_f32(h);
+            memcpy(t->data + 2 * i, &h, 2);
+        }
+    }
+    if (type == T_Q8_0) {
+        for (size_t b = 0; b < n / 32; b++) {
+            float amax = 0;
+            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(src[32 * b + i]));
+            int e = amax > 0 ? (int)ceil(log2(amax / 127.0)) : -24;
+            if (e < -24) e = -24;
+            float d = ldexpf(1.0f, e);
+            uint16_t h = enc_f16(d);
+            if (e < -14) h = (uint16_t)(1u << (e + 24));  // subnormal f16: 2^e = k * 2^-24
+            memcpy(t->data + 34 * b, &h, 2);
+            for (int i = 0; i < 32; i++) {
+                long q = lrintf(src[32 * b + i] / d);
+                q = q > 127 ? 127 : q < -127 ? -127 : q;
+                t->data[34 * b + 2 + i] = (uint8_t)(int8_t)q;
+                t->expect[32 * b + i] = d * (float)q;
+            }
+        }
+    }
+    return t;
+}
+
+/* A GGUF copy of a loaded llama model with every matrix in type (norms F32). */
+static void gs_from_model(gspec *g, const cce_model *m, uint32_t type) {
+    const cce_config *c = &m->cfg;
+    memset(g, 0, sizeof *g);
+    g->version = 3;
+    g->alignment = 32;
+    kv_str(g, "general.architecture", "llama");
+    kv_u32(g, "llama.context_length", (uint32_t)c->seq_len);
+    kv_u32(g, "llama.embedding_length", (uint32_t)c->dim);
+    kv_u32(g, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    kv_u32(g, "llama.block_count", (uint32_t)c->n_layers);
+    kv_u32(g, "llama.attention.head_count", (uint32_t)c->n_heads);
+    kv_u32(g, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    kv_f32(g, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+    uint64_t D = (uint64_t)c->dim, Q = (uint64_t)(c->n_heads * c->head_dim), KV = (uint64_t)(c->n_kv_heads * c->head_dim),
+             H = (uint64_t)c->hidden_dim;
+    ten_add_data(g, "token_embd.weight", type, D, (uint64_t)c->vocab_size, m->tok_emb);
+    ten_add_data(g, "output_norm.weight", T_F32, D, 0, m->final_norm);
+    for (int l = 0; l < c->n_layers; l++) {
+        const cce_layer *L = &m->layers[l];
+        char n[96];
+#define T(suffix, ty, a, b, src) do { snprintf(n, sizeof n, "blk.%d.%s.weight", l, suffix); ten_add_data(g, n, ty, a, b, src); } while (0)
+        T("attn_norm", T_F32, D, 0, L->attn_norm);
+        T("attn_q", type, D, Q, L->wq.w);
+        T("attn_k", type, D, KV, L->wk.w);
+        T("attn_v", type, D, KV, L->wv.w);
+        T("attn_output", type, Q, D, L->wo.w);
+        T("ffn_norm", T_F32, D, 0, L->ffn_norm);
+        T("ffn_gate", type, D, H, L->w1.w);
+        T("ffn_up", type, D, H, L->w3.w);
+        T("ffn_down", type, H, D, L->w2.w);
+#undef T
+    }
+}
+
 /* Serialise g into t (fresh), recording labels. */
 static void gs_write(const gspec *g, tbuf *t) {
     t->n = 0;
@@ -469,6 +541,65 @@ TEST(real_forward_matches_llama2c) {
     CHECK_EQ_INT(argmax, 432);  // the documented greedy continuation after "Once upon a time"
 }
 
+/* tinystories_2m5 (all widths multiples of 32) re-encoded as F16, BF16 and Q8_0 GGUF: every
+ * tensor decodes to exactly the expected values, and the model's predictions barely move. */
+static void check_real_requant(uint32_t type, double max_logit_diff, double max_nll_diff) {
+    const char *lpath = harness_data("llama2c/tinystories_2m5.bin");
+    cce_model *l = NULL, *g = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_load_llama2c(lpath, &l, &err) == CCE_OK, "%s", err.msg);
+    gspec gs;
+    gs_from_model(&gs, l, type);
+    const char *path = gs_file(&gs, "requant.gguf");
+    cce_status st = cce_load_gguf(path, &g, NULL, &err);
+    if (st != CCE_OK) { gs_free(&gs); cce_model_free(l); FAILF("load: %s", err.msg); }
+    int bad = -1;
+    for (int i = 0; i < gs.n_t && bad < 0; i++) {
+        const float *x = model_tensor(g, gs.t[i].name);
+        if (!x || memcmp(x, gs.t[i].expect, (size_t)(gs.t[i].ne[0] * gs.t[i].ne[1]) * 4)) bad = i;
+    }
+    char badname[200] = "";
+    if (bad >= 0) snprintf(badname, sizeof badname, "%s", gs.t[bad].name);
+    gs_free(&gs);
+    /* the 25 greedy ids from SOURCES.md: logits and mean NLL of the sequence */
+    int ids[25] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338,
+                   401, 396, 267, 337, 335, 311, 267, 422};
+    float *a = malloc(25 * 512 * sizeof(float)), *b = malloc(25 * 512 * sizeof(float));  // (T, vocab)
+    double maxdiff = 0, nll[2] = {0, 0};
+    int same_argmax = 1;
+    st = cce_ref_forward(l, ids, 25, a, NULL, NULL, &err);
+    if (!st) st = cce_ref_forward(g, ids, 25, b, NULL, NULL, &err);
+    for (int t = 0; !st && t < 25; t++) {
+        const float *rows[2] = {a + t * 512, b + t * 512};
+        int am[2] = {0, 0};
+        for (int k = 0; k < 2; k++) {
+            double mx = rows[k][0], z = 0;
+            for (int v = 1; v < 512; v++) if (rows[k][v] > rows[k][am[k]]) am[k] = v;
+            mx = rows[k][am[k]];
+            for (int v = 0; v < 512; v++) z += exp(rows[k][v] - mx);
+            if (t < 24) nll[k] += -(rows[k][ids[t + 1]] - mx - log(z)) / 24;
+        }
+        same_argmax &= am[0] == am[1];
+        for (int v = 0; v < 512; v++) maxdiff = fmax(maxdiff, fabs((double)rows[0][v] - rows[1][v]));
+    }
+    free(a);
+    free(b);
+    cce_model_free(l);
+    cce_model_free(g);
+    CHECK_MSG(st == CCE_OK, "forward: %s", err.msg);
+    CHECK_MSG(bad < 0, "tensor %s decodes differently from what was written", badname);
+    printf("# %s: max |logit diff| %.4g, mean NLL %.5f vs f32 %.5f, same greedy argmax: %s\n",
+           type == T_F16 ? "F16" : type == T_BF16 ? "BF16" : "Q8_0", maxdiff, nll[1], nll[0], same_argmax ? "yes" : "no");
+    CHECK_MSG(maxdiff <= max_logit_diff, "max |logit diff| %.4g > %.4g", maxdiff, max_logit_diff);
+    CHECK_MSG(fabs(nll[1] - nll[0]) <= max_nll_diff, "NLL %.5f vs %.5f", nll[1], nll[0]);
+    CHECK_MSG(same_argmax, "greedy predictions changed");
+}
+
+/* Measured: F16 0.0029 / 1e-5, BF16 0.024 / 3e-4, Q8_0 0.098 / 8e-4 (logits / NLL); bounds ~5x. */
+TEST(real_requant_f16) { check_real_requant(T_F16, 0.015, 1e-4); }
+TEST(real_requant_bf16) { check_real_requant(T_BF16, 0.12, 2e-3); }
+TEST(real_requant_q8_0) { check_real_requant(T_Q8_0, 0.5, 5e-3); }
+
 TEST(real_stories260k_tokenizer) {
     const char *gpath = harness_data("gguf/stories260K.gguf");
     cce_model *g = NULL;
@@ -702,7 +833,12 @@ TEST(every_prefix) {
     cce_err err = {{0}};
     CHECK_MSG(cce_load_gguf(path, &m, NULL, &err) == CCE_OK, "full file: %s", err.msg);
     cce_model_free(m);
+    /* every length through the header and the first bytes of data; then every 61st byte of the
+     * data and the last 64 (the data is plain bytes, checked by one bounds test per tensor) */
+    size_t data = (size_t)lab_pos("data");
+    CHECK(data > 0 && data < full);
     for (size_t len = full; len-- > 0;) {
+        if (len > data + 64 && len + 64 < full && len % 61) continue;
         CHECK(truncate(path, (off_t)len) == 0);
         m = NULL;
         cce_status st = cce_load_gguf(path, &m, NULL, &err);
@@ -1042,6 +1178,9 @@ TEST(allocation_failures) {
 int main(void) {
     RUN(real_stories260k);
     RUN(real_forward_matches_llama2c);
+    RUN(real_requant_f16);
+    RUN(real_requant_bf16);
+    RUN(real_requant_q8_0);
     RUN(real_stories260k_tokenizer);
     RUN(real_list);
     RUN(dtype_f32);
