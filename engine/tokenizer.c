@@ -705,8 +705,9 @@ static int tok_sp_symbols(const cce_tokenizer *t, tok_work *w, const uint8_t *s,
 /* GPT-2 pre-tokeniser character classes. ASCII is exact. Beyond ASCII this is an approximation
  * of \p{L} / \p{N} / \s: the Unicode whitespace set is exact, digits/number forms of common
  * scripts are N, the Latin-1 / general punctuation, currency, arrows, maths, box drawing, CJK
- * punctuation, symbol and emoji blocks, combining marks and private use are "other", and
- * every remaining codepoint counts as a letter. Invalid UTF-8 bytes are "other". */
+ * punctuation, symbol and emoji blocks, combining marks (generic, Hebrew, Arabic, Thai, the Indic
+ * vowel signs), format characters and private use are "other", and every remaining codepoint
+ * counts as a letter. Invalid UTF-8 bytes are "other". */
 enum { CC_SPACE, CC_LETTER, CC_NUMBER, CC_OTHER };
 
 static int tok_cp_class(int32_t c) {
@@ -734,8 +735,18 @@ static int tok_cp_class(int32_t c) {
         (c >= 0x3001 && c <= 0x303F) || (c >= 0xE000 && c <= 0xF8FF) || (c >= 0xFE00 && c <= 0xFE0F) ||
         (c >= 0xFE30 && c <= 0xFE6F) || (c >= 0xFF01 && c <= 0xFF0F) || (c >= 0xFF1A && c <= 0xFF20) ||
         (c >= 0xFF3B && c <= 0xFF40) || (c >= 0xFF5B && c <= 0xFF65) || (c >= 0xFFF0 && c <= 0xFFFF) ||
-        (c >= 0x1F000 && c <= 0x1FAFF))
+        (c >= 0x1F000 && c <= 0x1FAFF) || (c >= 0x200B && c <= 0x200F) || c == 0xFEFF ||
+        (c >= 0x0591 && c <= 0x05C7) || (c >= 0x064B && c <= 0x065F) || c == 0x0670 ||
+        (c >= 0x06D6 && c <= 0x06ED) || c == 0x0E31 || (c >= 0x0E34 && c <= 0x0E3A) ||
+        (c >= 0x0E47 && c <= 0x0E4E) || (c >= 0x1AB0 && c <= 0x1AFF) || (c >= 0x1DC0 && c <= 0x1DFF) ||
+        (c >= 0xFE20 && c <= 0xFE2F))
         return CC_OTHER;
+    if (c >= 0x0900 && c <= 0x0DFF) {   /* Indic blocks share one layout: vowel signs and viramas */
+        int o = c & 0x7F;
+        if (o <= 0x03 || (o >= 0x3A && o <= 0x4F && o != 0x3D) || (o >= 0x51 && o <= 0x57) ||
+            o == 0x62 || o == 0x63)
+            return CC_OTHER;
+    }
     return CC_LETTER;
 }
 

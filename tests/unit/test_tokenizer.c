@@ -533,6 +533,88 @@ TEST(hf_bytelevel_by_hand) {
     cce_tokenizer_free(t);
 }
 
+/* A byte-level tokenizer.json whose merges are all 65,536 byte pairs in a fixed pseudo-random
+ * order: inside a pre-token every adjacent pair can merge, in a rank-dependent pattern, so the
+ * ids expose every pre-token boundary the GPT-2 regex draws. */
+static const char *write_pairs_json(void) {
+    const char *path = tmp_path("pairs.json");
+    FILE *f = fopen(path, "wb");
+    if (!f) return NULL;
+    static int perm[65536];
+    for (int i = 0; i < 65536; i++) perm[i] = i;
+    uint64_t x = 7;
+    for (int i = 65535; i > 0; i--) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        int j = (int)(x % (uint64_t)(i + 1)), tmp = perm[i];
+        perm[i] = perm[j]; perm[j] = tmp;
+    }
+    char ch[256][4];   /* bytes_to_unicode of each byte, JSON-escaped, UTF-8 */
+    for (int b = 0; b < 256; b++) {
+        char *o = ch[b];
+        unsigned cp = b2u(b);
+        if (cp == '"' || cp == '\\') *o++ = '\\';
+        utf8_put(&o, cp);
+        *o = 0;
+    }
+    fprintf(f, "{\"normalizer\":null,\"decoder\":{\"type\":\"ByteLevel\"},\"post_processor\":null,"
+               "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false},"
+               "\"added_tokens\":[{\"id\":65792,\"content\":\"<|endoftext|>\",\"special\":true}],"
+               "\"model\":{\"type\":\"BPE\",\"vocab\":{");
+    for (int b = 0; b < 256; b++) fprintf(f, "\"%s\":%d,", ch[b], b);
+    for (int i = 0; i < 65536; i++) fprintf(f, "\"%s%s\":%d,", ch[perm[i] >> 8], ch[perm[i] & 255], 256 + i);
+    fprintf(f, "\"<|endoftext|>\":65792},\"merges\":[");
+    for (int i = 0; i < 65536; i++) fprintf(f, "%s\"%s %s\"", i ? "," : "", ch[perm[i] >> 8], ch[perm[i] & 255]);
+    fprintf(f, "]}}");
+    return fclose(f) == 0 ? path : NULL;
+}
+
+/* Lines (each ending in a newline) and the ids Hugging Face tokenizers.js 0.2.0 gives for them
+ * with the write_pairs_json() tokenizer: an independent implementation of the GPT-2 regex. */
+static const struct { const char *text; int n; int ids[64]; } pairs_ref[] = {
+    { "Hello, world! It's 2024; they'll see   spaces\tand\ttabs.\n", 37,
+      { 72, 5674, 18289, 44, 43320, 23425, 20698, 33, 37892, 116, 55699, 11266, 39276, 52, 59, 32, 4836, 313, 39, 14732, 32, 21334, 101, 32610, 32, 2374, 97, 38243, 115, 9, 97, 31632, 9, 59106, 15604, 46, 10 } },
+    { "na\xc3""\xaf""ve caf\xc3""\xa9"" \xe2""\x80""\x94"" \xe2""\x80""\x9c""quotes\xe2""\x80""\x9d"" \xe2""\x80""\x98""x\xe2""\x80""\x99"" \xe2""\x80""\xa6"" \xe4""\xbd""\xa0""\xe5""\xa5""\xbd""\xe4""\xb8""\x96""\xe7""\x95""\x8c"" \xd9""\xa1""\xd9""\xa2""\xd9""\xa3"" \xc2""\xbd"" \xc2""\xb2""\xc2""\xb3"" \xe2""\x85""\xab"" \xe2""\x91""\xa0"" \xf0""\x9f""\x99""\x82""\xf0""\x9f""\x99""\x82"" x\xf0""\x9f""\x99""\x82""y\n", 58,
+      { 7982, 46744, 37099, 10334, 97, 38026, 169, 26268, 2328, 32, 15830, 156, 28614, 111, 7085, 115, 15830, 157, 26268, 14871, 120, 15830, 153, 32, 15830, 166, 32, 24499, 12076, 165, 19666, 1689, 7664, 140, 24624, 161, 8317, 19267, 11116, 189, 11116, 178, 26432, 26268, 19485, 26268, 12968, 62241, 1571, 18177, 1571, 130, 38744, 240, 1571, 130, 121, 10 } },
+    { "  leading and trailing   \n", 15,
+      { 32, 2914, 31647, 14576, 64562, 10846, 31632, 32, 15845, 97, 11528, 31831, 103, 32610, 42026 } },
+    { "a\xc2""\xa0""b\xe2""\x80""\x89""c\xe3""\x80""\x80""d\n", 10,
+      { 97, 38934, 98, 15830, 137, 99, 3048, 128, 100, 10 } },
+    { "it's IT'S 'S 're 've 'm 'll 'd '' 'x\n", 23,
+      { 27620, 55699, 32, 34135, 39, 83, 31256, 83, 31256, 45310, 31256, 37099, 31256, 109, 31256, 14732, 31256, 100, 31256, 39, 31256, 120, 10 } },
+    { "\xef""\xac""\x81"" \xc7""\x85"" \xc3""\x9f"" \xce""\xa3""\xcf""\x83""\xcf""\x82"" \xc7""\x88"" \xca""\xb0"" \xcb""\x86"" \xe2""\x97""\x8c""\xcc""\x80"" \xc3""\xa9"" e\xcc""\x81""\n", 25,
+      { 38176, 129, 32, 15020, 39253, 159, 5165, 5532, 14535, 130, 30245, 136, 4827, 176, 5723, 134, 32, 6800, 140, 6052, 39253, 169, 16628, 27188, 10 } },
+    { "123abc!!!???..., 4.5e10 $100 #tag @user\n", 25,
+      { 20837, 51, 97, 1276, 29235, 33, 23567, 9177, 46, 7561, 33051, 46, 53, 101, 15015, 1288, 15015, 48, 10268, 116, 26011, 2721, 12112, 2999, 10 } },
+    { "\xe2""\x80""\x8b"" zero width \xef""\xbb""\xbf"" bom\n", 13,
+      { 15830, 139, 22704, 2999, 111, 43320, 20274, 4836, 59829, 28872, 31601, 40848, 10 } },
+    { "\xce""\xa9""mega \xc2""\xb5"" \xc2""\xaa"" \xc2""\xba"" \xc2""\xb9"" \xc2""\xbc""\n", 15,
+      { 206, 5266, 466, 97, 11116, 181, 11116, 170, 11116, 186, 11116, 185, 11116, 188, 10 } },
+    { "tab\t\tend\t\n", 7,
+      { 116, 27377, 9, 9, 22462, 100, 18906 } },
+};
+
+TEST(hf_bytelevel_matches_tokenizers_js) {
+    const char *path = write_pairs_json();
+    CHECK(path);
+    cce_tokenizer *t = NULL;
+    cce_err err;
+    CHECK_MSG(!cce_tokenizer_load_hf(path, &t, &err), "%s", err.msg);
+    CHECK_EQ_INT(cce_tokenizer_vocab_size(t), 65793);
+    for (size_t k = 0; k < sizeof pairs_ref / sizeof pairs_ref[0]; k++) {
+        int *ids; size_t n;
+        const char *text = pairs_ref[k].text;
+        CHECK_OK(cce_tokenizer_encode(t, text, strlen(text), 1, &ids, &n, &err));
+        int same = ids_equal(ids, n, pairs_ref[k].ids, (size_t)pairs_ref[k].n);
+        char out[512] = "";
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) o += cce_tokenizer_decode(t, i ? ids[i - 1] : -1, ids[i], out + o, sizeof out - o);
+        cce_free(ids);
+        CHECK_MSG(same, "line %zu: ids differ from tokenizers.js (%zu vs %d ids)", k, n, pairs_ref[k].n);
+        CHECK_MSG(!strcmp(out, text), "line %zu: decode gave \"%s\"", k, out);
+    }
+    cce_tokenizer_free(t);
+}
+
 /* ---- malformed files ---- */
 
 static void expect_hf_error(const char *name, const char *json, cce_status want, const char *needle) {
@@ -666,6 +748,7 @@ int main(void) {
     RUN(hf_sp_roundtrip_tok512);
     RUN(hf_sp_roundtrip_llama2_32k);
     RUN(hf_bytelevel_by_hand);
+    RUN(hf_bytelevel_matches_tokenizers_js);
     RUN(hf_rejects_defects);
     RUN(llama2c_rejects_defects);
     RUN(alloc_failures);
