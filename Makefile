@@ -3,7 +3,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := libncurses-dev libopenblas-dev liblapacke-dev libreadline-dev libcjson-dev
+PKGS    := libncurses-dev libopenblas-dev liblapacke-dev libreadline-dev libcjson-dev time
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wvla -Wformat=2
 ifdef CI
@@ -28,7 +28,7 @@ BATCH_OBJ  := $(BATCH_SRC:%.c=$(BUILD)/%.o)
 TUI_OBJ    := $(TUI_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps-check run test test-unit test-e2e test-asan test-valgrind fuzz bench deps clean
+.PHONY: all deps-check run test test-unit test-e2e test-asan test-valgrind fuzz fuzz-build bench deps clean
 
 all: deps-check $(BUILD)/cce $(BUILD)/cce-batch $(UNIT_BIN)
 
@@ -77,5 +77,58 @@ bench: all
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- robustness tiers (issue #4): sanitizers, valgrind, fuzzing --------------------------------
+# Each tier builds into its own directory with its own flags by re-invoking this Makefile (CI=
+# cleared: -Werror is enforced by the normal gcc build, these builds are for run-time checks), so
+# the normal build is never touched. Their extra packages are installed by the same deps-check.
+SAN_PKGS      := clang libclang-rt-14-dev
+FUZZ_PKGS     := clang libclang-rt-14-dev
+VALGRIND_PKGS := valgrind
+SAN_CC        ?= clang
+ASAN_BUILD    ?= build-asan
+VALGRIND_BUILD ?= build-valgrind
+FUZZ_BUILD    ?= build-fuzz
+FUZZ_SECONDS  ?= 60
+SAN_CFLAGS    := -O1 -g -fno-omit-frame-pointer
+FUZZ_SRC      := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN      := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/fuzz/%)
+
+# All unit and end-to-end tests with AddressSanitizer + UndefinedBehaviorSanitizer (OpenBLAS
+# itself is not instrumented). Any report aborts the program, which run.sh counts as a FAIL.
+test-asan:
+	@$(MAKE) --no-print-directory deps-check PKGS="$(SAN_PKGS)"
+	$(MAKE) BUILD=$(ASAN_BUILD) CI= CC=$(SAN_CC) CFLAGS="$(SAN_CFLAGS)" \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined" all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  CCE_TEST_SANITIZER=1 OPENBLAS_NUM_THREADS=1 BUILD=$(ASAN_BUILD) tests/run.sh
+
+# Loaders and the batch CLI under valgrind, on the real models and on malformed files. Built
+# for baseline x86-64 (valgrind does not decode AVX-512).
+test-valgrind:
+	@$(MAKE) --no-print-directory deps-check PKGS="$(VALGRIND_PKGS)"
+	$(MAKE) BUILD=$(VALGRIND_BUILD) CI= CFLAGS="-O1 -g" ARCHFLAGS= all
+	OPENBLAS_NUM_THREADS=1 BUILD=$(VALGRIND_BUILD) tests/valgrind.sh
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c), FUZZ_SECONDS each, from generated seed corpora.
+# The engine is built with -fsanitize=fuzzer-no-link so its code is coverage-instrumented.
+fuzz:
+	@$(MAKE) --no-print-directory deps-check PKGS="$(FUZZ_PKGS)"
+	$(MAKE) BUILD=$(FUZZ_BUILD) CI= CC=clang CFLAGS="$(SAN_CFLAGS)" \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+
+# (internal) the fuzz binaries and the seed-corpus generator; call through `make fuzz`.
+fuzz-build: deps-check $(FUZZ_BIN) $(BUILD)/fuzz/gen_corpus
+
+$(FUZZ_BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(BUILD)/libcce.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -pthread -fsanitize=fuzzer,address,undefined -Itests -o $@ $< \
+	  $(BUILD)/libcce.a $(ENGINE_LIBS)
+
+# The generator is plain C (no engine, no sanitizer runtime needed).
+$(BUILD)/fuzz/gen_corpus: tests/fuzz/gen_corpus.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) -O1 -g -o $@ $<
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
