@@ -14,7 +14,7 @@
 #include "status.h"
 
 typedef struct {
-    char name[128];       // NUL-terminated tensor name
+    char name[128];       // NUL-terminated tensor name; control bytes shown as '?'
     char dtype[16];       // ggml type name: "F32", "F16", "BF16", "Q8_0", "Q4_K", ...
     int n_dims;           // 1..4
     int64_t shape[4];     // GGUF order: ne0 (fastest-varying) first; unused entries 1
@@ -25,8 +25,9 @@ typedef struct {
 /* Parse and fully validate the GGUF file at path (header, all metadata, all tensor infos,
  * bounds and alignment of every tensor), then return its tensors in file order.
  * *tensors is allocated with cce_alloc (free with cce_free; NULL when *n == 0).
- * arch receives general.architecture (NUL-terminated, truncated to arch_cap-1 bytes), or ""
- * when the key is absent; arch may be NULL when arch_cap is 0.
+ * arch receives general.architecture (NUL-terminated, truncated to arch_cap-1 bytes, bytes
+ * outside printable ASCII shown as '?'), or "" when the key is absent; arch may be NULL.
+ * A general.architecture that is not a string is an error, like any malformed metadata.
  * Errors: CCE_EIO (cannot open/map), CCE_EFORMAT (malformed; the message names path and field),
  * CCE_ENOMEM. Thread-safe (no shared state). */
 cce_status cce_gguf_list(const char *path, cce_gguf_tensor **tensors, int *n,

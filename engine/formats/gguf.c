@@ -595,7 +595,10 @@ cce_status cce_gguf_list(const char *path, cce_gguf_tensor **tensors, int *n, ch
         }
         for (size_t i = 0; i < gf.n_t; i++) {
             const gg_tensor *t = &gf.t[i];
-            memcpy(out[i].name, t->name, t->name_len);  // <= 127 bytes, zeroed buffer
+            for (size_t k = 0; k < t->name_len; k++) {  // <= 127 bytes into a zeroed buffer
+                uint8_t ch = t->name[k];
+                out[i].name[k] = (char)(ch < 0x20 || ch == 0x7f ? '?' : ch);  // no terminal control codes
+            }
             snprintf(out[i].dtype, sizeof out[i].dtype, "%s", gg_ttypes[t->type].name);
             out[i].n_dims = (int)t->n_dims;
             for (int d = 0; d < GG_MAX_DIMS; d++) out[i].shape[d] = t->ne[d];

@@ -779,6 +779,7 @@ TEST(list_other_arch) {
     kv_add(&g, "test.i64", V_I64)->u = (uint64_t)-5;
     kv_add(&g, "test.f64", V_F64)->f = 2.5;
     ten_add(&g, "wte", T_Q4_K, 512, 4, 1);
+    ten_add(&g, "evil\x1b[2J\x7f", T_F32, 1, 0, 3);
     ten_add(&g, "ln_f.weight", T_F16, 24, 0, 2);
     const char *path = gs_file(&g, "gpt2.gguf");
     gs_free(&g);
@@ -788,15 +789,17 @@ TEST(list_other_arch) {
     cce_err err = {{0}};
     cce_status st = cce_gguf_list(path, &ts, &n, arch, sizeof arch, &err);
     CHECK_MSG(st == CCE_OK, "list failed: %s", err.msg);
-    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(n, 3);
     CHECK_STR(arch, "gpt2");
+    CHECK_STR(ts[1].name, "evil?[2J?");  // control bytes never reach a terminal
     CHECK_STR(ts[0].name, "wte");
     CHECK_STR(ts[0].dtype, "Q4_K");
     CHECK_EQ_INT(ts[0].nbytes, 2 * 4 * 144);
     CHECK_EQ_INT(ts[0].shape[1], 4);
-    CHECK_STR(ts[1].dtype, "F16");
-    CHECK_EQ_INT(ts[1].n_dims, 1);
+    CHECK_STR(ts[2].dtype, "F16");
+    CHECK_EQ_INT(ts[2].n_dims, 1);
     CHECK_EQ_INT(ts[1].offset, ts[0].offset + 2 * 4 * 144);
+    CHECK_EQ_INT(ts[2].offset, ts[1].offset + 32);
     cce_free(ts);
     char why[700];
     CHECK_MSG(expect_fail(path, 1, CCE_EUNSUPPORTED, why, sizeof why), "%s", why);
