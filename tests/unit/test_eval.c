@@ -252,11 +252,12 @@ TEST(tinystories_2m5_subset) {
         ids[t + 1] = best;
     }
     cce_decoder_free(d);
-    /* the full-text loss (1.83192) is checked by tests/e2e/eval.sh; here a 128-window subset
-     * must agree between batch sizes and lie near it */
+    /* The full-text loss (reference 1.83192, ~15-80 s here) is checked by tests/e2e/eval.sh.
+     * Here: the first 32 windows, whose loss 1.59891 was measured with this code once the full
+     * text had reproduced the reference to 5 digits; it must not depend on the batch size. */
     cce_eval_result r1, r2;
-    int s1 = cce_eval_ids(m, valid_ids, 128 * 256, 256, 8, NULL, NULL, &r1, &e);
-    int s2 = cce_eval_ids(m, valid_ids, 128 * 256, 256, 3, NULL, NULL, &r2, &e);
+    int s1 = cce_eval_ids(m, valid_ids, 32 * 256, 256, 8, NULL, NULL, &r1, &e);
+    int s2 = cce_eval_ids(m, valid_ids, 32 * 256, 256, 3, NULL, NULL, &r2, &e);
     cce_model_free(m);
     CHECK_MSG(ok, "%s", e.msg);
     for (int t = 0; t < 25; t++)
@@ -264,7 +265,7 @@ TEST(tinystories_2m5_subset) {
     CHECK_EQ_INT(s1, CCE_OK);
     CHECK_EQ_INT(s2, CCE_OK);
     CHECK_NEAR(r2.loss, r1.loss, 1e-6);
-    CHECK_NEAR(r1.loss, 1.83192, 0.15);
+    CHECK_NEAR(r1.loss, 1.59891, 1e-4);
 }
 
 int main(void) {
