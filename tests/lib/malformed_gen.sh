@@ -140,8 +140,9 @@ st st_metadata_not_string '{"__metadata__":{"k":5},'"$T1}" 8
 st st_deep_nesting "{\"a\":$(head -c 100000 /dev/zero | tr '\0' '[')}" 0
 
 # ---- HF directories: a valid tiny Llama (F32 zeros) with a defective config.json ----
-tiny_llama_st() {  # the tiny Llama of tests/fuzz/tiny_models.h without biases, 1 layer
-    local json='{' off=0 first=1 spec name a b n
+tiny_llama_st() {  # tiny_llama_st FILE [F32|F16]: the tiny Llama of tests/fuzz/tiny_models.h, no biases, 1 layer
+    local dtype=${2:-F32} es=4 json='{' off=0 first=1 spec name a b n
+    [ "$dtype" = F16 ] && es=2
     for spec in model.embed_tokens.weight:16:8 model.layers.0.input_layernorm.weight:8:0 \
         model.layers.0.post_attention_layernorm.weight:8:0 model.layers.0.self_attn.q_proj.weight:8:8 \
         model.layers.0.self_attn.k_proj.weight:4:8 model.layers.0.self_attn.v_proj.weight:4:8 \
@@ -149,14 +150,14 @@ tiny_llama_st() {  # the tiny Llama of tests/fuzz/tiny_models.h without biases, 
         model.layers.0.mlp.up_proj.weight:16:8 model.layers.0.mlp.down_proj.weight:8:16 \
         model.norm.weight:8:0 lm_head.weight:16:8; do
         IFS=: read -r name a b <<<"$spec"
-        if [ "$b" = 0 ]; then n=$((a * 4)); sh="[$a]"; else n=$((a * b * 4)); sh="[$a,$b]"; fi
+        if [ "$b" = 0 ]; then n=$((a * es)); sh="[$a]"; else n=$((a * b * es)); sh="[$a,$b]"; fi
         [ $first = 1 ] || json+=','; first=0
-        json+="\"$name\":{\"dtype\":\"F32\",\"shape\":$sh,\"data_offsets\":[$off,$((off + n))]}"
+        json+="\"$name\":{\"dtype\":\"$dtype\",\"shape\":$sh,\"data_offsets\":[$off,$((off + n))]}"
         off=$((off + n))
     done
     json+='}'
     while [ $(( ${#json} % 8 )) -ne 0 ]; do json+=' '; done
-    { le64 ${#json}; printf %s "$json"; head -c $off /dev/zero | tr '\0' '\074'; } > "$1"  # 0x3c3c3c3c: ~0.0115f
+    { le64 ${#json}; printf %s "$json"; head -c $off /dev/zero | tr '\0' '\074'; } > "$1"  # 0x3c3c...: f32 ~0.0115, f16 ~1.06
 }
 tiny_llama_st "$OUT/tiny_llama.safetensors"
 cfg() {  # cfg NAME JSON
@@ -167,6 +168,8 @@ with() { printf %s "$CFG_LLAMA" | sed "s/\"$1\":[^,}]*/\"$1\":$2/"; }
 without() { local j=$CFG_LLAMA; j=$(printf %s "$j" | sed "s/\"$1\":[^,}]*,\?//"); printf %s "$j"; }
 mkdir -p "$OUT/ctl_tiny_llama"; cp "$OUT/tiny_llama.safetensors" "$OUT/ctl_tiny_llama/model.safetensors"
 printf %s "$CFG_LLAMA" > "$OUT/ctl_tiny_llama/config.json"; case_ ctl_tiny_llama valid "$OUT/ctl_tiny_llama"
+mkdir -p "$OUT/ctl_tiny_llama_f16"; tiny_llama_st "$OUT/ctl_tiny_llama_f16/model.safetensors" F16
+printf %s "$CFG_LLAMA" > "$OUT/ctl_tiny_llama_f16/config.json"; case_ ctl_tiny_llama_f16 valid "$OUT/ctl_tiny_llama_f16"
 cfg cfg_empty ''
 cfg cfg_bad_json '{"hidden_size":8'
 cfg cfg_trailing_garbage "$CFG_LLAMA}"
