@@ -268,10 +268,50 @@ TEST(tinystories_2m5_subset) {
     CHECK_NEAR(r1.loss, 1.59891, 1e-4);
 }
 
+TEST(eval_text_equals_stream_eval) {
+    /* cce_eval_text = cce_text_tokens + max_tokens + cce_eval_ids, on a CRLF copy of a text */
+    cce_model *m = NULL;
+    cce_tokenizer *t = tok512();
+    cce_err e;
+    CHECK(t);
+    CHECK_OK(cce_load_llama2c(harness_data("llama2c/stories260K.bin"), &m, &e));
+    const char *para = "Tom had a red ball. He liked to throw it high.\n\nOne day the ball went over the fence.\n\n";
+    char text[4096] = "";
+    for (int i = 0; i < 20; i++) strcat(text, para);
+    char crlf[8192];
+    size_t k = 0;
+    for (size_t i = 0; text[i]; i++) {
+        if (text[i] == '\n') crlf[k++] = '\r';
+        crlf[k++] = text[i];
+    }
+    int *ids = NULL;
+    size_t n = 0;
+    cce_eval_result a, b, c;
+    int s0 = cce_text_tokens(t, text, strlen(text), &ids, &n, &e);
+    int s1 = cce_eval_text(m, t, crlf, k, 64, 300, 2, NULL, NULL, &a, &e);
+    int s2 = s0 ? -1 : (int)cce_eval_ids(m, ids, n < 300 ? n : 300, 64, 1, NULL, NULL, &b, &e);
+    int s3 = cce_eval_text(m, t, text, strlen(text), 64, 0, 0, NULL, NULL, &c, &e);
+    cce_free(ids);
+    cce_tokenizer_free(t);
+    cce_model_free(m);
+    CHECK_EQ_INT(s0, CCE_OK);
+    CHECK_EQ_INT(s1, CCE_OK);
+    CHECK_EQ_INT(s2, CCE_OK);
+    CHECK_EQ_INT(s3, CCE_OK);
+    CHECK(n > 300);
+    CHECK_EQ_INT(a.tokens, 300);
+    CHECK_EQ_INT(a.windows, 4);
+    CHECK_NEAR(a.loss, b.loss, 1e-6);
+    CHECK_EQ_INT(c.tokens, n);
+    CHECK_EQ_INT(c.windows, n / 64);
+    CHECK(c.loss > 0 && c.loss < 3);  /* a trained model on TinyStories-like text */
+}
+
 int main(void) {
     RUN(eval_matches_reference_nll);
     RUN(eval_errors_and_cancel);
     RUN(text_protocol_documents);
+    RUN(eval_text_equals_stream_eval);
     RUN(tinystories_token_stream);
     RUN(stories260k_reference_loss);
     RUN(gguf_copy_gives_same_loss);
