@@ -97,21 +97,28 @@ static cce_status res_estimate_gguf(const char *path, cce_load_estimate *est, cc
     return CCE_OK;
 }
 
-/* GPT-2's Conv1D weights are stored (in, out) and transposed into new buffers at load. */
-static int res_is_conv1d(const char *name) {
-    return res_ends_with(name, "attn.c_attn.weight") || res_ends_with(name, "attn.c_proj.weight") ||
-           res_ends_with(name, "mlp.c_fc.weight") || res_ends_with(name, "mlp.c_proj.weight");
+/* GPT-2's Conv1D weights are stored (in, out) and transposed into new buffers at load: the
+ * fused c_attn, c_proj, c_fc and, in compressed exports, the separate dense "attn.{q,k,v}_proj"
+ * (low-rank factors "weight_u"/"weight_v" are already (out, in) and used in place). */
+static int res_is_conv1d(const char *name, int gpt2) {
+    if (res_ends_with(name, "attn.c_attn.weight") || res_ends_with(name, "attn.c_proj.weight") ||
+        res_ends_with(name, "mlp.c_fc.weight") || res_ends_with(name, "mlp.c_proj.weight"))
+        return 1;
+    return gpt2 && (res_ends_with(name, "attn.q_proj.weight") || res_ends_with(name, "attn.k_proj.weight") ||
+                    res_ends_with(name, "attn.v_proj.weight"));
 }
 
 static cce_status res_estimate_st(const char *path, cce_load_estimate *est, cce_err *err) {
     cce_safetensors st;
     cce_status s = cce_st_open(path, &st, err);
     if (s) return s;
+    int gpt2 = 0; /* a GPT-2 file has wte (with or without the "transformer." prefix) */
+    for (int i = 0; i < st.n && !gpt2; i++) gpt2 = !strcmp(st.t[i].name, "wte.weight") || res_ends_with(st.t[i].name, ".wte.weight");
     for (int i = 0; i < st.n; i++) {
         const cce_st_tensor *t = &st.t[i];
         uint64_t numel = cce_st_numel(t);
         int aligned = ((uintptr_t)t->data % 4) == 0;
-        if (t->dtype == CCE_ST_F32 && aligned && !res_is_conv1d(t->name)) res_add_mapped(est, t->end - t->begin);
+        if (t->dtype == CCE_ST_F32 && aligned && !res_is_conv1d(t->name, gpt2)) res_add_mapped(est, t->end - t->begin);
         else res_add_f32(est, numel);
     }
     cce_st_close(&st);

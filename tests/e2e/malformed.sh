@@ -21,7 +21,7 @@ if [ -n "${CCE_TEST_SANITIZER:-}" ]; then max_s=5; max_mb=${CCE_TEST_RSS_MB:-600
 # check NAME EXPECT CMD... : run CMD, judge it as a refusal that names EXPECT.
 check() {
     local name=$1 expect=$2; shift 2
-    /usr/bin/time -f '%e %M' -o "$T/time" timeout 5 "$@" > "$T/out" 2> "$T/err"
+    /usr/bin/time -f '%e %M' -o "$T/time" timeout 5 "$@" < /dev/null > "$T/out" 2> "$T/err"
     local rc=$? why=""
     local t; t=$(tail -1 "$T/time" 2>/dev/null); local secs=${t% *} kb=${t#* }
     local nerr; nerr=$(grep -c '^cce: error: ' "$T/err")
@@ -43,10 +43,10 @@ while read -r name kind path; do
     base=$(basename "$path")
     case $kind in
     valid)
-        if timeout 5 "$CCE" info "$path" > "$T/out" 2> "$T/err"; then echo "PASS malformed_${name}_info_loads"
+        if timeout 5 "$CCE" info "$path" < /dev/null > "$T/out" 2> "$T/err"; then echo "PASS malformed_${name}_info_loads"
         else echo "FAIL malformed_${name}_info_loads: the control model does not load: $(head -1 "$T/err")"; fi ;;
     listable)
-        if timeout 5 "$CCE" info "$path" > "$T/out" 2> "$T/err"; then echo "PASS malformed_${name}_info_lists"
+        if timeout 5 "$CCE" info "$path" < /dev/null > "$T/out" 2> "$T/err"; then echo "PASS malformed_${name}_info_lists"
         else echo "FAIL malformed_${name}_info_lists: cce info refused a well-formed file: $(head -1 "$T/err")"; fi
         check "${name}_eval" "$base" "$CCE" eval "$path" --tokenizer "$TK" --text "$T/text.txt" ;;
     model)

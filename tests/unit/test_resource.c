@@ -90,6 +90,30 @@ TEST(estimate_safetensors) {
     CHECK_EQ_INT(est.mapped_bytes, 24);
 }
 
+TEST(estimate_gpt2_split_qkv) {
+    /* a compressed GPT-2 export: separate dense q_proj (Conv1D layout, transposed at load: 16
+     * bytes) and a low-rank k_proj (weight_u/_v used in place: 8 + 8 bytes mapped); in a Llama
+     * file (no wte) the same q_proj name is (out, in) and used in place */
+    const char *p = tmp_path("gpt2split.safetensors");
+    const char *json = "{\"wte.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                       "\"h.0.attn.q_proj.weight\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[4,20]},"
+                       "\"h.0.attn.k_proj.weight_u\":{\"dtype\":\"F32\",\"shape\":[2,1],\"data_offsets\":[20,28]},"
+                       "\"h.0.attn.k_proj.weight_v\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[28,36]}}";
+    CHECK(strlen(json) <= 376);
+    CHECK(write_st(p, json, 376, 36) == 0);
+    cce_load_estimate est;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_model_estimate(p, &est, &err) == CCE_OK, "%s", err.msg);
+    CHECK_EQ_INT(est.alloc_bytes, 16);
+    CHECK_EQ_INT(est.mapped_bytes, 4 + 8 + 8);
+    const char *q = tmp_path("llamaq.safetensors");
+    CHECK(write_st(q, "{\"model.layers.0.self_attn.q_proj.weight\":{\"dtype\":\"F32\",\"shape\":[2,2],"
+                      "\"data_offsets\":[0,16]}}", 120, 16) == 0);
+    CHECK_MSG(cce_model_estimate(q, &est, &err) == CCE_OK, "%s", err.msg);
+    CHECK_EQ_INT(est.alloc_bytes, 0);
+    CHECK_EQ_INT(est.mapped_bytes, 16);
+}
+
 TEST(estimate_unaligned_f32_counts_as_allocated) {
     const char *p = tmp_path("unaligned.safetensors");
     const char *json = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
@@ -189,6 +213,7 @@ int main(void) {
     RUN(budget_env);
     RUN(check_refuses_with_message);
     RUN(estimate_safetensors);
+    RUN(estimate_gpt2_split_qkv);
     RUN(estimate_unaligned_f32_counts_as_allocated);
     RUN(estimate_sharded_dir);
     RUN(estimate_real_files);
