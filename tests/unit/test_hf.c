@@ -722,6 +722,73 @@ TEST(sharded_and_bf16) {
     EXPECT_LOAD_FAIL(tmp("shard_missing"), "model-00003-of-00002.safetensors");
 }
 
+/* Fail the n-th allocation for n = 1, 2, ... until the operation succeeds: every failure must be
+ * a clean CCE_ENOMEM with a one-line message (ASan builds also check that nothing leaks). */
+typedef cce_status (*op_fn)(const char *arg, cce_err *err);
+
+static cce_status op_st_open(const char *arg, cce_err *err) {
+    cce_safetensors s;
+    cce_status st = cce_st_open(arg, &s, err);
+    if (!st) cce_st_close(&s);
+    return st;
+}
+static cce_status op_load(const char *arg, cce_err *err) {
+    cce_model *m = NULL;
+    cce_status st = cce_load_hf(arg, &m, err);
+    if (!st && !m) st = CCE_EINVAL;
+    if (st && m) st = CCE_EINVAL; /* no model may be returned on failure */
+    cce_model_free(m);
+    return st;
+}
+static cce_status op_synth(const char *arg, cce_err *err) { return cce_synth("tiny", 5, arg, err); }
+static const cce_model *oom_model;
+static cce_status op_export(const char *arg, cce_err *err) { return cce_export_hf(oom_model, NULL, arg, err); }
+
+static int oom_sweep(op_fn fn, const char *arg, char *why, size_t cap) {
+    for (long n = 1; n < 20000; n++) {
+        cce_err err = {{0}};
+        cce_alloc_fail_after(n);
+        cce_status st = fn(arg, &err);
+        cce_alloc_fail_after(0);
+        if (st == CCE_OK) return 1;
+        if (st != CCE_ENOMEM || !err.msg[0] || strchr(err.msg, '\n')) {
+            snprintf(why, cap, "%s: allocation %ld: status %d: %s", arg, n, (int)st, err.msg);
+            return 0;
+        }
+    }
+    snprintf(why, cap, "%s: never succeeded", arg);
+    return 0;
+}
+
+#define OOM_SWEEP(fn, arg) do { char why_[900]; if (!oom_sweep((fn), (arg), why_, sizeof why_)) FAILF("%s", why_); } while (0)
+
+TEST(allocation_failures) {
+    cce_err err = {{0}};
+    CHECK_MSG(cce_synth("tiny", 42, tmp("tiny"), &err) == CCE_OK, "%s", err.msg);
+    char p[1100];
+    snprintf(p, sizeof p, "%s/model.safetensors", tmp("tiny"));
+    OOM_SWEEP(op_st_open, p);
+    OOM_SWEEP(op_load, tmp("tiny"));
+    OOM_SWEEP(op_synth, tmp("tiny_oom"));
+    CHECK_OK(rewrite_tiny(tmp("sharded_oom"), 1, CCE_ST_BF16, NULL, &e_));
+    OOM_SWEEP(op_load, tmp("sharded_oom"));
+    cce_model *g = make_model(CCE_ARCH_GPT2, 2, 17), *l = make_model(CCE_ARCH_LLAMA, 2, 19);
+    CHECK(g && l);
+    oom_model = g;
+    char w1[900] = "", w2[900] = "", w3[900] = "", w4[900] = "";
+    int ok1 = oom_sweep(op_export, tmp("gpt2_oom"), w1, sizeof w1);
+    int ok2 = ok1 && oom_sweep(op_load, tmp("gpt2_oom"), w2, sizeof w2);
+    oom_model = l;
+    int ok3 = oom_sweep(op_export, tmp("llama_oom"), w3, sizeof w3);
+    int ok4 = ok3 && oom_sweep(op_load, tmp("llama_oom"), w4, sizeof w4);
+    cce_model_free(g);
+    cce_model_free(l);
+    CHECK_MSG(ok1, "%s", w1);
+    CHECK_MSG(ok2, "%s", w2);
+    CHECK_MSG(ok3, "%s", w3);
+    CHECK_MSG(ok4, "%s", w4);
+}
+
 int main(void) {
     RUN(stories260k_round_trip);
     RUN(llama_untied_round_trip);
@@ -732,5 +799,6 @@ int main(void) {
     RUN(synth_configs_have_real_shapes);
     RUN(config_defects);
     RUN(sharded_and_bf16);
+    RUN(allocation_failures);
     return harness_done();
 }
