@@ -2,6 +2,9 @@
  * cmd_analyze.c — `cce analyze MODEL --calib FILE [--tokens N] [--seq-len N] [--seed S]
  *                  [--subsample N] [--eps E] [--tau T] [--tokenizer FILE] -o FILE [--json]`.
  *
+ * --random-tokens replaces --calib with seeded uniform token ids (for timing models that come
+ * without a tokenizer, such as `cce synth` ones; never for judging compression quality).
+ *
  * Runs the analysis job (include/analysis.h) block by block on the calling thread while a small
  * watcher thread reports progress on stderr and turns Ctrl-C into cce_analysis_cancel, so an
  * interrupt stops inside the current block. The result is written atomically as JSON:
@@ -174,6 +177,7 @@ int cmd_analyze(int argc, char **argv) {
         {"tau", 1, "singular value threshold for the counts (default 1e-2)", NULL},
         {"bins", 1, "histogram bins (default 64)", NULL},
         {"tokenizer", 1, "tokenizer file", NULL},
+        {"random-tokens", 0, "calibrate on seeded random token ids instead of --calib (timing only)", NULL},
         {"o", 1, "output JSON file", NULL},
         {"json", 0, "one JSON summary object on stdout", NULL},
     };
@@ -182,7 +186,9 @@ int cmd_analyze(int argc, char **argv) {
     int n_pos = 0;
     if (cli_parse(argc, argv, opts, n_opts, pos, 1, &n_pos)) return 2;
     const char *calib_path = cli_get(opts, n_opts, "calib"), *out_path = cli_get(opts, n_opts, "o");
-    if (!calib_path) return cli_fail("analyze: --calib FILE is required");
+    int random_tokens = cli_get(opts, n_opts, "random-tokens") != NULL;
+    if (!calib_path && !random_tokens) return cli_fail("analyze: --calib FILE is required");
+    if (calib_path && random_tokens) return cli_fail("analyze: --calib and --random-tokens exclude each other");
     if (!out_path) return cli_fail("analyze: -o FILE is required");
     cce_analysis_opts ao;
     cce_analysis_opts_default(&ao);
@@ -207,6 +213,7 @@ int cmd_analyze(int argc, char **argv) {
     int rc = 1;
     cce_err err = {{0}};
     char *text = NULL, *printed = NULL;
+    int *rand_ids = NULL;
     size_t len = 0;
     cce_model *m = NULL;
     cce_tokenizer *tok = NULL;
@@ -214,15 +221,29 @@ int cmd_analyze(int argc, char **argv) {
     cJSON *root = NULL;
     char model_sha[65], calib_sha[65];
     const char *model_path = n_pos ? pos[0] : cli_default_model();
-    if (cce_read_file(calib_path, (size_t)1 << 32, &text, &len, &err)) return cli_fail_err(&err);
-    if (cce_sha256_file(calib_path, calib_sha, &err)) { rc = cli_fail_err(&err); goto cleanup; }
-    if (cli_open_model(model_path, cli_get(opts, n_opts, "tokenizer"), 1, &m, &tok)) goto cleanup;
+    if (random_tokens) {
+        calib_path = "random-tokens";
+        snprintf(calib_sha, sizeof calib_sha, "none");
+    } else {
+        if (cce_read_file(calib_path, (size_t)1 << 32, &text, &len, &err)) return cli_fail_err(&err);
+        if (cce_sha256_file(calib_path, calib_sha, &err)) { rc = cli_fail_err(&err); goto cleanup; }
+    }
+    if (cli_open_model(model_path, cli_get(opts, n_opts, "tokenizer"), !random_tokens, &m,
+                       random_tokens ? NULL : &tok))
+        goto cleanup;
     if (model_sha256(model_path, model_sha, &err)) { rc = cli_fail_err(&err); goto cleanup; }
     if (ao.seq_len > m->cfg.seq_len) {
         rc = cli_fail("analyze: --seq-len %d is above the model context %d", ao.seq_len, m->cfg.seq_len);
         goto cleanup;
     }
     cce_calib_source src = {.tok = tok, .text = text, .text_len = len};
+    if (random_tokens) {
+        if (!(rand_ids = cce_alloc((size_t)tokens, sizeof(int)))) { rc = cli_fail("analyze: out of memory"); goto cleanup; }
+        cce_rng r;
+        cce_rng_seed(&r, (uint64_t)seed);
+        for (long i = 0; i < tokens; i++) rand_ids[i] = (int)(cce_rng_u64(&r) % (uint64_t)m->cfg.vocab_size);
+        src = (cce_calib_source){.ids = rand_ids, .n_ids = (size_t)tokens};
+    }
     if (cce_analysis_new(m, &src, &ao, &job, &err)) { rc = cli_fail("analyze: %s", err.msg); goto cleanup; }
     cce_free(text);   // the job keeps its own copy
     text = NULL;
@@ -334,6 +355,7 @@ cleanup:
     cJSON_Delete(root);
     cce_analysis_free(job);
     cce_free(text);
+    cce_free(rand_ids);
     cce_tokenizer_free(tok);
     cce_model_free(m);
     return rc;

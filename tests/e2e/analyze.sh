@@ -67,3 +67,14 @@ if [ $rc -ne 0 ] && [ "$(echo "$out" | grep -c '^cce: error:')" -eq 1 ] && echo 
    && [ ! -e "$T/x.json" ]; then ok short_calib; else bad short_calib "rc=$rc $out"; fi
 out=$("$CCE" analyze "$M" --calib "$C" --seq-len 4096 -o "$T/x.json" 2>&1); rc=$?
 if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: .*seq-len"; then ok bad_seq_len; else bad bad_seq_len "rc=$rc $out"; fi
+
+# a Hugging Face directory without a tokenizer (cce synth), calibrated on seeded random ids
+if "$CCE" synth --like tiny -o "$T/tiny" >/dev/null 2>&1; then
+    out=$("$CCE" analyze "$T/tiny" --random-tokens --tokens 512 --seq-len 64 -o "$T/t.json" --json 2>&1); rc=$?
+    tsha=$(sha256sum "$T/tiny/model.safetensors" | cut -d' ' -f1)
+    if [ $rc -eq 0 ] && echo "$out" | grep -q '"blocks":2,"tokens":512' && grep -q "\"sha256\":[[:space:]]*\"$tsha\"" "$T/t.json" \
+       && grep -q '"path":[[:space:]]*"random-tokens"' "$T/t.json"; then ok hf_random_tokens
+    else bad hf_random_tokens "rc=$rc $out"; fi
+    out=$("$CCE" analyze "$T/tiny" --random-tokens --calib "$C" -o "$T/x.json" 2>&1); rc=$?
+    if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: .*exclude"; then ok random_and_calib; else bad random_and_calib "rc=$rc $out"; fi
+fi
