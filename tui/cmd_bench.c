@@ -3,8 +3,8 @@
  * utilisation of the forward pass, measured (never asserted) on this machine.
  *
  * Figures:
- *  - gemm_peak_gflops: best of 4 timed 2048x2048x2048 cblas_sgemm at the current OpenBLAS thread
- *    count (after one warm-up): the machine's practical SGEMM peak.
+ *  - gemm_peak_gflops: best of 4 timed 2048x2048x2048 cblas_sgemm (--peak-size) at the current
+ *    OpenBLAS thread count, after one warm-up: the machine's practical SGEMM peak.
  *  - load_seconds: opening the model (mapping, conversion, validation).
  *  - prefill_tokens_per_s / prefill_gflops: cce_fwd_sequences_nll (embed, every block, final
  *    norm, LM head, log-softmax) over batch sequences of seq_len random tokens; best of several
@@ -25,8 +25,7 @@
 #include "cli.h"
 #include "forward.h"
 
-static double bench_gemm_peak(void) {
-    const int n = 2048;
+static double bench_gemm_peak(int n) {
     float *a = cce_alloc((size_t)n * n, sizeof(float));
     float *b = cce_alloc((size_t)n * n, sizeof(float));
     float *c = cce_alloc((size_t)n * n, sizeof(float));
@@ -71,15 +70,17 @@ int cmd_bench(int argc, char **argv) {
     cli_opt opts[] = {
         {"seq-len", 1, "sequence length (default min(256, model context))", NULL},
         {"batch", 1, "sequences per prefill batch (default: 1024 tokens)", NULL},
+        {"peak-size", 1, "size of the square SGEMM that measures the peak (default 2048)", NULL},
         {"json", 0, "one JSON object on stdout", NULL},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     const char *pos[1];
     int n_pos = 0;
     if (cli_parse(argc, argv, opts, n_opts, pos, 1, &n_pos)) return 2;
-    long seq_len = 0, batch = 0;
+    long seq_len = 0, batch = 0, peak_n = 2048;
     if (cli_get_long(opts, n_opts, "seq-len", 2, 1 << 16, &seq_len) ||
-        cli_get_long(opts, n_opts, "batch", 1, 1 << 12, &batch))
+        cli_get_long(opts, n_opts, "batch", 1, 1 << 12, &batch) ||
+        cli_get_long(opts, n_opts, "peak-size", 16, 8192, &peak_n))
         return 2;
     int json = cli_get(opts, n_opts, "json") != NULL;
 
@@ -98,7 +99,7 @@ int cmd_bench(int argc, char **argv) {
     if (!ids || !logits) { rc = cli_fail("out of memory"); goto cleanup; }
 
     if (!json) fprintf(stderr, "cce: measuring SGEMM peak...\n");
-    double peak = bench_gemm_peak();
+    double peak = bench_gemm_peak((int)peak_n);
 
     cce_rng r;
     cce_rng_seed(&r, 1234);
@@ -153,7 +154,7 @@ int cmd_bench(int argc, char **argv) {
         printf("model                %s (%lld params, %lld non-embedding)\n", m->path ? m->path : "",
                (long long)pc.total, (long long)pc.non_embedding);
         printf("openblas threads     %d\n", threads);
-        printf("sgemm peak           %.1f GFLOP/s (2048^3)\n", peak);
+        printf("sgemm peak           %.1f GFLOP/s (%ld^3)\n", peak, peak_n);
         printf("load                 %.3f s\n", load_s);
         printf("prefill              %.0f tokens/s, %.1f GFLOP/s (%d x %d tokens)\n", prefill_tps, prefill_gf, n_seq, T);
         printf("utilization          %.2f of sgemm peak\n", peak > 0 ? prefill_gf / peak : 0);

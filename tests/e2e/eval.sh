@@ -93,3 +93,15 @@ bad_check eval_bad_seq_len "seq-len" "$CCE" eval "$D/llama2c/stories260K.bin" --
 bad_check generate_bad_n "\-\-n" "$CCE" generate "$D/llama2c/stories260K.bin" -n -3
 head -c 1000 "$D/llama2c/stories260K.bin" >"$tmp/trunc.bin"
 bad_check generate_truncated_model "trunc.bin" "$CCE" generate "$tmp/trunc.bin" --tokenizer "$D/llama2c/tok512.bin"
+
+# bench: every documented key, on a small configuration (figures are measured, not asserted)
+if "$CCE" bench "$D/llama2c/stories260K.bin" --peak-size 128 --seq-len 32 --batch 2 --json >"$tmp/b.json" 2>/dev/null; then
+    missing=""
+    for k in gemm_peak_gflops prefill_tokens_per_s prefill_gflops utilization decode_tokens_per_s load_seconds peak_rss_mb; do
+        v=$(json_num "$tmp/b.json" $k)
+        awk -v v="$v" 'BEGIN { exit !(v != "" && v + 0 > 0) }' || missing="$missing $k"
+    done
+    if [ -z "$missing" ]; then pass bench_json_keys; else fail bench_json_keys "missing or non-positive:$missing"; fi
+else
+    fail bench_json_keys "exit $?"
+fi
