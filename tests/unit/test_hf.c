@@ -322,6 +322,46 @@ TEST(gpt2_round_trip_conv1d_layout) {
     CHECK(layout_ok);
 }
 
+/* q/k/v biases make the export a Qwen2 model; q/k/v/o biases a Llama with attention_bias.
+ * The q/k biases are permuted with their rows. */
+TEST(bias_families_round_trip) {
+    for (int with_o = 0; with_o < 2; with_o++) {
+        cce_model *a = make_model(CCE_ARCH_LLAMA, 2, 23 + with_o), *b = NULL;
+        CHECK(a);
+        make_ones(a);
+        cce_rng r;
+        cce_rng_seed(&r, 4);
+        for (int l = 0; l < 2; l++) {
+            cce_layer *L = &a->layers[l];
+            L->wq.b = rnd(a, &r, (size_t)L->wq.out, 0.1f);
+            L->wk.b = rnd(a, &r, (size_t)L->wk.out, 0.1f);
+            L->wv.b = rnd(a, &r, (size_t)L->wv.out, 0.1f);
+            if (with_o) L->wo.b = rnd(a, &r, (size_t)L->wo.out, 0.1f);
+        }
+        cce_err err = {{0}};
+        const char *dir = tmp(with_o ? "llama_attn_bias" : "qwen2");
+        cce_status s = cce_export_hf(a, NULL, dir, &err);
+        if (!s) s = load_dir(dir, &b, &err);
+        const char *why = s ? "load failed" : models_differ(a, b);
+        int ids[5] = {4, 8, 15, 16, 23};
+        char msg[600] = "";
+        double mx = s ? -1 : logits_diff(a, b, ids, 5, msg, sizeof msg);
+        cce_model_free(a);
+        cce_model_free(b);
+        CHECK_MSG(!s, "%s", err.msg);
+        CHECK_MSG(!why, "%s", why);
+        CHECK_MSG(mx >= 0 && mx < 1e-5, "max logit diff %g (%s)", mx, msg);
+        char p[1100], *text = NULL;
+        size_t len;
+        snprintf(p, sizeof p, "%s/config.json", dir);
+        CHECK_OK(cce_read_file(p, 1 << 20, &text, &len, &e_));
+        int fam_ok = with_o ? strstr(text, "\"LlamaForCausalLM\"") && strstr(text, "\"attention_bias\":\ttrue")
+                            : strstr(text, "\"Qwen2ForCausalLM\"") && strstr(text, "\"model_type\":\t\"qwen2\"");
+        cce_free(text);
+        CHECK_MSG(fam_ok, "with_o=%d: wrong family in %s/config.json", with_o, dir);
+    }
+}
+
 /* GPT-2 with a low-rank q: q/k/v are written separately (no fused c_attn) and reload the same;
  * and a GPT-2 file whose names lack the "transformer." prefix loads too. */
 TEST(gpt2_lowrank_and_unprefixed) {
@@ -793,6 +833,7 @@ int main(void) {
     RUN(stories260k_round_trip);
     RUN(llama_untied_round_trip);
     RUN(gpt2_round_trip_conv1d_layout);
+    RUN(bias_families_round_trip);
     RUN(gpt2_lowrank_and_unprefixed);
     RUN(compressed_llama_round_trip);
     RUN(synth_tiny_loads_and_is_deterministic);
