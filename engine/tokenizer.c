@@ -26,9 +26,14 @@
  *
  * Only "mergeable" pieces (normal and user-defined) take part in lookups and merges: control,
  * unknown, unused and byte tokens never come out of merging, as in SentencePiece.
- * Not implemented: splitting the input on added/special tokens (HF matches "<s>" etc. in text
- * before BPE; here such strings are encoded as ordinary text, as llama2.c does), BPE dropout,
- * continuing_subword_prefix / end_of_word_suffix, pre-tokenizers other than ByteLevel/Metaspace.
+ * Added tokens of a tokenizer.json ("<s>", "<|endoftext|>", ...) are cut out of the raw text
+ * first (leftmost-longest, as Hugging Face does) and the stretches between them are encoded
+ * separately, each with its own prefix; llama2.c and GGUF vocabularies encode such strings as
+ * ordinary text, as llama2.c does. Non-special added tokens are matched on the raw text too (HF
+ * matches "normalized" ones after normalisation: the same for our normalisers unless the token
+ * holds a space). Not implemented: BPE dropout, continuing_subword_prefix / end_of_word_suffix,
+ * added-token lstrip/rstrip, pre-tokenizers other than ByteLevel/Metaspace (so no Llama-3/Qwen
+ * Split regex), normalizers other than Prepend/Replace.
  * Numbers are read little-endian (the host order on every supported machine).
  */
 #include <math.h>
@@ -71,9 +76,13 @@ struct cce_tokenizer {
     bool map_metaspace;     /* SP: U+2581 in the input is a space (HF / GGUF conventions) */
     bool prefix_space;      /* SP: dummy prefix; byte-level: add_prefix_space */
     bool split_words;       /* SP: Metaspace split=true, BPE per space-led word */
+    bool prefix_first_only; /* SP: Metaspace prepend_scheme "first": prefix only at the text start */
     bool fuse_unk;          /* consecutive <unk> symbols become one */
     bool ignore_merges;     /* byte-level: a word that is itself a piece is taken whole */
     bool from_scores;       /* merges derived from scores (llama2.c / GGUF) */
+    int32_t *added;         /* (n_added) tokenizer.json added tokens, matched in the text first */
+    int n_added;
+    uint8_t added_first[32];/* bitmap of the first bytes of the added tokens */
 };
 
 static inline bool tok_mergeable(uint8_t ty) { return ty == TT_NORMAL || ty == TT_USER; }
@@ -353,6 +362,7 @@ void cce_tokenizer_free(cce_tokenizer *t) {
     cce_free(t->pidx.slot);
     cce_free(t->merges);
     cce_free(t->mslot);
+    cce_free(t->added);
     cce_free(t);
 }
 
@@ -671,11 +681,11 @@ static int tok_push_bytes(const cce_tokenizer *t, tok_work *w, size_t *m, size_t
 
 /* SP initial symbols: dummy prefix, then llama2.c's codepoint groups. */
 static int tok_sp_symbols(const cce_tokenizer *t, tok_work *w, const uint8_t *s, size_t len,
-                          size_t *m, size_t *bad) {
+                          bool prefix, size_t *m, size_t *bad) {
     *m = 0;
     w->nseg = 0;
     w->seg[w->nseg++] = 0;
-    if (len > 0 && t->prefix_space) {
+    if (prefix) {
         int32_t id = tok_find(t, " ", 1);
         if (id >= 0) tok_push_sym(t, w, m, 0, id);
         else if (tok_push_bytes(t, w, m, 0, (const uint8_t *)" ", 1)) { *bad = 0; return -1; }
@@ -803,6 +813,51 @@ static int tok_bl_symbols(const cce_tokenizer *t, tok_work *w, const uint8_t *s,
     return 0;
 }
 
+/* Leftmost-longest match of an added token in s[p..len): *at = len when there is none. */
+static void tok_find_added(const cce_tokenizer *t, const uint8_t *s, size_t len, size_t p,
+                           size_t *at, size_t *mlen, int32_t *mid) {
+    *at = len; *mlen = 0; *mid = -1;
+    for (size_t i = p; i < len; i++) {
+        if (!(t->added_first[s[i] >> 3] & (1u << (s[i] & 7)))) continue;
+        for (int k = 0; k < t->n_added; k++) {
+            int32_t id = t->added[k];
+            size_t n = t->plen[id];
+            if (n > *mlen && n <= len - i && !memcmp(t->piece[id], s + i, n)) { *mlen = n; *mid = id; }
+        }
+        if (*mid >= 0) { *at = i; return; }
+    }
+}
+
+/* Encode one stretch of text without added tokens, appending ids to res at *o. at_start: the
+ * stretch begins the text (for prepend_scheme "first"). tmp has room for len + 1 bytes. */
+static cce_status tok_encode_part(const cce_tokenizer *t, tok_work *w, const uint8_t *s, size_t len,
+                                  bool at_start, uint8_t *tmp, int *res, size_t *o, cce_err *err) {
+    size_t m = 0, bad = 0;
+    int rc;
+    if (t->kind == CCE_TOK_SP) {
+        bool prefix = len > 0 && t->prefix_space && (at_start || !t->prefix_first_only);
+        rc = tok_sp_symbols(t, w, s, len, prefix, &m, &bad);
+    } else {
+        if (t->prefix_space && len > 0 && s[0] != ' ') {   /* ByteLevel add_prefix_space */
+            tmp[0] = ' ';
+            memcpy(tmp + 1, s, len);
+            s = tmp;
+            len++;
+        }
+        rc = tok_bl_symbols(t, w, s, len, &m, &bad);
+    }
+    if (rc)
+        return cce_err_set(err, CCE_EINVAL, "tokenizer: encode: byte 0x%02x has no token and the vocabulary has no <unk>",
+                           bad < len ? s[bad] : 0);
+    for (size_t k = 0; k < w->nseg; k++) {
+        int32_t s0 = w->seg[k], s1 = k + 1 < w->nseg ? w->seg[k + 1] : (int32_t)m;
+        tok_bpe(t, w, s0, s1);
+    }
+    for (size_t k = 0; k < m; k++)
+        if (w->sym[k] >= 0) res[(*o)++] = w->sym[k];
+    return CCE_OK;
+}
+
 cce_status cce_tokenizer_encode(const cce_tokenizer *t, const char *text, size_t len, int add_bos,
                                 int **ids, size_t *n, cce_err *err) {
     *ids = NULL;
@@ -812,45 +867,31 @@ cce_status cce_tokenizer_encode(const cce_tokenizer *t, const char *text, size_t
     if (len > TOK_MAX_TEXT)
         return cce_err_set(err, CCE_EINVAL, "tokenizer: encode: text of %zu bytes is longer than %zu", len, TOK_MAX_TEXT);
     const uint8_t *s = (const uint8_t *)text;
-    bool prefix = t->kind == CCE_TOK_BYTELEVEL && t->prefix_space && len > 0 && s[0] != ' ';
-    size_t cap = len + 2;   /* one symbol per byte, plus a prefix */
+    size_t cap = len + 2;   /* symbols of one stretch: one per byte, plus a prefix */
     tok_work w = {0};
     cce_status st = CCE_OK;
-    uint8_t *tmp = NULL;
     w.sym = cce_alloc(cap, sizeof *w.sym);
     w.next = cce_alloc(cap, sizeof *w.next);
     w.prev = cce_alloc(cap, sizeof *w.prev);
     w.seg = cce_alloc(cap + 1, sizeof *w.seg);
     w.heap = cce_alloc(cap, 3 * sizeof *w.heap);
-    int *res = cce_alloc(cap + 1, sizeof *res);
-    if (!w.sym || !w.next || !w.prev || !w.seg || !w.heap || !res) {
+    uint8_t *tmp = cce_alloc(cap, 1);
+    int *res = cce_alloc(cap, 2 * sizeof *res);   /* ids: at most 2 per byte (prefix per stretch) + BOS */
+    if (!w.sym || !w.next || !w.prev || !w.seg || !w.heap || !tmp || !res) {
         st = cce_err_set(err, CCE_ENOMEM, "tokenizer: encode: out of memory for %zu bytes of text", len);
         goto cleanup;
     }
-    if (prefix) {   /* byte-level add_prefix_space: encode " " + text */
-        tmp = cce_alloc(len + 1, 1);
-        if (!tmp) { st = cce_err_set(err, CCE_ENOMEM, "tokenizer: encode: out of memory"); goto cleanup; }
-        tmp[0] = ' ';
-        memcpy(tmp + 1, s, len);
-        s = tmp;
-        len++;
-    }
-    size_t m = 0, bad = 0;
-    int rc = t->kind == CCE_TOK_SP ? tok_sp_symbols(t, &w, s, len, &m, &bad)
-                                   : tok_bl_symbols(t, &w, s, len, &m, &bad);
-    if (rc) {
-        st = cce_err_set(err, CCE_EINVAL, "tokenizer: encode: byte %zu (0x%02x) has no token and the vocabulary has no <unk>",
-                         bad, bad < len ? s[bad] : 0);
-        goto cleanup;
-    }
-    for (size_t k = 0; k < w.nseg; k++) {
-        int32_t s0 = w.seg[k], s1 = k + 1 < w.nseg ? w.seg[k + 1] : (int32_t)m;
-        tok_bpe(t, &w, s0, s1);
-    }
-    size_t o = 0;
+    size_t o = 0, p = 0;
     if (add_bos && t->bos >= 0) res[o++] = t->bos;
-    for (size_t k = 0; k < m; k++)
-        if (w.sym[k] >= 0) res[o++] = w.sym[k];
+    while (p < len) {
+        size_t at = len, mlen = 0;
+        int32_t mid = -1;
+        if (t->n_added) tok_find_added(t, s, len, p, &at, &mlen, &mid);
+        if (at > p && (st = tok_encode_part(t, &w, s + p, at - p, p == 0, tmp, res, &o, err))) goto cleanup;
+        if (mid < 0) break;
+        res[o++] = mid;
+        p = at + mlen;
+    }
     *ids = res;
     *n = o;
     res = NULL;
@@ -899,7 +940,7 @@ static int tok_json_bool(const cJSON *obj, const char *key, int def) {
 #define METASPACE "\xE2\x96\x81"
 
 typedef struct {
-    bool bytelevel, metaspace, prepend, replace, split, add_prefix_space;
+    bool bytelevel, metaspace, prepend, replace, split, add_prefix_space, first_only;
 } tok_hf_shape;
 
 /* Read normalizer / pre_tokenizer into shape; error for anything we cannot reproduce. */
@@ -963,6 +1004,7 @@ static cce_status tok_hf_pretok(const char *path, const cJSON *p, const char *fi
         if (aps < 0 || split < 0) return cce_err_set(err, CCE_EFORMAT, "%s: %s: add_prefix_space/split is not a boolean", path, field);
         if (cJSON_IsString(scheme)) {
             const char *s = scheme->valuestring;
+            sh->first_only = !strcmp(s, "first");
             if (!strcmp(s, "always") || !strcmp(s, "first")) aps = 1;
             else if (!strcmp(s, "never")) aps = 0;
             else return cce_err_set(err, CCE_EFORMAT, "%s: %s.prepend_scheme '%s' unknown", path, field, s);
@@ -1304,6 +1346,19 @@ cce_status cce_tokenizer_load_hf(const char *path, cce_tokenizer **out, cce_err 
     t->map_metaspace = kind == CCE_TOK_SP;
     t->fuse_unk = fuse_unk;
     t->ignore_merges = ignore_merges;
+    t->prefix_first_only = kind == CCE_TOK_SP && shape.metaspace && shape.first_only && !shape.replace;
+    int n_added = 0;
+    for (int i = 0; i < h.nid; i++) n_added += h.added[i] && t->plen[i] > 0;
+    if (n_added) {
+        t->added = cce_alloc((size_t)n_added, sizeof *t->added);
+        if (!t->added) { st = cce_err_set(err, CCE_ENOMEM, "%s: out of memory", path); goto cleanup; }
+        for (int i = 0; i < h.nid; i++) {
+            if (!h.added[i] || t->plen[i] == 0) continue;
+            t->added[t->n_added++] = i;
+            uint8_t c = (uint8_t)t->piece[i][0];
+            t->added_first[c >> 3] |= (uint8_t)(1u << (c & 7));
+        }
+    }
     if ((st = tok_finish(t, false))) { cce_err_set(err, st, "%s: out of memory building indexes", path); goto cleanup; }
     *out = t;
     t = NULL;

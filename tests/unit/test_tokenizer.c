@@ -401,6 +401,11 @@ TEST(hf_sp_roundtrip_tok512) {
     char buf[32];
     cce_tokenizer_decode(t, 1, 403, buf, sizeof buf);
     CHECK_STR(buf, "Once");
+    /* added tokens are split out before BPE, and each stretch gets its own U+2581 prefix
+     * (ids from Hugging Face tokenizers.js 0.2.0 on the same file); llama2.c does not split */
+    CHECK_ENCODE(t, "Hi<s>there </s> x<unk>y", 1, 1, 320, 417, 1, 383, 410, 2, 410, 410, 444, 0, 348);
+    CHECK_ENCODE(t, " a <s> b", 1, 1, 410, 261, 410, 1, 410, 268);
+    CHECK_ENCODE(src, "<s>", 0, 410, 504, 419, 505);
     size_t n;
     int *ids = eval_stream(t, harness_data("text/tinystories_valid_head.txt"), &n);
     CHECK(ids);
@@ -506,6 +511,7 @@ static void check_bytelevel(cce_tokenizer *t) {
     CHECK_ENCODE(t, "caf\xC3\xA9 c1", 0, 260, 102, 266, 32, 99, 49);
     CHECK_ENCODE(t, "they'll", 0, 116, 257, 121, 39, 108, 108);
     CHECK_ENCODE(t, "x   ", 0, 120, 32, 32, 32);
+    CHECK_ENCODE(t, "the<|endoftext|> the<|endoftext|><|endoftext|>", 0, 116, 257, 263, 258, 263, 263);
     const char *text = "the cat's 99 \xE2\x98\x83 caf\xC3\xA9\n\n  end";
     int *ids; size_t n; cce_err err;
     CHECK_OK(cce_tokenizer_encode(t, text, strlen(text), 0, &ids, &n, &err));
@@ -573,24 +579,30 @@ static const char *write_pairs_json(void) {
 static const struct { const char *text; int n; int ids[64]; } pairs_ref[] = {
     { "Hello, world! It's 2024; they'll see   spaces\tand\ttabs.\n", 37,
       { 72, 5674, 18289, 44, 43320, 23425, 20698, 33, 37892, 116, 55699, 11266, 39276, 52, 59, 32, 4836, 313, 39, 14732, 32, 21334, 101, 32610, 32, 2374, 97, 38243, 115, 9, 97, 31632, 9, 59106, 15604, 46, 10 } },
-    { "na\xc3""\xaf""ve caf\xc3""\xa9"" \xe2""\x80""\x94"" \xe2""\x80""\x9c""quotes\xe2""\x80""\x9d"" \xe2""\x80""\x98""x\xe2""\x80""\x99"" \xe2""\x80""\xa6"" \xe4""\xbd""\xa0""\xe5""\xa5""\xbd""\xe4""\xb8""\x96""\xe7""\x95""\x8c"" \xd9""\xa1""\xd9""\xa2""\xd9""\xa3"" \xc2""\xbd"" \xc2""\xb2""\xc2""\xb3"" \xe2""\x85""\xab"" \xe2""\x91""\xa0"" \xf0""\x9f""\x99""\x82""\xf0""\x9f""\x99""\x82"" x\xf0""\x9f""\x99""\x82""y\n", 58,
+    { "na\xc3\xafve caf\xc3\xa9 \xe2\x80\x94 \xe2\x80\x9cquotes\xe2\x80\x9d \xe2\x80\x98x\xe2\x80\x99 \xe2\x80\xa6 \xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c \xd9\xa1\xd9\xa2\xd9\xa3 \xc2\xbd \xc2\xb2\xc2\xb3 \xe2\x85\xab \xe2\x91\xa0 \xf0\x9f\x99\x82\xf0\x9f\x99\x82 x\xf0\x9f\x99\x82y\n", 58,
       { 7982, 46744, 37099, 10334, 97, 38026, 169, 26268, 2328, 32, 15830, 156, 28614, 111, 7085, 115, 15830, 157, 26268, 14871, 120, 15830, 153, 32, 15830, 166, 32, 24499, 12076, 165, 19666, 1689, 7664, 140, 24624, 161, 8317, 19267, 11116, 189, 11116, 178, 26432, 26268, 19485, 26268, 12968, 62241, 1571, 18177, 1571, 130, 38744, 240, 1571, 130, 121, 10 } },
     { "  leading and trailing   \n", 15,
       { 32, 2914, 31647, 14576, 64562, 10846, 31632, 32, 15845, 97, 11528, 31831, 103, 32610, 42026 } },
-    { "a\xc2""\xa0""b\xe2""\x80""\x89""c\xe3""\x80""\x80""d\n", 10,
+    { "a\xc2\xa0""b\xe2\x80\x89""c\xe3\x80\x80""d\n", 10,
       { 97, 38934, 98, 15830, 137, 99, 3048, 128, 100, 10 } },
     { "it's IT'S 'S 're 've 'm 'll 'd '' 'x\n", 23,
       { 27620, 55699, 32, 34135, 39, 83, 31256, 83, 31256, 45310, 31256, 37099, 31256, 109, 31256, 14732, 31256, 100, 31256, 39, 31256, 120, 10 } },
-    { "\xef""\xac""\x81"" \xc7""\x85"" \xc3""\x9f"" \xce""\xa3""\xcf""\x83""\xcf""\x82"" \xc7""\x88"" \xca""\xb0"" \xcb""\x86"" \xe2""\x97""\x8c""\xcc""\x80"" \xc3""\xa9"" e\xcc""\x81""\n", 25,
+    { "\xef\xac\x81 \xc7\x85 \xc3\x9f \xce\xa3\xcf\x83\xcf\x82 \xc7\x88 \xca\xb0 \xcb\x86 \xe2\x97\x8c\xcc\x80 \xc3\xa9 e\xcc\x81\n", 25,
       { 38176, 129, 32, 15020, 39253, 159, 5165, 5532, 14535, 130, 30245, 136, 4827, 176, 5723, 134, 32, 6800, 140, 6052, 39253, 169, 16628, 27188, 10 } },
     { "123abc!!!???..., 4.5e10 $100 #tag @user\n", 25,
       { 20837, 51, 97, 1276, 29235, 33, 23567, 9177, 46, 7561, 33051, 46, 53, 101, 15015, 1288, 15015, 48, 10268, 116, 26011, 2721, 12112, 2999, 10 } },
-    { "\xe2""\x80""\x8b"" zero width \xef""\xbb""\xbf"" bom\n", 13,
+    { "\xe2\x80\x8b zero width \xef\xbb\xbf bom\n", 13,
       { 15830, 139, 22704, 2999, 111, 43320, 20274, 4836, 59829, 28872, 31601, 40848, 10 } },
-    { "\xce""\xa9""mega \xc2""\xb5"" \xc2""\xaa"" \xc2""\xba"" \xc2""\xb9"" \xc2""\xbc""\n", 15,
+    { "\xce\xa9mega \xc2\xb5 \xc2\xaa \xc2\xba \xc2\xb9 \xc2\xbc\n", 15,
       { 206, 5266, 466, 97, 11116, 181, 11116, 170, 11116, 186, 11116, 185, 11116, 188, 10 } },
     { "tab\t\tend\t\n", 7,
       { 116, 27377, 9, 9, 22462, 100, 18906 } },
+    { "a<|endoftext|> b<|endoftext|><|endoftext|>c\n", 7,
+      { 97, 65792, 31601, 65792, 65792, 99, 10 } },
+    { "<|endoftext|>\n", 2,
+      { 65792, 10 } },
+    { "x <|endoftext|> y\n", 5,
+      { 120, 32, 65792, 32551, 10 } },
 };
 
 TEST(hf_bytelevel_matches_tokenizers_js) {
@@ -610,7 +622,8 @@ TEST(hf_bytelevel_matches_tokenizers_js) {
         for (size_t i = 0; i < n; i++) o += cce_tokenizer_decode(t, i ? ids[i - 1] : -1, ids[i], out + o, sizeof out - o);
         cce_free(ids);
         CHECK_MSG(same, "line %zu: ids differ from tokenizers.js (%zu vs %d ids)", k, n, pairs_ref[k].n);
-        CHECK_MSG(!strcmp(out, text), "line %zu: decode gave \"%s\"", k, out);
+        /* control tokens decode to nothing, so only lines without them round-trip */
+        CHECK_MSG(strstr(text, "<|") || !strcmp(out, text), "line %zu: decode gave \"%s\"", k, out);
     }
     cce_tokenizer_free(t);
 }
