@@ -22,7 +22,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,29 +77,23 @@ static const char *json_desc(const cJSON *it, char *buf, size_t cap) {
     return buf;
 }
 
-/* qsort has no context argument: the table being sorted is passed through this global,
- * serialised by sort_lock so concurrent opens stay safe. */
-static const cce_st_tensor *sort_tensors;
-static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int cmp_by_name(const void *a, const void *b) {
-    return strcmp(sort_tensors[*(const int *)a].name, sort_tensors[*(const int *)b].name);
+/* Index comparators for qsort_r (GNU): the tensor table is the context argument. */
+static int cmp_by_name(const void *a, const void *b, void *ctx) {
+    const cce_st_tensor *t = ctx;
+    return strcmp(t[*(const int *)a].name, t[*(const int *)b].name);
 }
 
-static int cmp_by_begin(const void *a, const void *b) {
-    const cce_st_tensor *x = &sort_tensors[*(const int *)a], *y = &sort_tensors[*(const int *)b];
+static int cmp_by_begin(const void *a, const void *b, void *ctx) {
+    const cce_st_tensor *t = ctx;
+    const cce_st_tensor *x = &t[*(const int *)a], *y = &t[*(const int *)b];
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     if (x->end != y->end) return x->end < y->end ? -1 : 1;
     return 0;
 }
 
-static void sort_idx(int *idx, int n, const cce_st_tensor *t, int (*cmp)(const void *, const void *)) {
+static void sort_idx(int *idx, int n, const cce_st_tensor *t, int (*cmp)(const void *, const void *, void *)) {
     if (n < 2) return; /* idx is NULL for an empty table; qsort(NULL, 0, ...) is undefined */
-    pthread_mutex_lock(&sort_lock);
-    sort_tensors = t;
-    qsort(idx, (size_t)n, sizeof *idx, cmp);
-    sort_tensors = NULL;
-    pthread_mutex_unlock(&sort_lock);
+    qsort_r(idx, (size_t)n, sizeof *idx, cmp, (void *)t);
 }
 
 void cce_st_close(cce_safetensors *s) {
