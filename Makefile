@@ -107,7 +107,7 @@ test-asan:
 # for baseline x86-64 (valgrind does not decode AVX-512).
 test-valgrind:
 	@$(MAKE) --no-print-directory deps-check PKGS="$(VALGRIND_PKGS)"
-	$(MAKE) BUILD=$(VALGRIND_BUILD) CI= CFLAGS="-O1 -g" ARCHFLAGS= all
+	$(MAKE) BUILD=$(VALGRIND_BUILD) CI= CFLAGS="-O1 -g" ARCHFLAGS= $(VALGRIND_BUILD)/cce-batch
 	OPENBLAS_NUM_THREADS=1 BUILD=$(VALGRIND_BUILD) tests/valgrind.sh
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c), FUZZ_SECONDS each, from generated seed corpora.
