@@ -368,6 +368,23 @@ static void fwd_swiglu(float *a, const float *b, size_t n) {
     for (; i < n; i++) a[i] = a[i] / (1.0f + fwd_exp(-a[i])) * b[i];
 }
 
+/* a[i] = gelu_tanh(a[i]) = 0.5 a (1 + tanh(u)), u = sqrt(2/pi) (a + 0.044715 a³), computed as
+ * a · sigmoid(2u) = a / (1 + e^(-2u)), which is the same function. */
+static void fwd_gelu(float *a, size_t n) {
+    const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+    const fwd_vf one = fwd_vsplat(1.0f);
+    size_t i = 0;
+    for (; i + FWD_VL <= n; i += FWD_VL) {
+        fwd_vf z = fwd_vload(a + i);
+        fwd_vf u = fwd_vsplat(k0) * (z + fwd_vsplat(k1) * z * z * z);
+        fwd_vstore(a + i, z / (one + fwd_vexp(fwd_vsplat(-2.0f) * u)));
+    }
+    for (; i < n; i++) {
+        float z = a[i];
+        a[i] = z / (1.0f + fwd_exp(-2.0f * k0 * (z + k1 * z * z * z)));
+    }
+}
+
 /* Unnormalised causal softmax of one score row: s[j] = exp(s[j] - max) for j < n, zero for
  * n <= j < ncols. Returns 1/sum, for the caller to scale the row's output. */
 static float fwd_softmax_row(float *s, int n, int ncols) {
@@ -474,11 +491,7 @@ cce_status cce_fwd_block(cce_fwd *f, int layer, float *h, int n_seq, int seq_len
     size_t nh = (size_t)rows * l->hidden;
     fwd_linear(&l->w1, f->xn, rows, f->a, f->lr);
     if (m->cfg.arch == CCE_ARCH_GPT2) {
-        const float k0 = 0.7978845608028654f;  // sqrt(2/pi)
-        for (size_t i = 0; i < nh; i++) {
-            float z = f->a[i];
-            f->a[i] = 0.5f * z * (1.0f + tanhf(k0 * (z + 0.044715f * z * z * z)));
-        }
+        fwd_gelu(f->a, nh);
     } else {
         fwd_linear(&l->w3, f->xn, rows, f->b, f->lr);
         fwd_swiglu(f->a, f->b, nh);
@@ -646,11 +659,7 @@ cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, c
         fwd_norm(m, d->x, 1, l->ffn_norm, l->ffn_norm_b, d->xn);
         fwd_linear_vec(&l->w1, d->xn, d->a, d->lr);
         if (c->arch == CCE_ARCH_GPT2) {
-            const float k0 = 0.7978845608028654f;
-            for (int i = 0; i < l->hidden; i++) {
-                float z = d->a[i];
-                d->a[i] = 0.5f * z * (1.0f + tanhf(k0 * (z + 0.044715f * z * z * z)));
-            }
+            fwd_gelu(d->a, (size_t)l->hidden);
         } else {
             fwd_linear_vec(&l->w3, d->xn, d->b, d->lr);
             fwd_swiglu(d->a, d->b, (size_t)l->hidden);

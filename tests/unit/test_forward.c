@@ -17,6 +17,7 @@ typedef struct {
     int interleaved;
     int qkv_bias;        // Llama: biases on q, k, v (Qwen2 style)
     int compressed;      // per-layer shapes changed as compression would
+    float w1_scale;      // 0: 1; larger drives the FFN activation into its tails
 } spec;
 
 static float *rnd(cce_model *m, cce_rng *r, size_t n, float scale, float offset) {
@@ -81,6 +82,10 @@ static cce_model *build(const spec *s, uint64_t seed) {
         dense(m, &r, &l->wv, nkv * hd, d, qb);
         dense(m, &r, &l->wo, d, nh * hd, gpt2);
         dense(m, &r, &l->w1, hid, d, gpt2);
+        if (s->w1_scale > 0) {
+            float *w = (float *)l->w1.w;
+            for (size_t i = 0; i < (size_t)hid * d; i++) w[i] *= s->w1_scale;
+        }
         if (s->compressed && li == 2) lowrank(m, &r, &l->w2, d, hid, 7, 1);  /* + an added bias */
         else dense(m, &r, &l->w2, d, hid, gpt2 || s->compressed);
         if (!gpt2) dense(m, &r, &l->w3, hid, d, 0);
@@ -160,36 +165,45 @@ out:
     } while (0)
 
 TEST(llama_gqa_interleaved) {
-    spec s = {CCE_ARCH_LLAMA, 48, 3, 6, 2, 8, 100, 67, 128, 1, 0, 0};
+    spec s = {CCE_ARCH_LLAMA, 48, 3, 6, 2, 8, 100, 67, 128, 1, 0, 0, 0};
     CHECK_FAST_VS_REF(s, 11, 3, 37);
 }
 
 TEST(llama_long_sequence_multi_block) {
     /* seq_len 150 spans three causal score blocks of 64 */
-    spec s = {CCE_ARCH_LLAMA, 32, 2, 4, 4, 8, 64, 50, 256, 1, 0, 0};
+    spec s = {CCE_ARCH_LLAMA, 32, 2, 4, 4, 8, 64, 50, 256, 1, 0, 0, 0};
     CHECK_FAST_VS_REF(s, 12, 2, 150);
 }
 
 TEST(llama_hf_rope_qkv_bias_odd_sizes) {
-    spec s = {CCE_ARCH_LLAMA, 30, 2, 5, 1, 6, 77, 41, 64, 0, 1, 0};
+    spec s = {CCE_ARCH_LLAMA, 30, 2, 5, 1, 6, 77, 41, 64, 0, 1, 0, 0};
     CHECK_FAST_VS_REF(s, 13, 2, 29);
 }
 
 TEST(gpt2_layernorm_gelu_pos) {
-    spec s = {CCE_ARCH_GPT2, 40, 3, 5, 5, 8, 120, 53, 80, 0, 0, 0};
+    spec s = {CCE_ARCH_GPT2, 40, 3, 5, 5, 8, 120, 53, 80, 0, 0, 0, 0};
     CHECK_FAST_VS_REF(s, 14, 2, 70);
 }
 
 TEST(llama_compressed_shapes) {
     /* layer 0: 4 of 6 heads with an explicit head->KV map, low-rank wq, narrower FFN;
      * layer 1 dropped; layer 2: 3 heads / 3 KV heads, half FFN, low-rank w2 with an added bias */
-    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 64, 1, 0, 1};
+    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 64, 1, 0, 1, 0};
     CHECK_FAST_VS_REF(s, 15, 2, 41);
 }
 
 TEST(gpt2_compressed_shapes) {
-    spec s = {CCE_ARCH_GPT2, 36, 4, 6, 6, 6, 90, 45, 64, 0, 0, 1};
+    spec s = {CCE_ARCH_GPT2, 36, 4, 6, 6, 6, 90, 45, 64, 0, 0, 1, 0};
     CHECK_FAST_VS_REF(s, 16, 2, 33);
+}
+
+TEST(activation_tails) {
+    /* pre-activations of |z| ~ 100: SiLU, GELU and the softmaxes must not overflow or lose the
+     * tails (the vectorised exp clamps its argument) */
+    spec l = {CCE_ARCH_LLAMA, 32, 2, 4, 2, 8, 64, 40, 64, 1, 0, 0, 60.0f};
+    CHECK_FAST_VS_REF(l, 17, 2, 40);
+    spec g = {CCE_ARCH_GPT2, 32, 2, 4, 4, 8, 64, 40, 64, 0, 0, 0, 60.0f};
+    CHECK_FAST_VS_REF(g, 18, 2, 40);
 }
 
 /* ---- taps ---- */
@@ -218,7 +232,7 @@ static void tap_log_free(tap_log *lg) {
 }
 
 TEST(taps_identical_between_paths) {
-    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 64, 1, 0, 1};
+    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 64, 1, 0, 1, 0};
     cce_model *m = build(&s, 21);
     CHECK(m);
     int T = 23;
@@ -252,7 +266,7 @@ TEST(taps_identical_between_paths) {
 }
 
 TEST(tap_cancel) {
-    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0};
+    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0, 0};
     cce_model *m = build(&s, 31);
     CHECK(m);
     int ids[8] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -307,16 +321,16 @@ out:
 }
 
 TEST(decoder_matches_batched_llama) {
-    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 128, 1, 0, 1};
+    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 128, 1, 0, 1, 0};
     double d = decoder_vs_batched(&s, 41, 90);
     CHECK_MSG(d < 1e-4, "decoder vs batched logits: max abs diff %.3g (tol 1e-4)", d);
 }
 
 TEST(decoder_matches_batched_gpt2_hf_rope) {
-    spec g = {CCE_ARCH_GPT2, 40, 3, 5, 5, 8, 120, 53, 80, 0, 0, 1};
+    spec g = {CCE_ARCH_GPT2, 40, 3, 5, 5, 8, 120, 53, 80, 0, 0, 1, 0};
     double d = decoder_vs_batched(&g, 42, 80);
     CHECK_MSG(d < 1e-4, "gpt2 decoder vs batched: max abs diff %.3g (tol 1e-4)", d);
-    spec l = {CCE_ARCH_LLAMA, 30, 2, 5, 1, 6, 77, 41, 64, 0, 1, 0};
+    spec l = {CCE_ARCH_LLAMA, 30, 2, 5, 1, 6, 77, 41, 64, 0, 1, 0, 0};
     d = decoder_vs_batched(&l, 43, 64);
     CHECK_MSG(d < 1e-4, "HF-rope decoder vs batched: max abs diff %.3g (tol 1e-4)", d);
 }
@@ -324,7 +338,7 @@ TEST(decoder_matches_batched_gpt2_hf_rope) {
 /* ---- errors ---- */
 
 TEST(errors_are_reported) {
-    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0};
+    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0, 0};
     cce_model *m = build(&s, 51);
     CHECK(m);
     cce_fwd *f = NULL;
@@ -370,7 +384,7 @@ TEST(errors_are_reported) {
 }
 
 TEST(out_of_memory_is_clean) {
-    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0};
+    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0, 0};
     cce_model *m = build(&s, 61);
     CHECK(m);
     int fails = 0, oks = 0;
@@ -438,6 +452,7 @@ int main(void) {
     RUN(gpt2_layernorm_gelu_pos);
     RUN(llama_compressed_shapes);
     RUN(gpt2_compressed_shapes);
+    RUN(activation_tails);
     RUN(taps_identical_between_paths);
     RUN(tap_cancel);
     RUN(decoder_matches_batched_llama);
