@@ -51,6 +51,8 @@
 #define TOK_MAX_JSON ((size_t)512 << 20) /* largest tokenizer.json read */
 #define TOK_MAX_TEXT ((size_t)1 << 28)   /* longest text for one encode call, bytes */
 
+#define METASPACE "\xE2\x96\x81"   /* U+2581, SentencePiece's space */
+
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
 typedef struct { int32_t left, right, result, rank; } tok_merge;
@@ -76,6 +78,7 @@ struct cce_tokenizer {
     bool map_metaspace;     /* SP: U+2581 in the input is a space (HF / GGUF conventions) */
     bool prefix_space;      /* SP: dummy prefix; byte-level: add_prefix_space */
     bool split_words;       /* SP: Metaspace split=true, BPE per space-led word */
+    bool prefix_unless_space; /* SP: Metaspace prefix: only when the text does not start with a space */
     bool prefix_first_only; /* SP: Metaspace prepend_scheme "first": prefix only at the text start */
     bool fuse_unk;          /* consecutive <unk> symbols become one */
     bool ignore_merges;     /* byte-level: a word that is itself a piece is taken whole */
@@ -352,6 +355,7 @@ static cce_status tok_finish(cce_tokenizer *t, bool derive) {
     return tok_merge_index(t);
 }
 
+/* Free t and everything it owns; NULL is a no-op. */
 void cce_tokenizer_free(cce_tokenizer *t) {
     if (!t) return;
     cce_free(t->arena);
@@ -368,6 +372,9 @@ void cce_tokenizer_free(cce_tokenizer *t) {
 
 /* ---- llama2.c tokenizer.bin ---- */
 
+/* Load a llama2.c tokenizer.bin of exactly vocab_size records (the model says how many). Every
+ * record is checked against the file length before anything is allocated; ids 0/1/2 are <unk>,
+ * BOS, EOS. On error *out is NULL and err names the file, the token and the offset. */
 cce_status cce_tokenizer_load_llama2c(const char *path, int vocab_size, cce_tokenizer **out, cce_err *err) {
     *out = NULL;
     if (vocab_size < 3 || vocab_size >= TOK_MAX_VOCAB)
@@ -476,6 +483,8 @@ unmap:
 
 /* ---- GGUF-style arrays ---- */
 
+/* Build an SP tokenizer from GGUF-style arrays (copied; U+2581 -> ' ', <0xXX> -> byte). types
+ * NULL: ids bos/eos are control, unk unknown, <0xXX> pieces bytes. Errors name `what`. */
 cce_status cce_tokenizer_build_sp(int n, const char *const *pieces, const size_t *lens,
                                   const float *scores, const int32_t *types,
                                   int bos_id, int eos_id, int unk_id, const char *what,
@@ -551,6 +560,7 @@ cce_status cce_tokenizer_build_sp(int n, const char *const *pieces, const size_t
 
 /* ---- accessors ---- */
 
+/* Accessors: read-only, safe from any thread. */
 cce_tok_kind cce_tokenizer_kind(const cce_tokenizer *t) { return t->kind; }
 int cce_tokenizer_vocab_size(const cce_tokenizer *t) { return t->n; }
 int cce_tokenizer_bos(const cce_tokenizer *t) { return t->bos; }
@@ -835,7 +845,8 @@ static cce_status tok_encode_part(const cce_tokenizer *t, tok_work *w, const uin
     size_t m = 0, bad = 0;
     int rc;
     if (t->kind == CCE_TOK_SP) {
-        bool prefix = len > 0 && t->prefix_space && (at_start || !t->prefix_first_only);
+        bool prefix = len > 0 && t->prefix_space && (at_start || !t->prefix_first_only) &&
+                      !(t->prefix_unless_space && (s[0] == ' ' || (len >= 3 && !memcmp(s, METASPACE, 3))));
         rc = tok_sp_symbols(t, w, s, len, prefix, &m, &bad);
     } else {
         if (t->prefix_space && len > 0 && s[0] != ' ') {   /* ByteLevel add_prefix_space */
@@ -858,6 +869,10 @@ static cce_status tok_encode_part(const cce_tokenizer *t, tok_work *w, const uin
     return CCE_OK;
 }
 
+/* Encode len bytes (any bytes; invalid UTF-8 falls back to byte tokens). t is only read and all
+ * scratch is per call, so one tokenizer may encode from several threads at once. *ids is
+ * allocated with cce_alloc (caller frees with cce_free); EINVAL when a byte has neither a token
+ * nor an <unk> to fall back to, ENOMEM on allocation failure (then *ids is NULL). */
 cce_status cce_tokenizer_encode(const cce_tokenizer *t, const char *text, size_t len, int add_bos,
                                 int **ids, size_t *n, cce_err *err) {
     *ids = NULL;
@@ -937,10 +952,8 @@ static int tok_json_bool(const cJSON *obj, const char *key, int def) {
     return cJSON_IsTrue(v) ? 1 : 0;
 }
 
-#define METASPACE "\xE2\x96\x81"
-
 typedef struct {
-    bool bytelevel, metaspace, prepend, replace, split, add_prefix_space, first_only;
+    bool bytelevel, metaspace, prepend, replace, split, add_prefix_space, first_only, meta_prepend;
 } tok_hf_shape;
 
 /* Read normalizer / pre_tokenizer into shape; error for anything we cannot reproduce. */
@@ -1010,7 +1023,7 @@ static cce_status tok_hf_pretok(const char *path, const cJSON *p, const char *fi
             else return cce_err_set(err, CCE_EFORMAT, "%s: %s.prepend_scheme '%s' unknown", path, field, s);
         }
         sh->metaspace = true;
-        sh->prepend = sh->prepend || aps;
+        sh->meta_prepend = aps;
         sh->split = split;
         return CCE_OK;
     }
@@ -1056,6 +1069,10 @@ static int32_t tok_hf_lookup(const tok_hf_ids *h, const char *s) {
     return -1;
 }
 
+/* Load a Hugging Face tokenizer.json (BPE; byte-level or SentencePiece-style). The file is
+ * read whole (at most 512 MB), parsed strictly (no trailing data), and every id, piece, merge
+ * and added token is validated before the tokenizer is built. Unsupported pipelines (WordPiece,
+ * Split regexes, other normalizers) give CCE_EUNSUPPORTED naming the field. */
 cce_status cce_tokenizer_load_hf(const char *path, cce_tokenizer **out, cce_err *err) {
     *out = NULL;
     char *text = NULL, *cat = NULL;
@@ -1341,12 +1358,13 @@ cce_status cce_tokenizer_load_hf(const char *path, cce_tokenizer **out, cce_err 
     if (bos_name) t->bos = tok_hf_lookup(&h, bos_name);
     else if (kind == CCE_TOK_SP && (!post || cJSON_IsNull(post))) t->bos = tok_hf_lookup(&h, "<s>");
     t->eos = tok_hf_lookup(&h, kind == CCE_TOK_SP ? "</s>" : "<|endoftext|>");
-    t->prefix_space = kind == CCE_TOK_SP ? shape.prepend : shape.add_prefix_space;
+    t->prefix_space = kind == CCE_TOK_SP ? shape.prepend || shape.meta_prepend : shape.add_prefix_space;
+    t->prefix_unless_space = kind == CCE_TOK_SP && shape.meta_prepend && !shape.prepend;
     t->split_words = kind == CCE_TOK_SP && shape.metaspace && shape.split;
     t->map_metaspace = kind == CCE_TOK_SP;
     t->fuse_unk = fuse_unk;
     t->ignore_merges = ignore_merges;
-    t->prefix_first_only = kind == CCE_TOK_SP && shape.metaspace && shape.first_only && !shape.replace;
+    t->prefix_first_only = t->prefix_unless_space && shape.first_only;
     int n_added = 0;
     for (int i = 0; i < h.nid; i++) n_added += h.added[i] && t->plen[i] > 0;
     if (n_added) {
@@ -1425,7 +1443,14 @@ static cJSON *tok_jtype(cJSON *parent, const char *key, const char *type, bool *
 
 /* Llama-2 style normalizer / decoder / post-processor, or GPT-2 ByteLevel ones. */
 static void tok_json_pipeline(const cce_tokenizer *t, cJSON *root, const char *bos_name, bool *ok) {
-    if (t->kind == CCE_TOK_SP) {
+    if (t->kind == CCE_TOK_SP && (t->prefix_unless_space || t->split_words)) {
+        /* newer Llama-family form: Metaspace pre-tokenizer, no normalizer */
+        tok_jadd(root, "normalizer", cJSON_CreateNull(), ok);
+        cJSON *pre = tok_jtype(root, "pre_tokenizer", "Metaspace", ok);
+        tok_jadd(pre, "replacement", cJSON_CreateString(METASPACE), ok);
+        tok_jadd(pre, "prepend_scheme", cJSON_CreateString(!t->prefix_space ? "never" : t->prefix_first_only ? "first" : "always"), ok);
+        tok_jadd(pre, "split", cJSON_CreateBool(t->split_words), ok);
+    } else if (t->kind == CCE_TOK_SP) {
         cJSON *norm = tok_jtype(root, "normalizer", "Sequence", ok);
         cJSON *list = tok_jadd(norm, "normalizers", cJSON_CreateArray(), ok);
         if (t->prefix_space) {
@@ -1490,6 +1515,10 @@ static void tok_json_pipeline(const cce_tokenizer *t, cJSON *root, const char *b
     }
 }
 
+/* Write t as a tokenizer.json (atomically) that cce_tokenizer_load_hf and the Hugging Face
+ * tokenizers libraries read back with the same encodings: for a score vocabulary the merges are
+ * the derived pair table in rank order. EUNSUPPORTED when a piece cannot be a JSON string or
+ * two pieces would collide in tokenizer.json form. */
 cce_status cce_tokenizer_save_hf(const cce_tokenizer *t, const char *path, cce_err *err) {
     if (!t || !path) return cce_err_set(err, CCE_EINVAL, "tokenizer: save: no tokenizer or no path");
     cce_status st = CCE_OK;

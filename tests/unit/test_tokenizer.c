@@ -6,6 +6,7 @@
  */
 #include <stdint.h>
 #include <time.h>
+#include <cjson/cJSON.h>
 #include "harness.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -448,6 +449,67 @@ TEST(hf_sp_roundtrip_llama2_32k) {
     cce_tokenizer_free(src);
 }
 
+
+/* tok512 as a newer-style Llama tokenizer.json: no normalizer, a Metaspace pre-tokenizer. The
+ * prefix is added only when the text does not start with a space, and with prepend_scheme
+ * "first" not after an added token. Expected ids from Hugging Face tokenizers.js 0.2.0. */
+static const char *write_metaspace_json(const char *src, const char *scheme, int split, const char *name) {
+    size_t len;
+    char *text = slurp(src, &len);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!j) return NULL;
+    cJSON_ReplaceItemInObject(j, "normalizer", cJSON_CreateNull());
+    cJSON *pre = cJSON_CreateObject();
+    cJSON_AddStringToObject(pre, "type", "Metaspace");
+    cJSON_AddStringToObject(pre, "replacement", "\xE2\x96\x81");
+    cJSON_AddStringToObject(pre, "prepend_scheme", scheme);
+    cJSON_AddBoolToObject(pre, "split", split);
+    cJSON_ReplaceItemInObject(j, "pre_tokenizer", pre);
+    char *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    const char *path = tmp_path(name);
+    int rc = out ? write_bytes(path, out, strlen(out)) : -1;
+    free(out);
+    return rc ? NULL : path;
+}
+
+static void check_metaspace(const cce_tokenizer *t, int first) {
+    if (first) {
+        CHECK_ENCODE(t, "Hi<s>there </s> x<unk>y", 1, 1, 320, 417, 1, 413, 260, 276, 410, 2, 410, 444, 0, 422);
+    } else {
+        CHECK_ENCODE(t, "Hi<s>there </s> x<unk>y", 1, 1, 320, 417, 1, 383, 410, 2, 410, 444, 0, 348);
+    }
+    CHECK_ENCODE(t, " a <s> b", 1, 1, 261, 410, 1, 268);
+    CHECK_ENCODE(t, "Once upon a  time", 1, 1, 403, 407, 261, 410, 378);
+}
+
+TEST(hf_metaspace_variants) {
+    cce_tokenizer *src = load_tok512(), *t = NULL;
+    CHECK(src);
+    cce_err err;
+    const char *base = tmp_path("tok512-base.json");
+    CHECK_MSG(!cce_tokenizer_save_hf(src, base, &err), "%s", err.msg);
+    cce_tokenizer_free(src);
+    for (int v = 0; v < 2; v++) {
+        const char *p = write_metaspace_json(base, v ? "always" : "first", !v, v ? "meta-always.json" : "meta-first.json");
+        CHECK(p);
+        CHECK_MSG(!cce_tokenizer_load_hf(p, &t, &err), "%s", err.msg);
+        check_metaspace(t, !v);
+        if (harness_cur_failed) break;
+        /* written back, the Metaspace form survives */
+        const char *p2 = tmp_path("meta-saved.json");
+        CHECK_MSG(!cce_tokenizer_save_hf(t, p2, &err), "%s", err.msg);
+        cce_tokenizer_free(t);
+        t = NULL;
+        CHECK_MSG(!cce_tokenizer_load_hf(p2, &t, &err), "%s", err.msg);
+        check_metaspace(t, !v);
+        cce_tokenizer_free(t);
+        t = NULL;
+    }
+    cce_tokenizer_free(t);
+}
+
 /* ---- tokenizer.json, GPT-2 byte-level, worked by hand ---- */
 
 static void utf8_put(char **o, unsigned cp) {
@@ -760,6 +822,7 @@ int main(void) {
     RUN(build_sp_rejects);
     RUN(hf_sp_roundtrip_tok512);
     RUN(hf_sp_roundtrip_llama2_32k);
+    RUN(hf_metaspace_variants);
     RUN(hf_bytelevel_by_hand);
     RUN(hf_bytelevel_matches_tokenizers_js);
     RUN(hf_rejects_defects);
