@@ -230,6 +230,18 @@ static int small_spd_inverse(double *a, int s, double *keep) {
     return -1;
 }
 
+/* Weighted residual <G_c, (P_cc)^-1> of the component whose block starts at position a of the
+ * compacted upper-triangular P (ld), size s; blk/keep are (s, s) scratch. -1 when the block is
+ * numerically singular (then the caller treats the cost as 0: fully predictable). */
+static double block_cost(const double *p, int ld, int a, int s, const double *gc, double *blk, double *keep) {
+    for (int x = 0; x < s; x++)
+        for (int y = x; y < s; y++) blk[x * s + y] = blk[y * s + x] = p[(size_t)(a + x) * ld + a + y];
+    if (small_spd_inverse(blk, s, keep) != 0) return -1;
+    double res = 0;
+    for (int x = 0; x < s * s; x++) res += gc[x] * blk[x];
+    return res;
+}
+
 cce_status cce_redundancy(const double *cov, int n, const cce_components *comps, const float *w,
                           int d, int ldw, double ridge, float *score, float *cost, int *order,
                           cce_err *err) {
@@ -239,15 +251,15 @@ cce_status cce_redundancy(const double *cov, int n, const cce_components *comps,
     if (nc == 0) return CCE_OK;
     for (int k = 0; k < nc; k++)
         if (comps->off[k + 1] - comps->off[k] > smax) smax = comps->off[k + 1] - comps->off[k];
-    double *p = cce_alloc((size_t)nn, (size_t)nn * sizeof(double));      // (nn, nn) (C + λI)^-1, local order
-    double *g = cce_alloc((size_t)nn, (size_t)smax * sizeof(double));    // per component (s, s), packed
+    double *p = cce_alloc((size_t)nn, (size_t)nn * sizeof(double));      // (nn, nn) (C + λI)^-1, compacted
+    double *g = cce_alloc((size_t)nn, (size_t)smax * sizeof(double));    // component k's G at off[k]*smax
     double *blk = cce_alloc((size_t)smax, (size_t)smax * sizeof(double)); // (smax, smax)
     double *keep = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));
-    double *t = cce_alloc((size_t)nn, (size_t)smax * sizeof(double));    // (nn, smax) P_rc Q
-    int *alive = cce_alloc_zero((size_t)nc, sizeof(int));
-    int *pos = cce_alloc((size_t)nn, sizeof(int));                       // alive local positions
+    double *bt = cce_alloc((size_t)smax, (size_t)nn * sizeof(double));   // (s, k) P_c,rest (compacted order)
+    double *tt = cce_alloc((size_t)smax, (size_t)nn * sizeof(double));   // (s, k) Q P_c,rest
+    int *cur = cce_alloc((size_t)nc, sizeof(int));                       // living components, position order
     st = CCE_ENOMEM;
-    if (!p || !g || !blk || !keep || !t || !alive || !pos) {
+    if (!p || !g || !blk || !keep || !bt || !tt || !cur) {
         cce_err_set(err, st, "redundancy: cannot allocate scratch for %d x %d", nn, nn);
         goto cleanup;
     }
@@ -265,70 +277,76 @@ cce_status cce_redundancy(const double *cov, int n, const cce_components *comps,
     for (int k = 0; k < nc; k++) {
         int s = comps->off[k + 1] - comps->off[k];
         gram_of_columns(w, d, ldw, comps->idx + comps->off[k], s, g + (size_t)comps->off[k] * smax);
+        cur[k] = k;
     }
-    // Leave-one-out scores: R_c = (P_cc)^-1 given all the others.
-    for (int k = 0; k < nc; k++) {
-        int o = comps->off[k], s = comps->off[k + 1] - o;
-        const double *gk = g + (size_t)o * smax;
-        for (int a = 0; a < s; a++)
-            for (int b = 0; b < s; b++) blk[a * s + b] = p[(size_t)(o + a) * nn + o + b];
-        double var = 0, res = 0;
-        for (int a = 0; a < s; a++)
-            for (int b = 0; b < s; b++) var += gk[a * s + b] * cov[(size_t)comps->idx[o + a] * n + comps->idx[o + b]];
-        if (small_spd_inverse(blk, s, keep) == 0)
-            for (int a = 0; a < s; a++)
-                for (int b = 0; b < s; b++) res += gk[a * s + b] * blk[a * s + b];
-        if (res < 0) res = 0;
-        if (res > var) res = var;
-        if (cost) cost[k] = (float)res;
-        if (score) score[k] = var > 0 ? (float)(1.0 - res / var) : 1.0f;
-    }
-    if (!order) { st = CCE_OK; goto cleanup; }
-    // Greedy backward elimination: remove the least-cost component, downdate P to the rest.
-    for (int k = 0; k < nc; k++) alive[k] = 1;
+    /* Greedy backward elimination on the compacted P (only its upper triangle is kept up to
+     * date): cost of each living component given the other living ones; the least goes; then
+     * P_rest -= P_rest,c (P_cc)^-1 P_c,rest, with the removed rows and columns squeezed out so
+     * that every update runs over contiguous memory. Step 0's costs are the leave-one-out ones. */
+    int k = nn, ncur = nc;
     for (int step = 0; step < nc; step++) {
-        int best = -1;
+        int best_t = -1, best_a = 0;
         double best_cost = INFINITY;
-        for (int k = 0; k < nc; k++) {
-            if (!alive[k]) continue;
-            int o = comps->off[k], s = comps->off[k + 1] - o;
-            const double *gk = g + (size_t)o * smax;
-            for (int a = 0; a < s; a++)
-                for (int b = 0; b < s; b++) blk[a * s + b] = p[(size_t)(o + a) * nn + o + b];
-            double res = 0;
-            if (small_spd_inverse(blk, s, keep) == 0)
-                for (int a = 0; a < s; a++)
-                    for (int b = 0; b < s; b++) res += gk[a * s + b] * blk[a * s + b];
-            if (res < best_cost) { best_cost = res; best = k; }
-        }
-        order[step] = best;
-        alive[best] = 0;
-        if (step == nc - 1) break;
-        // Q = P_cc^-1 of the removed component; P_rr -= (P_rc Q) P_cr over the living positions.
-        int o = comps->off[best], s = comps->off[best + 1] - o;
-        for (int a = 0; a < s; a++)
-            for (int b = 0; b < s; b++) blk[a * s + b] = p[(size_t)(o + a) * nn + o + b];
-        if (small_spd_inverse(blk, s, keep) != 0) continue;   // numerically gone: nothing to downdate
-        int np = 0;
-        for (int k = 0; k < nc; k++)
-            if (alive[k])
-                for (int i = comps->off[k]; i < comps->off[k + 1]; i++) pos[np++] = i;
-        for (int r = 0; r < np; r++)
-            for (int b = 0; b < s; b++) {
-                double v = 0;
-                for (int a = 0; a < s; a++) v += p[(size_t)pos[r] * nn + o + a] * blk[a * s + b];
-                t[(size_t)r * smax + b] = v;
+        for (int t = 0, a = 0; t < ncur; t++) {
+            int c = cur[t], s = comps->off[c + 1] - comps->off[c];
+            double res = block_cost(p, nn, a, s, g + (size_t)comps->off[c] * smax, blk, keep);
+            if (res < 0) res = 0;
+            if (step == 0) {
+                double var = 0;
+                const double *gc = g + (size_t)comps->off[c] * smax;
+                const int *ic = comps->idx + comps->off[c];
+                for (int x = 0; x < s; x++)
+                    for (int y = 0; y < s; y++) var += gc[x * s + y] * cov[(size_t)ic[x] * n + ic[y]];
+                if (res > var) res = var;
+                if (cost) cost[c] = (float)res;
+                if (score) score[c] = var > 0 ? (float)(1.0 - res / var) : 1.0f;
             }
-        for (int r = 0; r < np; r++) {
-            double *prow = p + (size_t)pos[r] * nn;
-            const double *tr = t + (size_t)r * smax;
-            for (int q = r; q < np; q++) {
-                double v = 0;
-                for (int b = 0; b < s; b++) v += tr[b] * p[(size_t)(o + b) * nn + pos[q]];
-                prow[pos[q]] -= v;
-                if (q != r) p[(size_t)pos[q] * nn + pos[r]] = prow[pos[q]];
+            if (res < best_cost) { best_cost = res; best_t = t; best_a = a; }
+            a += s;
+        }
+        if (!order) break;
+        int c = cur[best_t], s = comps->off[c + 1] - comps->off[c], a = best_a, kr = k - s;
+        order[step] = c;
+        for (int t = best_t; t + 1 < ncur; t++) cur[t] = cur[t + 1];
+        ncur--;
+        if (ncur == 0) break;
+        // bt (s, kr): row x = P[a+x, rest] in compacted column order (read from the upper triangle)
+        for (int x = 0; x < s; x++) {
+            double *row = bt + (size_t)x * kr;
+            for (int r = 0; r < a; r++) row[r] = p[(size_t)r * nn + a + x];
+            for (int r = a + s; r < k; r++) row[r - s] = p[(size_t)(a + x) * nn + r];
+        }
+        int singular = block_cost(p, nn, a, s, g + (size_t)comps->off[c] * smax, blk, keep) < 0;
+        // tt = Q bt with Q = (P_cc)^-1 now in blk
+        for (int x = 0; x < s; x++) {
+            double *trow = tt + (size_t)x * kr;
+            for (int r = 0; r < kr; r++) trow[r] = 0;
+            if (singular) continue;
+            for (int y = 0; y < s; y++) {
+                double q = blk[x * s + y];
+                const double *brow = bt + (size_t)y * kr;
+                for (int r = 0; r < kr; r++) trow[r] += q * brow[r];
             }
         }
+        // squeeze out rows/columns [a, a+s) and apply the downdate to the upper triangle
+        for (int r = 0; r < k; r++) {
+            if (r >= a && r < a + s) continue;
+            int rd = r < a ? r : r - s;
+            double *dst = p + (size_t)rd * nn;
+            const double *src = p + (size_t)r * nn;
+            if (r < a) {   // columns r..a-1 stay, a+s..k-1 shift left by s
+                memmove(dst + a, src + a + s, (size_t)(k - a - s) * sizeof(double));
+            } else {       // whole row moves up by s and left by s
+                memmove(dst + rd, src + r, (size_t)(k - r) * sizeof(double));
+            }
+            for (int x = 0; x < s; x++) {
+                double f = tt[(size_t)x * kr + rd];
+                if (f == 0) continue;
+                const double *brow = bt + (size_t)x * kr;
+                for (int q = rd; q < kr; q++) dst[q] -= f * brow[q];
+            }
+        }
+        k = kr;
     }
     st = CCE_OK;
 cleanup:
@@ -336,9 +354,9 @@ cleanup:
     cce_free(g);
     cce_free(blk);
     cce_free(keep);
-    cce_free(t);
-    cce_free(alive);
-    cce_free(pos);
+    cce_free(bt);
+    cce_free(tt);
+    cce_free(cur);
     return st;
 }
 

@@ -109,11 +109,17 @@ TEST(head_cka_from_covariance_matches_explicit) {
 
 /* Residual variance of column i regressed on the columns in keep[] (least squares with an
  * intercept), by Gaussian elimination on the normal equations of the covariance. */
+static double ref_residual_cov(const double *cov, int n, int i, int j, const int *keep, int nk);
 static double ref_residual(const double *cov, int n, int i, const int *keep, int nk) {
+    return ref_residual_cov(cov, n, i, i, keep, nk);
+}
+
+/* Residual covariance of columns i and j after regression on keep[]: C_ij - C_iK C_KK^-1 C_Kj. */
+static double ref_residual_cov(const double *cov, int n, int i, int j, const int *keep, int nk) {
     double a[16 * 17];
     for (int p = 0; p < nk; p++) {
         for (int q = 0; q < nk; q++) a[p * (nk + 1) + q] = cov[keep[p] * n + keep[q]];
-        a[p * (nk + 1) + nk] = cov[keep[p] * n + i];
+        a[p * (nk + 1) + nk] = cov[keep[p] * n + j];
     }
     for (int c = 0; c < nk; c++)
         for (int r = c + 1; r < nk; r++) {
@@ -126,7 +132,7 @@ static double ref_residual(const double *cov, int n, int i, const int *keep, int
         for (int k = c + 1; k < nk; k++) s -= a[c * (nk + 1) + k] * beta[k];
         beta[c] = s / a[c * (nk + 1) + c];
     }
-    double res = cov[i * n + i];
+    double res = cov[i * n + j];
     for (int p = 0; p < nk; p++) res -= beta[p] * cov[keep[p] * n + i];
     return res;
 }
@@ -199,6 +205,51 @@ TEST(redundancy_matches_regression_and_greedy) {
     for (int h = 1; h < 4; h++)
         if (hc[h] < hc[least]) least = h;
     CHECK_EQ_INT(ho[0], least);
+}
+
+TEST(redundancy_greedy_blocks_match_reference) {
+    // components of sizes 2, 3, 1, 3, 2 (multi-dimensional "heads"), some correlated
+    enum { R = 400, N = 11, D = 6, NC = 5 };
+    static float x[R * N], w[D * N];
+    fill_normal(x, R * N, 21);
+    fill_normal(w, D * N, 22);
+    for (int r = 0; r < R; r++) {
+        x[r * N + 9] = 0.8f * x[r * N + 0] + 0.2f * x[r * N + 9];
+        x[r * N + 5] = 0.7f * x[r * N + 3] - 0.5f * x[r * N + 10] + 0.1f * x[r * N + 5];
+    }
+    static double mean[N], cov[N * N];
+    cce_ref_covariance(x, R, N, N, mean, cov);
+    int off[NC + 1] = {0, 2, 5, 6, 9, 11}, idx[N];
+    for (int i = 0; i < N; i++) idx[i] = (i * 7) % N;   // a permuted index map
+    cce_components comps = {NC, off, idx};
+    float score[NC], cost[NC];
+    int order[NC];
+    cce_err err;
+    CHECK_OK(cce_redundancy(cov, N, &comps, w, D, N, 1e-10, score, cost, order, &err));
+    int alive[NC] = {1, 1, 1, 1, 1};
+    for (int step = 0; step < NC; step++) {
+        int best = -1;
+        double bc = INFINITY;
+        for (int c = 0; c < NC; c++) {
+            if (!alive[c]) continue;
+            int keep[N], nk = 0;
+            for (int o = 0; o < NC; o++)
+                if (o != c && alive[o])
+                    for (int t = off[o]; t < off[o + 1]; t++) keep[nk++] = idx[t];
+            double v = 0;
+            for (int a = off[c]; a < off[c + 1]; a++)
+                for (int b = off[c]; b < off[c + 1]; b++) {
+                    double g = 0;
+                    for (int k = 0; k < D; k++) g += (double)w[k * N + idx[a]] * w[k * N + idx[b]];
+                    v += g * (nk ? ref_residual_cov(cov, N, idx[a], idx[b], keep, nk) : cov[idx[a] * N + idx[b]]);
+                }
+            if (step == 0) CHECK_MSG(fabs(v - cost[c]) <= 1e-5 * fabs(v) + 1e-9, "cost %d: %g vs %g", c, cost[c], v);
+            if (v < bc) { bc = v; best = c; }
+        }
+        CHECK_MSG(order[step] == best, "step %d: greedy %d, reference %d", step, order[step], best);
+        alive[best] = 0;
+    }
+    printf("  block greedy order %d %d %d %d %d matches the reference\n", order[0], order[1], order[2], order[3], order[4]);
 }
 
 /* ---------------------------------------------------------------- the tiny planted model */
@@ -563,6 +614,7 @@ int main(void) {
     RUN(cka_matches_direct_formula);
     RUN(head_cka_from_covariance_matches_explicit);
     RUN(redundancy_matches_regression_and_greedy);
+    RUN(redundancy_greedy_blocks_match_reference);
     RUN(planted_redundancy_is_found);
     RUN(cancel_and_errors);
     RUN(stories260k_end_to_end_deterministic);
