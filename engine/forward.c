@@ -7,11 +7,13 @@
  * OpenBLAS's threads carry the parallelism. Elementwise work (norms, RoPE, SwiGLU/GELU,
  * residual adds) is plain loops over contiguous rows that the compiler can vectorise.
  *
- * Attention runs per (sequence, query head) on the strided (seq_len, hd) slices of Q, K, V
- * (leading dimensions n_heads*hd and n_kv_heads*hd, no copies). The causal score matrix is
- * built in row blocks of ATT_BLOCK queries: block [i0, i0+nb) only needs keys [0, i0+nb), so
- * S = Q_b K_{0..i0+nb}ᵀ and O_b = P V_{0..i0+nb} are two sgemm calls and the upper triangle
- * costs at most one block's worth of extra work. Scratch for S is (ATT_BLOCK, max_seq_len).
+ * Attention runs per (sequence, KV head) on the strided (seq_len, hd) slices of K and V
+ * (leading dimension n_kv_heads*hd, no copies), for all the query heads that share that KV
+ * head at once (GQA groups; a map head_kv from compression may make groups uneven). The causal
+ * score matrix is built in row blocks of ATT_BLOCK queries: block [i0, i0+nb) only needs keys
+ * [0, i0+nb), so S = Q_b K_{0..i0+nb}ᵀ and O_b = P V_{0..i0+nb} are two sgemm calls for the
+ * whole group, and the upper triangle costs at most one block's worth of extra work. Scratch
+ * for S is (max_group*ATT_BLOCK, max_seq_len).
  *
  * The LM head is applied in chunks of NLL_CHUNK rows so that a large vocabulary never needs a
  * (rows, vocab) buffer; the log-softmax of the target is computed in double.
@@ -44,7 +46,10 @@ struct cce_fwd {
     float *out;      // (max_rows, dim)    sublayer output before the residual add
     float *a, *b;    // (max_rows, max_hidden) FFN gate/activation and up projection
     float *lr;       // (max_rows, max_rank) low-rank intermediate x·Vᵀ
-    float *scores;   // (ATT_BLOCK, max_seq) causal score block
+    float *qs, *os;  // (max_group*ATT_BLOCK, head_dim) stacked queries / outputs of a KV group
+    float *scores;   // (max_group*ATT_BLOCK, max_seq) causal score block
+    float *inv;      // (max_group*ATT_BLOCK) 1/softmax sums
+    int *hs;         // (max heads) query heads of the current KV group
     float *logits;   // (NLL_CHUNK, vocab)
     float *rope_cos, *rope_sin;  // (max_seq, head_dim/2)
 };
@@ -106,10 +111,10 @@ static cce_status fwd_check_model(const cce_model *m, cce_err *err) {
     return CCE_OK;
 }
 
-typedef struct { int q, kv, hidden, rank; } fwd_maxes;
+typedef struct { int q, kv, hidden, rank, group, heads; } fwd_maxes;
 
 static fwd_maxes fwd_model_maxes(const cce_model *m) {
-    fwd_maxes x = {1, 1, 1, 1};
+    fwd_maxes x = {1, 1, 1, 1, 1, 1};
     int hd = m->cfg.head_dim;
     for (int li = 0; li < m->cfg.n_layers; li++) {
         const cce_layer *l = &m->layers[li];
@@ -117,6 +122,12 @@ static fwd_maxes fwd_model_maxes(const cce_model *m) {
         if (l->n_heads * hd > x.q) x.q = l->n_heads * hd;
         if (l->n_kv_heads * hd > x.kv) x.kv = l->n_kv_heads * hd;
         if (l->hidden > x.hidden) x.hidden = l->hidden;
+        if (l->n_heads > x.heads) x.heads = l->n_heads;
+        for (int g = 0; g < l->n_kv_heads; g++) {
+            int ng = 0;
+            for (int h = 0; h < l->n_heads; h++) ng += fwd_kv_head(l, h) == g;
+            if (ng > x.group) x.group = ng;
+        }
         const cce_linear *ls[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w1, &l->w2, &l->w3};
         for (int i = 0; i < 7; i++)
             if (!ls[i]->w && ls[i]->rank > x.rank) x.rank = ls[i]->rank;
@@ -169,10 +180,15 @@ cce_status cce_fwd_new(const cce_model *m, int max_rows, int max_seq_len, cce_fw
     f->a = cce_alloc(R, (size_t)mx.hidden * sizeof(float));
     f->b = cce_alloc(R, (size_t)mx.hidden * sizeof(float));
     f->lr = cce_alloc(R, (size_t)mx.rank * sizeof(float));
-    f->scores = cce_alloc(ATT_BLOCK, (size_t)max_seq_len * sizeof(float));
+    size_t gb = (size_t)mx.group * ATT_BLOCK, hd = (size_t)m->cfg.head_dim;
+    f->qs = cce_alloc(gb, hd * sizeof(float));
+    f->os = cce_alloc(gb, hd * sizeof(float));
+    f->scores = cce_alloc(gb, (size_t)max_seq_len * sizeof(float));
+    f->inv = cce_alloc(gb, sizeof(float));
+    f->hs = cce_alloc((size_t)mx.heads, sizeof(int));
     f->logits = cce_alloc((size_t)chunk, (size_t)m->cfg.vocab_size * sizeof(float));
     if (!f->h || !f->xn || !f->out || !f->q || !f->att || !f->k || !f->v || !f->a || !f->b ||
-        !f->lr || !f->scores || !f->logits) {
+        !f->lr || !f->qs || !f->os || !f->scores || !f->inv || !f->hs || !f->logits) {
         cce_fwd_free(f);
         return cce_err_set(err, CCE_ENOMEM, "forward: out of memory for %d rows of scratch", max_rows);
     }
@@ -188,7 +204,8 @@ void cce_fwd_free(cce_fwd *f) {
     if (!f) return;
     cce_free(f->h); cce_free(f->xn); cce_free(f->out); cce_free(f->q); cce_free(f->att);
     cce_free(f->k); cce_free(f->v); cce_free(f->a); cce_free(f->b); cce_free(f->lr);
-    cce_free(f->scores); cce_free(f->logits); cce_free(f->rope_cos); cce_free(f->rope_sin);
+    cce_free(f->qs); cce_free(f->os); cce_free(f->scores); cce_free(f->inv); cce_free(f->hs);
+    cce_free(f->logits); cce_free(f->rope_cos); cce_free(f->rope_sin);
     cce_free(f);
 }
 
@@ -393,25 +410,32 @@ static float fwd_softmax_row(float *s, int n, int ncols) {
     return (float)(1.0 / sum);
 }
 
-/* Causal attention of one (sequence, head): Q (T, hd) ld qd, K/V (T, hd) ld kvd -> O ld qd. */
-static void fwd_attend(cce_fwd *f, const float *Q, int ldq, const float *K, const float *V, int ldkv,
-                       float *O, int T) {
+/* Causal attention of the query heads hs[0..ng) that share one KV head, in one sequence.
+ * q (T, qd) holds head h at columns [h*hd, (h+1)*hd); K, V are (T, hd) slices with leading
+ * dimension kvd; the heads' outputs go to the same columns of att (T, qd). Per block of
+ * ATT_BLOCK query positions the group's queries are stacked into qs (ng*nb, hd), so Q·Kᵀ and
+ * P·V are one GEMM each for the whole group and K/V are packed once per block, not per head. */
+static void fwd_attend_group(cce_fwd *f, const float *q, int qd, const int *hs, int ng,
+                             const float *K, const float *V, int kvd, float *att, int T) {
     int hd = f->m->cfg.head_dim;
     float scale = 1.0f / sqrtf((float)hd);
     for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
         int nb = T - i0 < ATT_BLOCK ? T - i0 : ATT_BLOCK;
-        int nc = i0 + nb;  // keys 0..nc-1 are visible to some query of the block
-        float *S = f->scores;  // (nb, nc)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nc, hd, scale,
-                    Q + (size_t)i0 * ldq, ldq, K, ldkv, 0.0f, S, nc);
-        float inv[ATT_BLOCK];
-        for (int r = 0; r < nb; r++) inv[r] = fwd_softmax_row(S + (size_t)r * nc, i0 + r + 1, nc);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, nc, 1.0f,
-                    S, nc, V, ldkv, 0.0f, O + (size_t)i0 * ldq, ldq);
-        for (int r = 0; r < nb; r++) {
-            float *o = O + (size_t)(i0 + r) * ldq;
-            for (int i = 0; i < hd; i++) o[i] *= inv[r];
-        }
+        int nc = i0 + nb, m = ng * nb;  // keys 0..nc-1 are visible to some query of the block
+        for (int a = 0; a < ng; a++)
+            for (int r = 0; r < nb; r++)
+                memcpy(f->qs + ((size_t)a * nb + r) * hd, q + (size_t)(i0 + r) * qd + (size_t)hs[a] * hd,
+                       (size_t)hd * sizeof(float));
+        float *S = f->scores;  // (m, nc)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nc, hd, scale, f->qs, hd, K, kvd, 0.0f, S, nc);
+        for (int k = 0; k < m; k++) f->inv[k] = fwd_softmax_row(S + (size_t)k * nc, i0 + k % nb + 1, nc);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, nc, 1.0f, S, nc, V, kvd, 0.0f, f->os, hd);
+        for (int a = 0; a < ng; a++)
+            for (int r = 0; r < nb; r++) {
+                const float *src = f->os + ((size_t)a * nb + r) * hd;
+                float *dst = att + (size_t)(i0 + r) * qd + (size_t)hs[a] * hd, w = f->inv[a * nb + r];
+                for (int i = 0; i < hd; i++) dst[i] = src[i] * w;
+            }
     }
 }
 
@@ -472,12 +496,15 @@ cce_status cce_fwd_block(cce_fwd *f, int layer, float *h, int n_seq, int seq_len
             fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->q + (size_t)r * qd, l->n_heads, r % seq_len);
             fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->k + (size_t)r * kvd, l->n_kv_heads, r % seq_len);
         }
-    for (int sq = 0; sq < n_seq; sq++) {
-        size_t r0 = (size_t)sq * seq_len;
-        for (int hh = 0; hh < l->n_heads; hh++) {
-            int g = fwd_kv_head(l, hh);
-            fwd_attend(f, f->q + r0 * qd + (size_t)hh * hd, qd, f->k + r0 * kvd + (size_t)g * hd,
-                       f->v + r0 * kvd + (size_t)g * hd, kvd, f->att + r0 * qd + (size_t)hh * hd, seq_len);
+    for (int g = 0; g < l->n_kv_heads; g++) {
+        int ng = 0;  // the query heads reading KV head g
+        for (int hh = 0; hh < l->n_heads; hh++)
+            if (fwd_kv_head(l, hh) == g) f->hs[ng++] = hh;
+        if (!ng) continue;
+        for (int sq = 0; sq < n_seq; sq++) {
+            size_t r0 = (size_t)sq * seq_len;
+            fwd_attend_group(f, f->q + r0 * qd, qd, f->hs, ng, f->k + r0 * kvd + (size_t)g * hd,
+                             f->v + r0 * kvd + (size_t)g * hd, kvd, f->att + r0 * qd, seq_len);
         }
     }
     if (fwd_tap(tap, user, layer, CCE_TAP_HEADS, f->att, n_seq, seq_len, qd)) goto cancel;
