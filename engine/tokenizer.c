@@ -74,6 +74,7 @@ struct cce_tokenizer {
     tok_merge *merges;      /* (n_merges) in rank order */
     size_t n_merges;
     int32_t *mslot;         /* (mcap) open addressing over merges: index into merges or -1 */
+    uint8_t *in_merge;      /* (n) 1 if the id is the left or right part of some merge */
     size_t mcap;
     bool map_metaspace;     /* SP: U+2581 in the input is a space (HF / GGUF conventions) */
     bool prefix_space;      /* SP: dummy prefix; byte-level: add_prefix_space */
@@ -330,7 +331,9 @@ static int32_t tok_merge_find(const cce_tokenizer *t, int32_t a, int32_t b) {
 static cce_status tok_merge_index(cce_tokenizer *t) {
     t->mcap = tok_cap_for(t->n_merges);
     t->mslot = cce_alloc(t->mcap, sizeof *t->mslot);
-    if (!t->mslot) return CCE_ENOMEM;
+    t->in_merge = cce_alloc_zero((size_t)t->n, 1);
+    if (!t->mslot || !t->in_merge) return CCE_ENOMEM;
+    for (size_t i = 0; i < t->n_merges; i++) t->in_merge[t->merges[i].left] = t->in_merge[t->merges[i].right] = 1;
     memset(t->mslot, 0xff, t->mcap * sizeof *t->mslot);
     size_t mask = t->mcap - 1;
     for (size_t i = 0; i < t->n_merges; i++) {
@@ -366,6 +369,7 @@ void cce_tokenizer_free(cce_tokenizer *t) {
     cce_free(t->pidx.slot);
     cce_free(t->merges);
     cce_free(t->mslot);
+    cce_free(t->in_merge);
     cce_free(t->added);
     cce_free(t);
 }
@@ -860,6 +864,15 @@ static cce_status tok_encode_part(const cce_tokenizer *t, tok_work *w, const uin
     if (rc)
         return cce_err_set(err, CCE_EINVAL, "tokenizer: encode: byte 0x%02x has no token and the vocabulary has no <unk>",
                            bad < len ? s[bad] : 0);
+    /* A symbol that is in no merge can never change, so no merge spans it: cut the segments
+     * around it. Same result, but the heap stays small (a paragraph, not the whole text). */
+    for (size_t k = 0; k < m; k++) w->next[k] = 0;
+    for (size_t k = 0; k < w->nseg; k++) w->next[w->seg[k]] = 1;
+    w->nseg = 0;
+    for (size_t k = 0; k < m; k++)
+        if (w->next[k] || !t->in_merge[w->sym[k]] || (k > 0 && !t->in_merge[w->sym[k - 1]]))
+            w->seg[w->nseg++] = (int32_t)k;
+    if (w->nseg == 0) w->seg[w->nseg++] = 0;
     for (size_t k = 0; k < w->nseg; k++) {
         int32_t s0 = w->seg[k], s1 = k + 1 < w->nseg ? w->seg[k + 1] : (int32_t)m;
         tok_bpe(t, w, s0, s1);
