@@ -4,8 +4,9 @@
  * Layout. A batch is n_seq sequences of seq_len tokens, held as one row-major (rows, dim)
  * matrix with rows = n_seq*seq_len. Every linear is ONE cblas_sgemm over all rows
  * (y (rows,out) = x (rows,in) · Wᵀ, or two for a low-rank U·V), so the work is GEMM-bound and
- * OpenBLAS's threads carry the parallelism. Elementwise work (norms, RoPE, SwiGLU/GELU,
- * residual adds) is plain loops over contiguous rows that the compiler can vectorise.
+ * OpenBLAS's threads carry the parallelism. Elementwise work (norms, RoPE, residual adds) is
+ * plain loops over contiguous rows; the exponential-heavy parts (softmax, SiLU, GELU, the LM
+ * head's log-sum-exp) use explicit vector kernels (see "vector kernels" below).
  *
  * Attention runs per (sequence, KV head) on the strided (seq_len, hd) slices of K and V
  * (leading dimension n_kv_heads*hd, no copies), for all the query heads that share that KV
@@ -16,7 +17,8 @@
  * for S is (max_group*ATT_BLOCK, max_seq_len).
  *
  * The LM head is applied in chunks of NLL_CHUNK rows so that a large vocabulary never needs a
- * (rows, vocab) buffer; the log-softmax of the target is computed in double.
+ * (rows, vocab) buffer; exponentials are summed in double and the target log-probability is
+ * formed in double.
  *
  * The decoder keeps a KV cache (n_layers, max_seq_len, max_kv_dim) and does one cblas_sgemv
  * per linear per token; its logits match the batched path to float rounding (tested).
@@ -40,7 +42,7 @@ struct cce_fwd {
     int max_q, max_kv, max_hidden, max_rank;
     float *h;        // (max_rows, dim) residual stream for cce_fwd_sequences_nll
     float *xn;       // (max_rows, dim) normalised input of the current sublayer
-    float *q;        // (max_rows, max_q)  queries, then (reused) nothing else
+    float *q;        // (max_rows, max_q)  queries
     float *k, *v;    // (max_rows, max_kv)
     float *att;      // (max_rows, max_q)  concatenated head outputs
     float *out;      // (max_rows, dim)    sublayer output before the residual add
