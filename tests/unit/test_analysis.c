@@ -545,6 +545,35 @@ TEST(cancel_and_errors) {
     cce_model_free(m);
 }
 
+/* Fail the n-th allocation for every n until a run needs fewer: each run must end with
+ * CCE_OK or CCE_ENOMEM and a message, never crash (leaks are checked under valgrind). */
+TEST(allocation_failures_are_clean) {
+    cce_model *m = planted_model();
+    int *ids = random_ids(600, 4);
+    cce_calib_source src = {.ids = ids, .n_ids = 600};
+    cce_analysis_opts o;
+    cce_analysis_opts_default(&o);
+    o.tokens = 128;
+    o.seq_len = 32;
+    int n, failures = 0;
+    for (n = 1; n < 5000; n++) {
+        cce_analysis *job = NULL;
+        cce_err err = {{0}};
+        cce_alloc_fail_after(n);
+        cce_status st = cce_analysis_new(m, &src, &o, &job, &err);
+        if (!st) st = cce_analysis_run(job, &err);
+        cce_alloc_fail_after(0);
+        cce_analysis_free(job);
+        if (st == CCE_OK) break;
+        CHECK_MSG(st == CCE_ENOMEM && err.msg[0], "allocation %d: status %d '%s'", n, st, err.msg);
+        failures++;
+    }
+    printf("  %d injected allocation failures, all reported as CCE_ENOMEM\n", failures);
+    CHECK(failures > 50 && n < 5000);
+    cce_free(ids);
+    cce_model_free(m);
+}
+
 TEST(stories260k_end_to_end_deterministic) {
     const char *mp = harness_data("llama2c/stories260K.bin"), *tp = harness_data("llama2c/tok512.bin");
     const char *xp = harness_data("text/train/tinystories_v1_train_head.txt");
@@ -617,6 +646,7 @@ int main(void) {
     RUN(redundancy_greedy_blocks_match_reference);
     RUN(planted_redundancy_is_found);
     RUN(cancel_and_errors);
+    RUN(allocation_failures_are_clean);
     RUN(stories260k_end_to_end_deterministic);
     return harness_done();
 }
