@@ -1559,8 +1559,9 @@ cce_status cce_tokenizer_save_hf(const cce_tokenizer *t, const char *path, cce_e
         js[i] = arena + used;
         jl[i] = tok_json_piece(t, b2u, i, js[i]);
         used += jl[i] + 1;
-        if (!jl[i] || !cce_utf8_valid(js[i], jl[i]) || memchr(js[i], 0, jl[i])) {
-            st = cce_err_set(err, CCE_EUNSUPPORTED, "%s: token %d: piece '%s' cannot be a tokenizer.json string (empty or not UTF-8)",
+        if (!jl[i]) { js[i] = NULL; continue; }   /* an empty piece is never produced: leave a hole */
+        if (!cce_utf8_valid(js[i], jl[i]) || memchr(js[i], 0, jl[i])) {
+            st = cce_err_set(err, CCE_EUNSUPPORTED, "%s: token %d: piece '%s' cannot be a tokenizer.json string (not UTF-8)",
                              path, i, tok_show(t->piece[i], t->plen[i], sa, sizeof sa));
             goto cleanup;
         }
@@ -1603,6 +1604,11 @@ cce_status cce_tokenizer_save_hf(const cce_tokenizer *t, const char *path, cce_e
     for (int i = 0; i < t->n && ok; i++)
         if (js[i]) tok_jadd(vocab, js[i], cJSON_CreateNumber(i), &ok);
     cJSON *mlist = tok_jadd(model, "merges", cJSON_CreateArray(), &ok);
+    for (size_t k = 0; k < t->n_merges; k++)
+        if (!js[t->merges[k].left] || !js[t->merges[k].right]) {
+            st = cce_err_set(err, CCE_EUNSUPPORTED, "%s: merge %zu uses an empty piece", path, k);
+            goto cleanup;
+        }
     bool as_pairs = false;   /* "a b" strings unless a piece holds a real space */
     for (size_t k = 0; k < t->n_merges && !as_pairs; k++)
         as_pairs = memchr(js[t->merges[k].left], ' ', jl[t->merges[k].left]) ||

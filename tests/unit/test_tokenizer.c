@@ -510,6 +510,40 @@ TEST(hf_metaspace_variants) {
     cce_tokenizer_free(t);
 }
 
+
+/* Without byte fallback, characters outside the vocab become <unk>, fused when fuse_unk is set
+ * (ids from Hugging Face tokenizers.js 0.2.0 on the same files). */
+TEST(hf_unk_without_byte_fallback) {
+    cce_tokenizer *src = load_tok512(), *t = NULL;
+    CHECK(src);
+    cce_err err;
+    const char *base = tmp_path("tok512-unk.json");
+    CHECK_MSG(!cce_tokenizer_save_hf(src, base, &err), "%s", err.msg);
+    cce_tokenizer_free(src);
+    size_t len;
+    char *text = slurp(base, &len);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    CHECK(j);
+    cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+    cJSON_ReplaceItemInObject(model, "byte_fallback", cJSON_CreateFalse());
+    for (int fuse = 1; fuse >= 0; fuse--) {
+        cJSON_ReplaceItemInObject(model, "fuse_unk", cJSON_CreateBool(fuse));
+        char *out = cJSON_PrintUnformatted(j);
+        const char *p = tmp_path(fuse ? "unk-fuse.json" : "unk-nofuse.json");
+        int rc = out ? write_bytes(p, out, strlen(out)) : -1;
+        free(out);
+        CHECK(rc == 0);
+        CHECK_MSG(!cce_tokenizer_load_hf(p, &t, &err), "%s", err.msg);
+        const char *snow = "Tom saw \xE2\x98\x83\xE2\x98\x83 and \xE6\x97\xA5\xE6\x9C\xAC!";
+        if (fuse) { CHECK_ENCODE(t, snow, 1, 1, 274, 287, 394, 410, 0, 269, 410, 0, 443); }
+        else { CHECK_ENCODE(t, snow, 1, 1, 274, 287, 394, 410, 0, 0, 269, 410, 0, 0, 443); }
+        cce_tokenizer_free(t);
+        t = NULL;
+    }
+    cJSON_Delete(j);
+}
+
 /* ---- tokenizer.json, GPT-2 byte-level, worked by hand ---- */
 
 static void utf8_put(char **o, unsigned cp) {
@@ -823,6 +857,7 @@ int main(void) {
     RUN(hf_sp_roundtrip_tok512);
     RUN(hf_sp_roundtrip_llama2_32k);
     RUN(hf_metaspace_variants);
+    RUN(hf_unk_without_byte_fallback);
     RUN(hf_bytelevel_by_hand);
     RUN(hf_bytelevel_matches_tokenizers_js);
     RUN(hf_rejects_defects);
