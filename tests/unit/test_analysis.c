@@ -545,6 +545,70 @@ TEST(cancel_and_errors) {
     cce_model_free(m);
 }
 
+/* GPT-2 family (LayerNorm, biases, GELU, no w3), a dropped block and a low-rank matrix. */
+TEST(gpt2_dropped_and_low_rank_blocks) {
+    cce_config c = {.arch = CCE_ARCH_GPT2, .dim = 16, .n_layers = 3, .n_heads = 2, .n_kv_heads = 2,
+                    .head_dim = 8, .hidden_dim = 24, .vocab_size = 40, .seq_len = 32,
+                    .norm_eps = 1e-5f, .tied = 1, .bos_id = -1, .eos_id = -1};
+    cce_model *m = NULL;
+    cce_err err = {{0}};
+    CHECK_OK(cce_model_new(&c, &m, &err));
+    cce_rng r;
+    cce_rng_seed(&r, 31);
+    m->tok_emb = rnd(m, &r, 40 * 16, 1.0f, 0);
+    m->lm_head = m->tok_emb;
+    m->pos_emb = rnd(m, &r, 32 * 16, 0.1f, 0);
+    m->final_norm = rnd(m, &r, 16, 0.1f, 1.0f);
+    m->final_norm_b = rnd(m, &r, 16, 0.1f, 0);
+    for (int li = 0; li < 3; li++) {
+        cce_layer *l = &m->layers[li];
+        l->n_heads = 2; l->n_kv_heads = 2; l->hidden = 24;
+        l->attn_norm = rnd(m, &r, 16, 0.1f, 1.0f);
+        l->attn_norm_b = rnd(m, &r, 16, 0.1f, 0);
+        l->ffn_norm = rnd(m, &r, 16, 0.1f, 1.0f);
+        l->ffn_norm_b = rnd(m, &r, 16, 0.1f, 0);
+        cce_linear *ls[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w1, &l->w2};
+        int outs[] = {16, 16, 16, 16, 24, 16}, ins[] = {16, 16, 16, 16, 16, 24};
+        for (int i = 0; i < 6; i++) {
+            ls[i]->out = outs[i]; ls[i]->in = ins[i];
+            ls[i]->w = rnd(m, &r, (size_t)outs[i] * ins[i], 1.0f / sqrtf((float)ins[i]), 0);
+            ls[i]->b = rnd(m, &r, (size_t)outs[i], 0.1f, 0);
+        }
+    }
+    m->layers[1].dropped = 1;
+    // block 2: w2 as a rank-4 product U V
+    cce_linear *w2 = &m->layers[2].w2;
+    w2->w = NULL;
+    w2->rank = 4;
+    w2->u = rnd(m, &r, 16 * 4, 0.5f, 0);
+    w2->v = rnd(m, &r, 4 * 24, 0.5f, 0);
+    int *ids = cce_alloc(400, sizeof(int));
+    for (int i = 0; i < 400; i++) ids[i] = (int)(cce_rng_u64(&r) % 40);
+    cce_calib_source src = {.ids = ids, .n_ids = 400};
+    cce_analysis_opts o;
+    cce_analysis_opts_default(&o);
+    o.tokens = 256;
+    o.seq_len = 32;
+    cce_analysis *job = NULL;
+    CHECK_OK(cce_analysis_new(m, &src, &o, &job, &err));
+    cce_status st = cce_analysis_run(job, &err);
+    CHECK_MSG(st == CCE_OK, "%s", err.msg);
+    const cce_block_result *b0 = cce_analysis_block(job, 0), *b1 = cce_analysis_block(job, 1),
+                           *b2 = cce_analysis_block(job, 2);
+    CHECK_EQ_INT(b0->n_weights, 6);   // no w3 in GPT-2
+    CHECK_STR(b0->weights[5].name, "w2");
+    CHECK(b0->angular_distance > 0.01);
+    CHECK(b1->dropped && b1->near_identity && b1->n_weights == 0 && b1->eig[0].n == 0);
+    CHECK(b1->hist[CCE_TAP_BLOCK_OUT].total > 0 && b1->hist[CCE_TAP_ATTN_IN].total == 0);
+    CHECK_EQ_INT(b2->weights[5].n, 16);
+    CHECK_EQ_INT(b2->weights[5].below_tau, 12);   // rank 4 of 16: 12 zero singular values
+    const float *lc = cce_analysis_layer_cka(job, NULL);
+    CHECK(lc[1 * 3 + 1] == 0 && lc[0] > 0.99f);
+    cce_analysis_free(job);
+    cce_free(ids);
+    cce_model_free(m);
+}
+
 /* Fail the n-th allocation for every n until a run needs fewer: each run must end with
  * CCE_OK or CCE_ENOMEM and a message, never crash (leaks are checked under valgrind). */
 TEST(allocation_failures_are_clean) {
@@ -646,6 +710,7 @@ int main(void) {
     RUN(redundancy_greedy_blocks_match_reference);
     RUN(planted_redundancy_is_found);
     RUN(cancel_and_errors);
+    RUN(gpt2_dropped_and_low_rank_blocks);
     RUN(allocation_failures_are_clean);
     RUN(stories260k_end_to_end_deterministic);
     return harness_done();
