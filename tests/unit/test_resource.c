@@ -51,7 +51,6 @@ TEST(budget_env) {
     unsetenv("CCE_MEM_LIMIT");
     uint64_t avail = cce_mem_available();
     CHECK(avail > 0);
-    CHECK(b == cce_mem_budget());
     /* MemAvailable moves a little between reads: compare within 64 MiB */
     uint64_t expect = avail > CCE_MEM_MARGIN ? avail - CCE_MEM_MARGIN : 0;
     CHECK(b + (64u << 20) >= expect && b <= expect + (64u << 20));
