@@ -146,15 +146,66 @@ static cce_status push_linear(tensor_list *tl, const char *prefix, const cce_lin
     return CCE_OK;
 }
 
-static cce_status list_llama(const cce_model *m, tensor_list *tl, cce_err *err) {
+/* What is written: the live blocks renumbered 0..n-1 (dropped blocks are simply absent, which
+ * a standard config expresses), and a config whose head counts / FFN width are the blocks' own
+ * when every block agrees (a uniformly pruned model stays a standard HF model). Only shapes a
+ * standard config cannot express (non-uniform blocks, explicit head->KV maps, GPT-2 head
+ * pruning) make per_layer = 1, i.e. a "cce_layers" entry per written block. */
+typedef struct {
+    cce_config cfg;     // effective config (n_layers = written blocks)
+    int *src;           // (cfg.n_layers) source block of each written block
+    int per_layer;
+    int n_dropped;
+} export_layout;
+
+/* 1 if L's head -> KV map is the default grouping h / (n_heads / n_kv_heads). */
+static int head_kv_default(const cce_layer *L) {
+    if (L->n_heads % L->n_kv_heads) return 0;
+    if (!L->head_kv) return 1;
+    for (int h = 0; h < L->n_heads; h++)
+        if (L->head_kv[h] != h / (L->n_heads / L->n_kv_heads)) return 0;
+    return 1;
+}
+
+static cce_status layout_build(const cce_model *m, export_layout *lo, const char *what, cce_err *err) {
+    const cce_config *c = &m->cfg;
+    memset(lo, 0, sizeof *lo);
+    lo->cfg = *c;
+    lo->src = cce_alloc((size_t)c->n_layers, sizeof *lo->src);
+    if (!lo->src) return cce_err_set(err, CCE_ENOMEM, "%s: out of memory", what);
+    int n = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        if (!m->layers[l].dropped) lo->src[n++] = l;
+    lo->n_dropped = c->n_layers - n;
+    if (n == 0) return cce_err_set(err, CCE_EINVAL, "%s: every block of the model is dropped; nothing to export", what);
+    lo->cfg.n_layers = n;
+    const cce_layer *F = &m->layers[lo->src[0]];
+    int uni_heads = 1, uni_hidden = 1;
+    for (int i = 0; i < n; i++) {
+        const cce_layer *L = &m->layers[lo->src[i]];
+        uni_heads &= L->n_heads == F->n_heads && L->n_kv_heads == F->n_kv_heads && head_kv_default(L);
+        uni_hidden &= L->hidden == F->hidden;
+    }
+    if (uni_hidden) lo->cfg.hidden_dim = F->hidden;
+    /* GPT-2 configs derive head_dim from n_embd / n_head and have no KV heads */
+    if (uni_heads && c->arch == CCE_ARCH_GPT2 && (F->n_heads != c->n_heads || F->n_kv_heads != F->n_heads))
+        uni_heads = 0;
+    if (uni_heads) {
+        lo->cfg.n_heads = F->n_heads;
+        lo->cfg.n_kv_heads = F->n_kv_heads;
+    }
+    lo->per_layer = !uni_heads || !uni_hidden;
+    return CCE_OK;
+}
+
+static cce_status list_llama(const cce_model *m, const export_layout *lo, tensor_list *tl, cce_err *err) {
     const cce_config *c = &m->cfg;
     int perm = c->rope_interleaved ? c->head_dim : 0;
     char pre[160];
     cce_status s;
     if ((s = list_push(tl, "model.embed_tokens.weight", c->vocab_size, c->dim, 2, plain(m->tok_emb), err))) return s;
-    for (int l = 0; l < c->n_layers; l++) {
-        const cce_layer *L = &m->layers[l];
-        if (L->dropped) continue;
+    for (int l = 0; l < lo->cfg.n_layers; l++) {
+        const cce_layer *L = &m->layers[lo->src[l]];
         snprintf(pre, sizeof pre, "model.layers.%d.input_layernorm.weight", l);
         if ((s = list_push(tl, pre, c->dim, 0, 1, plain(L->attn_norm), err))) return s;
         snprintf(pre, sizeof pre, "model.layers.%d.post_attention_layernorm.weight", l);
@@ -173,15 +224,14 @@ static cce_status list_llama(const cce_model *m, tensor_list *tl, cce_err *err) 
     return CCE_OK;
 }
 
-static cce_status list_gpt2(const cce_model *m, tensor_list *tl, cce_err *err) {
+static cce_status list_gpt2(const cce_model *m, const export_layout *lo, tensor_list *tl, cce_err *err) {
     const cce_config *c = &m->cfg;
     char pre[160];
     cce_status s;
     if ((s = list_push(tl, "transformer.wte.weight", c->vocab_size, c->dim, 2, plain(m->tok_emb), err))) return s;
     if ((s = list_push(tl, "transformer.wpe.weight", c->seq_len, c->dim, 2, plain(m->pos_emb), err))) return s;
-    for (int l = 0; l < c->n_layers; l++) {
-        const cce_layer *L = &m->layers[l];
-        if (L->dropped) continue;
+    for (int l = 0; l < lo->cfg.n_layers; l++) {
+        const cce_layer *L = &m->layers[lo->src[l]];
         const float *vec[4] = {L->attn_norm, L->attn_norm_b, L->ffn_norm, L->ffn_norm_b};
         static const char *const vn[4] = {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias"};
         for (int k = 0; k < 4; k++) {
@@ -244,13 +294,9 @@ static void add_token(cJSON *o, const char *key, int id) {
     else cJSON_AddNullToObject(o, key);
 }
 
-static int layer_differs(const cce_config *c, const cce_layer *L) {
-    return L->dropped || L->n_heads != c->n_heads || L->n_kv_heads != c->n_kv_heads || L->hidden != c->hidden_dim ||
-           L->head_kv;
-}
-
-cce_status cce_export_config(const cce_config *c, const char *architecture, int attention_bias,
-                             const cce_model *m, const char *path, cce_err *err) {
+/* Write config.json for the effective config c; lo (may be NULL) adds the per-block keys. */
+static cce_status write_config(const cce_config *c, const char *architecture, int attention_bias,
+                               const cce_model *m, const export_layout *lo, const char *path, cce_err *err) {
     cJSON *o = cJSON_CreateObject();
     char *text = NULL;
     cce_status s = CCE_OK;
@@ -292,22 +338,20 @@ cce_status cce_export_config(const cce_config *c, const char *architecture, int 
     add_token(o, "bos_token_id", c->bos_id);
     add_token(o, "eos_token_id", c->eos_id);
     cJSON_AddStringToObject(o, "torch_dtype", "float32");
-    int differs = 0;
-    if (m)
-        for (int l = 0; l < c->n_layers; l++) differs |= layer_differs(c, &m->layers[l]);
-    if (differs) {
+    if (lo && lo->n_dropped) /* provenance only: which source blocks were kept (not read back) */
+        cJSON_AddItemToObject(o, "cce_kept_layers", cJSON_CreateIntArray(lo->src, lo->cfg.n_layers));
+    if (lo && lo->per_layer) {
         cJSON *arr = cJSON_AddArrayToObject(o, "cce_layers");
         for (int l = 0; arr && l < c->n_layers; l++) {
-            const cce_layer *L = &m->layers[l];
+            const cce_layer *L = &m->layers[lo->src[l]];
             cJSON *e = cJSON_CreateObject();
             if (!e) break;
             cJSON_AddItemToArray(arr, e);
-            cJSON_AddNumberToObject(e, "dropped", L->dropped ? 1 : 0);
-            if (L->dropped) continue;
             cJSON_AddNumberToObject(e, "n_heads", L->n_heads);
             cJSON_AddNumberToObject(e, "n_kv_heads", L->n_kv_heads);
             cJSON_AddNumberToObject(e, "hidden", L->hidden);
-            if (L->head_kv) cJSON_AddItemToObject(e, "head_kv", cJSON_CreateIntArray(L->head_kv, L->n_heads));
+            if (!head_kv_default(L))
+                cJSON_AddItemToObject(e, "head_kv", cJSON_CreateIntArray(L->head_kv, L->n_heads));
         }
     }
     text = cJSON_Print(o);
@@ -329,6 +373,16 @@ cce_status cce_export_config(const cce_config *c, const char *architecture, int 
 done:
     cJSON_free(text);
     cJSON_Delete(o);
+    return s;
+}
+
+cce_status cce_export_config(const cce_config *cfg, const char *architecture, int attention_bias,
+                             const cce_model *m, const char *path, cce_err *err) {
+    if (!m) return write_config(cfg, architecture, attention_bias, NULL, NULL, path, err);
+    export_layout lo;
+    cce_status s = layout_build(m, &lo, path, err);
+    if (!s) s = write_config(&lo.cfg, architecture, attention_bias, m, &lo, path, err);
+    cce_free(lo.src);
     return s;
 }
 
@@ -360,6 +414,7 @@ uint64_t cce_export_dir_bytes(const char *dir) {
 cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const char *dir, cce_err *err) {
     const cce_config *c = &m->cfg;
     tensor_list tl = {0};
+    export_layout lo = {0};
     char path[4200];
     cce_status s;
     if (strlen(dir) > 4000) return cce_err_set(err, CCE_EINVAL, "%.100s...: path too long", dir);
@@ -384,7 +439,8 @@ cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const cha
         else if (live && all_qkv && all_o) attn_bias = 1;
     }
 
-    s = c->arch == CCE_ARCH_GPT2 ? list_gpt2(m, &tl, err) : list_llama(m, &tl, err);
+    if ((s = layout_build(m, &lo, dir, err))) goto done;
+    s = c->arch == CCE_ARCH_GPT2 ? list_gpt2(m, &lo, &tl, err) : list_llama(m, &lo, &tl, err);
     if (s) goto done;
     for (int i = 0; i < tl.n; i++) {
         tl.e[i].name = tl.names[i];
@@ -398,7 +454,7 @@ cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const cha
     static const char *const meta[2] = {"format", "pt"};
     if ((s = cce_st_write(path, tl.e, tl.n, meta, 1, fill_src, &tl, NULL, err))) goto done;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((s = cce_export_config(c, arch, attn_bias, m, path, err))) goto done;
+    if ((s = write_config(&lo.cfg, arch, attn_bias, m, &lo, path, err))) goto done;
     if (tok) {
         snprintf(path, sizeof path, "%s/tokenizer.json", dir);
         if ((s = cce_tokenizer_save_hf(tok, path, err))) goto done;
@@ -407,5 +463,6 @@ done:
     cce_free(tl.e);
     cce_free(tl.src);
     cce_free(tl.names);
+    cce_free(lo.src);
     return s;
 }

@@ -17,10 +17,16 @@
  *    old row 2j, new row hd/2 + j is old row 2j + 1.
  *  - GPT-2: "GPT2LMHeadModel", names transformer.{wte,wpe,ln_f}.*, transformer.h.N.{ln_1,ln_2,
  *    attn.c_attn,attn.c_proj,mlp.c_fc,mlp.c_proj}.*, dense weights in Conv1D (in, out) layout.
+ *  - Compressed models are written as standard as possible: dropped blocks are left out and the
+ *    remaining blocks renumbered 0..n-1 (config "cce_kept_layers": [source block indices] records
+ *    which were kept, for provenance only); when every block has the same head counts and FFN
+ *    width, those go into the standard keys (num_attention_heads, num_key_value_heads,
+ *    intermediate_size / n_inner; head_dim stays explicit for Llama).
  *  - Compression extras (read back by cce_load_hf, ignored by transformers):
- *      config "cce_layers": [{"dropped", "n_heads", "n_kv_heads", "hidden", "head_kv"?}, ...]
- *        written only when some block differs from the global config; dropped blocks have no
- *        tensors;
+ *      config "cce_layers": [{"n_heads", "n_kv_heads", "hidden", "head_kv"?}, ...] one entry
+ *        per written block, only when the blocks differ from each other, a head maps to a KV
+ *        head other than the default grouping ("head_kv"), or GPT-2 heads were pruned (its
+ *        config cannot express head_dim); the reader also accepts {"dropped": 1} entries;
  *      low-rank linears: "<prefix>.weight_u" (out, rank) and "<prefix>.weight_v" (rank, in)
  *        in place of "<prefix>.weight" (both families, (out, in) convention);
  *      biases added by encoding: "<prefix>.bias" on any linear (e.g. mlp.down_proj.bias);

@@ -20,7 +20,8 @@
  * cce extensions, written by cce_export_hf for compressed models and documented in export.h:
  *   config "cce_layers": array of n_layers objects {"dropped": 0|1, "n_heads": H_l,
  *     "n_kv_heads": G_l, "hidden": m_l, "head_kv": [KV head of each query head] (optional)};
- *     missing keys default to the global config. A dropped layer has no tensors.
+ *     missing keys default to the global config. A dropped layer has no tensors (the exporter
+ *     leaves dropped blocks out instead, but such files are still read).
  *   low-rank linears: "<prefix>.weight_u" (out, rank) and "<prefix>.weight_v" (rank, in)
  *     instead of "<prefix>.weight", in (out, in) convention for both families.
  *   GPT-2 blocks whose q/k/v are not all dense are written as separate

@@ -148,8 +148,11 @@ static int linear_eq(const cce_linear *a, const cce_linear *b, int hd) {
 static const char *models_differ(const cce_model *a, const cce_model *b) {
     static char why[256];
     const cce_config *ca = &a->cfg, *cb = &b->cfg;
-    if (ca->arch != cb->arch || ca->dim != cb->dim || ca->n_layers != cb->n_layers || ca->n_heads != cb->n_heads ||
-        ca->n_kv_heads != cb->n_kv_heads || ca->head_dim != cb->head_dim || ca->hidden_dim != cb->hidden_dim ||
+    /* head counts and FFN width are compared per block: a uniformly pruned model is written
+     * with its blocks' own values in the standard config */
+    int live = 0;
+    for (int l = 0; l < ca->n_layers; l++) live += !a->layers[l].dropped;
+    if (ca->arch != cb->arch || ca->dim != cb->dim || cb->n_layers != live || ca->head_dim != cb->head_dim ||
         ca->vocab_size != cb->vocab_size || ca->seq_len != cb->seq_len || ca->norm_eps != cb->norm_eps ||
         ca->tied != cb->tied || ca->bos_id != cb->bos_id || ca->eos_id != cb->eos_id)
         return "config differs";
@@ -162,17 +165,21 @@ static const char *models_differ(const cce_model *a, const cce_model *b) {
     if (!vec_eq(a->final_norm, b->final_norm, (size_t)ca->dim)) return "final_norm";
     if (!vec_eq(a->final_norm_b, b->final_norm_b, (size_t)ca->dim)) return "final_norm_b";
     if (!vec_eq(a->pos_emb, b->pos_emb, (size_t)ca->seq_len * ca->dim)) return "pos_emb";
-    for (int l = 0; l < ca->n_layers; l++) {
-        const cce_layer *x = &a->layers[l], *y = &b->layers[l];
-        snprintf(why, sizeof why, "layer %d: ", l);
-        size_t k = strlen(why);
-        if (x->dropped != y->dropped) return strcat(why, "dropped"), why;
+    /* dropped blocks are not written: block j of b is the j-th live block of a */
+    for (int l = 0, j = 0; l < ca->n_layers; l++) {
+        const cce_layer *x = &a->layers[l];
         if (x->dropped) continue;
+        const cce_layer *y = &b->layers[j++];
+        snprintf(why, sizeof why, "layer %d (written as %d): ", l, j - 1);
+        size_t k = strlen(why);
+        if (y->dropped) return strcat(why, "dropped"), why;
         if (x->n_heads != y->n_heads || x->n_kv_heads != y->n_kv_heads || x->hidden != y->hidden)
             return strcat(why, "shape"), why;
-        if ((x->head_kv == NULL) != (y->head_kv == NULL) ||
-            (x->head_kv && memcmp(x->head_kv, y->head_kv, (size_t)x->n_heads * sizeof(int))))
-            return strcat(why, "head_kv"), why;
+        for (int h = 0; h < x->n_heads; h++) {
+            int gx = x->head_kv ? x->head_kv[h] : h / (x->n_heads / x->n_kv_heads);
+            int gy = y->head_kv ? y->head_kv[h] : h / (y->n_heads / y->n_kv_heads);
+            if (gx != gy) return strcat(why, "head_kv"), why;
+        }
         if (!vec_eq(x->attn_norm, y->attn_norm, (size_t)ca->dim) || !vec_eq(x->ffn_norm, y->ffn_norm, (size_t)ca->dim) ||
             !vec_eq(x->attn_norm_b, y->attn_norm_b, (size_t)ca->dim) ||
             !vec_eq(x->ffn_norm_b, y->ffn_norm_b, (size_t)ca->dim))
@@ -362,6 +369,55 @@ TEST(bias_families_round_trip) {
     }
 }
 
+/* Every block pruned the same way (and one dropped): a standard config expresses it, so no
+ * cce_layers key is written; the weights and logits round-trip. */
+TEST(uniform_pruning_is_standard) {
+    cce_model *a = make_model(CCE_ARCH_LLAMA, 3, 29), *b = NULL;
+    CHECK(a);
+    make_ones(a);
+    cce_rng r;
+    cce_rng_seed(&r, 8);
+    int d = a->cfg.dim, hd = a->cfg.head_dim;
+    for (int l = 0; l < 3; l++) {
+        cce_layer *L = &a->layers[l];
+        L->n_heads = 2;
+        L->n_kv_heads = 1;
+        L->hidden = 12;
+        rnd_linear(a, &r, &L->wq, 2 * hd, d, 0, 0);
+        rnd_linear(a, &r, &L->wk, hd, d, 0, 0);
+        rnd_linear(a, &r, &L->wv, hd, d, 0, 0);
+        rnd_linear(a, &r, &L->wo, d, 2 * hd, 0, 0);
+        rnd_linear(a, &r, &L->w1, 12, d, 0, 0);
+        rnd_linear(a, &r, &L->w3, 12, d, 0, 0);
+        rnd_linear(a, &r, &L->w2, d, 12, 0, 0);
+    }
+    a->layers[2].dropped = 1;
+    cce_err err = {{0}};
+    const char *dir = tmp("uniform");
+    cce_status s = cce_export_hf(a, NULL, dir, &err);
+    if (!s) s = load_dir(dir, &b, &err);
+    const char *why = s ? "load failed" : models_differ(a, b);
+    int ids[5] = {9, 8, 7, 6, 5};
+    char msg[600] = "";
+    double mx = s ? -1 : logits_diff(a, b, ids, 5, msg, sizeof msg);
+    int cfg_ok = b && b->cfg.n_layers == 2 && b->cfg.n_heads == 2 && b->cfg.n_kv_heads == 1 && b->cfg.hidden_dim == 12;
+    cce_model_free(a);
+    cce_model_free(b);
+    CHECK_MSG(!s, "%s", err.msg);
+    CHECK_MSG(!why, "%s", why);
+    CHECK_MSG(mx >= 0 && mx < 1e-5, "max logit diff %g (%s)", mx, msg);
+    CHECK(cfg_ok);
+    char p[1100], *text = NULL;
+    size_t len;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    CHECK_OK(cce_read_file(p, 1 << 20, &text, &len, &e_));
+    int std_ok = !strstr(text, "cce_layers") && strstr(text, "\"num_attention_heads\":\t2,") &&
+                 strstr(text, "\"intermediate_size\":\t12,") && strstr(text, "\"num_hidden_layers\":\t2,") &&
+                 strstr(text, "\"cce_kept_layers\":\t[0, 1]");
+    cce_free(text);
+    CHECK_MSG(std_ok, "config is not the standard form: %s/config.json", dir);
+}
+
 /* GPT-2 with a low-rank q: q/k/v are written separately (no fused c_attn) and reload the same;
  * and a GPT-2 file whose names lack the "transformer." prefix loads too. */
 TEST(gpt2_lowrank_and_unprefixed) {
@@ -475,7 +531,8 @@ TEST(compressed_llama_round_trip) {
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     cce_safetensors st;
     CHECK_MSG(cce_st_open(p, &st, &err) == CCE_OK, "%s", err.msg);
-    int names_ok = !cce_st_find(&st, "model.layers.1.input_layernorm.weight") &&
+    int names_ok = !cce_st_find(&st, "model.layers.2.input_layernorm.weight") &&
+                   cce_st_find(&st, "model.layers.1.self_attn.q_proj.weight_u") &&
                    cce_st_find(&st, "model.layers.0.self_attn.o_proj.weight_u") &&
                    cce_st_find(&st, "model.layers.0.self_attn.o_proj.weight_v") &&
                    !cce_st_find(&st, "model.layers.0.self_attn.o_proj.weight") &&
@@ -834,6 +891,7 @@ int main(void) {
     RUN(llama_untied_round_trip);
     RUN(gpt2_round_trip_conv1d_layout);
     RUN(bias_families_round_trip);
+    RUN(uniform_pruning_is_standard);
     RUN(gpt2_lowrank_and_unprefixed);
     RUN(compressed_llama_round_trip);
     RUN(synth_tiny_loads_and_is_deterministic);
