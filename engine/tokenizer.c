@@ -21,8 +21,10 @@
  * Initial symbols. SP kind: an optional dummy-prefix space, then llama2.c's codepoint grouping
  * (a lead byte plus up to three continuation bytes); a group found in the vocab is one symbol,
  * otherwise each byte becomes its byte-fallback token (llama2.c: id = byte + 3) or <unk>.
- * Byte-level kind: the GPT-2 pre-tokenisation regex (hand-written below) cuts the text into
- * words; each byte is one symbol (the piece of bytes_to_unicode(byte)); BPE runs per word.
+ * Byte-level kind: a pre-tokenisation regex, hand-written below (GPT-2's; or, from a Split
+ * pre-tokenizer, Llama-3's or Qwen2's, recognised by their exact pattern strings), cuts the text
+ * into words, after an optional Digits split (SmolLM); each byte is one symbol (the piece of
+ * bytes_to_unicode(byte)); BPE runs per word. An NFC normalizer (Qwen2) is taken as the identity.
  *
  * Only "mergeable" pieces (normal and user-defined) take part in lookups and merges: control,
  * unknown, unused and byte tokens never come out of merging, as in SentencePiece.
@@ -32,8 +34,8 @@
  * ordinary text, as llama2.c does. Non-special added tokens are matched on the raw text too (HF
  * matches "normalized" ones after normalisation: the same for our normalisers unless the token
  * holds a space). Not implemented: BPE dropout, continuing_subword_prefix / end_of_word_suffix,
- * added-token lstrip/rstrip, pre-tokenizers other than ByteLevel/Metaspace (so no Llama-3/Qwen
- * Split regex), normalizers other than Prepend/Replace.
+ * added-token lstrip/rstrip, other Split regexes and pre-tokenizers, normalizers other than
+ * Prepend/Replace/NFC.
  * Numbers are read little-endian (the host order on every supported machine).
  */
 #include <math.h>
@@ -52,6 +54,10 @@
 #define TOK_MAX_TEXT ((size_t)1 << 28)   /* longest text for one encode call, bytes */
 
 #define METASPACE "\xE2\x96\x81"   /* U+2581, SentencePiece's space */
+
+/* Byte-level word splitters: the GPT-2 regex, the Llama-3 one (digits by threes), the Qwen2 one
+ * (single digits), or none (the whole text is one word). */
+enum { TOK_PT_GPT2 = 0, TOK_PT_LLAMA3 = 1, TOK_PT_QWEN2 = 2, TOK_PT_NONE = 3 };
 
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
@@ -83,6 +89,8 @@ struct cce_tokenizer {
     bool prefix_first_only; /* SP: Metaspace prepend_scheme "first": prefix only at the text start */
     bool fuse_unk;          /* consecutive <unk> symbols become one */
     bool ignore_merges;     /* byte-level: a word that is itself a piece is taken whole */
+    uint8_t pretok;         /* byte-level word splitter: TOK_PT_* */
+    uint8_t digits;         /* Digits pre-tokenizer first: 0 none, 1 each digit alone, 2 digit runs */
     bool from_scores;       /* merges derived from scores (llama2.c / GGUF) */
     int32_t *added;         /* (n_added) tokenizer.json added tokens, matched in the text first */
     int n_added;
@@ -805,24 +813,90 @@ static size_t tok_gpt2_span(const uint8_t *s, size_t len, size_t i) {
     return last;                          /* \s+(?!\S): leave the last one for the next word */
 }
 
-/* Byte-level initial symbols: one segment per pre-token, one symbol per byte. */
+static inline bool tok_is_nl(uint8_t c) { return c == '\r' || c == '\n'; }
+
+/* End of the Llama-3 / Qwen2 pre-token starting at i (maxdig 3 / 1):
+ * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,maxdig}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+ * \s*[\r\n]+|\s+(?!\S)|\s+ */
+static size_t tok_llama3_span(const uint8_t *s, size_t len, size_t i, int maxdig) {
+    if (s[i] == '\'' && i + 1 < len) {
+        uint8_t a = s[i + 1] | 0x20, b = i + 2 < len ? s[i + 2] | 0x20 : 0;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
+    }
+    size_t cl0, cl;
+    int c0 = tok_class_at(s, len, i, &cl0);
+    size_t p = c0 == CC_LETTER ? i : (c0 != CC_NUMBER && !tok_is_nl(s[i])) ? i + cl0 : len;
+    if (p < len && tok_class_at(s, len, p, &cl) == CC_LETTER) {
+        size_t j = p + cl;
+        while (j < len && tok_class_at(s, len, j, &cl) == CC_LETTER) j += cl;
+        return j;
+    }
+    if (c0 == CC_NUMBER) {
+        size_t j = i + cl0;
+        for (int k = 1; k < maxdig && j < len && tok_class_at(s, len, j, &cl) == CC_NUMBER; k++) j += cl;
+        return j;
+    }
+    p = i + (s[i] == ' ' ? 1 : 0);
+    if (p < len && tok_class_at(s, len, p, &cl) == CC_OTHER) {
+        size_t j = p + cl;
+        while (j < len && tok_class_at(s, len, j, &cl) == CC_OTHER) j += cl;
+        while (j < len && tok_is_nl(s[j])) j++;
+        return j;
+    }
+    /* whitespace run starting at i */
+    size_t j = i, last = i, nl_end = 0;
+    while (j < len && tok_class_at(s, len, j, &cl) == CC_SPACE) {
+        last = j;
+        if (tok_is_nl(s[j])) nl_end = j + 1;
+        j += cl;
+    }
+    if (j == i) return i + cl0;             /* not reached: every class is handled above */
+    if (nl_end) return nl_end;              /* \s*[\r\n]+ */
+    if (j == len || last == i) return j;
+    return last;                            /* \s+(?!\S) */
+}
+
+static size_t tok_word_end(const cce_tokenizer *t, const uint8_t *s, size_t len, size_t i) {
+    switch (t->pretok) {
+    case TOK_PT_LLAMA3: return tok_llama3_span(s, len, i, 3);
+    case TOK_PT_QWEN2: return tok_llama3_span(s, len, i, 1);
+    case TOK_PT_NONE: return len;
+    default: return tok_gpt2_span(s, len, i);
+    }
+}
+
+/* Byte-level initial symbols: one segment per word, one symbol per byte. With a Digits
+ * pre-tokenizer the text is first cut at digits (each digit alone, or digit runs) and the
+ * words are found inside each piece. */
 static int tok_bl_symbols(const cce_tokenizer *t, tok_work *w, const uint8_t *s, size_t len,
                           size_t *m, size_t *bad) {
     *m = 0;
     w->nseg = 0;
-    size_t i = 0;
-    while (i < len) {
-        size_t j = tok_gpt2_span(s, len, i);
-        w->seg[w->nseg++] = (int32_t)*m;
-        int32_t whole = t->ignore_merges ? tok_find(t, (const char *)s + i, j - i) : -1;
-        if (whole >= 0) {
-            w->sym[(*m)++] = whole;
-        } else {
-            for (size_t k = i; k < j; k++) {
-                if (tok_push_bytes(t, w, m, (size_t)w->seg[w->nseg - 1], s + k, 1)) { *bad = k; return -1; }
-            }
+    size_t c0 = 0;
+    while (c0 < len) {
+        size_t c1 = len, cl;
+        if (t->digits) {   /* piece [c0, c1): a digit (run) or a stretch without digits */
+            bool dig = tok_class_at(s, len, c0, &cl) == CC_NUMBER;
+            c1 = c0 + cl;
+            if (!dig || t->digits == 2)
+                while (c1 < len && (tok_class_at(s, len, c1, &cl) == CC_NUMBER) == dig) c1 += cl;
         }
-        i = j;
+        size_t i = c0;
+        while (i < c1) {
+            size_t j = tok_word_end(t, s, c1, i);
+            w->seg[w->nseg++] = (int32_t)*m;
+            int32_t whole = t->ignore_merges ? tok_find(t, (const char *)s + i, j - i) : -1;
+            if (whole >= 0) {
+                w->sym[(*m)++] = whole;
+            } else {
+                for (size_t k = i; k < j; k++) {
+                    if (tok_push_bytes(t, w, m, (size_t)w->seg[w->nseg - 1], s + k, 1)) { *bad = k; return -1; }
+                }
+            }
+            i = j;
+        }
+        c0 = c1;
     }
     return 0;
 }
@@ -965,8 +1039,18 @@ static int tok_json_bool(const cJSON *obj, const char *key, int def) {
     return cJSON_IsTrue(v) ? 1 : 0;
 }
 
+/* The Split regexes we implement by hand, as they appear in tokenizer.json (TOK_PT_* order). */
+static const char *const tok_split_regex[3] = {
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+};
+
 typedef struct {
     bool bytelevel, metaspace, prepend, replace, split, add_prefix_space, first_only, meta_prepend;
+    bool bl_regex, nfc;
+    int split_pattern;   /* 0 none, else TOK_PT_* + 1 */
+    int digits;          /* 0 none, 1 individual digits, 2 digit runs */
 } tok_hf_shape;
 
 /* Read normalizer / pre_tokenizer into shape; error for anything we cannot reproduce. */
@@ -988,6 +1072,9 @@ static cce_status tok_hf_normalizer(const char *path, const cJSON *n, const char
         return CCE_OK;
     }
     if (!strcmp(ty, "Prepend") && tok_json_is(n, "prepend", METASPACE)) { sh->prepend = true; return CCE_OK; }
+    /* NFC is taken as the identity: exact for text that is already NFC (precomposed), as
+     * nearly all text is; decomposed input may then encode differently from HF. */
+    if (!strcmp(ty, "NFC")) { sh->nfc = true; return CCE_OK; }
     if (!strcmp(ty, "Replace") && tok_json_is(n, "content", METASPACE)) {
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(n, "pattern");
         if (cJSON_IsObject(pat) && tok_json_is(pat, "String", " ")) { sh->replace = true; return CCE_OK; }
@@ -1016,9 +1103,29 @@ static cce_status tok_hf_pretok(const char *path, const cJSON *p, const char *fi
     if (!strcmp(ty, "ByteLevel")) {
         int aps = tok_json_bool(p, "add_prefix_space", 1), rx = tok_json_bool(p, "use_regex", 1);
         if (aps < 0 || rx < 0) return cce_err_set(err, CCE_EFORMAT, "%s: %s: add_prefix_space/use_regex is not a boolean", path, field);
-        if (!rx) return cce_err_set(err, CCE_EUNSUPPORTED, "%s: %s: ByteLevel with use_regex false is not supported", path, field);
         sh->bytelevel = true;
+        sh->bl_regex = rx;
         sh->add_prefix_space = aps;
+        return CCE_OK;
+    }
+    if (!strcmp(ty, "Split")) {
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
+        const cJSON *rx = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
+        const cJSON *beh = cJSON_GetObjectItemCaseSensitive(p, "behavior");
+        if (!cJSON_IsString(rx))
+            return cce_err_set(err, CCE_EUNSUPPORTED, "%s: %s: Split without a Regex pattern is not supported", path, field);
+        if ((beh && !tok_json_is(p, "behavior", "Isolated")) || tok_json_bool(p, "invert", 0) != 0)
+            return cce_err_set(err, CCE_EUNSUPPORTED, "%s: %s: Split other than behavior Isolated, invert false", path, field);
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(rx->valuestring, tok_split_regex[k])) { sh->split_pattern = k + 1; return CCE_OK; }
+        char sa[64];
+        return cce_err_set(err, CCE_EUNSUPPORTED, "%s: %s: Split regex '%s' is not one we implement (GPT-2, Llama-3, Qwen2)",
+                           path, field, tok_show(rx->valuestring, strlen(rx->valuestring), sa, sizeof sa));
+    }
+    if (!strcmp(ty, "Digits")) {
+        int ind = tok_json_bool(p, "individual_digits", 0);
+        if (ind < 0) return cce_err_set(err, CCE_EFORMAT, "%s: %s.individual_digits is not a boolean", path, field);
+        sh->digits = ind ? 1 : 2;
         return CCE_OK;
     }
     if (!strcmp(ty, "Metaspace")) {
@@ -1241,6 +1348,10 @@ cce_status cce_tokenizer_load_hf(const char *path, cce_tokenizer **out, cce_err 
         goto cleanup;
     cce_tok_kind kind;
     if (shape.bytelevel) {
+        if (shape.split_pattern && shape.bl_regex) {
+            st = cce_err_set(err, CCE_EUNSUPPORTED, "%s: pre_tokenizer: a Split regex and ByteLevel use_regex together are not supported", path);
+            goto cleanup;
+        }
         if (shape.metaspace || shape.prepend || shape.replace || byte_fallback) {
             st = cce_err_set(err, CCE_EUNSUPPORTED, "%s: ByteLevel mixed with Metaspace/Prepend/byte_fallback is not supported", path);
             goto cleanup;
@@ -1248,6 +1359,10 @@ cce_status cce_tokenizer_load_hf(const char *path, cce_tokenizer **out, cce_err 
         kind = CCE_TOK_BYTELEVEL;
     } else if (shape.metaspace || shape.replace) {
         kind = CCE_TOK_SP;
+        if (shape.split_pattern || shape.digits) {
+            st = cce_err_set(err, CCE_EUNSUPPORTED, "%s: pre_tokenizer: Split/Digits with a SentencePiece-style model is not supported", path);
+            goto cleanup;
+        }
     } else {
         st = cce_err_set(err, CCE_EUNSUPPORTED, "%s: pre_tokenizer/normalizer: neither ByteLevel nor SentencePiece-style (Metaspace or Replace ' ' -> U+2581)", path);
         goto cleanup;
@@ -1370,7 +1485,10 @@ cce_status cce_tokenizer_load_hf(const char *path, cce_tokenizer **out, cce_err 
     const cJSON *post = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
     if (bos_name) t->bos = tok_hf_lookup(&h, bos_name);
     else if (kind == CCE_TOK_SP && (!post || cJSON_IsNull(post))) t->bos = tok_hf_lookup(&h, "<s>");
-    t->eos = tok_hf_lookup(&h, kind == CCE_TOK_SP ? "</s>" : "<|endoftext|>");
+    const char *eos_names[] = { "</s>", "<|endoftext|>", "<|end_of_text|>" };
+    for (int q = kind == CCE_TOK_SP ? 0 : 1; q < 3 && t->eos < 0; q++) t->eos = tok_hf_lookup(&h, eos_names[q]);
+    t->pretok = (uint8_t)(shape.split_pattern ? shape.split_pattern - 1 : shape.bl_regex ? TOK_PT_GPT2 : TOK_PT_NONE);
+    t->digits = (uint8_t)shape.digits;
     t->prefix_space = kind == CCE_TOK_SP ? shape.prepend || shape.meta_prepend : shape.add_prefix_space;
     t->prefix_unless_space = kind == CCE_TOK_SP && shape.meta_prepend && !shape.prepend;
     t->split_words = kind == CCE_TOK_SP && shape.metaspace && shape.split;
@@ -1477,10 +1595,28 @@ static void tok_json_pipeline(const cce_tokenizer *t, cJSON *root, const char *b
         tok_jadd(root, "pre_tokenizer", cJSON_CreateNull(), ok);
     } else {
         tok_jadd(root, "normalizer", cJSON_CreateNull(), ok);
-        cJSON *pre = tok_jtype(root, "pre_tokenizer", "ByteLevel", ok);
+        /* [Digits] [Split regex] ByteLevel, as a Sequence when there is more than ByteLevel */
+        bool split = t->pretok == TOK_PT_LLAMA3 || t->pretok == TOK_PT_QWEN2;
+        cJSON *list = NULL;
+        if (t->digits || split) {
+            cJSON *seq = tok_jtype(root, "pre_tokenizer", "Sequence", ok);
+            list = tok_jadd(seq, "pretokenizers", cJSON_CreateArray(), ok);
+        }
+        if (t->digits) {
+            cJSON *d = tok_jtype(list, NULL, "Digits", ok);
+            tok_jadd(d, "individual_digits", cJSON_CreateBool(t->digits == 1), ok);
+        }
+        if (split) {
+            cJSON *sp = tok_jtype(list, NULL, "Split", ok);
+            cJSON *pat = tok_jadd(sp, "pattern", cJSON_CreateObject(), ok);
+            tok_jadd(pat, "Regex", cJSON_CreateString(tok_split_regex[t->pretok]), ok);
+            tok_jadd(sp, "behavior", cJSON_CreateString("Isolated"), ok);
+            tok_jadd(sp, "invert", cJSON_CreateFalse(), ok);
+        }
+        cJSON *pre = list ? tok_jtype(list, NULL, "ByteLevel", ok) : tok_jtype(root, "pre_tokenizer", "ByteLevel", ok);
         tok_jadd(pre, "add_prefix_space", cJSON_CreateBool(t->prefix_space), ok);
         tok_jadd(pre, "trim_offsets", cJSON_CreateTrue(), ok);
-        tok_jadd(pre, "use_regex", cJSON_CreateTrue(), ok);
+        tok_jadd(pre, "use_regex", cJSON_CreateBool(t->pretok == TOK_PT_GPT2), ok);
     }
     if (bos_name) {
         cJSON *post = tok_jtype(root, "post_processor", "TemplateProcessing", ok);

@@ -638,8 +638,8 @@ TEST(hf_bytelevel_by_hand) {
 /* A byte-level tokenizer.json whose merges are all 65,536 byte pairs in a fixed pseudo-random
  * order: inside a pre-token every adjacent pair can merge, in a rank-dependent pattern, so the
  * ids expose every pre-token boundary the GPT-2 regex draws. */
-static const char *write_pairs_json(void) {
-    const char *path = tmp_path("pairs.json");
+static const char *write_pairs_json_pre(const char *pre_tokenizer, const char *name) {
+    const char *path = tmp_path(name);
     FILE *f = fopen(path, "wb");
     if (!f) return NULL;
     static int perm[65536];
@@ -659,8 +659,8 @@ static const char *write_pairs_json(void) {
         *o = 0;
     }
     fprintf(f, "{\"normalizer\":null,\"decoder\":{\"type\":\"ByteLevel\"},\"post_processor\":null,"
-               "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false},"
-               "\"added_tokens\":[{\"id\":65792,\"content\":\"<|endoftext|>\",\"special\":true}],"
+               "\"pre_tokenizer\":%s,", pre_tokenizer);
+    fprintf(f, "\"added_tokens\":[{\"id\":65792,\"content\":\"<|endoftext|>\",\"special\":true}],"
                "\"model\":{\"type\":\"BPE\",\"vocab\":{");
     for (int b = 0; b < 256; b++) fprintf(f, "\"%s\":%d,", ch[b], b);
     for (int i = 0; i < 65536; i++) fprintf(f, "\"%s%s\":%d,", ch[perm[i] >> 8], ch[perm[i] & 255], 256 + i);
@@ -668,6 +668,10 @@ static const char *write_pairs_json(void) {
     for (int i = 0; i < 65536; i++) fprintf(f, "%s\"%s %s\"", i ? "," : "", ch[perm[i] >> 8], ch[perm[i] & 255]);
     fprintf(f, "]}}");
     return fclose(f) == 0 ? path : NULL;
+}
+
+static const char *write_pairs_json(void) {
+    return write_pairs_json_pre("{\"type\":\"ByteLevel\",\"add_prefix_space\":false}", "pairs.json");
 }
 
 /* Lines (each ending in a newline) and the ids Hugging Face tokenizers.js 0.2.0 gives for them
@@ -722,6 +726,57 @@ TEST(hf_bytelevel_matches_tokenizers_js) {
         CHECK_MSG(strstr(text, "<|") || !strcmp(out, text), "line %zu: decode gave \"%s\"", k, out);
     }
     cce_tokenizer_free(t);
+}
+
+
+/* Llama-3 and Qwen2 Split regexes (then ByteLevel without its regex) and SmolLM's Digits
+ * pre-tokenizer, on the pairs vocabulary; ids from tokenizers.js 0.2.0 (which agrees with the
+ * Rust library on ASCII digits; for other numerals we follow Rust's char::is_numeric). */
+#define SPLIT_L3 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
+#define SPLIT_Q2 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
+#define BL_NORX "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}"
+static const char *const split_text = "I'M HERE 'Re 'LL they're 12345 678901\r\n\r\n  \n\tx\n \n?!\r\nfoo...bar  baz\n\n\n12 a1b2c3 x\n";
+static const struct { const char *name, *pre; int n; int ids[64]; } split_ref[] = {
+    { "llama3.json", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"" SPLIT_L3 "\"},"
+      "\"behavior\":\"Isolated\",\"invert\":false}," BL_NORX "]}", 52,
+      { 73, 28069, 62093, 69, 1802, 31256, 50963, 31256, 55408, 32, 4836, 313, 9020, 101, 32, 20837, 51, 45207, 32, 23701,
+        56, 57, 25722, 10335, 13, 2329, 42026, 30804, 2329, 10, 60494, 10335, 42015, 111, 41966, 46, 98, 19387, 32, 31601,
+        12754, 55794, 10, 20837, 10846, 49, 98, 50, 99, 51, 38744, 10 } },
+    { "qwen2.json", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"" SPLIT_Q2 "\"},"
+      "\"behavior\":\"Isolated\",\"invert\":false}," BL_NORX "]}", 57,
+      { 73, 28069, 62093, 69, 1802, 31256, 50963, 31256, 55408, 32, 4836, 313, 9020, 101, 32, 49, 50, 51, 52, 53, 32, 54,
+        55, 56, 57, 48, 49, 10335, 13, 2329, 42026, 30804, 2329, 10, 60494, 10335, 42015, 111, 41966, 46, 98, 19387, 32,
+        31601, 12754, 55794, 10, 49, 50, 10846, 49, 98, 50, 99, 51, 38744, 10 } },
+    { "smol.json", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},"
+      "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}]}", 60,
+      { 73, 39, 77, 62093, 69, 1802, 31256, 50963, 31256, 55408, 32, 4836, 313, 9020, 101, 32, 49, 50, 51, 52, 53, 32, 54,
+        55, 56, 57, 48, 49, 10335, 13, 2329, 42026, 9, 120, 2329, 10, 60494, 13, 10, 42015, 111, 41966, 46, 98, 19387, 32,
+        31601, 12754, 55794, 10, 49, 50, 10846, 49, 98, 50, 99, 51, 38744, 10 } },
+};
+
+TEST(hf_split_and_digits_pretokenizers) {
+    for (size_t k = 0; k < sizeof split_ref / sizeof split_ref[0]; k++) {
+        const char *path = write_pairs_json_pre(split_ref[k].pre, split_ref[k].name);
+        CHECK(path);
+        for (int again = 0; again < 2; again++) {   /* as written, then after save_hf + load_hf */
+            cce_tokenizer *t = NULL;
+            cce_err err;
+            CHECK_MSG(!cce_tokenizer_load_hf(path, &t, &err), "%s", err.msg);
+            int *ids; size_t n;
+            CHECK_OK(cce_tokenizer_encode(t, split_text, strlen(split_text), 1, &ids, &n, &err));
+            int same = ids_equal(ids, n, split_ref[k].ids, (size_t)split_ref[k].n);
+            cce_free(ids);
+            if (!same) { cce_tokenizer_free(t); FAILF("%s (%s): %zu ids, differ from tokenizers.js", split_ref[k].name, again ? "resaved" : "as written", n); }
+            if (!again) {
+                path = tmp_path("split-resaved.json");
+                cce_status st = cce_tokenizer_save_hf(t, path, &err);
+                cce_tokenizer_free(t);
+                CHECK_MSG(!st, "%s", err.msg);
+            } else {
+                cce_tokenizer_free(t);
+            }
+        }
+    }
 }
 
 /* ---- malformed files ---- */
@@ -860,6 +915,7 @@ int main(void) {
     RUN(hf_unk_without_byte_fallback);
     RUN(hf_bytelevel_by_hand);
     RUN(hf_bytelevel_matches_tokenizers_js);
+    RUN(hf_split_and_digits_pretokenizers);
     RUN(hf_rejects_defects);
     RUN(llama2c_rejects_defects);
     RUN(alloc_failures);
