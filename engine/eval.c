@@ -66,8 +66,10 @@ static cce_status eval_doc(const cce_tokenizer *tok, const char *text, size_t a,
     return s;
 }
 
-cce_status cce_text_tokens(const cce_tokenizer *tok, const char *text, size_t len, int **ids_out,
-                           size_t *n_out, cce_err *err) {
+/* The protocol's stream, stopping once it holds at least limit tokens (0: no limit), so that
+ * --max-tokens on a large file does not tokenise all of it. */
+static cce_status eval_stream(const cce_tokenizer *tok, const char *text, size_t len, size_t limit,
+                              int **ids_out, size_t *n_out, cce_err *err) {
     *ids_out = NULL;
     *n_out = 0;
     if (cce_tokenizer_bos(tok) < 0)
@@ -78,7 +80,7 @@ cce_status cce_text_tokens(const cce_tokenizer *tok, const char *text, size_t le
     cce_status s = CCE_OK;
     size_t start = 0, i = 0;
     /* A blank line is "\n" followed (after an optional "\r") by "\n". */
-    while (i < len) {
+    while (i < len && !(limit && n >= limit)) {
         if (text[i] == '\n') {
             size_t j = i + 1;
             if (j < len && text[j] == '\r' && j + 1 < len && text[j + 1] == '\n') j++;
@@ -90,7 +92,7 @@ cce_status cce_text_tokens(const cce_tokenizer *tok, const char *text, size_t le
         }
         i++;
     }
-    s = eval_doc(tok, text, start, len, &fold, &fold_cap, &buf, &n, &cap, err);
+    if (!(limit && n >= limit)) s = eval_doc(tok, text, start, len, &fold, &fold_cap, &buf, &n, &cap, err);
 cleanup:
     cce_free(fold);
     if (s) {
@@ -100,6 +102,11 @@ cleanup:
     *ids_out = buf;
     *n_out = n;
     return CCE_OK;
+}
+
+cce_status cce_text_tokens(const cce_tokenizer *tok, const char *text, size_t len, int **ids,
+                           size_t *n, cce_err *err) {
+    return eval_stream(tok, text, len, 0, ids, n, err);
 }
 
 cce_status cce_eval_ids(const cce_model *m, const int *ids, size_t n, int seq_len, int batch_seqs,
@@ -148,7 +155,7 @@ cce_status cce_eval_text(const cce_model *m, const cce_tokenizer *tok, const cha
                          void *user, cce_eval_result *res, cce_err *err) {
     int *ids = NULL;
     size_t n = 0;
-    cce_status s = cce_text_tokens(tok, text, len, &ids, &n, err);
+    cce_status s = eval_stream(tok, text, len, max_tokens > 0 ? (size_t)max_tokens : 0, &ids, &n, err);
     if (s) return s;
     if (max_tokens > 0 && (size_t)max_tokens < n) n = (size_t)max_tokens;
     s = cce_eval_ids(m, ids, n, seq_len, batch_seqs, progress, user, res, err);
