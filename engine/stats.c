@@ -139,9 +139,29 @@ void cce_hist_free(cce_hist *h) {
     memset(h, 0, sizeof *h);
 }
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+/* The k-th smallest of a[0..n) (quickselect, median-of-three pivot; a is reordered). */
+static float select_kth(float *a, size_t n, size_t k) {
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        float x = a[lo], y = a[mid], z = a[hi];
+        float piv = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        size_t i = lo, j = hi;
+        while (i <= j) {   // Hoare partition around the pivot value
+            while (a[i] < piv) i++;
+            while (a[j] > piv) j--;
+            if (i <= j) {
+                float t = a[i]; a[i] = a[j]; a[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return a[k];
+    }
+    return a[k];
 }
 
 /* Fix the symmetric range from a sample of |x| of the first batch. */
@@ -156,9 +176,9 @@ static cce_status hist_choose_edges(cce_hist *h, const float *x, int rows, int c
         float v = fabsf(x[(i / cols) * ld + i % cols]);
         s[k++] = isfinite(v) ? v : 0;
     }
-    qsort(s, k, sizeof(float), cmp_float);
-    float q = s[(size_t)floor(0.999 * (double)(k - 1))];
-    float top = s[k - 1];
+    float top = 0;
+    for (size_t i = 0; i < k; i++) top = s[i] > top ? s[i] : top;
+    float q = select_kth(s, k, (size_t)floor(0.999 * (double)(k - 1)));
     cce_free(s);
     float hi = 1.5f * q;
     if (!(hi > 0)) hi = top > 0 ? top : 1.0f;

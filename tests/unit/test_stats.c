@@ -96,6 +96,31 @@ TEST(histogram_counts_match_direct) {
     CHECK_EQ_INT(cce_hist_init(&h, 0, &err), CCE_EINVAL);
 }
 
+TEST(histogram_range_is_robust_quantile) {
+    // |x| = 1..10000 in a shuffled order with random signs: the 99.9th percentile is 9990
+    enum { N = 10000 };
+    static float x[N];
+    cce_rng r;
+    cce_rng_seed(&r, 13);
+    for (int i = 0; i < N; i++) x[i] = (float)(i + 1) * (cce_rng_u64(&r) & 1 ? 1.0f : -1.0f);
+    for (int i = N - 1; i > 0; i--) {
+        int k = (int)(cce_rng_u64(&r) % (uint64_t)(i + 1));
+        float t = x[i]; x[i] = x[k]; x[k] = t;
+    }
+    cce_hist h;
+    cce_err err;
+    CHECK_OK(cce_hist_init(&h, 10, &err));
+    CHECK_OK(cce_hist_add(&h, x, 100, 100, 100, &err));
+    CHECK_NEAR(h.hi, 1.5 * 9990, 1e-3);
+    cce_hist_free(&h);
+    // many ties: 2/3 of the values equal
+    for (int i = 0; i < N; i++) x[i] = i % 3 ? 2.0f : (float)(i % 7);
+    CHECK_OK(cce_hist_init(&h, 10, &err));
+    CHECK_OK(cce_hist_add(&h, x, 1, N, N, &err));
+    CHECK_NEAR(h.hi, 1.5 * 6, 1e-6);
+    cce_hist_free(&h);
+}
+
 TEST(histogram_constant_data) {
     float z[12] = {0};
     cce_hist h;
@@ -110,6 +135,7 @@ TEST(histogram_constant_data) {
 int main(void) {
     RUN(covariance_matches_two_pass);
     RUN(histogram_counts_match_direct);
+    RUN(histogram_range_is_robust_quantile);
     RUN(histogram_constant_data);
     return harness_done();
 }
