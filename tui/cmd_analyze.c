@@ -20,7 +20,9 @@
  *             redundancy {heads, neurons: {score, cost, order}}, histograms {site: {lo, hi, min,
  *             max, counts [under, bins..., over]}}, timings {...}},
  *   timings {total_seconds}.
- * For a fixed seed the file is byte-identical from run to run apart from the "timings" objects.
+ * For a fixed seed the file is byte-identical from run to run apart from the "timings" objects
+ * (with the same OPENBLAS_NUM_THREADS: BLAS may round differently with another thread count,
+ * which moves values by ~1e-10 relative).
  * Human output: one line per block; --json: a short summary object on stdout.
  */
 #include <pthread.h>
@@ -180,11 +182,25 @@ int cmd_analyze(int argc, char **argv) {
         {"random-tokens", 0, "calibrate on seeded random token ids instead of --calib (timing only)", NULL},
         {"o", 1, "output JSON file", NULL},
         {"json", 0, "one JSON summary object on stdout", NULL},
+        {"help", 0, "this help, with the readings the numbers use", NULL},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     const char *pos[1];
     int n_pos = 0;
     if (cli_parse(argc, argv, opts, n_opts, pos, 1, &n_pos)) return 2;
+    if (cli_get(opts, n_opts, "help")) {
+        printf("usage: cce analyze MODEL --calib FILE -o FILE [options]\n\n");
+        for (int i = 0; i < n_opts; i++)
+            printf("  %s%-14s %s%s\n", opts[i].name[1] ? "--" : " -", opts[i].name, opts[i].has_arg ? "VALUE  " : "       ",
+                   opts[i].help);
+        printf("\nreadings:\n");
+        cJSON *r = readings_json();
+        for (cJSON *it = r->child; it; it = it->next) printf("  %-17s %s\n", it->string, it->valuestring);
+        cJSON_Delete(r);
+        printf("\nThe JSON is byte-identical between runs with the same seed and OPENBLAS_NUM_THREADS,\n"
+               "apart from the \"timings\" objects.\n");
+        return 0;
+    }
     const char *calib_path = cli_get(opts, n_opts, "calib"), *out_path = cli_get(opts, n_opts, "o");
     int random_tokens = cli_get(opts, n_opts, "random-tokens") != NULL;
     if (!calib_path && !random_tokens) return cli_fail("analyze: --calib FILE is required");

@@ -56,6 +56,11 @@ out=$("$CCE" analyze "$M" "${args[@]}" -o "$T/h.json" 2>/dev/null)
 if [ "$(echo "$out" | grep -cE '^ +[0-4] ')" -eq 5 ]; then ok human
 else bad human "$out"; fi
 
+# help names the readings
+out=$("$CCE" analyze --help 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q "linear CKA between centred block updates" && echo "$out" | grep -q -- "--random-tokens"; then ok help
+else bad help "rc=$rc $out"; fi
+
 # errors: one line, non-zero exit, naming the problem
 out=$("$CCE" analyze "$M" -o "$T/x.json" 2>&1); rc=$?
 if [ $rc -ne 0 ] && echo "$out" | grep -q '^cce: error: .*--calib'; then ok needs_calib; else bad needs_calib "rc=$rc $out"; fi
