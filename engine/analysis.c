@@ -918,8 +918,10 @@ static cce_status analysis_block_step(cce_analysis *j, int l, cce_err *err) {
     r->t_forward = cce_now() - t0 - j->t_tap;
     r->t_stats = j->t_tap;
     atomic_store(&j->phase, PH_SIMILARITY);
+    t0 = cce_now();
     block_similarity(j, l, r);
     if ((st = layer_cka_row(j, l, err))) return st;
+    r->t_similarity = cce_now() - t0;
     if (!ly->dropped && (st = block_analyse(j, l, r, err))) return st;
     for (int s = 0; s < CCE_TAP_COUNT; s++) {   // the block's histograms become its results
         r->hist[s] = j->hist[s];

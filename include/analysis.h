@@ -110,7 +110,7 @@ typedef struct {
     float *head_score, *head_cost;       // (n_heads)
     int *head_order;                     // (n_heads)
     cce_hist hist[CCE_TAP_COUNT];        // per tap site; n_bins 0 when the site did not report
-    double t_forward, t_stats, t_eigen, t_svd, t_redundancy;   // seconds
+    double t_forward, t_stats, t_similarity, t_eigen, t_svd, t_redundancy;   // seconds
 } cce_block_result;
 
 /* Statistics of a finished block, offered to opts-independent consumers (the planner) before

@@ -144,6 +144,7 @@ static cJSON *block_json(const cce_block_result *r) {
     cJSON *t = cJSON_AddObjectToObject(b, "timings");
     cJSON_AddNumberToObject(t, "forward", r->t_forward);
     cJSON_AddNumberToObject(t, "stats", r->t_stats);
+    cJSON_AddNumberToObject(t, "similarity", r->t_similarity);
     cJSON_AddNumberToObject(t, "eigen", r->t_eigen);
     cJSON_AddNumberToObject(t, "svd", r->t_svd);
     cJSON_AddNumberToObject(t, "redundancy", r->t_redundancy);

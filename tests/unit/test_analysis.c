@@ -687,7 +687,7 @@ TEST(stories260k_end_to_end_deterministic) {
                "neuron score max %.3f; t %.3fs\n", l, x->angular_distance, x->influence,
                x->eig[CCE_COV_ATTN_IN].below_eps, x->eig[CCE_COV_HEADS].below_eps, x->eig[CCE_COV_FFN_ACT].below_eps,
                x->hidden, x->head_score[x->head_order[0]], x->neuron_score[x->neuron_order[0]],
-               x->t_forward + x->t_stats + x->t_eigen + x->t_svd + x->t_redundancy);
+               x->t_forward + x->t_stats + x->t_similarity + x->t_eigen + x->t_svd + x->t_redundancy);
     }
     const float *ca = cce_analysis_layer_cka(a, NULL), *cb = cce_analysis_layer_cka(b, NULL);
     CHECK(!memcmp(ca, cb, (size_t)L * L * sizeof(float)));
