@@ -26,6 +26,7 @@ typedef enum {
     SRC_CONV1D,     // a (rows=out, cols=in) written transposed: (in, out)
     SRC_QKV,        // fused Conv1D (in, qo+ko+vo) from q (qo, in), k (ko, in), v (vo, in)
     SRC_QKV_BIAS,   // (qo+ko+vo) from three biases (NULL = zeros)
+    SRC_ZERO,       // zeros: a bias the config declares but this block does not have
 } src_kind;
 
 typedef struct {
@@ -96,6 +97,9 @@ static cce_status fill_src(void *user, int i, uint64_t first, size_t count, floa
             else v = s->c[(c - (uint64_t)(s->qo + s->ko)) * (uint64_t)s->in + rin];
             break;
         }
+        case SRC_ZERO:
+            v = 0;
+            break;
         case SRC_QKV_BIAS:
             if (idx < (uint64_t)s->qo) v = s->a ? s->a[idx] : 0;
             else if (idx < (uint64_t)(s->qo + s->ko)) v = s->b ? s->b[idx - (uint64_t)s->qo] : 0;
@@ -110,11 +114,12 @@ static cce_status fill_src(void *user, int i, uint64_t first, size_t count, floa
 
 static src_spec plain(const float *a) { return (src_spec){.kind = SRC_PLAIN, .a = a}; }
 
-/* A linear under prefix: dense ".weight" or low-rank ".weight_u"/".weight_v", plus ".bias".
+/* A linear under prefix: dense ".weight" or low-rank ".weight_u"/".weight_v", plus ".bias"
+ * (zeros when the linear has none but force_bias says the config declares one).
  * perm_hd > 0: permute output rows within heads of perm_hd (RoPE convention change).
  * conv1d: dense weight written (in, out). */
 static cce_status push_linear(tensor_list *tl, const char *prefix, const cce_linear *l, int perm_hd, int conv1d,
-                              cce_err *err) {
+                              int force_bias, cce_err *err) {
     char name[200];
     cce_status s;
     if (l->rank > 0) {
@@ -142,6 +147,9 @@ static cce_status push_linear(tensor_list *tl, const char *prefix, const cce_lin
         src_spec sb = perm_hd ? (src_spec){.kind = SRC_PERM_ROWS, .a = l->b, .rows = l->out, .cols = 1, .hd = perm_hd}
                               : plain(l->b);
         if ((s = list_push(tl, name, l->out, 0, 1, sb, err))) return s;
+    } else if (force_bias) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        if ((s = list_push(tl, name, l->out, 0, 1, (src_spec){.kind = SRC_ZERO}, err))) return s;
     }
     return CCE_OK;
 }
@@ -198,7 +206,8 @@ static cce_status layout_build(const cce_model *m, export_layout *lo, const char
     return CCE_OK;
 }
 
-static cce_status list_llama(const cce_model *m, const export_layout *lo, tensor_list *tl, cce_err *err) {
+static cce_status list_llama(const cce_model *m, const export_layout *lo, int bias_flags, tensor_list *tl,
+                             cce_err *err) {
     const cce_config *c = &m->cfg;
     int perm = c->rope_interleaved ? c->head_dim : 0;
     char pre[160];
@@ -215,7 +224,9 @@ static cce_status list_llama(const cce_model *m, const export_layout *lo, tensor
         const cce_linear *lin[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w3, &L->w2};
         for (int k = 0; k < 7; k++) {
             snprintf(pre, sizeof pre, "model.layers.%d.%s", l, nm[k]);
-            if ((s = push_linear(tl, pre, lin[k], k < 2 ? perm : 0, 0, err))) return s;
+            int force = k < 3 ? (bias_flags & (CCE_EXPORT_ATTN_BIAS | CCE_EXPORT_QKV_BIAS)) != 0
+                      : k == 3 ? (bias_flags & CCE_EXPORT_ATTN_BIAS) != 0 : (bias_flags & CCE_EXPORT_MLP_BIAS) != 0;
+            if ((s = push_linear(tl, pre, lin[k], k < 2 ? perm : 0, 0, force, err))) return s;
         }
     }
     if ((s = list_push(tl, "model.norm.weight", c->dim, 0, 1, plain(m->final_norm), err))) return s;
@@ -255,15 +266,15 @@ static cce_status list_gpt2(const cce_model *m, const export_layout *lo, tensor_
             const cce_linear *ql[3] = {&L->wq, &L->wk, &L->wv};
             for (int k = 0; k < 3; k++) {
                 snprintf(pre, sizeof pre, "transformer.h.%d.attn.%s", l, qn[k]);
-                if ((s = push_linear(tl, pre, ql[k], 0, 1, err))) return s;
+                if ((s = push_linear(tl, pre, ql[k], 0, 1, 0, err))) return s;
             }
         }
         snprintf(pre, sizeof pre, "transformer.h.%d.attn.c_proj", l);
-        if ((s = push_linear(tl, pre, &L->wo, 0, 1, err))) return s;
+        if ((s = push_linear(tl, pre, &L->wo, 0, 1, 0, err))) return s;
         snprintf(pre, sizeof pre, "transformer.h.%d.mlp.c_fc", l);
-        if ((s = push_linear(tl, pre, &L->w1, 0, 1, err))) return s;
+        if ((s = push_linear(tl, pre, &L->w1, 0, 1, 0, err))) return s;
         snprintf(pre, sizeof pre, "transformer.h.%d.mlp.c_proj", l);
-        if ((s = push_linear(tl, pre, &L->w2, 0, 1, err))) return s;
+        if ((s = push_linear(tl, pre, &L->w2, 0, 1, 0, err))) return s;
     }
     if ((s = list_push(tl, "transformer.ln_f.weight", c->dim, 0, 1, plain(m->final_norm), err))) return s;
     if ((s = list_push(tl, "transformer.ln_f.bias", c->dim, 0, 1, plain(m->final_norm_b), err))) return s;
@@ -295,7 +306,7 @@ static void add_token(cJSON *o, const char *key, int id) {
 }
 
 /* Write config.json for the effective config c; lo (may be NULL) adds the per-block keys. */
-static cce_status write_config(const cce_config *c, const char *architecture, int attention_bias,
+static cce_status write_config(const cce_config *c, const char *architecture, int bias_flags,
                                const cce_model *m, const export_layout *lo, const char *path, cce_err *err) {
     cJSON *o = cJSON_CreateObject();
     char *text = NULL;
@@ -330,8 +341,8 @@ static cce_status write_config(const cce_config *c, const char *architecture, in
         cJSON_AddStringToObject(o, "hidden_act", "silu");
         if (qwen) cJSON_AddBoolToObject(o, "use_sliding_window", 0);
         else {
-            cJSON_AddBoolToObject(o, "attention_bias", attention_bias);
-            cJSON_AddBoolToObject(o, "mlp_bias", 0);
+            cJSON_AddBoolToObject(o, "attention_bias", (bias_flags & CCE_EXPORT_ATTN_BIAS) != 0);
+            cJSON_AddBoolToObject(o, "mlp_bias", (bias_flags & CCE_EXPORT_MLP_BIAS) != 0);
         }
     }
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tied);
@@ -376,12 +387,12 @@ done:
     return s;
 }
 
-cce_status cce_export_config(const cce_config *cfg, const char *architecture, int attention_bias,
+cce_status cce_export_config(const cce_config *cfg, const char *architecture, int bias_flags,
                              const cce_model *m, const char *path, cce_err *err) {
-    if (!m) return write_config(cfg, architecture, attention_bias, NULL, NULL, path, err);
+    if (!m) return write_config(cfg, architecture, bias_flags, NULL, NULL, path, err);
     export_layout lo;
     cce_status s = layout_build(m, &lo, path, err);
-    if (!s) s = write_config(&lo.cfg, architecture, attention_bias, m, &lo, path, err);
+    if (!s) s = write_config(&lo.cfg, architecture, bias_flags, m, &lo, path, err);
     cce_free(lo.src);
     return s;
 }
@@ -420,27 +431,33 @@ cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const cha
     if (strlen(dir) > 4000) return cce_err_set(err, CCE_EINVAL, "%.100s...: path too long", dir);
     if ((s = ensure_dir(dir, err))) return s;
 
-    /* Family: Qwen2 when every block has q/k/v biases and none has an o bias; Llama with
-     * attention_bias when every block has all four. */
+    /* Family and bias flags. Biases a block lacks but the config declares are written as
+     * zeros, so any mix of biases stays a standard model: q/k/v biases only -> Qwen2; an o bias
+     * anywhere -> Llama with attention_bias (q/k/v/o); an FFN bias anywhere (e.g. an encoding
+     * bias on down_proj) -> Llama with mlp_bias (gate/up/down), plus attention_bias when any
+     * attention bias exists (Qwen2 has no mlp_bias). */
     const char *arch = "GPT2LMHeadModel";
-    int attn_bias = 0;
+    int bias_flags = 0;
     if (c->arch == CCE_ARCH_LLAMA) {
-        int all_qkv = 1, all_o = 1, any_o = 0, live = 0;
+        int any_qkv = 0, any_o = 0, any_mlp = 0;
         for (int l = 0; l < c->n_layers; l++) {
             const cce_layer *L = &m->layers[l];
             if (L->dropped) continue;
-            live++;
-            all_qkv &= L->wq.b && L->wk.b && L->wv.b;
-            all_o &= L->wo.b != NULL;
+            any_qkv |= L->wq.b || L->wk.b || L->wv.b;
             any_o |= L->wo.b != NULL;
+            any_mlp |= L->w1.b || L->w3.b || L->w2.b;
         }
         arch = "LlamaForCausalLM";
-        if (live && all_qkv && !any_o) arch = "Qwen2ForCausalLM";
-        else if (live && all_qkv && all_o) attn_bias = 1;
+        if (any_mlp) bias_flags |= CCE_EXPORT_MLP_BIAS;
+        if (any_o || (any_qkv && any_mlp)) bias_flags |= CCE_EXPORT_ATTN_BIAS;
+        else if (any_qkv) {
+            arch = "Qwen2ForCausalLM";
+            bias_flags |= CCE_EXPORT_QKV_BIAS;
+        }
     }
 
     if ((s = layout_build(m, &lo, dir, err))) goto done;
-    s = c->arch == CCE_ARCH_GPT2 ? list_gpt2(m, &lo, &tl, err) : list_llama(m, &lo, &tl, err);
+    s = c->arch == CCE_ARCH_GPT2 ? list_gpt2(m, &lo, &tl, err) : list_llama(m, &lo, bias_flags, &tl, err);
     if (s) goto done;
     for (int i = 0; i < tl.n; i++) {
         tl.e[i].name = tl.names[i];
@@ -454,7 +471,7 @@ cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const cha
     static const char *const meta[2] = {"format", "pt"};
     if ((s = cce_st_write(path, tl.e, tl.n, meta, 1, fill_src, &tl, NULL, err))) goto done;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((s = write_config(&lo.cfg, arch, attn_bias, m, &lo, path, err))) goto done;
+    if ((s = write_config(&lo.cfg, arch, bias_flags, m, &lo, path, err))) goto done;
     if (tok) {
         snprintf(path, sizeof path, "%s/tokenizer.json", dir);
         if ((s = cce_tokenizer_save_hf(tok, path, err))) goto done;

@@ -133,15 +133,15 @@ static cce_status list_tensors(const cce_config *c, int qkv_bias, synth_list *sl
             snprintf(nm, sizeof nm, "transformer.h.%d.ln_1.weight", l); PUSH(1, d, 0, INIT_ONES);
             snprintf(nm, sizeof nm, "transformer.h.%d.ln_1.bias", l); PUSH(1, d, 0, INIT_ZEROS);
             snprintf(nm, sizeof nm, "transformer.h.%d.attn.c_attn.weight", l); PUSH(2, d, hq + 2 * hkv, INIT_NORMAL);
-            snprintf(nm, sizeof nm, "transformer.h.%d.attn.c_attn.bias", l); PUSH(1, hq + 2 * hkv, 0, INIT_ZEROS);
+            snprintf(nm, sizeof nm, "transformer.h.%d.attn.c_attn.bias", l); PUSH(1, hq + 2 * hkv, 0, INIT_NORMAL);
             snprintf(nm, sizeof nm, "transformer.h.%d.attn.c_proj.weight", l); PUSH(2, hq, d, INIT_NORMAL);
-            snprintf(nm, sizeof nm, "transformer.h.%d.attn.c_proj.bias", l); PUSH(1, d, 0, INIT_ZEROS);
+            snprintf(nm, sizeof nm, "transformer.h.%d.attn.c_proj.bias", l); PUSH(1, d, 0, INIT_NORMAL);
             snprintf(nm, sizeof nm, "transformer.h.%d.ln_2.weight", l); PUSH(1, d, 0, INIT_ONES);
             snprintf(nm, sizeof nm, "transformer.h.%d.ln_2.bias", l); PUSH(1, d, 0, INIT_ZEROS);
             snprintf(nm, sizeof nm, "transformer.h.%d.mlp.c_fc.weight", l); PUSH(2, d, m, INIT_NORMAL);
-            snprintf(nm, sizeof nm, "transformer.h.%d.mlp.c_fc.bias", l); PUSH(1, m, 0, INIT_ZEROS);
+            snprintf(nm, sizeof nm, "transformer.h.%d.mlp.c_fc.bias", l); PUSH(1, m, 0, INIT_NORMAL);
             snprintf(nm, sizeof nm, "transformer.h.%d.mlp.c_proj.weight", l); PUSH(2, m, d, INIT_NORMAL);
-            snprintf(nm, sizeof nm, "transformer.h.%d.mlp.c_proj.bias", l); PUSH(1, d, 0, INIT_ZEROS);
+            snprintf(nm, sizeof nm, "transformer.h.%d.mlp.c_proj.bias", l); PUSH(1, d, 0, INIT_NORMAL);
         }
         snprintf(nm, sizeof nm, "transformer.ln_f.weight"); PUSH(1, d, 0, INIT_ONES);
         snprintf(nm, sizeof nm, "transformer.ln_f.bias"); PUSH(1, d, 0, INIT_ZEROS);
@@ -154,9 +154,9 @@ static cce_status list_tensors(const cce_config *c, int qkv_bias, synth_list *sl
             snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_proj.weight", l); PUSH(2, hkv, d, INIT_NORMAL);
             snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_proj.weight", l); PUSH(2, hkv, d, INIT_NORMAL);
             if (qkv_bias) {
-                snprintf(nm, sizeof nm, "model.layers.%d.self_attn.q_proj.bias", l); PUSH(1, hq, 0, INIT_ZEROS);
-                snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_proj.bias", l); PUSH(1, hkv, 0, INIT_ZEROS);
-                snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_proj.bias", l); PUSH(1, hkv, 0, INIT_ZEROS);
+                snprintf(nm, sizeof nm, "model.layers.%d.self_attn.q_proj.bias", l); PUSH(1, hq, 0, INIT_NORMAL);
+                snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_proj.bias", l); PUSH(1, hkv, 0, INIT_NORMAL);
+                snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_proj.bias", l); PUSH(1, hkv, 0, INIT_NORMAL);
             }
             snprintf(nm, sizeof nm, "model.layers.%d.self_attn.o_proj.weight", l); PUSH(2, d, hq, INIT_NORMAL);
             snprintf(nm, sizeof nm, "model.layers.%d.mlp.gate_proj.weight", l); PUSH(2, m, d, INIT_NORMAL);

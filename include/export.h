@@ -7,8 +7,9 @@
  * shapes, dense weights) Hugging Face transformers loads it too.
  *
  * Conventions of the written files:
- *  - Llama family: "architectures": ["LlamaForCausalLM"] (or "Qwen2ForCausalLM" when every
- *    block has q/k/v biases and no o bias), names model.embed_tokens.weight,
+ *  - Llama family: "architectures": ["LlamaForCausalLM"] (or "Qwen2ForCausalLM" when the only
+ *    biases are q/k/v ones), with "attention_bias" / "mlp_bias" set when any block has an o / FFN
+ *    bias (biases a block lacks are then written as zeros, so HF loads it), names model.embed_tokens.weight,
  *    model.layers.N.{input_layernorm,post_attention_layernorm}.weight,
  *    model.layers.N.self_attn.{q,k,v,o}_proj.*, model.layers.N.mlp.{gate,up,down}_proj.*,
  *    model.norm.weight, lm_head.weight (untied only). Models that rotate adjacent RoPE pairs
@@ -29,7 +30,8 @@
  *        config cannot express head_dim); the reader also accepts {"dropped": 1} entries;
  *      low-rank linears: "<prefix>.weight_u" (out, rank) and "<prefix>.weight_v" (rank, in)
  *        in place of "<prefix>.weight" (both families, (out, in) convention);
- *      biases added by encoding: "<prefix>.bias" on any linear (e.g. mlp.down_proj.bias);
+ *      (biases added by encoding are standard: see attention_bias / mlp_bias above; cce_load_hf
+ *      drops all-zero biases, so the zeros cost nothing after loading);
  *      GPT-2 blocks whose q/k/v are not all dense: "h.N.attn.{q,k,v}_proj.*" instead of c_attn.
  */
 #ifndef CCE_EXPORT_H
@@ -43,10 +45,17 @@
  * same names are replaced atomically, one by one). Reads m only. */
 cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const char *dir, cce_err *err);
 
+/* Bias flags of cce_export_config (Llama family). */
+#define CCE_EXPORT_ATTN_BIAS 1  /* "attention_bias": true — q/k/v/o biases */
+#define CCE_EXPORT_MLP_BIAS 2   /* "mlp_bias": true — gate/up/down biases */
+#define CCE_EXPORT_QKV_BIAS 4   /* q/k/v biases only (Qwen2; nothing in the config) */
+
 /* Write a config.json for cfg to path atomically. architecture is "LlamaForCausalLM",
- * "Qwen2ForCausalLM" or "GPT2LMHeadModel"; attention_bias (Llama only) declares q/k/v/o biases.
- * m may be NULL; when given, per-block shapes that differ from cfg are recorded in "cce_layers". */
-cce_status cce_export_config(const cce_config *cfg, const char *architecture, int attention_bias,
+ * "Qwen2ForCausalLM" or "GPT2LMHeadModel"; bias_flags (CCE_EXPORT_*) set attention_bias /
+ * mlp_bias for Llama. m may be NULL (cfg written as is); when given, the config describes m as
+ * cce_export_hf writes it (dropped blocks left out, uniform block shapes folded in, "cce_layers"
+ * for the rest) and cfg should be &m->cfg. */
+cce_status cce_export_config(const cce_config *cfg, const char *architecture, int bias_flags,
                              const cce_model *m, const char *path, cce_err *err);
 
 /* Total size in bytes of the files cce_export_hf writes that exist in dir (0 if none). */

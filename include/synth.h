@@ -3,8 +3,8 @@
  * robustness tests (never for quality: compression quality is measured on trained weights).
  *
  * Shapes ("like" names): "smollm-135m", "gpt2", "qwen2.5-0.5b", "llama-3.2-1b", "tiny"
- * (Llama, d 64, 2 layers, 4 heads, 2 KV heads, FFN 128, vocab 512). Linear weights and
- * embeddings are N(0, 0.02), norm gains 1, biases 0; every tensor's values depend only on the
+ * (Llama, d 64, 2 layers, 4 heads, 2 KV heads, FFN 128, vocab 512). Linear weights, linear
+ * biases and embeddings are N(0, 0.02), norm gains 1, LayerNorm biases 0; every tensor's values depend only on the
  * seed and the tensor's position, so the same seed always gives byte-identical files. The
  * weights are streamed into model.safetensors tensor by tensor (one 4 MiB buffer), so
  * synthesising a 1B model needs no more memory than a tiny one. No tokenizer is written.

@@ -5,8 +5,9 @@
  * Families (architectures[0], or model_type when architectures is absent):
  *   LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM -> CCE_ARCH_LLAMA with HF's half
  *     rotation (rope_interleaved = 0). Qwen2 must carry q/k/v biases; "attention_bias": true
- *     requires q/k/v/o biases; any other linear bias found in the file is loaded too (cce's own
- *     exports record encoding biases that way, e.g. mlp.down_proj.bias).
+ *     requires q/k/v/o biases, "mlp_bias": true gate/up/down ones; any other linear bias in the
+ *     file is loaded too. All-zero biases are dropped (cce_export_hf writes zeros where a config
+ *     flag declares a bias a block does not have).
  *   GPT2LMHeadModel -> CCE_ARCH_GPT2. Conv1D weights are stored (in, out); they are split
  *     (c_attn into q, k, v) and transposed into (out, in) buffers in the model arena.
  *
@@ -53,7 +54,7 @@ typedef struct {
     const char *dir;
     char cfg_path[HF_PATH_MAX];
     hf_family fam;
-    int attention_bias;
+    int attention_bias, mlp_bias;
     int tie_explicit;           // -1 absent, 0 false, 1 true
     hf_layer_spec *spec;        // (n_layers)
     /* weights */
@@ -350,6 +351,8 @@ static cce_status parse_config(hf_ctx *c, cce_config *cfg, cce_err *err) {
         }
         if ((s = cfg_bool(p, root, "attention_bias", &c->attention_bias, err))) goto done;
         c->attention_bias = c->attention_bias == 1;
+        if ((s = cfg_bool(p, root, "mlp_bias", &c->mlp_bias, err))) goto done;
+        c->mlp_bias = c->mlp_bias == 1;
         const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
         if (rs && !cJSON_IsNull(rs)) {
             s = cce_err_set(err, CCE_EUNSUPPORTED, "%s: field 'rope_scaling' is set; RoPE scaling is not supported", p);
@@ -559,6 +562,16 @@ static const float *conv1d_cols(hf_ctx *c, const cce_st_tensor *t, int in, int o
     return dst;
 }
 
+/* An all-zero bias is no bias: drop it, so biases a config forces on every block (HF's
+ * attention_bias / mlp_bias, written as zeros by cce_export_hf where a block has none) neither
+ * cost work nor count as parameters. */
+static void drop_zero_bias(cce_linear *lin) {
+    if (!lin->b) return;
+    for (int i = 0; i < lin->out; i++)
+        if (lin->b[i] != 0.0f) return;
+    lin->b = NULL;
+}
+
 /* Load linear `prefix` of shape (out, in): dense "<prefix>.weight" (transposed Conv1D when conv1d)
  * or low-rank "<prefix>.weight_u"/"_v"; bias "<prefix>.bias" (required when need_bias). */
 static cce_status load_linear(hf_ctx *c, const char *prefix, int out, int in, int conv1d, int need_bias,
@@ -595,6 +608,7 @@ static cce_status load_linear(hf_ctx *c, const char *prefix, int out, int in, in
     snprintf(name, sizeof name, "%s.bias", prefix);
     if ((s = get_tensor(c, name, need_bias, 1, out, 0, &b, err))) return s;
     if (b && !(lin->b = as_f32(c, b, 0, (uint64_t)out, err))) return CCE_ENOMEM;
+    drop_zero_bias(lin);
     return CCE_OK;
 }
 
@@ -649,12 +663,13 @@ static cce_status load_llama(hf_ctx *c, cce_err *err) {
         if ((s = load_linear(c, pre, hkv, d, 0, qkvb, &L->wv, err))) return s;
         snprintf(pre, sizeof pre, "model.layers.%d.self_attn.o_proj", l);
         if ((s = load_linear(c, pre, d, hq, 0, c->attention_bias, &L->wo, err))) return s;
+        int mb = c->fam == FAM_LLAMA && c->mlp_bias;
         snprintf(pre, sizeof pre, "model.layers.%d.mlp.gate_proj", l);
-        if ((s = load_linear(c, pre, L->hidden, d, 0, 0, &L->w1, err))) return s;
+        if ((s = load_linear(c, pre, L->hidden, d, 0, mb, &L->w1, err))) return s;
         snprintf(pre, sizeof pre, "model.layers.%d.mlp.up_proj", l);
-        if ((s = load_linear(c, pre, L->hidden, d, 0, 0, &L->w3, err))) return s;
+        if ((s = load_linear(c, pre, L->hidden, d, 0, mb, &L->w3, err))) return s;
         snprintf(pre, sizeof pre, "model.layers.%d.mlp.down_proj", l);
-        if ((s = load_linear(c, pre, d, L->hidden, 0, 0, &L->w2, err))) return s;
+        if ((s = load_linear(c, pre, d, L->hidden, 0, mb, &L->w2, err))) return s;
     }
     /* Output head: tied unless the config says untied; an explicit "false" needs lm_head. */
     if ((s = get_tensor(c, "lm_head.weight", c->tie_explicit == 0, 2, cfg->vocab_size, d, &t, err))) return s;
@@ -717,6 +732,7 @@ static cce_status load_gpt2(hf_ctx *c, cce_err *err) {
                 qkv[k]->in = d;
                 if (!(qkv[k]->w = conv1d_cols(c, t, d, tot, col0[k], outs[k], err))) return CCE_ENOMEM;
                 if (!(qkv[k]->b = as_f32(c, b, (uint64_t)col0[k], (uint64_t)outs[k], err))) return CCE_ENOMEM;
+                drop_zero_bias(qkv[k]);
             }
         } else {
             snprintf(pre, sizeof pre, "%sh.%d.attn.q_proj", P, l);

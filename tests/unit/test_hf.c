@@ -536,9 +536,17 @@ TEST(compressed_llama_round_trip) {
                    cce_st_find(&st, "model.layers.0.self_attn.o_proj.weight_u") &&
                    cce_st_find(&st, "model.layers.0.self_attn.o_proj.weight_v") &&
                    !cce_st_find(&st, "model.layers.0.self_attn.o_proj.weight") &&
-                   cce_st_find(&st, "model.layers.0.mlp.down_proj.bias");
+                   cce_st_find(&st, "model.layers.0.mlp.down_proj.bias") &&
+                   cce_st_find(&st, "model.layers.1.mlp.gate_proj.bias"); /* zeros: mlp_bias */
     cce_st_close(&st);
     CHECK(names_ok);
+    char *text = NULL;
+    size_t len;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    CHECK_OK(cce_read_file(p, 1 << 20, &text, &len, &e_));
+    int flags_ok = strstr(text, "\"mlp_bias\":\ttrue") && strstr(text, "\"attention_bias\":\ttrue");
+    cce_free(text);
+    CHECK_MSG(flags_ok, "an FFN bias and a q/k bias must set mlp_bias and attention_bias");
 }
 
 /* ---- synth ---- */
@@ -689,6 +697,9 @@ TEST(config_defects) {
     EXPECT_LOAD_FAIL(variant("cfg_hd", "head_dim", "8", NULL, NULL), "q_proj");
     EXPECT_LOAD_FAIL(variant("cfg_untied", "tie_word_embeddings", "false", NULL, NULL), "'lm_head.weight' is missing");
     EXPECT_LOAD_FAIL(variant("cfg_qwen", "architectures", "[\"Qwen2ForCausalLM\"]", NULL, NULL), "q_proj.bias");
+    EXPECT_LOAD_FAIL(variant("cfg_attn_bias", "attention_bias", "true", NULL, NULL), "q_proj.bias' is missing");
+    EXPECT_LOAD_FAIL(variant("cfg_mlp_bias", "mlp_bias", "true", NULL, NULL), "gate_proj.bias' is missing");
+    EXPECT_LOAD_FAIL(variant("cfg_mlp_bias_type", "mlp_bias", "1", NULL, NULL), "'mlp_bias'");
     EXPECT_LOAD_FAIL(variant("cfg_ext", "cce_layers", "[{\"n_heads\":2}]", NULL, NULL), "cce_layers");
     EXPECT_LOAD_FAIL(variant("cfg_ext2", "cce_layers", "[{\"n_heads\":2},{\"n_heads\":8}]", NULL, NULL), "n_heads");
     EXPECT_LOAD_FAIL(variant("cfg_ext3", "cce_layers", "[{\"head_kv\":[0,1,2,0]},{}]", NULL, NULL), "head_kv");
