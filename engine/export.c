@@ -457,6 +457,12 @@ cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const cha
     }
 
     if ((s = layout_build(m, &lo, dir, err))) goto done;
+    /* Qwen2 configs (in older transformers) derive head_dim from hidden_size / heads; when
+     * pruning broke that, write the equivalent Llama with attention_bias (zero o bias). */
+    if (!strcmp(arch, "Qwen2ForCausalLM") && (int64_t)lo.cfg.head_dim * lo.cfg.n_heads != lo.cfg.dim) {
+        arch = "LlamaForCausalLM";
+        bias_flags = CCE_EXPORT_ATTN_BIAS;
+    }
     s = c->arch == CCE_ARCH_GPT2 ? list_gpt2(m, &lo, &tl, err) : list_llama(m, &lo, bias_flags, &tl, err);
     if (s) goto done;
     for (int i = 0; i < tl.n; i++) {

@@ -332,21 +332,32 @@ TEST(gpt2_round_trip_conv1d_layout) {
 /* q/k/v biases make the export a Qwen2 model; q/k/v/o biases a Llama with attention_bias.
  * The q/k biases are permuted with their rows. */
 TEST(bias_families_round_trip) {
-    for (int with_o = 0; with_o < 2; with_o++) {
-        cce_model *a = make_model(CCE_ARCH_LLAMA, 2, 23 + with_o), *b = NULL;
+    for (int mode = 0; mode < 3; mode++) {
+        /* 0: q/k/v biases (Qwen2); 1: plus o biases; 2: q/k/v biases with every block pruned to
+         * 2 query heads, so head_dim != hidden / heads: written as Llama with attention_bias */
+        int with_o = mode == 1, pruned = mode == 2;
+        cce_model *a = make_model(CCE_ARCH_LLAMA, 2, 23 + mode), *b = NULL;
         CHECK(a);
         make_ones(a);
         cce_rng r;
         cce_rng_seed(&r, 4);
         for (int l = 0; l < 2; l++) {
             cce_layer *L = &a->layers[l];
+            if (pruned) {
+                L->n_heads = 2;
+                L->n_kv_heads = 1;
+                rnd_linear(a, &r, &L->wq, 2 * a->cfg.head_dim, a->cfg.dim, 0, 0);
+                rnd_linear(a, &r, &L->wk, a->cfg.head_dim, a->cfg.dim, 0, 0);
+                rnd_linear(a, &r, &L->wv, a->cfg.head_dim, a->cfg.dim, 0, 0);
+                rnd_linear(a, &r, &L->wo, a->cfg.dim, 2 * a->cfg.head_dim, 0, 0);
+            }
             L->wq.b = rnd(a, &r, (size_t)L->wq.out, 0.1f);
             L->wk.b = rnd(a, &r, (size_t)L->wk.out, 0.1f);
             L->wv.b = rnd(a, &r, (size_t)L->wv.out, 0.1f);
             if (with_o) L->wo.b = rnd(a, &r, (size_t)L->wo.out, 0.1f);
         }
         cce_err err = {{0}};
-        const char *dir = tmp(with_o ? "llama_attn_bias" : "qwen2");
+        const char *dir = tmp(mode == 0 ? "qwen2" : mode == 1 ? "llama_attn_bias" : "qwen2_pruned");
         cce_status s = cce_export_hf(a, NULL, dir, &err);
         if (!s) s = load_dir(dir, &b, &err);
         const char *why = s ? "load failed" : models_differ(a, b);
@@ -362,10 +373,10 @@ TEST(bias_families_round_trip) {
         size_t len;
         snprintf(p, sizeof p, "%s/config.json", dir);
         CHECK_OK(cce_read_file(p, 1 << 20, &text, &len, &e_));
-        int fam_ok = with_o ? strstr(text, "\"LlamaForCausalLM\"") && strstr(text, "\"attention_bias\":\ttrue")
+        int fam_ok = with_o || pruned ? strstr(text, "\"LlamaForCausalLM\"") && strstr(text, "\"attention_bias\":\ttrue")
                             : strstr(text, "\"Qwen2ForCausalLM\"") && strstr(text, "\"model_type\":\t\"qwen2\"");
         cce_free(text);
-        CHECK_MSG(fam_ok, "with_o=%d: wrong family in %s/config.json", with_o, dir);
+        CHECK_MSG(fam_ok, "mode %d: wrong family in %s/config.json", mode, dir);
     }
 }
 
