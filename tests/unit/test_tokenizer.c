@@ -901,6 +901,34 @@ TEST(alloc_failures) {
     CHECK_MSG(ok_at > 3, "succeeded at allocation %d", ok_at);
 }
 
+
+/* The same for tokenizer.json: loading (byte-level, hand-built), encoding and writing. */
+TEST(alloc_failures_json) {
+    const char *path = write_bytelevel_json();
+    CHECK(path);
+    const char *out = tmp_path("oom-saved.json");
+    int ok_at = -1;
+    for (int k = 1; k < 400 && ok_at < 0; k++) {
+        cce_tokenizer *t = NULL;
+        cce_err err;
+        int *ids = NULL; size_t n = 0;
+        cce_alloc_fail_after(k);
+        cce_status st = cce_tokenizer_load_hf(path, &t, &err);
+        if (!st) st = cce_tokenizer_encode(t, "the cat<|endoftext|>", 20, 0, &ids, &n, &err);
+        if (!st) st = cce_tokenizer_save_hf(t, out, &err);
+        cce_alloc_fail_after(0);
+        if (st) {
+            CHECK_MSG(st == CCE_ENOMEM || st == CCE_EIO, "allocation %d: status %d (%s)", k, (int)st, err.msg);
+        } else {
+            CHECK_EQ_INT(n, 4);
+            ok_at = k;
+        }
+        cce_free(ids);
+        cce_tokenizer_free(t);
+    }
+    CHECK_MSG(ok_at > 5, "succeeded at allocation %d", ok_at);
+}
+
 int main(void) {
     RUN(tok512_reference_vector);
     RUN(tok512_decode);
@@ -919,5 +947,6 @@ int main(void) {
     RUN(hf_rejects_defects);
     RUN(llama2c_rejects_defects);
     RUN(alloc_failures);
+    RUN(alloc_failures_json);
     return harness_done();
 }
