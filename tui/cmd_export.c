@@ -5,6 +5,7 @@
  * permuted to HF's RoPE convention (see include/export.h), so transformers loads them too.
  */
 #include <stdio.h>
+#include <sys/stat.h>
 #include "cli.h"
 #include "export.h"
 
@@ -37,6 +38,17 @@ int cmd_export(int argc, char **argv) {
     }
     cce_param_count p = cce_model_params(m);
     uint64_t bytes = cce_export_dir_bytes(out);
+    if (!tok) {
+        /* a tokenizer.json left from an earlier export would be loaded with this model */
+        char tp[4200];
+        struct stat st;
+        snprintf(tp, sizeof tp, "%s/tokenizer.json", out);
+        if (stat(tp, &st) == 0 && S_ISREG(st.st_mode)) {
+            bytes -= (uint64_t)st.st_size;
+            fprintf(stderr, "cce: warning: %s is left from before (no tokenizer was exported); "
+                            "remove it if it belongs to another model\n", tp);
+        }
+    }
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "dir", out);
