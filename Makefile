@@ -96,9 +96,12 @@ FUZZ_BIN      := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/fuzz/%)
 
 # All unit and end-to-end tests with AddressSanitizer + UndefinedBehaviorSanitizer (OpenBLAS
 # itself is not instrumented). Any report aborts the program, which run.sh counts as a FAIL.
+# -mno-avx512f: clang 14 with address + float-cast-overflow instrumentation miscompiles the
+# 16-lane float->int vector conversion of forward.c's exp (NaN logits; each sanitizer alone,
+# or AVX2 lanes, compute correctly), so this tier runs the 8-lane path.
 test-asan:
 	@$(MAKE) --no-print-directory deps-check PKGS="$(SAN_PKGS)"
-	$(MAKE) BUILD=$(ASAN_BUILD) CI= CC=$(SAN_CC) CFLAGS="$(SAN_CFLAGS)" \
+	$(MAKE) BUILD=$(ASAN_BUILD) CI= CC=$(SAN_CC) CFLAGS="$(SAN_CFLAGS)" ARCHFLAGS="-march=native -mno-avx512f" \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined" all
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  CCE_TEST_SANITIZER=1 OPENBLAS_NUM_THREADS=1 BUILD=$(ASAN_BUILD) tests/run.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end: Ctrl-C on long batch commands. `cce eval` on tinystories_2m5.bin over a long text
 # (the evaluation text three times, minutes of work) gets SIGINT after ~1 s and must exit
-# non-zero within 2 s (5 s under sanitizers) saying "interrupted" or "cce: error:". `cce analyze`
+# non-zero within 2 s (15 s under sanitizers) saying "interrupted" or "cce: error:". `cce analyze`
 # with -o onto an existing file gets the same treatment, and the file must be unchanged, with
 # no temporary file left beside it.
 set -u
@@ -9,7 +9,7 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 D=$CCE_DATA
 M=$D/llama2c/tinystories_2m5.bin
 TK=$D/llama2c/tok512.bin
-limit=2; [ -n "${CCE_TEST_SANITIZER:-}" ] && limit=5
+limit=2; [ -n "${CCE_TEST_SANITIZER:-}" ] && limit=15  # instrumented code: one batch takes seconds
 for i in 1 2 3; do cat "$D/text/tinystories_valid_head.txt"; done > "$T/long.txt"
 
 # interrupt NAME CMD... : start CMD, SIGINT after 1 s, wait up to $limit s. Sets rc, took, out.
