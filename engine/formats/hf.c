@@ -41,7 +41,7 @@
 #define HF_CONFIG_MAX (16u << 20)   /* config.json / index.json size limit */
 #define HF_DIM_MAX (1 << 24)
 #define HF_LAYERS_MAX 4096
-#define HF_MAX_SHARDS 4096
+#define HF_MAX_SHARDS 1024
 
 typedef enum { FAM_LLAMA, FAM_QWEN2, FAM_GPT2 } hf_family;
 
@@ -64,6 +64,10 @@ typedef struct {
     int n_shards;
     cJSON *index;               // parsed index.json (owns weight_map) or NULL
     const cJSON *wmap;
+    /* weight_map as a table sorted by tensor name, for O(log n) lookups and duplicate checks */
+    const char **wm_name;       // (n_wm) tensor names (point into index)
+    int *wm_shard;              // (n_wm) shard index of each
+    int n_wm;
     char index_path[HF_PATH_MAX];
     cce_model *m;
     const char *gpt2_prefix;    // "transformer." or ""
@@ -406,9 +410,8 @@ static int shard_name_ok(const char *n) {
     return 1;
 }
 
+/* Append a shard file (callers pass each distinct name once). */
 static cce_status add_shard(hf_ctx *c, const char *name, cce_err *err) {
-    for (int i = 0; i < c->n_shards; i++)
-        if (!strcmp(c->shard_names[i], name)) return CCE_OK;
     if (c->n_shards >= HF_MAX_SHARDS)
         return cce_err_set(err, CCE_EFORMAT, "%s: more than %d shard files", c->index_path, HF_MAX_SHARDS);
     char **nn = cce_realloc(c->shard_names, (size_t)c->n_shards + 1, sizeof *nn);
@@ -430,6 +433,79 @@ static cce_status add_shard(hf_ctx *c, const char *name, cce_err *err) {
     return CCE_OK;
 }
 
+/* qsort_r comparators over weight_map entry indices; ctx is the entry array. */
+static int cmp_entry_file(const void *a, const void *b, void *ctx) {
+    const cJSON *const *e = ctx;
+    return strcmp(e[*(const int *)a]->valuestring, e[*(const int *)b]->valuestring);
+}
+static int cmp_entry_name(const void *a, const void *b, void *ctx) {
+    const cJSON *const *e = ctx;
+    return strcmp(e[*(const int *)a]->string, e[*(const int *)b]->string);
+}
+
+/* Validate weight_map and build the sorted lookup table and the shard list (each distinct file
+ * once, in sorted order), in O(n log n) whatever the index holds. */
+static cce_status index_table(hf_ctx *c, cce_err *err) {
+    cce_status s = CCE_OK;
+    int n = cJSON_GetArraySize(c->wmap), k = 0;
+    const cJSON **ent = NULL;
+    int *by_file = NULL, *by_name = NULL;
+    if (n <= 0) return cce_err_set(err, CCE_EFORMAT, "%s: weight_map is empty", c->index_path);
+    /* n <= the index file's size: these allocations are bounded by a validated file */
+    ent = cce_alloc((size_t)n, sizeof *ent);
+    by_file = cce_alloc((size_t)n, sizeof *by_file);
+    by_name = cce_alloc((size_t)n, sizeof *by_name);
+    c->wm_name = cce_alloc((size_t)n, sizeof *c->wm_name);
+    c->wm_shard = cce_alloc((size_t)n, sizeof *c->wm_shard);
+    if (!ent || !by_file || !by_name || !c->wm_name || !c->wm_shard) {
+        s = cce_err_set(err, CCE_ENOMEM, "%s: out of memory for %d weight_map entries", c->index_path, n);
+        goto done;
+    }
+    for (const cJSON *e = c->wmap->child; e; e = e->next, k++) {
+        if (!cJSON_IsString(e)) {
+            s = cce_err_set(err, CCE_EFORMAT, "%s: weight_map['%.80s'] is not a file name", c->index_path, e->string);
+            goto done;
+        }
+        if (!shard_name_ok(e->valuestring) || !cce_utf8_valid(e->valuestring, strlen(e->valuestring))) {
+            s = cce_err_set(err, CCE_EFORMAT, "%s: weight_map['%.80s']: shard file '%.100s' escapes the model directory",
+                            c->index_path, e->string, e->valuestring);
+            goto done;
+        }
+        ent[k] = e;
+        by_file[k] = by_name[k] = k;
+    }
+    qsort_r(by_file, (size_t)n, sizeof *by_file, cmp_entry_file, (void *)ent);
+    for (int i = 0; i < n; i++) {
+        const char *f = ent[by_file[i]]->valuestring;
+        if (i == 0 || strcmp(f, ent[by_file[i - 1]]->valuestring)) {
+            if (c->n_shards >= HF_MAX_SHARDS) {
+                s = cce_err_set(err, CCE_EFORMAT, "%s: more than %d shard files", c->index_path, HF_MAX_SHARDS);
+                goto done;
+            }
+            if ((s = add_shard(c, f, err))) goto done;
+        }
+        c->wm_shard[by_file[i]] = c->n_shards - 1; /* temporarily indexed by entry */
+    }
+    qsort_r(by_name, (size_t)n, sizeof *by_name, cmp_entry_name, (void *)ent);
+    int *shard_of = by_file; /* reuse: shard of each entry, before reordering */
+    for (int i = 0; i < n; i++) shard_of[i] = c->wm_shard[i];
+    for (int i = 0; i < n; i++) {
+        c->wm_name[i] = ent[by_name[i]]->string;
+        c->wm_shard[i] = shard_of[by_name[i]];
+        if (i > 0 && !strcmp(c->wm_name[i], c->wm_name[i - 1])) {
+            s = cce_err_set(err, CCE_EFORMAT, "%s: weight_map lists tensor '%.80s' more than once", c->index_path,
+                            c->wm_name[i]);
+            goto done;
+        }
+    }
+    c->n_wm = n;
+done:
+    cce_free(ent);
+    cce_free(by_file);
+    cce_free(by_name);
+    return s;
+}
+
 static cce_status open_weights(hf_ctx *c, cce_err *err) {
     char single[HF_PATH_MAX];
     cce_status s;
@@ -442,16 +518,7 @@ static cce_status open_weights(hf_ctx *c, cce_err *err) {
         c->wmap = cJSON_GetObjectItemCaseSensitive(c->index, "weight_map");
         if (!cJSON_IsObject(c->wmap))
             return cce_err_set(err, CCE_EFORMAT, "%s: field 'weight_map' is missing or not an object", c->index_path);
-        for (const cJSON *e = c->wmap->child; e; e = e->next) {
-            if (!cJSON_IsString(e))
-                return cce_err_set(err, CCE_EFORMAT, "%s: weight_map['%.80s'] is not a file name", c->index_path,
-                                   e->string);
-            if (!shard_name_ok(e->valuestring) || !cce_utf8_valid(e->valuestring, strlen(e->valuestring)))
-                return cce_err_set(err, CCE_EFORMAT,
-                                   "%s: weight_map['%.80s']: shard file '%.100s' escapes the model directory",
-                                   c->index_path, e->string, e->valuestring);
-            if ((s = add_shard(c, e->valuestring, err))) return s;
-        }
+        if ((s = index_table(c, err))) return s;
         if (!c->n_shards) return cce_err_set(err, CCE_EFORMAT, "%s: weight_map is empty", c->index_path);
     } else {
         return cce_err_set(err, CCE_EIO, "%s: neither model.safetensors nor model.safetensors.index.json found",
@@ -473,10 +540,13 @@ static cce_status find_tensor(hf_ctx *c, const char *name, const cce_st_tensor *
         *t = cce_st_find(&c->shards[0], name);
         return CCE_OK;
     }
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(c->wmap, name);
-    if (!e) return CCE_OK;
-    for (int i = 0; i < c->n_shards; i++)
-        if (!strcmp(c->shard_names[i], e->valuestring)) {
+    int lo = 0, hi = c->n_wm - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2, cmp = strcmp(c->wm_name[mid], name);
+        if (cmp < 0) lo = mid + 1;
+        else if (cmp > 0) hi = mid - 1;
+        else {
+            int i = c->wm_shard[mid];
             *file = c->shard_paths[i];
             *t = cce_st_find(&c->shards[i], name);
             if (!*t)
@@ -484,6 +554,7 @@ static cce_status find_tensor(hf_ctx *c, const char *name, const cce_st_tensor *
                                    c->shard_paths[i], name);
             return CCE_OK;
         }
+    }
     return CCE_OK;
 }
 
@@ -795,6 +866,8 @@ done:
     cce_free(c.shard_names);
     cce_free(c.shard_paths);
     cJSON_Delete(c.index);
+    cce_free(c.wm_name);
+    cce_free(c.wm_shard);
     if (c.spec)
         for (int l = 0; l < cfg.n_layers; l++) cce_free(c.spec[l].head_kv);
     cce_free(c.spec);

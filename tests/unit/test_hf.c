@@ -763,6 +763,11 @@ static cce_status rewrite_tiny(const char *dir, int sharded, int dtype, const ch
         if (!s) s = cce_st_write(p, e + half, st.n - half, NULL, 0, NULL, NULL, NULL, err);
         cJSON *idx = cJSON_CreateObject(), *wm = cJSON_AddObjectToObject(idx, "weight_map");
         cJSON_AddObjectToObject(idx, "metadata");
+        int dup = bad_shard && !strcmp(bad_shard, "DUP");
+        if (dup) { /* the first tensor listed twice (cJSON keeps duplicate keys) */
+            cJSON_AddStringToObject(wm, st.t[0].name, "model-00002-of-00002.safetensors");
+            bad_shard = NULL;
+        }
         for (int i = 0; i < st.n; i++)
             cJSON_AddStringToObject(wm, st.t[i].name, i == 0 && bad_shard ? bad_shard
                                                       : i < half ? "model-00001-of-00002.safetensors"
@@ -837,6 +842,8 @@ TEST(sharded_and_bf16) {
     EXPECT_LOAD_FAIL(tmp("shard_mid"), "escapes the model directory");
     CHECK_OK(rewrite_tiny(tmp("shard_wrong"), 1, CCE_ST_F32, "model-00002-of-00002.safetensors", &e_));
     EXPECT_LOAD_FAIL(tmp("shard_wrong"), "not in the file");
+    CHECK_OK(rewrite_tiny(tmp("shard_dup"), 1, CCE_ST_F32, "DUP", &e_));
+    EXPECT_LOAD_FAIL(tmp("shard_dup"), "more than once");
     CHECK_OK(rewrite_tiny(tmp("shard_missing"), 1, CCE_ST_F32, "model-00003-of-00002.safetensors", &e_));
     EXPECT_LOAD_FAIL(tmp("shard_missing"), "model-00003-of-00002.safetensors");
 }
