@@ -517,8 +517,8 @@ cce_status cce_tokenizer_build_sp(int n, const char *const *pieces, const size_t
             return cce_err_set(err, CCE_EFORMAT, "%s: token %d: length %zu out of range (0..%d)", what, i, lens[i], TOK_MAX_PIECE);
         if (!isfinite(scores[i]))
             return cce_err_set(err, CCE_EFORMAT, "%s: token %d: score is not finite", what, i);
-        if (types && (types[i] < 1 || types[i] > 6))
-            return cce_err_set(err, CCE_EFORMAT, "%s: token %d: token_type %d out of range (1..6)", what, i, (int)types[i]);
+        if (types && (types[i] < 0 || types[i] > 6))
+            return cce_err_set(err, CCE_EFORMAT, "%s: token %d: token_type %d out of range (0..6)", what, i, (int)types[i]);
         if (types && types[i] == TT_BYTE && tok_byte_piece(pieces[i], lens[i]) < 0)
             return cce_err_set(err, CCE_EFORMAT, "%s: token %d: token_type 6 (byte) but piece '%s' is not <0xXX>",
                                what, i, tok_show(pieces[i], lens[i], sh, sizeof sh));
@@ -532,7 +532,7 @@ cce_status cce_tokenizer_build_sp(int n, const char *const *pieces, const size_t
         const char *s = pieces[i];
         size_t len = lens[i];
         uint8_t ty;
-        if (types) ty = (uint8_t)types[i];
+        if (types) ty = types[i] == 0 ? TT_NORMAL : (uint8_t)types[i];   /* 0: llama.cpp "undefined" */
         else if (i == unk_id) ty = TT_UNKNOWN;
         else if (i == bos_id || i == eos_id) ty = TT_CONTROL;
         else ty = tok_byte_piece(s, len) >= 0 ? TT_BYTE : TT_NORMAL;

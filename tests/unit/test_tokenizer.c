@@ -373,6 +373,9 @@ TEST(build_sp_rejects) {
     scores[2] = -1;
     types[2] = 9;
     CHECK_EQ_INT(cce_tokenizer_build_sp(4, pieces, lens, scores, types, 1, -1, 0, "g.gguf", &t, &err), CCE_EFORMAT);
+    CHECK(strstr(err.msg, "token_type 9"));
+    types[2] = -1;
+    CHECK_EQ_INT(cce_tokenizer_build_sp(4, pieces, lens, scores, types, 1, -1, 0, "g.gguf", &t, &err), CCE_EFORMAT);
     types[2] = 6;   /* byte type on a piece that is not <0xXX> */
     CHECK_EQ_INT(cce_tokenizer_build_sp(4, pieces, lens, scores, types, 1, -1, 0, "g.gguf", &t, &err), CCE_EFORMAT);
     types[2] = 1;
