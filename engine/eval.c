@@ -37,8 +37,8 @@ static cce_status eval_append(int **buf, size_t *n, size_t *cap, const int *ids,
     return CCE_OK;
 }
 
-/* Encode one stripped, CRLF-folded document text[a, b) with BOS and append it. */
-static cce_status eval_doc(const cce_tokenizer *tok, const char *text, size_t a, size_t b, char **fold,
+/* Encode one stripped, CRLF-folded document text[a, b) and append sep + its tokens. */
+static cce_status eval_doc(const cce_tokenizer *tok, int sep, const char *text, size_t a, size_t b, char **fold,
                            size_t *fold_cap, int **buf, size_t *n, size_t *cap, cce_err *err) {
     while (a < b && eval_is_space(text[a])) a++;
     while (b > a && eval_is_space(text[b - 1])) b--;
@@ -60,7 +60,8 @@ static cce_status eval_doc(const cce_tokenizer *tok, const char *text, size_t a,
     }
     int *ids = NULL;
     size_t k = 0;
-    cce_status s = cce_tokenizer_encode(tok, doc, len, 1, &ids, &k, err);
+    cce_status s = cce_tokenizer_encode(tok, doc, len, 0, &ids, &k, err);
+    if (!s) s = eval_append(buf, n, cap, &sep, 1, err);
     if (!s) s = eval_append(buf, n, cap, ids, k, err);
     cce_free(ids);
     return s;
@@ -72,8 +73,9 @@ static cce_status eval_stream(const cce_tokenizer *tok, const char *text, size_t
                               int **ids_out, size_t *n_out, cce_err *err) {
     *ids_out = NULL;
     *n_out = 0;
-    if (cce_tokenizer_bos(tok) < 0)
-        return cce_err_set(err, CCE_EINVAL, "eval: the tokenizer has no BOS token; the protocol needs one");
+    int sep = cce_tokenizer_bos(tok) >= 0 ? cce_tokenizer_bos(tok) : cce_tokenizer_eos(tok);
+    if (sep < 0)
+        return cce_err_set(err, CCE_EINVAL, "eval: the tokenizer has neither BOS nor EOS to start documents with");
     int *buf = NULL;
     size_t n = 0, cap = 0, fold_cap = 0;
     char *fold = NULL;
@@ -85,14 +87,14 @@ static cce_status eval_stream(const cce_tokenizer *tok, const char *text, size_t
             size_t j = i + 1;
             if (j < len && text[j] == '\r' && j + 1 < len && text[j + 1] == '\n') j++;
             if (j < len && text[j] == '\n') {
-                if ((s = eval_doc(tok, text, start, i, &fold, &fold_cap, &buf, &n, &cap, err))) goto cleanup;
+                if ((s = eval_doc(tok, sep, text, start, i, &fold, &fold_cap, &buf, &n, &cap, err))) goto cleanup;
                 start = i = j + 1;
                 continue;
             }
         }
         i++;
     }
-    if (!(limit && n >= limit)) s = eval_doc(tok, text, start, len, &fold, &fold_cap, &buf, &n, &cap, err);
+    if (!(limit && n >= limit)) s = eval_doc(tok, sep, text, start, len, &fold, &fold_cap, &buf, &n, &cap, err);
 cleanup:
     cce_free(fold);
     if (s) {

@@ -6,7 +6,8 @@
  *   2. Split into documents at blank lines ("\n\n").
  *   3. Strip each document of leading/trailing whitespace (space, tab, CR, LF, VT, FF); skip
  *      empty ones.
- *   4. Encode each as BOS + tokens (cce_tokenizer_encode with add_bos) and concatenate.
+ *   4. Encode each as BOS + tokens and concatenate. A tokenizer without BOS (GPT-2's) starts
+ *      each document with EOS instead (<|endoftext|>, GPT-2's document separator).
  *   5. Optionally keep only the first max_tokens tokens of the stream.
  *   6. Cut the stream into non-overlapping windows of seq_len tokens; drop the last partial one.
  *   7. loss = mean next-token NLL (nats) over every predicted position: seq_len-1 per window
@@ -23,7 +24,7 @@
 #include "tokenizer.h"
 
 /* Steps 1-4: the protocol's token stream of len bytes of text. *ids allocated (cce_free).
- * Fails with CCE_EINVAL if the tokenizer has no BOS. */
+ * Fails with CCE_EINVAL if the tokenizer has neither BOS nor EOS. */
 cce_status cce_text_tokens(const cce_tokenizer *tok, const char *text, size_t len, int **ids,
                            size_t *n, cce_err *err);
 

@@ -2,8 +2,9 @@
  * cmd_generate.c — `cce generate MODEL [--prompt TEXT] [-n N] [--ids] [--tokenizer FILE] [--json]`:
  * greedy (argmax) generation with the KV-cached decoder.
  *
- * The prompt is encoded with BOS; no prompt means BOS alone. Generation stops after N new tokens
- * or at EOS or BOS (llama2.c's convention: BOS delimits sequences). Output: the text (prompt and
+ * The prompt is encoded with BOS; no prompt means BOS alone. A tokenizer without BOS (GPT-2's)
+ * starts from EOS instead (<|endoftext|>), as the eval protocol does. Generation stops after N
+ * new tokens or at EOS or BOS (llama2.c's convention: BOS delimits sequences). Output: the text (prompt and
  * continuation, streamed), or with --ids every id including BOS and the prompt; --json prints
  * {ids, text, tokens_per_s} where tokens_per_s counts every decoder step (prompt included).
  */
@@ -65,22 +66,23 @@ int cmd_generate(int argc, char **argv) {
                       m->path ? m->path : "model");
         goto cleanup;
     }
-    if (prompt && *prompt) {
-        if (cce_tokenizer_encode(tok, prompt, strlen(prompt), 1, &ids, &n_ids, &err)) {
-            rc = cli_fail_err(&err);
-            goto cleanup;
-        }
-    } else {
-        if (bos < 0) {
-            rc = cli_fail("the model has no BOS token; give a --prompt");
-            goto cleanup;
-        }
-        ids = cce_alloc(1, sizeof(int));
-        if (!ids) { rc = cli_fail("out of memory"); goto cleanup; }
-        ids[0] = bos;
-        n_ids = 1;
+    int start = bos >= 0 ? bos : eos;  // the first token of every sequence
+    if (start < 0) {
+        rc = cli_fail("%s: neither BOS nor EOS is known to start generation from", m->path ? m->path : "model");
+        goto cleanup;
     }
-    if (n_ids == 0) { rc = cli_fail("the prompt encodes to no tokens"); goto cleanup; }
+    int *enc = NULL;
+    size_t n_enc = 0;
+    if (prompt && *prompt && cce_tokenizer_encode(tok, prompt, strlen(prompt), 0, &enc, &n_enc, &err)) {
+        rc = cli_fail_err(&err);
+        goto cleanup;
+    }
+    ids = cce_alloc(n_enc + 1, sizeof(int));
+    if (!ids) { cce_free(enc); rc = cli_fail("out of memory"); goto cleanup; }
+    ids[0] = start;
+    if (n_enc) memcpy(ids + 1, enc, n_enc * sizeof(int));
+    n_ids = n_enc + 1;
+    cce_free(enc);
     size_t total = n_ids + (size_t)n_new;
     if (total > (size_t)1 << 20 || (m->cfg.arch == CCE_ARCH_GPT2 && total > (size_t)m->cfg.seq_len)) {
         rc = cli_fail("prompt (%zu tokens) + %ld new tokens exceed the context (%d)", n_ids, n_new, m->cfg.seq_len);
@@ -109,7 +111,7 @@ int cmd_generate(int argc, char **argv) {
         if (n == total) break;
         int best = 0;
         for (int j = 1; j < m->cfg.vocab_size; j++) if (logits[j] > logits[best]) best = j;
-        if (best == eos || best == bos) break;
+        if (best == eos || best == bos) break;  // (with start == eos, an EOS ends it too)
         ids[n++] = best;
         if (tok) {
             size_t k = cce_tokenizer_decode(tok, ids[n - 2], best, piece, sizeof piece);

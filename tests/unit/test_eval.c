@@ -173,6 +173,38 @@ TEST(text_protocol_documents) {
     CHECK_EQ_INT(n_empty, 0);
 }
 
+TEST(text_protocol_without_bos_uses_eos) {
+    /* a byte-fallback tokenizer with EOS (id 2) but no BOS, like GPT-2's <|endoftext|> */
+    static char names[259][8];
+    const char *pieces[259];
+    size_t lens[259];
+    float scores[259];
+    const char *special[3] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 259; i++) {
+        if (i < 3) snprintf(names[i], sizeof names[i], "%s", special[i]);
+        else snprintf(names[i], sizeof names[i], "<0x%02X>", i - 3);
+        pieces[i] = names[i];
+        lens[i] = strlen(names[i]);
+        scores[i] = 0;
+    }
+    cce_tokenizer *t = NULL;
+    cce_err e;
+    CHECK_OK(cce_tokenizer_build_sp(259, pieces, lens, scores, NULL, -1, 2, 0, "test", &t, &e));
+    int *ids = NULL, *one = NULL;
+    size_t n = 0, n1 = 0;
+    int s = cce_text_tokens(t, "ab\n\ncd", 6, &ids, &n, &e);
+    int s1 = cce_tokenizer_encode(t, "ab", 2, 0, &one, &n1, &e);
+    cce_tokenizer_free(t);
+    int eos_count = 0, ok = s == CCE_OK && s1 == CCE_OK && n == 2 * (n1 + 1);
+    for (size_t i = 0; ok && i < n; i++) eos_count += ids[i] == 2;
+    ok = ok && ids[0] == 2 && ids[n1 + 1] == 2 && !memcmp(ids + 1, one, n1 * sizeof(int));
+    cce_free(ids);
+    cce_free(one);
+    CHECK_EQ_INT(s, CCE_OK);
+    CHECK(ok);
+    CHECK_EQ_INT(eos_count, 2);
+}
+
 /* Shared by the real-data tests: the protocol's stream of tinystories_valid_head.txt. */
 static int *valid_ids;
 static size_t valid_n;
@@ -312,6 +344,7 @@ int main(void) {
     RUN(eval_errors_and_cancel);
     RUN(text_protocol_documents);
     RUN(eval_text_equals_stream_eval);
+    RUN(text_protocol_without_bos_uses_eos);
     RUN(tinystories_token_stream);
     RUN(stories260k_reference_loss);
     RUN(gguf_copy_gives_same_loss);
