@@ -9,7 +9,7 @@
  *  - load_seconds: opening the model (mapping, conversion, validation).
  *  - prefill_tokens_per_s / prefill_gflops: cce_fwd_sequences_nll (embed, every block, final
  *    norm, LM head, log-softmax) over batch sequences of seq_len random tokens; best of several
- *    runs (at least 2, at most 10, until 2 s have passed).
+ *    runs (at least 3, at most 10, until 3 s have passed).
  *    FLOPs are counted from shapes, per batch:
  *      linears:   2 · tokens · Σ(weights of every linear of every live block)   (dense out·in,
  *                 low-rank rank·(out+in); biases, norms and activations not counted)
@@ -114,7 +114,7 @@ int cmd_bench(int argc, char **argv) {
         if (cce_fwd_sequences_nll(f, ids, n_seq, T, &sum, &cnt, &err)) { rc = cli_fail_err(&err); goto cleanup; }
         double dt = cce_now() - ts;
         if (dt < best) best = dt;
-        if (it >= 1 && cce_now() - start > 2.0) break;
+        if (it >= 2 && cce_now() - start > 3.0) break;
     }
     double peak2 = bench_gemm_peak((int)peak_n);
     if (peak2 > peak) peak = peak2;
