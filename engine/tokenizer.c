@@ -1198,29 +1198,14 @@ static int32_t tok_hf_lookup(const tok_hf_ids *h, const char *s) {
     return -1;
 }
 
-/* Load a Hugging Face tokenizer.json (BPE; byte-level or SentencePiece-style). The file is
- * read whole (at most 512 MB), parsed strictly (no trailing data), and every id, piece, merge
- * and added token is validated before the tokenizer is built. Unsupported pipelines (WordPiece,
- * Split regexes, other normalizers) give CCE_EUNSUPPORTED naming the field. */
-cce_status cce_tokenizer_load_hf(const char *path, cce_tokenizer **out, cce_err *err) {
+/* Build a tokenizer from a parsed tokenizer.json object; every error names `path`. */
+static cce_status tok_hf_build(const cJSON *root, const char *path, cce_tokenizer **out, cce_err *err) {
     *out = NULL;
-    char *text = NULL, *cat = NULL;
-    size_t tlen = 0;
-    cJSON *root = NULL;
+    char *cat = NULL;
     cce_tokenizer *t = NULL;
     tok_hf_ids h = {0};
     char sa[64], sb[64];
-    cce_status st = cce_read_file(path, TOK_MAX_JSON, &text, &tlen, err);
-    if (st) return st;
-    const char *nul = memchr(text, 0, tlen);
-    if (nul) { st = cce_err_set(err, CCE_EFORMAT, "%s: NUL byte at offset %zu", path, (size_t)(nul - text)); goto cleanup; }
-    const char *end = NULL;
-    root = cJSON_ParseWithOpts(text, &end, 1);
-    if (!root) {
-        size_t at = end && end >= text && end <= text + tlen ? (size_t)(end - text) : tlen;
-        st = cce_err_set(err, CCE_EFORMAT, "%s: not valid JSON (or trailing data) at byte %zu of %zu", path, at, tlen);
-        goto cleanup;
-    }
+    cce_status st = CCE_OK;
     if (!cJSON_IsObject(root)) { st = cce_err_set(err, CCE_EFORMAT, "%s: top level is not a JSON object", path); goto cleanup; }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(model)) { st = cce_err_set(err, CCE_EFORMAT, "%s: 'model' is missing or not an object", path); goto cleanup; }
@@ -1528,6 +1513,31 @@ cleanup:
     cce_free(h.invocab);
     cce_free(h.ix.slot);
     cce_free(cat);
+    return st;
+}
+
+/* Load a Hugging Face tokenizer.json (BPE; byte-level or SentencePiece-style). The file is
+ * read whole (at most 512 MB), parsed strictly (no trailing data), and every id, piece, merge
+ * and added token is validated before the tokenizer is built. Unsupported pipelines (WordPiece,
+ * Split regexes, other normalizers) give CCE_EUNSUPPORTED naming the field. */
+cce_status cce_tokenizer_load_hf(const char *path, cce_tokenizer **out, cce_err *err) {
+    *out = NULL;
+    char *text = NULL;
+    size_t tlen = 0;
+    cJSON *root = NULL;
+    cce_status st = cce_read_file(path, TOK_MAX_JSON, &text, &tlen, err);
+    if (st) return st;
+    const char *nul = memchr(text, 0, tlen);
+    if (nul) { st = cce_err_set(err, CCE_EFORMAT, "%s: NUL byte at offset %zu", path, (size_t)(nul - text)); goto cleanup; }
+    const char *end = NULL;
+    root = cJSON_ParseWithOpts(text, &end, 1);
+    if (!root) {
+        size_t at = end && end >= text && end <= text + tlen ? (size_t)(end - text) : tlen;
+        st = cce_err_set(err, CCE_EFORMAT, "%s: not valid JSON (or trailing data) at byte %zu of %zu", path, at, tlen);
+        goto cleanup;
+    }
+    st = tok_hf_build(root, path, out, err);
+cleanup:
     cJSON_Delete(root);
     cce_free(text);
     return st;
