@@ -56,4 +56,17 @@ float cce_tokenizer_score(const cce_tokenizer *t, int id);
 /* Write a tokenizer.json equivalent to this tokenizer (loads back with identical encodings). */
 cce_status cce_tokenizer_save_hf(const cce_tokenizer *t, const char *path, cce_err *err);
 
+/* Build a byte-level BPE tokenizer from GGUF metadata of tokenizer.ggml.model "gpt2": pieces[i]
+ * (lens[i] bytes) in bytes_to_unicode form, types as for build_sp (may be NULL; 3 = control,
+ * matched in the text before BPE), merges[k] = "left right" (merge_lens[k] bytes) in rank order,
+ * pre = tokenizer.ggml.pre: NULL, "default", "gpt-2" (GPT-2 regex), "llama3", "llama-v3",
+ * "llama-bpe" (Llama-3 regex), "qwen2" (Qwen2 regex), "smollm" (digits, then GPT-2 regex); any
+ * other name is CCE_EUNSUPPORTED. bos_id: the BOS encode adds (-1 when add_bos_token is false).
+ * Copies everything; errors name `what`. */
+cce_status cce_tokenizer_build_bpe(int n, const char *const *pieces, const size_t *lens,
+                                   const int32_t *types, size_t n_merges,
+                                   const char *const *merges, const size_t *merge_lens,
+                                   const char *pre, int bos_id, int eos_id, const char *what,
+                                   cce_tokenizer **out, cce_err *err);
+
 #endif

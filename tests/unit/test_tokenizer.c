@@ -796,6 +796,76 @@ TEST(hf_split_and_digits_pretokenizers) {
     }
 }
 
+
+/* The pairs vocabulary as GGUF-style arrays (tokenizer.ggml.model "gpt2"): the same ids as the
+ * tokenizer.json forms for each tokenizer.ggml.pre, and the usual refusals. */
+TEST(build_bpe_gguf_arrays) {
+    enum { N = 65793 };
+    static int perm[65536];
+    static char store[N][8];
+    static const char *pieces[N];
+    static size_t lens[N];
+    static int32_t types[N];
+    static char mstore[65536][10];
+    static const char *merges[65536];
+    static size_t mlens[65536];
+    for (int i = 0; i < 65536; i++) perm[i] = i;
+    uint64_t x = 7;
+    for (int i = 65535; i > 0; i--) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        int j = (int)(x % (uint64_t)(i + 1)), tmp = perm[i];
+        perm[i] = perm[j]; perm[j] = tmp;
+    }
+    char ch[256][3];
+    for (int b = 0; b < 256; b++) { char *o = ch[b]; utf8_put(&o, b2u(b)); *o = 0; }
+    for (int i = 0; i < N; i++) {
+        if (i < 256) strcpy(store[i], ch[i]);
+        else if (i < 256 + 65536) snprintf(store[i], sizeof store[i], "%s%s", ch[perm[i - 256] >> 8], ch[perm[i - 256] & 255]);
+        else strcpy(store[i], "<|e|>");
+        pieces[i] = store[i];
+        lens[i] = strlen(store[i]);
+        types[i] = i == N - 1 ? 3 : 1;
+    }
+    for (int k = 0; k < 65536; k++) {
+        snprintf(mstore[k], sizeof mstore[k], "%s %s", ch[perm[k] >> 8], ch[perm[k] & 255]);
+        merges[k] = mstore[k];
+        mlens[k] = strlen(mstore[k]);
+    }
+    const char *pre[3] = { "llama-bpe", "qwen2", "smollm" };
+    cce_err err;
+    for (int v = 0; v < 4; v++) {
+        cce_tokenizer *t = NULL;
+        CHECK_MSG(!cce_tokenizer_build_bpe(N, pieces, lens, types, 65536, merges, mlens, v < 3 ? pre[v] : NULL,
+                                           v == 0 ? N - 1 : -1, N - 1, "t.gguf", &t, &err), "%s", err.msg);
+        CHECK_EQ_INT(cce_tokenizer_kind(t), CCE_TOK_BYTELEVEL);
+        CHECK_EQ_INT(cce_tokenizer_bos(t), v == 0 ? N - 1 : -1);
+        CHECK_EQ_INT(cce_tokenizer_eos(t), N - 1);
+        int *ids; size_t n;
+        const char *text = v < 3 ? split_text : pairs_ref[0].text;
+        cce_status st = cce_tokenizer_encode(t, text, strlen(text), 0, &ids, &n, &err);
+        int same = !st && (v < 3 ? ids_equal(ids, n, split_ref[v].ids, (size_t)split_ref[v].n)
+                                 : ids_equal(ids, n, pairs_ref[0].ids, (size_t)pairs_ref[0].n));
+        if (!st) cce_free(ids);
+        CHECK_MSG(same, "pre %s: ids differ", v < 3 ? pre[v] : "(default)");
+        CHECK_ENCODE(t, "a<|e|>b", 0, 97, N - 1, 98);   /* control tokens are cut out first */
+        cce_tokenizer_free(t);
+    }
+    cce_tokenizer *t = NULL;
+    CHECK_EQ_INT(cce_tokenizer_build_bpe(N, pieces, lens, types, 65536, merges, mlens, "falcon", -1, -1, "t.gguf", &t, &err), CCE_EUNSUPPORTED);
+    CHECK(strstr(err.msg, "t.gguf") && strstr(err.msg, "falcon"));
+    strcpy(mstore[5], "zz qq");
+    mlens[5] = 5;
+    CHECK_EQ_INT(cce_tokenizer_build_bpe(N, pieces, lens, types, 65536, merges, mlens, NULL, -1, -1, "t.gguf", &t, &err), CCE_EFORMAT);
+    CHECK(strstr(err.msg, "t.gguf") && strstr(err.msg, "merges[5]"));
+    mlens[5] = 0;
+    CHECK_EQ_INT(cce_tokenizer_build_bpe(N, pieces, lens, types, 65536, merges, mlens, NULL, -1, -1, "t.gguf", &t, &err), CCE_EFORMAT);
+    types[7] = 11;
+    CHECK_EQ_INT(cce_tokenizer_build_bpe(N, pieces, lens, types, 0, merges, mlens, NULL, -1, -1, "t.gguf", &t, &err), CCE_EFORMAT);
+    CHECK(strstr(err.msg, "token_type 11"));
+    CHECK_EQ_INT(cce_tokenizer_build_bpe(N, pieces, lens, NULL, 0, merges, mlens, NULL, N, -1, "t.gguf", &t, &err), CCE_EFORMAT);
+    CHECK(t == NULL);
+}
+
 /* ---- malformed files ---- */
 
 static void expect_hf_error(const char *name, const char *json, cce_status want, const char *needle) {
@@ -961,6 +1031,7 @@ int main(void) {
     RUN(hf_bytelevel_by_hand);
     RUN(hf_bytelevel_matches_tokenizers_js);
     RUN(hf_split_and_digits_pretokenizers);
+    RUN(build_bpe_gguf_arrays);
     RUN(hf_rejects_defects);
     RUN(llama2c_rejects_defects);
     RUN(alloc_failures);
