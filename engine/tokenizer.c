@@ -36,6 +36,8 @@
  * holds a space). Not implemented: BPE dropout, continuing_subword_prefix / end_of_word_suffix,
  * added-token lstrip/rstrip, other Split regexes and pre-tokenizers, normalizers other than
  * Prepend/Replace/NFC.
+ * GGUF byte-level vocabularies (cce_tokenizer_build_bpe) are turned into the equivalent
+ * tokenizer.json tree and go through the same builder and validator.
  * Numbers are read little-endian (the host order on every supported machine).
  */
 #include <math.h>
