@@ -90,6 +90,7 @@ struct cce_tokenizer {
     bool prefix_unless_space; /* SP: Metaspace prefix: only when the text does not start with a space */
     bool prefix_first_only; /* SP: Metaspace prepend_scheme "first": prefix only at the text start */
     bool fuse_unk;          /* consecutive <unk> symbols become one */
+    bool byte_fallback;     /* SP: <0xXX> pieces are byte tokens (always for llama2.c / GGUF) */
     bool ignore_merges;     /* byte-level: a word that is itself a piece is taken whole */
     uint8_t pretok;         /* byte-level word splitter: TOK_PT_* */
     uint8_t digits;         /* Digits pre-tokenizer first: 0 none, 1 each digit alone, 2 digit runs */
@@ -481,6 +482,7 @@ cce_status cce_tokenizer_load_llama2c(const char *path, int vocab_size, cce_toke
     t->kind = CCE_TOK_SP;
     t->unk = 0; t->bos = 1; t->eos = 2;
     t->prefix_space = true;
+    t->byte_fallback = true;
     if ((st = tok_finish(t, true))) {
         cce_err_set(err, st, "%s: out of memory building the merge table", path);
         goto fail;
@@ -563,6 +565,7 @@ cce_status cce_tokenizer_build_sp(int n, const char *const *pieces, const size_t
     t->kind = CCE_TOK_SP;
     t->bos = bos_id; t->eos = eos_id; t->unk = unk_id;
     t->prefix_space = true;
+    t->byte_fallback = true;
     t->map_metaspace = true;
     if ((st = tok_finish(t, true))) {
         cce_tokenizer_free(t);
@@ -1490,6 +1493,7 @@ static cce_status tok_hf_build(const cJSON *root, const char *path, cce_tokenize
     t->split_words = kind == CCE_TOK_SP && shape.metaspace && shape.split;
     t->map_metaspace = kind == CCE_TOK_SP;
     t->fuse_unk = fuse_unk;
+    t->byte_fallback = kind == CCE_TOK_SP && byte_fallback;
     t->ignore_merges = ignore_merges;
     t->prefix_first_only = t->prefix_unless_space && shape.first_only;
     int n_added = 0;
@@ -1531,6 +1535,12 @@ cce_status cce_tokenizer_load_hf(const char *path, cce_tokenizer **out, cce_err 
     if (st) return st;
     const char *nul = memchr(text, 0, tlen);
     if (nul) { st = cce_err_set(err, CCE_EFORMAT, "%s: NUL byte at offset %zu", path, (size_t)(nul - text)); goto cleanup; }
+    for (size_t i = 0; i < tlen;) {   /* JSON text is UTF-8 (as Hugging Face's reader insists) */
+        int32_t cp;
+        size_t n = tok_utf8_next((const uint8_t *)text, tlen, i, &cp);
+        if (cp < 0) { st = cce_err_set(err, CCE_EFORMAT, "%s: invalid UTF-8 at byte %zu", path, i); goto cleanup; }
+        i += n;
+    }
     const char *end = NULL;
     root = cJSON_ParseWithOpts(text, &end, 1);
     if (!root) {
@@ -1661,8 +1671,17 @@ static void tok_json_pipeline(const cce_tokenizer *t, cJSON *root, const char *b
         tok_jadd(post, "add_prefix_space", cJSON_CreateTrue(), ok);
         tok_jadd(post, "trim_offsets", cJSON_CreateFalse(), ok);
         tok_jadd(post, "use_regex", cJSON_CreateTrue(), ok);
-    } else {
-        tok_jadd(root, "post_processor", cJSON_CreateNull(), ok);
+    } else {   /* no BOS: say so explicitly (a null post_processor would mean "<s>" on reload) */
+        cJSON *post = tok_jtype(root, "post_processor", "TemplateProcessing", ok);
+        cJSON *single = tok_jadd(post, "single", cJSON_CreateArray(), ok);
+        cJSON *pair = tok_jadd(post, "pair", cJSON_CreateArray(), ok);
+        for (int k = 0; k < 3; k++) {
+            cJSON *e = tok_jadd(k ? pair : single, NULL, cJSON_CreateObject(), ok);
+            cJSON *inner = tok_jadd(e, "Sequence", cJSON_CreateObject(), ok);
+            tok_jadd(inner, "id", cJSON_CreateString(k == 2 ? "B" : "A"), ok);
+            tok_jadd(inner, "type_id", cJSON_CreateNumber(k == 2 ? 1 : 0), ok);
+        }
+        tok_jadd(post, "special_tokens", cJSON_CreateObject(), ok);
     }
     if (t->kind == CCE_TOK_SP) {
         cJSON *dec = tok_jtype(root, "decoder", "Sequence", ok);
@@ -1754,8 +1773,8 @@ cce_status cce_tokenizer_save_hf(const cce_tokenizer *t, const char *path, cce_e
     tok_jadd(model, "unk_token", t->unk >= 0 && js[t->unk] ? cJSON_CreateString(js[t->unk]) : cJSON_CreateNull(), &ok);
     tok_jadd(model, "continuing_subword_prefix", cJSON_CreateNull(), &ok);
     tok_jadd(model, "end_of_word_suffix", cJSON_CreateNull(), &ok);
-    tok_jadd(model, "fuse_unk", cJSON_CreateBool(t->kind == CCE_TOK_SP ? 1 : t->fuse_unk), &ok);
-    tok_jadd(model, "byte_fallback", cJSON_CreateBool(t->kind == CCE_TOK_SP), &ok);
+    tok_jadd(model, "fuse_unk", cJSON_CreateBool(t->fuse_unk), &ok);
+    tok_jadd(model, "byte_fallback", cJSON_CreateBool(t->byte_fallback), &ok);
     tok_jadd(model, "ignore_merges", cJSON_CreateBool(t->ignore_merges), &ok);
     cJSON *vocab = tok_jadd(model, "vocab", cJSON_CreateObject(), &ok);
     for (int i = 0; i < t->n && ok; i++)

@@ -898,6 +898,7 @@ TEST(hf_rejects_defects) {
     expect_hf_error("trailing.json", PRE "\"vocab\":{\"a\":0},\"merges\":[]}} garbage", CCE_EFORMAT, "JSON");
     expect_hf_error("truncated.json", PRE "\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merg", CCE_EFORMAT, "JSON");
     expect_hf_error("array.json", "[1,2,3]", CCE_EFORMAT, "object");
+    expect_hf_error("latin1.json", PRE "\"vocab\":{\"caf\xe9\":0},\"merges\":[]}}", CCE_EFORMAT, "UTF-8");
     expect_hf_error("nomodel.json", "{\"version\":\"1.0\"}", CCE_EFORMAT, "model");
     expect_hf_error("wordpiece.json", "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{}}}", CCE_EUNSUPPORTED, "WordPiece");
     expect_hf_error("vocabarray.json", PRE "\"vocab\":[\"a\"],\"merges\":[]}}", CCE_EFORMAT, "model.vocab");
