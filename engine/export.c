@@ -306,7 +306,7 @@ static void add_token(cJSON *o, const char *key, int id) {
 }
 
 /* Write config.json for the effective config c; lo (may be NULL) adds the per-block keys. */
-static cce_status write_config(const cce_config *c, const char *architecture, int bias_flags,
+static cce_status write_config(const cce_config *c, const char *architecture, int bias_flags, int dtype,
                                const cce_model *m, const export_layout *lo, const char *path, cce_err *err) {
     cJSON *o = cJSON_CreateObject();
     char *text = NULL;
@@ -348,7 +348,7 @@ static cce_status write_config(const cce_config *c, const char *architecture, in
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tied);
     add_token(o, "bos_token_id", c->bos_id);
     add_token(o, "eos_token_id", c->eos_id);
-    cJSON_AddStringToObject(o, "torch_dtype", "float32");
+    cJSON_AddStringToObject(o, "torch_dtype", dtype == CCE_ST_F16 ? "float16" : dtype == CCE_ST_BF16 ? "bfloat16" : "float32");
     if (lo && lo->n_dropped) /* provenance only: which source blocks were kept (not read back) */
         cJSON_AddItemToObject(o, "cce_kept_layers", cJSON_CreateIntArray(lo->src, lo->cfg.n_layers));
     if (lo && lo->per_layer) {
@@ -389,10 +389,10 @@ done:
 
 cce_status cce_export_config(const cce_config *cfg, const char *architecture, int bias_flags,
                              const cce_model *m, const char *path, cce_err *err) {
-    if (!m) return write_config(cfg, architecture, bias_flags, NULL, NULL, path, err);
+    if (!m) return write_config(cfg, architecture, bias_flags, CCE_ST_F32, NULL, NULL, path, err);
     export_layout lo;
     cce_status s = layout_build(m, &lo, path, err);
-    if (!s) s = write_config(&lo.cfg, architecture, bias_flags, m, &lo, path, err);
+    if (!s) s = write_config(&lo.cfg, architecture, bias_flags, CCE_ST_F32, m, &lo, path, err);
     cce_free(lo.src);
     return s;
 }
@@ -423,12 +423,20 @@ uint64_t cce_export_dir_bytes(const char *dir) {
 }
 
 cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const char *dir, cce_err *err) {
+    return cce_export_hf_dtype(m, tok, dir, CCE_ST_F32, err);
+}
+
+cce_status cce_export_hf_dtype(const cce_model *m, const cce_tokenizer *tok, const char *dir, int dtype,
+                               cce_err *err) {
     const cce_config *c = &m->cfg;
     tensor_list tl = {0};
     export_layout lo = {0};
     char path[4200];
     cce_status s;
     if (strlen(dir) > 4000) return cce_err_set(err, CCE_EINVAL, "%.100s...: path too long", dir);
+    if (dtype != CCE_ST_F32 && dtype != CCE_ST_F16 && dtype != CCE_ST_BF16)
+        return cce_err_set(err, CCE_EINVAL, "%s: export dtype %s is not supported (F32, F16, BF16)", dir,
+                           cce_st_dtype_name(dtype));
     if ((s = ensure_dir(dir, err))) return s;
 
     /* Family and bias flags. Biases a block lacks but the config declares are written as
@@ -467,6 +475,7 @@ cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const cha
     if (s) goto done;
     for (int i = 0; i < tl.n; i++) {
         tl.e[i].name = tl.names[i];
+        tl.e[i].dtype = dtype;
         if (tl.src[i].kind == SRC_PLAIN) tl.e[i].data = tl.src[i].a;
         if (tl.src[i].kind == SRC_PLAIN && !tl.src[i].a) {
             s = cce_err_set(err, CCE_EINVAL, "%s: tensor '%s' has no data in the model", dir, tl.names[i]);
@@ -477,7 +486,7 @@ cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const cha
     static const char *const meta[2] = {"format", "pt"};
     if ((s = cce_st_write(path, tl.e, tl.n, meta, 1, fill_src, &tl, NULL, err))) goto done;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((s = write_config(&lo.cfg, arch, bias_flags, m, &lo, path, err))) goto done;
+    if ((s = write_config(&lo.cfg, arch, bias_flags, dtype, m, &lo, path, err))) goto done;
     if (tok) {
         snprintf(path, sizeof path, "%s/tokenizer.json", dir);
         if ((s = cce_tokenizer_save_hf(tok, path, err))) goto done;

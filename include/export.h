@@ -1,7 +1,7 @@
 /*
  * export.h — write a loaded (possibly compressed) model as a Hugging Face directory.
  *
- * Output: config.json, model.safetensors (F32) and, when a tokenizer is given, tokenizer.json.
+ * Output: config.json, model.safetensors (F32 unless asked otherwise) and, when a tokenizer is given, tokenizer.json.
  * `cce` loads the directory back (cce_load_hf) with the same weights and the same evaluation
  * results; when the model is expressible in a standard config (no dropped blocks, uniform
  * shapes, dense weights) Hugging Face transformers loads it too.
@@ -44,6 +44,10 @@
 /* Write m (and tok, may be NULL) into directory dir (created if missing; existing files of the
  * same names are replaced atomically, one by one). Reads m only. */
 cce_status cce_export_hf(const cce_model *m, const cce_tokenizer *tok, const char *dir, cce_err *err);
+/* The same with the weights stored as dtype (CCE_ST_F32, CCE_ST_F16 or CCE_ST_BF16 from
+ * safetensors.h; F16/BF16 round to nearest even, so the reload is close but not identical). */
+cce_status cce_export_hf_dtype(const cce_model *m, const cce_tokenizer *tok, const char *dir, int dtype,
+                               cce_err *err);
 
 /* Bias flags of cce_export_config (Llama family). */
 #define CCE_EXPORT_ATTN_BIAS 1  /* "attention_bias": true — q/k/v/o biases */

@@ -78,3 +78,14 @@ if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: synth: unknown shape 'gp
 out=$("$CCE" export "$T/tiny" -o "$T/tiny_re" --json 2>&1); rc=$?
 if [ $rc -eq 0 ] && cmp -s "$T/tiny/model.safetensors" "$T/tiny_re/model.safetensors"; then ok reexport_identical
 else bad reexport_identical "rc=$rc $out"; fi
+
+# 7. --dtype bf16: half the bytes (the header is the same size), loss within 0.01 of the F32 original
+out=$("$CCE" export "$D/llama2c/stories260K.bin" -o "$T/hf_bf16" --no-tokenizer --dtype bf16 --json 2>&1); rc=$?
+got=$("$CCE" eval "$T/hf_bf16" --tokenizer "$D/llama2c/tok512.bin" --text "$T/eval.txt" --json 2>&1)
+l3=$(echo "$got" | loss_of)
+s32=$(stat -c %s "$T/hf_notok/model.safetensors"); s16=$(stat -c %s "$T/hf_bf16/model.safetensors" 2>/dev/null || echo 0)
+if [ $rc -eq 0 ] && echo "$out" | grep -q '"dtype":"BF16"' && [ $((s16 * 2)) -lt $((s32 + 16384)) ] && [ $((s16 * 2)) -gt $((s32 - 16384)) ] \
+   && awk -v a="$l0" -v b="$l3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b != "" && d < 0.01) }'; then ok dtype_bf16
+else bad dtype_bf16 "rc=$rc $out / sizes $s16 vs $s32 / loss $l0 vs $l3: $got"; fi
+out=$("$CCE" export "$D/llama2c/stories260K.bin" -o "$T/hf_q4" --dtype q4 2>&1); rc=$?
+if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: export: --dtype 'q4'"; then ok dtype_unknown; else bad dtype_unknown "rc=$rc $out"; fi
