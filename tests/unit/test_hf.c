@@ -222,6 +222,29 @@ static cce_status load_dir(const char *dir, cce_model **m, cce_err *err) { retur
 
 /* ---- round trips ---- */
 
+/* The wider trained model: head_dim 32, 3 query heads per KV head. */
+TEST(tinystories_2m5_round_trip) {
+    const char *bin = harness_data("llama2c/tinystories_2m5.bin");
+    if (!harness_have(bin)) FAILF("missing %s (set CCE_DATA)", bin);
+    cce_model *a = NULL, *b = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_load_llama2c(bin, &a, &err) == CCE_OK, "%s", err.msg);
+    const char *dir = tmp("ts2m5_hf");
+    cce_status s = cce_export_hf(a, NULL, dir, &err);
+    if (!s) s = load_dir(dir, &b, &err);
+    const char *why = s ? "load failed" : models_differ(a, b);
+    int ids[6] = {1, 403, 407, 261, 378, 432};
+    char msg[600] = "";
+    double mx = s ? -1 : logits_diff(a, b, ids, 6, msg, sizeof msg);
+    int hd = a->cfg.head_dim;
+    cce_model_free(a);
+    cce_model_free(b);
+    CHECK_MSG(!s, "%s", err.msg);
+    CHECK_EQ_INT(hd, 32);
+    CHECK_MSG(!why, "weights differ after round trip: %s", why);
+    CHECK_MSG(mx >= 0 && mx < 1e-5, "max logit diff %g (%s)", mx, msg);
+}
+
 TEST(stories260k_round_trip) {
     const char *bin = harness_data("llama2c/stories260K.bin");
     if (!harness_have(bin)) FAILF("missing %s (set CCE_DATA)", bin);
@@ -917,6 +940,7 @@ TEST(allocation_failures) {
 
 int main(void) {
     RUN(stories260k_round_trip);
+    RUN(tinystories_2m5_round_trip);
     RUN(llama_untied_round_trip);
     RUN(gpt2_round_trip_conv1d_layout);
     RUN(bias_families_round_trip);
