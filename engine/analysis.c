@@ -537,12 +537,16 @@ void cce_analysis_calib_info(const cce_analysis *job, size_t *stream_tokens, int
     if (seq_len) *seq_len = ready ? job->calib->seq_len : 0;
 }
 
+static int analysis_should_stop(void *user) { return atomic_load(&((cce_analysis *)user)->cancel); }
+
 /* Step 0: token stream, calibration batch, token subsample, scratch. */
 static cce_status analysis_prepare(cce_analysis *j, cce_err *err) {
     atomic_store(&j->phase, PH_TOKENISE);
     cce_status st;
     if (j->text) {
-        st = cce_calib_text_tokens(j->tok, j->text, j->text_len, &j->stream, &j->n_stream, err);
+        st = cce_calib_text_tokens(j->tok, j->text, j->text_len, 0, analysis_should_stop, j, &j->stream,
+                                   &j->n_stream, err);
+        if (st == CCE_ECANCEL) cce_err_set(err, st, "analysis: cancelled while tokenising");
         if (st) return st;
         cce_free(j->text);
         j->text = NULL;

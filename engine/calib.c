@@ -13,9 +13,66 @@
 #include "eval.h"
 #include "util.h"
 
-cce_status cce_calib_text_tokens(const cce_tokenizer *tok, const char *text, size_t len,
-                                 int **ids, size_t *n, cce_err *err) {
-    return cce_text_tokens(tok, text, len, ids, n, err);
+/* End of the first piece of text[start..len) that is at least chunk bytes long and ends right
+ * after a blank line, scanning for blank lines exactly as the evaluation protocol does
+ * ("\n", optional "\r", "\n"); len when there is none. */
+static size_t calib_piece_end(const char *text, size_t start, size_t len, size_t chunk) {
+    size_t i = start;
+    while (i < len) {
+        if (text[i] == '\n') {
+            size_t j = i + 1;
+            if (j < len && text[j] == '\r' && j + 1 < len && text[j + 1] == '\n') j++;
+            if (j < len && text[j] == '\n') {
+                if (j + 1 - start >= chunk) return j + 1;
+                i = j + 1;
+                continue;
+            }
+        }
+        i++;
+    }
+    return len;
+}
+
+cce_status cce_calib_text_tokens(const cce_tokenizer *tok, const char *text, size_t len, size_t chunk_bytes,
+                                 int (*stop)(void *user), void *user, int **ids, size_t *n, cce_err *err) {
+    *ids = NULL;
+    *n = 0;
+    if (chunk_bytes == 0) chunk_bytes = (size_t)64 << 10;
+    int *all = NULL;
+    size_t count = 0, cap = 0, start = 0;
+    cce_status st = CCE_OK;
+    do {
+        if (stop && stop(user)) {
+            st = cce_err_set(err, CCE_ECANCEL, "calibration: tokenising cancelled at byte %zu of %zu", start, len);
+            goto fail;
+        }
+        size_t end = calib_piece_end(text, start, len, chunk_bytes);
+        int *part = NULL;
+        size_t np = 0;
+        if ((st = cce_text_tokens(tok, text + start, end - start, &part, &np, err))) goto fail;
+        if (count + np > cap) {
+            size_t want = cap ? cap : 4096;
+            while (want < count + np) want *= 2;
+            int *grown = cce_realloc(all, want, sizeof(int));
+            if (!grown) {
+                cce_free(part);
+                st = cce_err_set(err, CCE_ENOMEM, "calibration: cannot hold %zu tokens", count + np);
+                goto fail;
+            }
+            all = grown;
+            cap = want;
+        }
+        if (np) memcpy(all + count, part, np * sizeof(int));
+        count += np;
+        cce_free(part);
+        start = end;
+    } while (start < len);
+    *ids = all;
+    *n = count;
+    return CCE_OK;
+fail:
+    cce_free(all);
+    return st;
 }
 
 static int cmp_size(const void *a, const void *b) {

@@ -39,9 +39,12 @@ typedef struct {
     cce_fwd *fwd;
 } cce_calib;
 
-/* Tokenise a calibration text with the evaluation protocol. *ids allocated (cce_free). */
-cce_status cce_calib_text_tokens(const cce_tokenizer *tok, const char *text, size_t len,
-                                 int **ids, size_t *n, cce_err *err);
+/* Tokenise a calibration text with the evaluation protocol, in pieces of about chunk_bytes
+ * (0: 64 KiB) cut only after blank lines, so the stream is identical to cce_text_tokens on the
+ * whole text; stop (may be NULL) is asked between pieces and a non-zero answer ends with
+ * CCE_ECANCEL. *ids allocated (cce_free). */
+cce_status cce_calib_text_tokens(const cce_tokenizer *tok, const char *text, size_t len, size_t chunk_bytes,
+                                 int (*stop)(void *user), void *user, int **ids, size_t *n, cce_err *err);
 
 /* Choose n_seq of the floor(n_ids / seq_len) non-overlapping windows with a seeded RNG;
  * starts (n_seq) receives their token offsets in increasing order. Fails with CCE_EINVAL

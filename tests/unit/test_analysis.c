@@ -6,6 +6,7 @@
 #include "harness.h"
 #include "analysis.h"
 #include "calib.h"
+#include "eval.h"
 #include "linalg.h"
 #include "model.h"
 #include "tokenizer.h"
@@ -638,6 +639,49 @@ TEST(allocation_failures_are_clean) {
     cce_model_free(m);
 }
 
+static int stop_now(void *user) { return ++*(int *)user >= 3; }
+
+/* Tokenising in pieces cut after blank lines gives exactly the protocol's stream. */
+TEST(chunked_tokenisation_matches_protocol) {
+    const char *tp = harness_data("llama2c/tok512.bin"), *xp = harness_data("text/tinystories_valid_head.txt");
+    if (!harness_have(tp) || !harness_have(xp)) {
+        printf("  (data missing: skipped)\n");
+        return;
+    }
+    cce_tokenizer *tok = NULL;
+    cce_err err = {{0}};
+    CHECK_OK(cce_tokenizer_load_llama2c(tp, 512, &tok, &err));
+    char *text = NULL;
+    size_t len = 0;
+    CHECK_OK(cce_read_file(xp, 1 << 24, &text, &len, &err));
+    len = 120000;   // a prefix keeps it fast; add CRLF line ends and runs of blank lines in it
+    char *t2 = cce_alloc(2 * len + 16, 1);
+    size_t m = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n' && i % 5 == 0) t2[m++] = '\r';
+        t2[m++] = text[i];
+        if (text[i] == '\n' && i % 7 == 0) { t2[m++] = '\n'; t2[m++] = '\n'; }
+    }
+    int *whole = NULL, *pieces = NULL;
+    size_t nw = 0, np = 0;
+    CHECK_OK(cce_text_tokens(tok, t2, m, &whole, &nw, &err));
+    size_t sizes[3] = {1, 1000, 50000};
+    for (int k = 0; k < 3; k++) {
+        CHECK_OK(cce_calib_text_tokens(tok, t2, m, sizes[k], NULL, NULL, &pieces, &np, &err));
+        CHECK_EQ_INT(np, nw);
+        CHECK(!memcmp(pieces, whole, nw * sizeof(int)));
+        cce_free(pieces);
+    }
+    printf("  %zu tokens, identical in pieces of 1, 1000 and 50000 bytes\n", nw);
+    int calls = 0;
+    CHECK_EQ_INT(cce_calib_text_tokens(tok, t2, m, 1000, stop_now, &calls, &pieces, &np, &err), CCE_ECANCEL);
+    CHECK(pieces == NULL && calls == 3);
+    cce_free(whole);
+    cce_free(t2);
+    cce_free(text);
+    cce_tokenizer_free(tok);
+}
+
 TEST(stories260k_end_to_end_deterministic) {
     const char *mp = harness_data("llama2c/stories260K.bin"), *tp = harness_data("llama2c/tok512.bin");
     const char *xp = harness_data("text/train/tinystories_v1_train_head.txt");
@@ -712,6 +756,7 @@ int main(void) {
     RUN(cancel_and_errors);
     RUN(gpt2_dropped_and_low_rank_blocks);
     RUN(allocation_failures_are_clean);
+    RUN(chunked_tokenisation_matches_protocol);
     RUN(stories260k_end_to_end_deterministic);
     return harness_done();
 }
