@@ -323,7 +323,9 @@ static inline fwd_vf fwd_vexp(fwd_vf x) {
     const fwd_vf lo = fwd_vsplat(-87.3f), hi = fwd_vsplat(88.3f), magic = fwd_vsplat(12582912.0f);
     x = fwd_vselect(x < lo, lo, x);
     x = fwd_vselect(x > hi, hi, x);
-    fwd_vf t = x * fwd_vsplat(1.44269504088896341f) + magic;   // round to nearest via 1.5·2^23
+    /* round to nearest by adding 1.5·2^23: t's low mantissa bits then hold n itself, so the
+     * integer n is a bit difference (no float->int conversion) */
+    fwd_vf t = x * fwd_vsplat(1.44269504088896341f) + magic;
     fwd_vf n = t - magic;
     fwd_vf r = x - n * fwd_vsplat(0.693359375f) + n * fwd_vsplat(2.12194440e-4f);
     fwd_vf p = fwd_vsplat(1.9875691500e-4f);
@@ -333,7 +335,7 @@ static inline fwd_vf fwd_vexp(fwd_vf x) {
     p = p * r + fwd_vsplat(1.6666665459e-1f);
     p = p * r + fwd_vsplat(5.0000001201e-1f);
     p = p * r * r + r + fwd_vsplat(1.0f);
-    fwd_vi e = (__builtin_convertvector(n, fwd_vi) + 127) << 23;
+    fwd_vi e = ((fwd_vi)t - (fwd_vi)magic + 127) << 23;
     return p * (fwd_vf)e;
 }
 
