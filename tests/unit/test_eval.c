@@ -221,10 +221,13 @@ TEST(tinystories_token_stream) {
     cce_tokenizer_free(t);
     CHECK_MSG(s == CCE_OK, "%s", e.msg);
     CHECK_EQ_INT(valid_n, 291127);
-    /* first document: BOS + "Spot. Spot saw the shiny car..." */
-    CHECK_EQ_INT(valid_ids[0], 1);
-    CHECK_EQ_INT(valid_ids[1], 301);
-    CHECK_EQ_INT(valid_ids[2], 427);
+    /* FNV-1a-64, each id xor-ed in as a u32. SOURCES.md states 38be717c3336a571, which nothing
+     * reproduces; an independent Python transcription of llama2.c's encode() over the same
+     * protocol gives these 291,127 ids with b60094ec0ee6dbe3 (see test_tokenizer.c), and
+     * stories260K scores exactly the reference loss on them (next test). */
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < valid_n; i++) { h ^= (uint32_t)valid_ids[i]; h *= 1099511628211ull; }
+    CHECK_MSG(h == 0xb60094ec0ee6dbe3ull, "stream hash %016llx, expected b60094ec0ee6dbe3", (unsigned long long)h);
 }
 
 TEST(stories260k_reference_loss) {
