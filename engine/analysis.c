@@ -48,6 +48,7 @@ void cce_analysis_opts_default(cce_analysis_opts *o) {
     o->eps = 1e-3f;
     o->tau = 1e-2f;
     o->ridge = 1e-6;
+    o->cka_gram = -1;
 }
 
 int cce_spectrum_count_below(const float *eig, int n, float eps) {
@@ -377,9 +378,11 @@ struct cce_analysis {
     int L;
     cce_block_result *res;      // (L)
     float *layer_cka;           // (L, L)
-    float *delta;               // (L, n_sub, dim) centred block updates on the token subsample
+    int gram;                   // layer CKA from Gram matrices (else from the updates)
+    float *delta;               // (L, n_sub, dim) centred block updates on the token subsample,
+                                // or with gram (L, n_sub, n_sub) their Gram matrices Δ Δᵀ
     double *delta_self;         // (L) ‖Δᵀ Δ‖_F
-    float *cross;               // (dim, dim) scratch for Δ_iᵀ Δ_j
+    float *cross;               // scratch: (dim, dim) Δ_iᵀ Δ_j, or with gram (n_sub, dim) Δ_l
     int *sub_rows;              // (n_sub) rows of the subsample, increasing
     int n_sub;
     float *h_prev;              // (rows, dim) hidden states before the current block
@@ -557,9 +560,14 @@ static cce_status analysis_prepare(cce_analysis *j, cce_err *err) {
     j->n_sub = j->opts.subsample < rows ? j->opts.subsample : rows;
     j->sub_rows = cce_alloc((size_t)rows, sizeof(int));
     j->h_prev = cce_alloc((size_t)rows, (size_t)d * sizeof(float));
-    j->cross = cce_alloc((size_t)d, (size_t)d * sizeof(float));
+    // Compare updates directly (L²/2 products of (sub, d)ᵀ(sub, d)) or through Gram matrices
+    // (L products (sub, d)(sub, d)ᵀ, then L²/2 dot products of (sub, sub)): the cheaper one.
+    double ns = j->n_sub, dd = d, LL = j->L;
+    j->gram = j->opts.cka_gram >= 0 ? j->opts.cka_gram : LL * LL / 2 * ns * dd * dd > LL * ns * ns * dd + LL * LL / 2 * ns * ns;
+    j->cross = j->gram ? cce_alloc((size_t)j->n_sub, (size_t)d * sizeof(float)) : cce_alloc((size_t)d, (size_t)d * sizeof(float));
     size_t per;
-    if (!cce_size_mul((size_t)j->n_sub, (size_t)d, &per) || !cce_size_mul(per, (size_t)(j->L > 0 ? j->L : 1), &per))
+    if (!cce_size_mul((size_t)j->n_sub, j->gram ? (size_t)j->n_sub : (size_t)d, &per) ||
+        !cce_size_mul(per, (size_t)(j->L > 0 ? j->L : 1), &per))
         return cce_err_set(err, CCE_ENOMEM, "analysis: update subsample (%d layers, %d, %d) overflows", j->L, j->n_sub, d);
     j->delta = cce_alloc_zero(per, sizeof(float));
     if (!j->sub_rows || !j->h_prev || !j->cross || !j->delta)
@@ -708,7 +716,7 @@ static void block_similarity(cce_analysis *j, int l, cce_block_result *r) {
     if (r->influence < 0) r->influence = 0;
     r->update_rms = sum_hh > 0 ? sqrt(sum_dd / sum_hh) : 0;
     r->near_identity = r->angular_distance < 1e-3;
-    float *dl = j->delta + (size_t)l * j->n_sub * d;   // (n_sub, d)
+    float *dl = j->gram ? j->cross : j->delta + (size_t)l * j->n_sub * d;   // (n_sub, d)
     for (int s = 0; s < j->n_sub; s++) {
         const float *a = j->h_prev + (size_t)j->sub_rows[s] * d, *b = c->h + (size_t)j->sub_rows[s] * d;
         for (int k = 0; k < d; k++) dl[(size_t)s * d + k] = b[k] - a[k];
@@ -721,20 +729,35 @@ static void block_similarity(cce_analysis *j, int l, cce_block_result *r) {
     }
 }
 
-/* Row and column l of the layer CKA matrix. */
+static double dot_f(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* Row and column l of the layer CKA matrix: <K_i, K_l> = ‖Δ_iᵀ Δ_l‖_F² either way. */
 static cce_status layer_cka_row(cce_analysis *j, int l, cce_err *err) {
     int d = j->calib->dim, ns = j->n_sub;
-    const float *dl = j->delta + (size_t)l * ns * d;
+    size_t per = (size_t)ns * (j->gram ? (size_t)ns : (size_t)d);
+    float *dl = j->delta + (size_t)l * per;
     double self;
-    cce_status st = cross_norm2(dl, d, dl, d, ns, j->cross, &self, err);
-    if (st) return st;
+    cce_status st;
+    if (j->gram) {   // K_l = Δ_l Δ_lᵀ from the scratch update
+        cce_mat D = {j->cross, ns, d, d}, K = {dl, ns, ns, ns};
+        if ((st = cce_linalg_gemm(0, 1, 1.0f, &D, &D, 0.0f, &K, err))) return st;
+        self = dot_f(dl, dl, per);
+    } else if ((st = cross_norm2(dl, d, dl, d, ns, j->cross, &self, err))) {
+        return st;
+    }
     j->delta_self[l] = sqrt(self);
     for (int i = 0; i <= l; i++) {
         double v = 0;
         if (j->delta_self[i] > 0 && j->delta_self[l] > 0) {
             double x;
+            const float *di = j->delta + (size_t)i * per;
             if (i == l) x = self;
-            else if ((st = cross_norm2(j->delta + (size_t)i * ns * d, d, dl, d, ns, j->cross, &x, err))) return st;
+            else if (j->gram) x = dot_f(di, dl, per);
+            else if ((st = cross_norm2(di, d, dl, d, ns, j->cross, &x, err))) return st;
             v = x / (j->delta_self[i] * j->delta_self[l]);
         }
         j->layer_cka[(size_t)i * j->L + l] = j->layer_cka[(size_t)l * j->L + i] = (float)v;

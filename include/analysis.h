@@ -7,8 +7,9 @@
  * moments and histograms (include/stats.h), then derives the block's results right away and
  * frees its statistics. Block ℓ's results are readable (cce_analysis_block) as soon as its step
  * returns, while block ℓ+1 runs on another thread. Memory: one block's statistics, the hidden
- * states h (rows, dim) plus a copy of them, and the token subsample of every block's update
- * (L, subsample, dim) for the layer similarity.
+ * states h (rows, dim) plus a copy of them, and for the layer similarity either the token
+ * subsample of every block's update (L, subsample, dim) or its Gram matrix (L, subsample,
+ * subsample), whichever is cheaper to compare (wide models: the Gram matrices).
  *
  * The readings (fixed by DESIGN):
  *  - eigen spectra: eigenvalues (descending) of the centred covariances of the attention input,
@@ -64,6 +65,8 @@ typedef struct {
     float eps;         // eigenvalue threshold for the counts (default 1e-3)
     float tau;         // singular value threshold for the counts (default 1e-2)
     double ridge;      // relative ridge for the redundancy regression (default 1e-6)
+    int cka_gram;      // layer CKA via: -1 the cheaper (default), 0 stored updates Δ (L, sub, dim)
+                       // and ‖Δ_iᵀΔ_j‖, 1 stored Gram matrices ΔΔᵀ (L, sub, sub) and their dot products
 } cce_analysis_opts;
 void cce_analysis_opts_default(cce_analysis_opts *o);
 

@@ -486,6 +486,18 @@ TEST(planted_redundancy_is_found) {
            lc[1], lc[ID_LAYER * TL], lc[ID_LAYER * TL + 1], lc[ID_LAYER * TL + 2]);
     CHECK(md < 1e-4);
     CHECK(lc[ID_LAYER * TL + 0] == 0 && lc[ID_LAYER * TL + ID_LAYER] == 0);
+    // the Gram-matrix route gives the same matrix
+    cce_analysis_opts og = o;
+    og.cka_gram = 1;
+    cce_analysis *jg = NULL;
+    CHECK_OK(cce_analysis_new(m, &src, &og, &jg, &err));
+    CHECK_OK(cce_analysis_run(jg, &err));
+    const float *lg = cce_analysis_layer_cka(jg, NULL);
+    double mg = 0;
+    for (int i = 0; i < TL * TL; i++) mg = fmax(mg, fabs(lg[i] - lc[i]));
+    printf("  layer CKA via Gram matrices vs via updates: max diff %.3g\n", mg);
+    CHECK(mg < 1e-5);
+    cce_analysis_free(jg);
     for (int l = 0; l < TL; l++) cce_free(dl[l]);
     for (int h = 0; h < TH; h++) cce_free(contrib[h]);
     for (int l = 0; l <= TL; l++) cce_free(hs[l]);
