@@ -32,6 +32,9 @@
  *    W_iᵀ) in [0,1] (1: fully predictable). The pruning order is greedy backward elimination:
  *    repeatedly remove the component of least cost given the ones still kept.
  *
+ * Determinism: for the same model, token stream, options and BLAS thread count, every result is
+ * bit-identical from run to run (fixed seeds, fixed reduction orders, no timing dependence).
+ *
  * Thread-safety: one thread drives a job (new/step/free); cce_analysis_progress,
  * cce_analysis_cancel, cce_analysis_block, cce_analysis_layer_cka and cce_analysis_finished may
  * be called from any thread while it runs.
