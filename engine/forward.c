@@ -34,7 +34,8 @@
 #include "util.h"
 
 #define ATT_BLOCK 64    /* query rows per causal score block */
-#define NLL_CHUNK 256   /* rows per LM-head GEMM */
+#define NLL_CHUNK 256   /* rows per LM-head GEMM, fewer for vocabularies over 64k ... */
+#define NLL_CHUNK_FLOATS (16u << 20)  /* ... so the logits chunk stays within 64 MB */
 
 struct cce_fwd {
     const cce_model *m;
@@ -52,7 +53,8 @@ struct cce_fwd {
     float *scores;   // (max_group*ATT_BLOCK, max_seq) causal score block
     float *inv;      // (max_group*ATT_BLOCK) 1/softmax sums
     int *hs;         // (max heads) query heads of the current KV group
-    float *logits;   // (NLL_CHUNK, vocab)
+    int nll_chunk;   // rows per LM-head GEMM in cce_fwd_nll
+    float *logits;   // (nll_chunk, vocab)
     float *rope_cos, *rope_sin;  // (max_seq, head_dim/2)
 };
 
@@ -171,7 +173,10 @@ cce_status cce_fwd_new(const cce_model *m, int max_rows, int max_seq_len, cce_fw
     f->max_seq = max_seq_len;
     f->max_q = mx.q; f->max_kv = mx.kv; f->max_hidden = mx.hidden; f->max_rank = mx.rank;
     size_t R = (size_t)max_rows, d = (size_t)m->cfg.dim;
-    int chunk = max_rows < NLL_CHUNK ? max_rows : NLL_CHUNK;
+    int chunk = (int)(NLL_CHUNK_FLOATS / (unsigned)m->cfg.vocab_size);
+    chunk = chunk > NLL_CHUNK ? NLL_CHUNK : chunk < 16 ? 16 : chunk;
+    if (chunk > max_rows) chunk = max_rows;
+    f->nll_chunk = chunk;
     f->h = cce_alloc(R, d * sizeof(float));
     f->xn = cce_alloc(R, d * sizeof(float));
     f->out = cce_alloc(R, d * sizeof(float));
@@ -556,7 +561,7 @@ cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, in
         if (ids[r] < 0 || ids[r] >= V)
             return cce_err_set(err, CCE_EINVAL, "forward: token id %d at row %d outside vocabulary (%d)", ids[r], r, V);
     fwd_norm(m, h, rows, m->final_norm, m->final_norm_b, f->xn);
-    int chunk = f->max_rows < NLL_CHUNK ? f->max_rows : NLL_CHUNK;
+    int chunk = f->nll_chunk;
     double total = 0.0;
     long cnt = 0;
     for (int r0 = 0; r0 < rows; r0 += chunk) {
