@@ -124,7 +124,10 @@ cce_status cce_linalg_eigh(cce_mat *a, float *w, int vectors, cce_err *err) {
     if (st) return st;
     int n = a->rows;
     if (n == 0) return CCE_OK;
-    int info = LAPACKE_ssyevd(LAPACK_ROW_MAJOR, vectors ? 'V' : 'N', 'U', n, a->data, a->ld, w);
+    // A symmetric matrix reads the same in either storage order: values-only calls go column-major
+    // to skip LAPACKE's transposition copies.
+    int info = vectors ? LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, a->data, a->ld, w)
+                       : LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'N', 'L', n, a->data, a->ld, w);
     if ((st = lapack_status("eigh (ssyevd)", info, err))) return st;
     // LAPACK returns ascending order: reverse values (and eigenvector columns) to descending.
     for (int i = 0, j = n - 1; i < j; i++, j--) {
@@ -161,7 +164,8 @@ cce_status cce_linalg_cholesky(cce_mat *a, float *jitter, cce_err *err) {
                 a->data[(size_t)i * a->ld + i] += used;
             }
         }
-        info = LAPACKE_spotrf(LAPACK_ROW_MAJOR, 'L', n, a->data, a->ld);
+        // row-major lower L == column-major upper U = Lᵀ: no transposition copies in LAPACKE
+        info = LAPACKE_spotrf(LAPACK_COL_MAJOR, 'U', n, a->data, a->ld);
         if (info == 0) break;
         if (info < 0) break;
     }
@@ -229,13 +233,14 @@ cce_status cce_linalg_trsm(int right, int lower, int trans, const cce_mat *a, cc
 cce_status cce_linalg_spd_inverse_d(double *a, int n, cce_err *err) {
     if (n < 0 || (n > 0 && !a)) return cce_err_set(err, CCE_EINVAL, "linalg spd_inverse: bad matrix (%d, %d)", n, n);
     if (n == 0) return CCE_OK;
-    int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, a, n);
+    // row-major upper == column-major lower: no transposition copies in LAPACKE
+    int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, a, n);
     if (info > 0)
         return cce_err_set(err, CCE_EFORMAT, "linalg spd_inverse: matrix (%d, %d) is not positive definite (leading minor %d)",
                            n, n, info);
     cce_status st = lapack_status("spd_inverse (dpotrf)", info, err);
     if (st) return st;
-    info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', n, a, n);
+    info = LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', n, a, n);
     if ((st = lapack_status("spd_inverse (dpotri)", info, err))) return st;
     cce_linalg_symmetrize_d(a, n);
     return CCE_OK;
