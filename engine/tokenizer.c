@@ -620,8 +620,8 @@ typedef struct {
     int32_t *prev;    /* (cap) */
     int32_t *seg;     /* (cap + 1) start index of each BPE segment (word) */
     size_t nseg;
-    tok_cand *heap;   /* (3 * cap) */
-    size_t hn;
+    tok_cand *heap;   /* (hcap) grown to 3x the longest segment seen */
+    size_t hn, hcap;
 } tok_work;
 
 static inline bool tok_cand_less(const tok_cand *a, const tok_cand *b) {
@@ -662,9 +662,16 @@ static void tok_try_pair(const cce_tokenizer *t, tok_work *w, int32_t l, int32_t
 }
 
 /* BPE over symbols [s0, s1): merge the lowest-rank pair, leftmost on ties, until none is left.
- * Merged-away symbols get id -1. */
-static void tok_bpe(const cce_tokenizer *t, tok_work *w, int32_t s0, int32_t s1) {
-    if (s1 - s0 < 2 || t->n_merges == 0) return;
+ * Merged-away symbols get id -1. Returns -1 if the heap cannot grow. */
+static int tok_bpe(const cce_tokenizer *t, tok_work *w, int32_t s0, int32_t s1) {
+    if (s1 - s0 < 2 || t->n_merges == 0) return 0;
+    size_t need = 3 * (size_t)(s1 - s0);   /* s1-s0-1 first pairs, then at most 2 per merge */
+    if (need > w->hcap) {
+        tok_cand *nh = cce_realloc(w->heap, need, sizeof *nh);
+        if (!nh) return -1;
+        w->heap = nh;
+        w->hcap = need;
+    }
     for (int32_t i = s0; i < s1; i++) {
         w->next[i] = i + 1 < s1 ? i + 1 : -1;
         w->prev[i] = i > s0 ? i - 1 : -1;
@@ -684,6 +691,7 @@ static void tok_bpe(const cce_tokenizer *t, tok_work *w, int32_t s0, int32_t s1)
         if (w->prev[c.pos] >= 0) tok_try_pair(t, w, w->prev[c.pos], c.pos);
         if (nr >= 0) tok_try_pair(t, w, c.pos, nr);
     }
+    return 0;
 }
 
 /* Append symbol id (fusing repeated <unk> when asked). */
@@ -963,7 +971,8 @@ static cce_status tok_encode_part(const cce_tokenizer *t, tok_work *w, const uin
     if (w->nseg == 0) w->seg[w->nseg++] = 0;
     for (size_t k = 0; k < w->nseg; k++) {
         int32_t s0 = w->seg[k], s1 = k + 1 < w->nseg ? w->seg[k + 1] : (int32_t)m;
-        tok_bpe(t, w, s0, s1);
+        if (tok_bpe(t, w, s0, s1))
+            return cce_err_set(err, CCE_ENOMEM, "tokenizer: encode: out of memory for a %d-symbol word", (int)(s1 - s0));
     }
     for (size_t k = 0; k < m; k++)
         if (w->sym[k] >= 0) res[(*o)++] = w->sym[k];
@@ -990,10 +999,9 @@ cce_status cce_tokenizer_encode(const cce_tokenizer *t, const char *text, size_t
     w.next = cce_alloc(cap, sizeof *w.next);
     w.prev = cce_alloc(cap, sizeof *w.prev);
     w.seg = cce_alloc(cap + 1, sizeof *w.seg);
-    w.heap = cce_alloc(cap, 3 * sizeof *w.heap);
     uint8_t *tmp = cce_alloc(cap, 1);
     int *res = cce_alloc(cap, 2 * sizeof *res);   /* ids: at most 2 per byte (prefix per stretch) + BOS */
-    if (!w.sym || !w.next || !w.prev || !w.seg || !w.heap || !tmp || !res) {
+    if (!w.sym || !w.next || !w.prev || !w.seg || !tmp || !res) {
         st = cce_err_set(err, CCE_ENOMEM, "tokenizer: encode: out of memory for %zu bytes of text", len);
         goto cleanup;
     }
@@ -1008,7 +1016,8 @@ cce_status cce_tokenizer_encode(const cce_tokenizer *t, const char *text, size_t
         res[o++] = mid;
         p = at + mlen;
     }
-    *ids = res;
+    int *fit = cce_realloc(res, o ? o : 1, sizeof *res);   /* give back the worst-case room */
+    *ids = fit ? fit : res;
     *n = o;
     res = NULL;
 cleanup:
