@@ -4,9 +4,9 @@
  * Layout. A batch is n_seq sequences of seq_len tokens, held as one row-major (rows, dim)
  * matrix with rows = n_seq*seq_len. Every linear is ONE cblas_sgemm over all rows
  * (y (rows,out) = x (rows,in) · Wᵀ, or two for a low-rank U·V), so the work is GEMM-bound and
- * OpenBLAS's threads carry the parallelism. Elementwise work (norms, RoPE, residual adds) is
- * plain loops over contiguous rows; the exponential-heavy parts (softmax, SiLU, GELU, the LM
- * head's log-sum-exp) use explicit vector kernels (see "vector kernels" below).
+ * OpenBLAS's threads carry the parallelism. Elementwise work (norms, residual adds, softmax,
+ * SiLU, GELU, the LM head's log-sum-exp) runs on one thread through explicit vector kernels
+ * (see "vector kernels" below); RoPE is a plain loop over contiguous rows.
  *
  * Attention runs per (sequence, KV head) on the strided (seq_len, hd) slices of K and V
  * (leading dimension n_kv_heads*hd, no copies), for all the query heads that share that KV
@@ -36,6 +36,36 @@
 #define ATT_BLOCK 64    /* query rows per causal score block */
 #define NLL_CHUNK 256   /* rows per LM-head GEMM, fewer for vocabularies over 64k ... */
 #define NLL_CHUNK_FLOATS (16u << 20)  /* ... so the logits chunk stays within 64 MB */
+
+/* ---- vector kernels ----
+ * The elementwise work that is not GEMM (norms, residual and bias adds, softmax exponentials,
+ * SiLU/GELU, the LM head's log-sum-exp) is written with GCC vector extensions as wide as the
+ * target's registers (16 floats with AVX-512, 8 with AVX, else 4): one portable path, no
+ * intrinsics. -O2 does not vectorise these loops by itself (reductions, unknown trip counts),
+ * and libm's expf was 60% of a small model's forward pass before this. */
+#if defined(__AVX512F__)
+#define FWD_VL 16
+#elif defined(__AVX__)
+#define FWD_VL 8
+#else
+#define FWD_VL 4
+#endif
+typedef float fwd_vf __attribute__((vector_size(FWD_VL * 4)));
+typedef int32_t fwd_vi __attribute__((vector_size(FWD_VL * 4)));
+
+static inline fwd_vf fwd_vload(const float *p) { fwd_vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void fwd_vstore(float *p, fwd_vf v) { memcpy(p, &v, sizeof v); }
+static inline fwd_vf fwd_vsplat(float x) { return (fwd_vf){0} + x; }
+static inline fwd_vf fwd_vselect(fwd_vi mask, fwd_vf a, fwd_vf b) {  // mask ? a : b
+    return (fwd_vf)(((fwd_vi)a & mask) | ((fwd_vi)b & ~mask));
+}
+
+/* y[i] += x[i] for n floats. */
+static void fwd_vadd(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + FWD_VL <= n; i += FWD_VL) fwd_vstore(y + i, fwd_vload(y + i) + fwd_vload(x + i));
+    for (; i < n; i++) y[i] += x[i];
+}
 
 struct cce_fwd {
     const cce_model *m;
@@ -240,7 +270,7 @@ static void fwd_linear(const cce_linear *l, const float *x, int rows, float *y, 
     if (l->b)
         for (int r = 0; r < rows; r++) {
             float *yr = y + (size_t)r * l->out;
-            for (int o = 0; o < l->out; o++) yr[o] += l->b[o];
+            fwd_vadd(yr, l->b, (size_t)l->out);
         }
 }
 
@@ -253,26 +283,7 @@ static void fwd_linear_vec(const cce_linear *l, const float *x, float *y, float 
         cblas_sgemv(CblasRowMajor, CblasNoTrans, l->out, l->rank, 1.0f, l->u, l->rank, tmp, 1, 0.0f, y, 1);
     }
     if (l->b)
-        for (int o = 0; o < l->out; o++) y[o] += l->b[o];
-}
-
-/* out (rows, dim) = norm(x) row by row: RMSNorm or LayerNorm (arch), optional bias. */
-static void fwd_norm(const cce_model *m, const float *x, int rows, const float *w, const float *b, float *out) {
-    int d = m->cfg.dim, ln = m->cfg.arch == CCE_ARCH_GPT2;
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * d;
-        float *o = out + (size_t)r * d;
-        float mean = 0.0f, ss = 0.0f;
-        if (ln) {
-            for (int i = 0; i < d; i++) mean += xr[i];
-            mean /= (float)d;
-        }
-        for (int i = 0; i < d; i++) ss += (xr[i] - mean) * (xr[i] - mean);
-        float inv = 1.0f / sqrtf(ss / (float)d + m->cfg.norm_eps);
-        for (int i = 0; i < d; i++) o[i] = (xr[i] - mean) * inv * w[i];
-        if (b)
-            for (int i = 0; i < d; i++) o[i] += b[i];
-    }
+        fwd_vadd(y, l->b, (size_t)l->out);
 }
 
 /* Rotate n_heads head vectors of one row x (n_heads*hd) at position pos. */
@@ -297,33 +308,9 @@ static void fwd_rope_row(const cce_config *c, const float *cs, const float *sn, 
     }
 }
 
-/* ---- vector kernels ----
- * The elementwise work that is not GEMM (softmax exponentials, SiLU, the LM head's
- * log-sum-exp) is written with GCC vector extensions as wide as the target's registers
- * (16 floats with AVX-512, 8 with AVX, else 4): one portable path, no intrinsics.
- * -O2 does not vectorise these loops by itself (reductions, unknown trip counts), and libm's
- * expf was 60% of a small model's forward pass before this.
- *
- * fwd_exp: e^x = 2^n · e^r with n = round(x·log2 e), r = x − n·ln 2 (ln 2 split in two for
- * accuracy), e^r by a degree-6 polynomial on |r| <= ln2/2: relative error ~2 ulp. x is
- * clamped to [-87.3, 88.3], so the result is finite and never denormal. */
-#if defined(__AVX512F__)
-#define FWD_VL 16
-#elif defined(__AVX__)
-#define FWD_VL 8
-#else
-#define FWD_VL 4
-#endif
-typedef float fwd_vf __attribute__((vector_size(FWD_VL * 4)));
-typedef int32_t fwd_vi __attribute__((vector_size(FWD_VL * 4)));
-
-static inline fwd_vf fwd_vload(const float *p) { fwd_vf v; memcpy(&v, p, sizeof v); return v; }
-static inline void fwd_vstore(float *p, fwd_vf v) { memcpy(p, &v, sizeof v); }
-static inline fwd_vf fwd_vsplat(float x) { return (fwd_vf){0} + x; }
-static inline fwd_vf fwd_vselect(fwd_vi mask, fwd_vf a, fwd_vf b) {  // mask ? a : b
-    return (fwd_vf)(((fwd_vi)a & mask) | ((fwd_vi)b & ~mask));
-}
-
+/* e^x = 2^n · e^r with n = round(x·log2 e), r = x − n·ln 2 (ln 2 split in two for accuracy),
+ * e^r by a degree-6 polynomial on |r| <= ln2/2: relative error ~2 ulp. x is clamped to
+ * [-87.3, 88.3], so the result is finite and never denormal. */
 static inline fwd_vf fwd_vexp(fwd_vf x) {
     const fwd_vf lo = fwd_vsplat(-87.3f), hi = fwd_vsplat(88.3f), magic = fwd_vsplat(12582912.0f);
     x = fwd_vselect(x < lo, lo, x);
@@ -411,6 +398,50 @@ static void fwd_gelu(float *a, size_t n) {
     }
 }
 
+/* Σ (x[i] - c)² and Σ x[i] over n floats (vector lanes, then summed). */
+static float fwd_vsumsq(const float *x, int n, float c) {
+    fwd_vf acc = fwd_vsplat(0.0f), cv = fwd_vsplat(c);
+    float s = 0.0f;
+    int i = 0;
+    for (; i + FWD_VL <= n; i += FWD_VL) {
+        fwd_vf d = fwd_vload(x + i) - cv;
+        acc += d * d;
+    }
+    for (int k = 0; k < FWD_VL; k++) s += acc[k];
+    for (; i < n; i++) s += (x[i] - c) * (x[i] - c);
+    return s;
+}
+
+static float fwd_vsum(const float *x, int n) {
+    fwd_vf acc = fwd_vsplat(0.0f);
+    float s = 0.0f;
+    int i = 0;
+    for (; i + FWD_VL <= n; i += FWD_VL) acc += fwd_vload(x + i);
+    for (int k = 0; k < FWD_VL; k++) s += acc[k];
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+/* out (rows, dim) = norm(x) row by row: RMSNorm (Llama) x·w/sqrt(mean(x²)+eps) or LayerNorm
+ * (GPT-2) (x-mean)·w/sqrt(var+eps); then + b when b is given. */
+static void fwd_norm(const cce_model *m, const float *x, int rows, const float *w, const float *b, float *out) {
+    int d = m->cfg.dim, ln = m->cfg.arch == CCE_ARCH_GPT2;
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * d;
+        float *o = out + (size_t)r * d;
+        float mean = ln ? fwd_vsum(xr, d) / (float)d : 0.0f;
+        float inv = 1.0f / sqrtf(fwd_vsumsq(xr, d, mean) / (float)d + m->cfg.norm_eps);
+        fwd_vf mv = fwd_vsplat(mean), iv = fwd_vsplat(inv);
+        int i = 0;
+        for (; i + FWD_VL <= d; i += FWD_VL) {
+            fwd_vf y = (fwd_vload(xr + i) - mv) * iv * fwd_vload(w + i);
+            if (b) y += fwd_vload(b + i);
+            fwd_vstore(o + i, y);
+        }
+        for (; i < d; i++) o[i] = (xr[i] - mean) * inv * w[i] + (b ? b[i] : 0.0f);
+    }
+}
+
 /* Unnormalised causal softmax of one score row: s[j] = exp(s[j] - max) for j < n, zero for
  * n <= j < ncols. Returns 1/sum, for the caller to scale the row's output. */
 static float fwd_softmax_row(float *s, int n, int ncols) {
@@ -471,8 +502,7 @@ cce_status cce_fwd_embed(cce_fwd *f, const int *ids, int n_seq, int seq_len, flo
         float *hr = h + (size_t)r * d;
         memcpy(hr, m->tok_emb + (size_t)ids[r] * d, (size_t)d * sizeof(float));
         if (m->pos_emb) {
-            const float *pe = m->pos_emb + (size_t)(r % seq_len) * d;
-            for (int i = 0; i < d; i++) hr[i] += pe[i];
+            fwd_vadd(hr, m->pos_emb + (size_t)(r % seq_len) * d, (size_t)d);
         }
     }
     return CCE_OK;
@@ -519,7 +549,7 @@ cce_status cce_fwd_block(cce_fwd *f, int layer, float *h, int n_seq, int seq_len
     if (fwd_tap(tap, user, layer, CCE_TAP_HEADS, f->att, n_seq, seq_len, qd)) goto cancel;
     fwd_linear(&l->wo, f->att, rows, f->out, f->lr);
     if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_OUT, f->out, n_seq, seq_len, d)) goto cancel;
-    for (size_t i = 0; i < n; i++) h[i] += f->out[i];
+    fwd_vadd(h, f->out, n);
 
     /* feed-forward */
     fwd_norm(m, h, rows, l->ffn_norm, l->ffn_norm_b, f->xn);
@@ -534,7 +564,7 @@ cce_status cce_fwd_block(cce_fwd *f, int layer, float *h, int n_seq, int seq_len
     }
     if (fwd_tap(tap, user, layer, CCE_TAP_FFN_ACT, f->a, n_seq, seq_len, l->hidden)) goto cancel;
     fwd_linear(&l->w2, f->a, rows, f->out, f->lr);
-    for (size_t i = 0; i < n; i++) h[i] += f->out[i];
+    fwd_vadd(h, f->out, n);
     if (fwd_tap(tap, user, layer, CCE_TAP_BLOCK_OUT, h, n_seq, seq_len, d)) goto cancel;
     return CCE_OK;
 cancel:
@@ -666,7 +696,7 @@ cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, c
                            pos, d->len, d->max_seq);
     memcpy(d->x, m->tok_emb + (size_t)token * dim, (size_t)dim * sizeof(float));
     if (m->pos_emb)
-        for (int i = 0; i < dim; i++) d->x[i] += m->pos_emb[(size_t)pos * dim + i];
+        fwd_vadd(d->x, m->pos_emb + (size_t)pos * dim, (size_t)dim);
     float scale = 1.0f / sqrtf((float)hd);
     for (int li = 0; li < c->n_layers; li++) {
         const cce_layer *l = &m->layers[li];
@@ -691,7 +721,7 @@ cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, c
                         d->scores, 1, 0.0f, d->att + (size_t)hh * hd, 1);
         }
         fwd_linear_vec(&l->wo, d->att, d->out, d->lr);
-        for (int i = 0; i < dim; i++) d->x[i] += d->out[i];
+        fwd_vadd(d->x, d->out, (size_t)dim);
         fwd_norm(m, d->x, 1, l->ffn_norm, l->ffn_norm_b, d->xn);
         fwd_linear_vec(&l->w1, d->xn, d->a, d->lr);
         if (c->arch == CCE_ARCH_GPT2) {
@@ -701,7 +731,7 @@ cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, c
             fwd_swiglu(d->a, d->b, (size_t)l->hidden);
         }
         fwd_linear_vec(&l->w2, d->a, d->out, d->lr);
-        for (int i = 0; i < dim; i++) d->x[i] += d->out[i];
+        fwd_vadd(d->x, d->out, (size_t)dim);
     }
     d->len = pos + 1;
     fwd_norm(m, d->x, 1, m->final_norm, m->final_norm_b, d->xn);
