@@ -19,6 +19,7 @@ TK=$D/llama2c/tok512.bin
 MODEL=$D/llama2c/stories260K.bin
 if [ -n "${CCE_TEST_SANITIZER:-}" ]; then max_s=5; max_mb=${CCE_TEST_RSS_MB:-600}; else max_s=1; max_mb=${CCE_TEST_RSS_MB:-200}; fi
 
+runs=0 peak_kb=0 peak_s=0
 # check NAME EXPECT CMD... : run CMD, judge it as a refusal that names EXPECT.
 check() {
     local name=$1 expect=$2; shift 2
@@ -37,6 +38,8 @@ check() {
     elif ! awk -v s="$secs" -v m="$max_s" 'BEGIN { exit !(s + 0 <= m) }'; then why="used ${secs}s of CPU (> ${max_s}s)"
     elif [ "${kb:-0}" -gt $((max_mb * 1024)) ]; then why="peak RSS $((kb / 1024)) MB (> $max_mb MB)"
     fi
+    runs=$((runs + 1)); [ "${kb:-0}" -gt "$peak_kb" ] && peak_kb=${kb:-0}
+    peak_s=$(awk -v a="$peak_s" -v b="$secs" 'BEGIN { print (b + 0 > a + 0) ? b : a }')
     if [ -z "$why" ]; then echo "PASS malformed_$name"
     else echo "FAIL malformed_$name: $why: $(head -c 300 "$T/err" | head -3 | tr '\n' ' ')"; fi
 }
@@ -63,6 +66,7 @@ while read -r name kind path; do
         check "${name}_analyze" "$base" "$CCE" analyze "$MODEL" --tokenizer "$path" --calib "$T/text.txt" -o "$T/a.json" ;;
     esac
 done < "$T/list"
+echo "# malformed: $runs refusals, peak RSS $((peak_kb / 1024)) MB, max CPU ${peak_s} s"
 # no defective run may leave an output file behind
 if [ -e "$T/a.json" ]; then echo "FAIL malformed_no_output: an analyze run on a defective input wrote its -o file"
 else echo "PASS malformed_no_output"; fi
