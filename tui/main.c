@@ -16,12 +16,12 @@ typedef struct {
 
 static const command commands[] = {
     {"info", cmd_info, "info MODEL [--tokenizer FILE] [--json]   architecture, shapes, parameters; lists tensors of a bare .safetensors/.gguf"},
-    {"eval", cmd_eval, "eval MODEL --text FILE [--seq-len N] [--max-tokens N] [--json]   perplexity"},
+    {"eval", cmd_eval, "eval MODEL --text FILE [--seq-len N] [--max-tokens N] [--batch N] [--json]   perplexity"},
     {"generate", cmd_generate, "generate MODEL [--prompt TEXT] [-n N] [--ids] [--json]   greedy generation"},
-    {"export", cmd_export, "export MODEL -o DIR   write a Hugging Face directory"},
-    {"synth", cmd_synth, "synth --like NAME -o DIR [--seed S]   random-weight model of a real shape"},
+    {"export", cmd_export, "export MODEL -o DIR [--dtype f32|f16|bf16] [--no-tokenizer] [--json]   write a Hugging Face directory"},
+    {"synth", cmd_synth, "synth --like NAME -o DIR [--seed S] [--json]   random-weight model of a real shape (tiny smollm-135m gpt2 qwen2.5-0.5b llama-3.2-1b)"},
     {"bench", cmd_bench, "bench MODEL [--json]   throughput and utilisation"},
-    {"analyze", cmd_analyze, "analyze MODEL --calib FILE [--tokens N] [--seq-len N] [--seed S] -o FILE [--json]"},
+    {"analyze", cmd_analyze, "analyze MODEL --calib FILE -o FILE [--tokens N] [--seq-len N] [--seed S] [--eps E] [--tau T] [--json]   the CCE analysis (analyze --help for all options)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
