@@ -158,7 +158,7 @@ int cmd_bench(int argc, char **argv) {
                (long long)pc.total, (long long)pc.non_embedding);
         printf("openblas threads     %d\n", threads);
         printf("sgemm peak           %.1f GFLOP/s (%ld^3)\n", peak, peak_n);
-        printf("load                 %.3f s\n", load_s);
+        printf("load                 %.1f ms\n", load_s * 1e3);
         printf("prefill              %.0f tokens/s, %.1f GFLOP/s (%d x %d tokens)\n", prefill_tps, prefill_gf, n_seq, T);
         printf("utilization          %.2f of sgemm peak\n", peak > 0 ? prefill_gf / peak : 0);
         printf("decode               %.1f tokens/s (%d steps)\n", decode_tps, steps);
