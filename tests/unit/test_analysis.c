@@ -3,6 +3,8 @@
  * in-memory model with planted redundancy (a duplicated head, duplicated / scaled FFN neurons,
  * an identity block), and end to end on stories260K (deterministic for a fixed seed).
  */
+#include <pthread.h>
+#include <time.h>
 #include "harness.h"
 #include "analysis.h"
 #include "calib.h"
@@ -651,6 +653,60 @@ TEST(allocation_failures_are_clean) {
     cce_model_free(m);
 }
 
+typedef struct {
+    cce_analysis *job;
+    int polls, regressions, bad_reads;
+} reader_state;
+
+/* Another thread, as the TUI would: progress, finished blocks and the layer CKA while it runs. */
+static void *reader_main(void *arg) {
+    reader_state *r = arg;
+    int last = 0;
+    for (;;) {
+        int done, total, n_done;
+        char phase[64];
+        cce_analysis_progress(r->job, &done, &total, phase, sizeof phase);
+        if (done < last) r->regressions++;
+        last = done;
+        const float *lc = cce_analysis_layer_cka(r->job, &n_done);
+        for (int l = 0; l < total - 1; l++) {
+            const cce_block_result *b = cce_analysis_block(r->job, l);
+            if (l < done - 1 && (!b || b->layer != l || !b->eig[0].values)) r->bad_reads++;
+        }
+        for (int i = 0; i < n_done; i++)
+            if (!(lc[i * (total - 1) + i] >= 0.99f || lc[i * (total - 1) + i] == 0)) r->bad_reads++;
+        r->polls++;
+        if (cce_analysis_finished(r->job) || !strcmp(phase, "failed")) break;
+        struct timespec ts = {0, 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+TEST(results_readable_from_another_thread) {
+    cce_model *m = planted_model();
+    int *ids = random_ids(2000, 8);
+    cce_calib_source src = {.ids = ids, .n_ids = 2000};
+    cce_analysis_opts o;
+    cce_analysis_opts_default(&o);
+    o.tokens = 1024;
+    o.seq_len = 32;
+    cce_analysis *job = NULL;
+    cce_err err = {{0}};
+    CHECK_OK(cce_analysis_new(m, &src, &o, &job, &err));
+    reader_state rs = {job, 0, 0, 0};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, reader_main, &rs) == 0);
+    cce_status st = cce_analysis_run(job, &err);
+    pthread_join(th, NULL);
+    CHECK_MSG(st == CCE_OK, "%s", err.msg);
+    printf("  reader thread: %d polls, %d regressions, %d bad reads\n", rs.polls, rs.regressions, rs.bad_reads);
+    CHECK(rs.polls >= 1 && rs.regressions == 0 && rs.bad_reads == 0);
+    cce_analysis_free(job);
+    cce_free(ids);
+    cce_model_free(m);
+}
+
 static int stop_now(void *user) { return ++*(int *)user >= 3; }
 
 /* Tokenising in pieces cut after blank lines gives exactly the protocol's stream. */
@@ -768,6 +824,7 @@ int main(void) {
     RUN(cancel_and_errors);
     RUN(gpt2_dropped_and_low_rank_blocks);
     RUN(allocation_failures_are_clean);
+    RUN(results_readable_from_another_thread);
     RUN(chunked_tokenisation_matches_protocol);
     RUN(stories260k_end_to_end_deterministic);
     return harness_done();
