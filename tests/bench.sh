@@ -2,6 +2,7 @@
 # tests/bench.sh — `make bench`: throughput figures, measured, never asserted.
 #   - stories260K (the trained default model)
 #   - a random-weight model of smollm-135m's shapes (`cce synth`, written to a temp dir)
+#   - `cce analyze` on stories260K, tinystories_2m5 and the synthetic smollm-135m
 # Prints each model's `cce bench` figures: SGEMM peak, load time, prefill tokens/s and GFLOP/s,
 # utilisation (prefill / SGEMM peak), decode tokens/s, peak RSS. Thread count: $OPENBLAS_NUM_THREADS
 # (make bench sets 2).
@@ -24,4 +25,18 @@ if "$CCE" synth --like smollm-135m -o "$tmp/smollm-135m" >/dev/null; then
 else
     echo "cce synth failed"; status=1
 fi
+
+# The analysis (issue 3): 4096 calibration tokens; seconds per block by phase, the share of
+# block time spent in the BLAS/LAPACK-bound phases (forward sgemm, ssyrk stats, ssyevd, sgesdd),
+# and peak RSS (one block's statistics + the calibration hidden states + the weights).
+analysis() {  # name, model, analyze args...
+    local name=$1 model=$2; shift 2
+    echo; echo "== cce analyze: $name (4096 tokens)"
+    "$CCE" analyze "$model" --tokens 4096 -o "$tmp/analysis.json" --json "$@" 2>/dev/null \
+        | sed -e 's/"angular_distance":\[[^]]*\],//' || status=1
+}
+analysis stories260K "$CCE_DATA/llama2c/stories260K.bin" --calib "$CCE_DATA/text/train/tinystories_v1_train_head.txt"
+analysis tinystories_2m5 "$CCE_DATA/llama2c/tinystories_2m5.bin" --tokenizer "$CCE_DATA/llama2c/tok512.bin" \
+    --calib "$CCE_DATA/text/train/tinystories_v1_train_head.txt"
+[ -d "$tmp/smollm-135m" ] && analysis "synthetic smollm-135m" "$tmp/smollm-135m" --random-tokens
 exit $status

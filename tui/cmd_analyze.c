@@ -341,11 +341,27 @@ int cmd_analyze(int argc, char **argv) {
         cJSON_AddNumberToObject(s, "seconds", seconds);
         cJSON *ad = cJSON_AddArrayToObject(s, "angular_distance");
         cJSON *ni = cJSON_AddArrayToObject(s, "near_identity");
+        /* phase totals over blocks: forward is GEMM-bound (sgemm), stats is ssyrk, eigen is
+         * ssyevd, svd is spotrf + sgesdd; similarity and redundancy are the engine's own loops */
+        double ph[6] = {0}; /* forward stats eigen svd redundancy similarity */
         for (int l = 0; l < L; l++) {
             const cce_block_result *r = cce_analysis_block(job, l);
             cJSON_AddItemToArray(ad, cJSON_CreateNumber(r->angular_distance));
             if (r->near_identity) cJSON_AddItemToArray(ni, cJSON_CreateNumber(l));
+            ph[0] += r->t_forward; ph[1] += r->t_stats; ph[2] += r->t_eigen;
+            ph[3] += r->t_svd; ph[4] += r->t_redundancy; ph[5] += r->t_similarity;
         }
+        double blocks_total = ph[0] + ph[1] + ph[2] + ph[3] + ph[4] + ph[5];
+        cJSON *pt = cJSON_AddObjectToObject(s, "phase_seconds");
+        cJSON_AddNumberToObject(pt, "forward", ph[0]);
+        cJSON_AddNumberToObject(pt, "stats", ph[1]);
+        cJSON_AddNumberToObject(pt, "eigen", ph[2]);
+        cJSON_AddNumberToObject(pt, "svd", ph[3]);
+        cJSON_AddNumberToObject(pt, "redundancy", ph[4]);
+        cJSON_AddNumberToObject(pt, "similarity", ph[5]);
+        cJSON_AddNumberToObject(s, "seconds_per_block", L ? blocks_total / L : 0);
+        cJSON_AddNumberToObject(s, "blas_lapack_phase_share", blocks_total > 0 ? (ph[0] + ph[1] + ph[2] + ph[3]) / blocks_total : 0);
+        cJSON_AddNumberToObject(s, "peak_rss_mb", cce_peak_rss_mb());
         cli_json_print(s);
     } else {
         printf("analysis of %s: %d blocks, %d tokens (%d x %d), %.2f s -> %s\n", model_path, L, n_seq * slen, n_seq,
