@@ -28,41 +28,46 @@ static void fmt_count(int64_t n, char *buf, size_t cap) {
     buf[o] = 0;
 }
 
-static int list_gguf(const char *path, int json) {
-    cce_err err = {{0}};
-    cce_gguf_tensor *t = NULL;
-    int n = 0;
-    char arch[64] = "";
-    if (cce_gguf_list(path, &t, &n, arch, sizeof arch, &err)) return cli_fail_err(&err);
+/* One row of a tensor listing, whatever the file format. */
+typedef struct {
+    const char *name, *dtype;
+    int n_dims;
+    const int64_t *shape;   // (n_dims), in the file's own order
+    uint64_t nbytes;
+} tensor_row;
+
+/* Print a validated tensor table: human lines, or one JSON object. */
+static void print_tensors(const char *path, const char *format, const char *title, const char *arch,
+                          const tensor_row *rows, int n, int json) {
     int64_t total = 0;
     cJSON *arr = json ? cJSON_CreateArray() : NULL;
-    if (!json) printf("%s: GGUF, architecture '%s', %d tensors\n", path, arch, n);
+    if (!json) printf("%s: %s, %d tensors\n", path, title, n);
     for (int i = 0; i < n; i++) {
+        const tensor_row *t = &rows[i];
         int64_t el = 1;
-        for (int d = 0; d < t[i].n_dims; d++) el *= t[i].shape[d];
+        for (int d = 0; d < t->n_dims; d++) el *= t->shape[d];
         total += el;
         if (json) {
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "name", t[i].name);
-            cJSON_AddStringToObject(o, "dtype", t[i].dtype);
+            cJSON_AddStringToObject(o, "name", t->name);
+            cJSON_AddStringToObject(o, "dtype", t->dtype);
             cJSON *sh = cJSON_AddArrayToObject(o, "shape");
-            for (int d = 0; d < t[i].n_dims; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t[i].shape[d]));
-            cJSON_AddNumberToObject(o, "nbytes", (double)t[i].nbytes);
+            for (int d = 0; d < t->n_dims; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
+            cJSON_AddNumberToObject(o, "nbytes", (double)t->nbytes);
             cJSON_AddItemToArray(arr, o);
         } else {
-            char shape[96] = "";
+            char shape[160] = "";
             int o = 0;
-            for (int d = 0; d < t[i].n_dims; d++)
-                o += snprintf(shape + o, sizeof shape - (size_t)o, "%s%lld", d ? ", " : "", (long long)t[i].shape[d]);
-            printf("  %-40s %-6s [%s]\n", t[i].name, t[i].dtype, shape);
+            for (int d = 0; d < t->n_dims && o < (int)sizeof shape; d++)
+                o += snprintf(shape + o, sizeof shape - (size_t)o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+            printf("  %-48s %-6s [%s]\n", t->name, t->dtype, shape);
         }
     }
-    cce_free(t);
     if (json) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "path", path);
-        cJSON_AddStringToObject(root, "format", "gguf");
-        cJSON_AddStringToObject(root, "gguf_arch", arch);
+        cJSON_AddStringToObject(root, "format", format);
+        if (arch) cJSON_AddStringToObject(root, "gguf_arch", arch);
         cJSON_AddNumberToObject(root, "n_tensors", n);
         cJSON_AddNumberToObject(root, "elements", (double)total);
         cJSON_AddItemToObject(root, "tensors", arr);
@@ -72,6 +77,25 @@ static int list_gguf(const char *path, int json) {
         fmt_count(total, c, sizeof c);
         printf("  %s elements in all\n", c);
     }
+}
+
+static int list_gguf(const char *path, int json) {
+    cce_err err = {{0}};
+    cce_gguf_tensor *t = NULL;
+    int n = 0;
+    char arch[64] = "", title[128];
+    if (cce_gguf_list(path, &t, &n, arch, sizeof arch, &err)) return cli_fail_err(&err);
+    tensor_row *rows = cce_alloc_zero(n ? (size_t)n : 1, sizeof *rows);
+    if (!rows) {
+        cce_free(t);
+        return cli_fail("%s: out of memory listing %d tensors", path, n);
+    }
+    for (int i = 0; i < n; i++)
+        rows[i] = (tensor_row){t[i].name, t[i].dtype, t[i].n_dims, t[i].shape, t[i].nbytes};
+    snprintf(title, sizeof title, "GGUF, architecture '%s'", arch);
+    print_tensors(path, "gguf", title, arch, rows, n, json);
+    cce_free(rows);
+    cce_free(t);
     return 0;
 }
 
@@ -79,45 +103,17 @@ static int list_safetensors(const char *path, int json) {
     cce_err err = {{0}};
     cce_safetensors st;
     if (cce_st_open(path, &st, &err)) return cli_fail_err(&err);
-    int64_t total = 0;
-    cJSON *arr = json ? cJSON_CreateArray() : NULL;
-    if (!json) printf("%s: safetensors, %d tensors\n", path, st.n);
-    for (int i = 0; i < st.n; i++) {
-        const cce_st_tensor *t = &st.t[i];
-        int64_t el = 1;
-        for (int d = 0; d < t->n_dims; d++) el *= t->shape[d];
-        total += el;
-        if (json) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "name", t->name);
-            cJSON_AddStringToObject(o, "dtype", cce_st_dtype_name(t->dtype));
-            cJSON *sh = cJSON_AddArrayToObject(o, "shape");
-            for (int d = 0; d < t->n_dims; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
-            cJSON_AddNumberToObject(o, "nbytes", (double)(t->end - t->begin));
-            cJSON_AddItemToArray(arr, o);
-        } else {
-            char shape[128] = "";
-            int o = 0;
-            for (int d = 0; d < t->n_dims; d++)
-                o += snprintf(shape + o, sizeof shape - (size_t)o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-            printf("  %-48s %-5s [%s]\n", t->name, cce_st_dtype_name(t->dtype), shape);
-        }
+    tensor_row *rows = cce_alloc_zero(st.n ? (size_t)st.n : 1, sizeof *rows);
+    if (!rows) {
+        cce_st_close(&st);
+        return cli_fail("%s: out of memory listing %d tensors", path, st.n);
     }
-    int n = st.n;
+    for (int i = 0; i < st.n; i++)
+        rows[i] = (tensor_row){st.t[i].name, cce_st_dtype_name(st.t[i].dtype), st.t[i].n_dims, st.t[i].shape,
+                               st.t[i].end - st.t[i].begin};
+    print_tensors(path, "safetensors", "safetensors", NULL, rows, st.n, json);
+    cce_free(rows);
     cce_st_close(&st);
-    if (json) {
-        cJSON *root = cJSON_CreateObject();
-        cJSON_AddStringToObject(root, "path", path);
-        cJSON_AddStringToObject(root, "format", "safetensors");
-        cJSON_AddNumberToObject(root, "n_tensors", n);
-        cJSON_AddNumberToObject(root, "elements", (double)total);
-        cJSON_AddItemToObject(root, "tensors", arr);
-        cli_json_print(root);
-    } else {
-        char c[32];
-        fmt_count(total, c, sizeof c);
-        printf("  %s elements in all\n", c);
-    }
     return 0;
 }
 

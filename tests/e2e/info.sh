@@ -37,3 +37,17 @@ if [ $rc -ne 0 ] && echo "$out" | grep -q "default model .* is missing; pass a m
 # default model when none given
 out=$("$CCE" info --json 2>&1)
 if echo "$out" | grep -q '"params":260032'; then ok default_model; else bad default_model "$out"; fi
+
+# listings of bare files, after full validation
+out=$("$CCE" info "$D/gguf/stories260K.gguf" --tensors --json 2>&1)
+if echo "$out" | grep -q '"format":"gguf","gguf_arch":"llama","n_tensors":48,"elements":292800' && echo "$out" | grep -q '{"name":"blk.0.attn_q.weight","dtype":"F32","shape":\[64,64\],"nbytes":16384}'; then ok gguf_listing; else bad gguf_listing "$out"; fi
+if "$CCE" export "$D/llama2c/stories260K.bin" -o "$T/hf" >/dev/null 2>&1; then
+    out=$("$CCE" info "$T/hf/model.safetensors" 2>&1)
+    if echo "$out" | grep -q 'safetensors, 47 tensors' && echo "$out" | grep -qE '^  model.layers.4.mlp.down_proj.weight +F32 +\[64, 172\]$' && echo "$out" | grep -q '260,032 elements in all'; then ok safetensors_listing; else bad safetensors_listing "$out"; fi
+    # a listing refuses a damaged file like the loader does
+    head -c 1000 "$T/hf/model.safetensors" > "$T/cut.safetensors"
+    out=$("$CCE" info "$T/cut.safetensors" 2>&1); rc=$?
+    if [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "^cce: error: .*cut.safetensors"; then ok safetensors_listing_truncated; else bad safetensors_listing_truncated "rc=$rc out=$out"; fi
+else
+    bad safetensors_listing "cce export failed"
+fi
