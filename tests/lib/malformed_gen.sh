@@ -18,7 +18,7 @@ export LC_ALL=C
 mkdir -p "$OUT"
 
 # ---- little-endian byte writers ----
-bytes() { local v; for v in "$@"; do printf "\\$(printf %03o $((v & 255)))"; done; }
+bytes() { local v o; for v in "$@"; do printf -v o %03o $((v & 255)); printf "\\$o"; done; }  # no forks
 le32() { local v=$1; bytes $v $((v >> 8)) $((v >> 16)) $((v >> 24)); }
 le64() { local v=$1; le32 $((v & 0xffffffff)); le32 $(((v >> 32) & 0xffffffff)); }
 f32_one() { bytes 0 0 128 63; }  # 1.0f
