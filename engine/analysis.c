@@ -24,6 +24,7 @@
 #include "analysis.h"
 #include "calib.h"
 #include "linalg.h"
+#include "resource.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------ small helpers */
@@ -404,6 +405,31 @@ struct cce_analysis {
 static const cce_tap_site cov_tap[CCE_COV_COUNT] = {CCE_TAP_ATTN_IN, CCE_TAP_HEADS, CCE_TAP_FFN_IN,
                                                     CCE_TAP_FFN_ACT};
 
+/* Upper bound of the bytes an analysis with these (validated) options holds at its peak: the
+ * calibration hidden states and their copy, the forward scratch of one chunk (2048 rows), one
+ * block's statistics (double accumulator, covariance and eigenvectors per site), the redundancy
+ * workspace of the widest site, the token subsample of every block's update, and the text. */
+static uint64_t analysis_memory_estimate(const cce_model *m, const cce_analysis_opts *o, size_t text_len,
+                                         size_t n_ids) {
+    const cce_config *c = &m->cfg;
+    uint64_t rows = (uint64_t)(o->tokens / o->seq_len) * (uint64_t)o->seq_len;
+    uint64_t d = (uint64_t)c->dim, q = (uint64_t)c->n_heads * (uint64_t)c->head_dim;
+    uint64_t kv = (uint64_t)c->n_kv_heads * (uint64_t)c->head_dim, hid = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        if (!m->layers[l].dropped && (uint64_t)m->layers[l].hidden > hid) hid = (uint64_t)m->layers[l].hidden;
+    if (!hid) hid = (uint64_t)c->hidden_dim;
+    uint64_t chunk = rows < 2048 ? rows : 2048;
+    uint64_t sub = (uint64_t)o->subsample < rows ? (uint64_t)o->subsample : rows;
+    uint64_t wide = hid > q ? hid : q;
+    uint64_t bytes = rows * d * 4 * 2 + rows * 4;                          /* h, h_prev, ids */
+    bytes += chunk * (2 * d + 2 * q + 2 * kv + 2 * hid) * 4; /* forward scratch */
+    bytes += (2 * d * d + q * q + hid * hid) * 8 * 3;                      /* per-site moments, covariance, vectors */
+    bytes += wide * wide * 8 * 4;                                           /* redundancy workspace */
+    bytes += (uint64_t)c->n_layers * sub * (d < sub ? d : sub) * 4;         /* update subsample (or Gram) */
+    bytes += text_len + n_ids * 4 + (text_len ? text_len * 4 : 0);          /* text and its token stream */
+    return bytes;
+}
+
 cce_status cce_analysis_new(const cce_model *m, const cce_calib_source *src, const cce_analysis_opts *opts,
                             cce_analysis **out, cce_err *err) {
     *out = NULL;
@@ -426,6 +452,10 @@ cce_status cce_analysis_new(const cce_model *m, const cce_calib_source *src, con
     if (!(o.eps >= 0 && o.eps < 1) || !(o.tau >= 0 && o.tau < 1) || !(o.ridge > 0 && o.ridge < 1))
         return cce_err_set(err, CCE_EINVAL, "analysis: eps %g / tau %g / ridge %g out of range", (double)o.eps,
                            (double)o.tau, o.ridge);
+    cce_status ms = cce_mem_check("analysis", analysis_memory_estimate(m, &o, src->text ? src->text_len : 0,
+                                                                        src->text ? 0 : src->n_ids),
+                                  "reduce --tokens (or --seq-len, --subsample)", err);
+    if (ms) return ms;
     cce_analysis *j = cce_alloc_zero(1, sizeof *j);
     if (!j) return cce_err_set(err, CCE_ENOMEM, "analysis: cannot allocate the job");
     j->m = m;

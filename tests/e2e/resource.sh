@@ -30,3 +30,17 @@ if [ $rc -eq 0 ]; then ok exact_budget_loads; else bad exact_budget_loads "rc=$r
 # all-F32 GGUF: every tensor is used in place, nothing to convert, so even 1 byte of budget is enough
 out=$(CCE_MEM_LIMIT=1 "$CCE" info "$D/gguf/stories260K.gguf" 2>&1); rc=$?
 if [ $rc -eq 0 ]; then ok mapped_gguf_not_counted; else bad mapped_gguf_not_counted "rc=$rc $out"; fi
+
+# a calibration request that would not fit is refused up front, naming the option that reduces it,
+# and leaves an existing output file untouched
+echo '{"old": true}' > "$T/analysis.json"
+out=$(CCE_MEM_LIMIT=3000000 timeout 10 "$CCE" analyze "$D/llama2c/stories260K.bin" \
+      --calib "$D/text/tinystories_valid_head.txt" -o "$T/analysis.json" 2>&1); rc=$?
+if [ $rc -ne 0 ] && [ $rc -lt 124 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] &&
+   echo "$out" | grep -q "^cce: error: .*analysis: needs .* MiB, 2.9 MiB available; reduce --tokens" &&
+   [ "$(cat "$T/analysis.json")" = '{"old": true}' ]; then
+    ok analyze_refused_over_budget
+else bad analyze_refused_over_budget "rc=$rc $out"; fi
+out=$(CCE_MEM_LIMIT=64000000 timeout 30 "$CCE" analyze "$D/llama2c/stories260K.bin" --tokens 512 \
+      --calib "$D/text/tinystories_valid_head.txt" -o "$T/analysis.json" 2>&1); rc=$?
+if [ $rc -eq 0 ] && grep -q '"format_version"' "$T/analysis.json"; then ok analyze_within_budget; else bad analyze_within_budget "rc=$rc $out"; fi
