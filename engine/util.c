@@ -409,6 +409,13 @@ float cce_rng_normal(cce_rng *r) {
     return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
 }
 
+/* ---- interrupt ---- */
+
+#include <signal.h>
+static volatile sig_atomic_t interrupt_flag;
+void cce_interrupt(void) { interrupt_flag = 1; }
+int cce_interrupted(void) { return interrupt_flag != 0; }
+
 /* ---- UTF-8 ---- */
 
 bool cce_utf8_valid(const char *s, size_t len) {

@@ -74,6 +74,14 @@ uint64_t cce_rng_u64(cce_rng *r);
 float cce_rng_uniform(cce_rng *r);   /* [0,1) */
 float cce_rng_normal(cce_rng *r);    /* N(0,1) */
 
+/* Process-wide interrupt for long writers that have no job object to cancel (the safetensors
+ * writer behind `cce export` and `cce synth`): a front end calls cce_interrupt() from its SIGINT
+ * handler (async-signal-safe); the writer polls cce_interrupted() between chunks and fails with
+ * CCE_ECANCEL, removing its temporary file, so the previous output stays in place. Jobs with a
+ * handle (analysis, eval) cancel through it instead. */
+void cce_interrupt(void);
+int cce_interrupted(void);
+
 /* Is the buffer valid UTF-8? */
 bool cce_utf8_valid(const char *s, size_t len);
 

@@ -15,6 +15,7 @@ static void on_sigint(int sig) {
     (void)sig;
     if (cli_interrupted) _exit(130); /* second Ctrl-C: leave now */
     cli_interrupted = 1;
+    cce_interrupt();                 /* writers without a job handle poll this */
 }
 
 void cli_install_signals(void) {

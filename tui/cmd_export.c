@@ -45,8 +45,10 @@ int cmd_export(int argc, char **argv) {
     }
     cce_err err = {{0}};
     int rc = 0;
-    if (cce_export_hf_dtype(m, tok, out, dtype, &err)) {
+    cce_status xs = cce_export_hf_dtype(m, tok, out, dtype, &err);
+    if (xs) {
         rc = cli_fail_err(&err);
+        if (xs == CCE_ECANCEL) rc = 130;
         goto done;
     }
     cce_param_count p = cce_model_params(m);

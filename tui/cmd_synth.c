@@ -31,7 +31,8 @@ int cmd_synth(int argc, char **argv) {
     fprintf(stderr, "cce: synthesising %s into %s ...\n", like, out);
     uint64_t bytes = 0;
     double t0 = cce_now();
-    if (cce_synth_ex(like, (uint64_t)seed, out, &bytes, &err)) return cli_fail_err(&err);
+    cce_status st = cce_synth_ex(like, (uint64_t)seed, out, &bytes, &err);
+    if (st) return st == CCE_ECANCEL ? (cli_fail_err(&err), 130) : cli_fail_err(&err);
     double dt = cce_now() - t0;
     /* load it back: proves the directory is valid and gives the parameter count */
     cce_model *m = NULL;

@@ -551,6 +551,10 @@ cce_status cce_st_write(const char *path, const cce_st_entry *e, int n,
         size_t es = cce_st_dtype_size(e[i].dtype);
         for (uint64_t f0 = 0; f0 < numel; f0 += WRITE_CHUNK) {
             size_t cnt = numel - f0 < WRITE_CHUNK ? (size_t)(numel - f0) : WRITE_CHUNK;
+            if (cce_interrupted()) {
+                st = cce_err_set(err, CCE_ECANCEL, "%s: interrupted; the previous file (if any) is unchanged", path);
+                goto done;
+            }
             const float *src;
             if (e[i].data) src = e[i].data + f0;
             else {

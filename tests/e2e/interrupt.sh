@@ -50,3 +50,20 @@ if judge analyze; then
     elif [ "$(ls -A "$T/out" | wc -l)" -ne 1 ]; then echo "FAIL interrupt_analyze_output_kept: left behind: $(ls -A "$T/out" | tr '\n' ' ')"
     else echo "PASS interrupt_analyze_output_kept"; fi
 fi
+
+# synth (and export: same writer) stop at the next chunk, exit 130, and leave the previous file and
+# no temporary file. qwen2.5-0.5b writes ~2 GB, so the signal always lands mid-write.
+mkdir -p "$T/synth"
+echo "previous model" > "$T/synth/model.safetensors"
+"$CCE" synth --like qwen2.5-0.5b -o "$T/synth" >/dev/null 2>"$T/synth.err" &
+pid=$!
+sleep 0.5
+kill -INT $pid 2>/dev/null
+t0=$(date +%s%N)
+wait $pid; rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+left=$(ls "$T/synth" | grep -c '\.tmp\.' || true)
+if [ $rc -eq 130 ] && [ "$(cat "$T/synth/model.safetensors")" = "previous model" ] && [ "$left" -eq 0 ] &&
+   grep -q "^cce: error: .*interrupted" "$T/synth.err"; then
+    echo "PASS interrupt_synth_keeps_previous_file (exit 130, stopped ${ms} ms after SIGINT)"
+else echo "FAIL interrupt_synth_keeps_previous_file: rc=$rc after ${ms} ms, temp files left: $left, $(tail -1 "$T/synth.err")"; fi
