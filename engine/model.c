@@ -207,13 +207,8 @@ static void dir_of(const char *path, char *buf, size_t cap) {
     else snprintf(buf, cap, "%.*s", (int)(slash - path), path);
 }
 
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 static cce_status load_tokenizer_file(const char *path, int vocab, cce_tokenizer **tok, cce_err *err) {
-    if (ends_with(path, ".json")) return cce_tokenizer_load_hf(path, tok, err);
+    if (cce_str_ends_with(path, ".json")) return cce_tokenizer_load_hf(path, tok, err);
     return cce_tokenizer_load_llama2c(path, vocab, tok, err);
 }
 

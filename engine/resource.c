@@ -65,11 +65,6 @@ cce_status cce_mem_check(const char *what, uint64_t need_bytes, const char *hint
 
 /* ---- load estimate ---- */
 
-static int res_ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 /* est += numel * 4 (saturating: an estimate that overflows is as good as "too much"). */
 static void res_add_f32(cce_load_estimate *est, uint64_t numel) {
     uint64_t b;
@@ -101,11 +96,11 @@ static cce_status res_estimate_gguf(const char *path, cce_load_estimate *est, cc
  * fused c_attn, c_proj, c_fc and, in compressed exports, the separate dense "attn.{q,k,v}_proj"
  * (low-rank factors "weight_u"/"weight_v" are already (out, in) and used in place). */
 static int res_is_conv1d(const char *name, int gpt2) {
-    if (res_ends_with(name, "attn.c_attn.weight") || res_ends_with(name, "attn.c_proj.weight") ||
-        res_ends_with(name, "mlp.c_fc.weight") || res_ends_with(name, "mlp.c_proj.weight"))
+    if (cce_str_ends_with(name, "attn.c_attn.weight") || cce_str_ends_with(name, "attn.c_proj.weight") ||
+        cce_str_ends_with(name, "mlp.c_fc.weight") || cce_str_ends_with(name, "mlp.c_proj.weight"))
         return 1;
-    return gpt2 && (res_ends_with(name, "attn.q_proj.weight") || res_ends_with(name, "attn.k_proj.weight") ||
-                    res_ends_with(name, "attn.v_proj.weight"));
+    return gpt2 && (cce_str_ends_with(name, "attn.q_proj.weight") || cce_str_ends_with(name, "attn.k_proj.weight") ||
+                    cce_str_ends_with(name, "attn.v_proj.weight"));
 }
 
 static cce_status res_estimate_st(const char *path, cce_load_estimate *est, cce_err *err) {
@@ -113,7 +108,7 @@ static cce_status res_estimate_st(const char *path, cce_load_estimate *est, cce_
     cce_status s = cce_st_open(path, &st, err);
     if (s) return s;
     int gpt2 = 0; /* a GPT-2 file has wte (with or without the "transformer." prefix) */
-    for (int i = 0; i < st.n && !gpt2; i++) gpt2 = !strcmp(st.t[i].name, "wte.weight") || res_ends_with(st.t[i].name, ".wte.weight");
+    for (int i = 0; i < st.n && !gpt2; i++) gpt2 = !strcmp(st.t[i].name, "wte.weight") || cce_str_ends_with(st.t[i].name, ".wte.weight");
     for (int i = 0; i < st.n; i++) {
         const cce_st_tensor *t = &st.t[i];
         uint64_t numel = cce_st_numel(t);
@@ -199,7 +194,7 @@ cce_status cce_model_estimate(const char *path, cce_load_estimate *est, cce_err 
     size_t got = fread(magic, 1, 4, f);
     fclose(f);
     if (got == 4 && !memcmp(magic, "GGUF", 4)) return res_estimate_gguf(path, est, err);
-    if (res_ends_with(path, ".safetensors")) return res_estimate_st(path, est, err);
+    if (cce_str_ends_with(path, ".safetensors")) return res_estimate_st(path, est, err);
     est->mapped_bytes = (uint64_t)sb.st_size;
     return CCE_OK;
 }

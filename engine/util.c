@@ -108,6 +108,11 @@ char *cce_strdup(const char *s) {
     return d;
 }
 
+bool cce_str_ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !memcmp(s + a - b, suf, b);
+}
+
 /* ---- files ---- */
 
 cce_status cce_map_file(const char *path, cce_mapped *out, cce_err *err) {

@@ -27,6 +27,8 @@ void *cce_alloc_zero(size_t n, size_t size);
 void *cce_realloc(void *p, size_t n, size_t size); /* plain realloc semantics, not aligned */
 void cce_free(void *p);
 char *cce_strdup(const char *s);
+/* Does s end with suffix suf? */
+bool cce_str_ends_with(const char *s, const char *suf);
 /* Fault injection: the n-th allocation from now fails (n>=1); 0 disables. */
 void cce_alloc_fail_after(long n);
 

@@ -13,11 +13,6 @@
 #include "gguf.h"
 #include "safetensors.h"
 
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 static void fmt_count(int64_t n, char *buf, size_t cap) {
     char tmp[32];
     int len = snprintf(tmp, sizeof tmp, "%lld", (long long)n), o = 0;
@@ -142,8 +137,8 @@ int cmd_info(int argc, char **argv) {
     const char *path = n_pos ? pos[0] : NULL;
     struct stat st;
     if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-        if (ends_with(path, ".safetensors")) return list_safetensors(path, json);
-        if (ends_with(path, ".gguf") && (cli_get(opts, n_opts, "tensors") || is_gguf_non_llama(path)))
+        if (cce_str_ends_with(path, ".safetensors")) return list_safetensors(path, json);
+        if (cce_str_ends_with(path, ".gguf") && (cli_get(opts, n_opts, "tensors") || is_gguf_non_llama(path)))
             return list_gguf(path, json);
     }
     cce_model *m = NULL;
