@@ -742,6 +742,25 @@ void cce_decoder_free(cce_decoder *d) {
     cce_free(d);
 }
 
+int cce_argmax(const float *x, int n) {
+    int best = 0;
+    for (int j = 1; j < n; j++)
+        if (x[j] > x[best]) best = j;
+    return best;
+}
+
+cce_status cce_greedy_ids(const cce_model *m, int *ids, int n, cce_err *err) {
+    if (n < 1) return cce_err_set(err, CCE_EINVAL, "greedy: need at least the start token (n = %d)", n);
+    cce_decoder *d = NULL;
+    float *logits = cce_alloc((size_t)m->cfg.vocab_size, sizeof(float));   // (vocab)
+    cce_status s = logits ? cce_decoder_new(m, n, &d, err) : cce_err_set(err, CCE_ENOMEM, "greedy: out of memory");
+    for (int t = 0; !s && t + 1 < n; t++)
+        if (!(s = cce_decoder_step(d, ids[t], t, logits, err))) ids[t + 1] = cce_argmax(logits, m->cfg.vocab_size);
+    cce_decoder_free(d);
+    cce_free(logits);
+    return s;
+}
+
 cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, cce_err *err) {
     const cce_model *m = d->m;
     const cce_config *c = &m->cfg;

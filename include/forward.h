@@ -73,6 +73,13 @@ void cce_decoder_free(cce_decoder *d);
 /* Feed token at position pos (0, 1, 2, ... in order); logits (vocab) for the next token. */
 cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, cce_err *err);
 
+/* Index of the largest of n values (the first one on ties). */
+int cce_argmax(const float *x, int n);
+
+/* Greedy continuation: ids[0] is the start token; fills ids[1..n-1] with the argmax next token at
+ * each step (no stop token). Allocates its own decoder and logits. */
+cce_status cce_greedy_ids(const cce_model *m, int *ids, int n, cce_err *err);
+
 /* Slow, obvious reference forward of one sequence (no BLAS, token by token, for tests):
  * logits (T, vocab). Also calls tap per site with rows = T, like the fast path. */
 cce_status cce_ref_forward(const cce_model *m, const int *ids, int T, float *logits,

@@ -109,8 +109,7 @@ int cmd_generate(int argc, char **argv) {
         steps++;
         if (p + 1 < n) continue;             // still inside the prompt
         if (n == total) break;
-        int best = 0;
-        for (int j = 1; j < m->cfg.vocab_size; j++) if (logits[j] > logits[best]) best = j;
+        int best = cce_argmax(logits, m->cfg.vocab_size);
         if (best == eos || best == bos) break;  // (with start == eos, an EOS ends it too)
         ids[n++] = best;
         if (tok) {
