@@ -280,9 +280,7 @@ static void fwd_linear(const cce_linear *l, const float *x, int rows, float *y, 
  * than the product itself below a few hundred thousand elements (stories260K decoded 13x slower
  * on 2 threads than on 1). Large ones are memory-bound and go to cblas_sgemv, whose threads add
  * bandwidth. */
-#ifndef GEMV_SMALL
 #define GEMV_SMALL (1 << 18)
-#endif
 static void fwd_gemv(int trans, int rows, int cols, float alpha, const float *A, int lda, const float *x, float *y) {
     if ((size_t)rows * (size_t)cols > GEMV_SMALL) {
         cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, rows, cols, alpha, A, lda, x, 1, 0.0f, y, 1);

@@ -60,4 +60,22 @@ static void fuzz_write(const char *path, const void *data, size_t size) {
     if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f)) { perror(path); abort(); }
 }
 
+/* A tokenizer that loaded must encode and decode a fixed awkward text (UTF-8, an invalid byte,
+ * control characters, a special-token lookalike) with every id inside its vocabulary. */
+#include "tokenizer.h"
+#include "util.h"
+static inline void fuzz_exercise_tokenizer(const cce_tokenizer *tok, int vocab) {
+    static const char text[] = "Once upon a time, there was \xc3\xa9\xff\n\t<s> it's 123!";
+    cce_err err = {{0}};
+    int *ids = NULL;
+    size_t n = 0;
+    if (cce_tokenizer_encode(tok, text, sizeof text - 1, 1, &ids, &n, &err) != CCE_OK) return;
+    char buf[64];
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= vocab) abort();
+        cce_tokenizer_decode(tok, ids[i ? i - 1 : 0], ids[i], buf, sizeof buf);
+    }
+    cce_free(ids);
+}
+
 #endif
