@@ -169,6 +169,17 @@ static cJSON *readings_json(void) {
     return o;
 }
 
+/* The shortest decimal that reads back as this float (1e-3f, not 0.0010000000474974513). */
+static double float_as_decimal(float x) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.9g", (double)x);
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)x);
+        if (strtof(buf, NULL) == x) break;
+    }
+    return strtod(buf, NULL);
+}
+
 int cmd_analyze(int argc, char **argv) {
     cli_opt opts[] = {
         {"calib", 1, "calibration text file", NULL},
@@ -316,8 +327,8 @@ int cmd_analyze(int argc, char **argv) {
     cJSON_AddNumberToObject(co, "seed", (double)eo->seed);
     cJSON_AddNumberToObject(co, "subsample", eo->subsample < n_seq * slen ? eo->subsample : n_seq * slen);
     cJSON *so = cJSON_AddObjectToObject(root, "settings");
-    cJSON_AddNumberToObject(so, "eps", eo->eps);
-    cJSON_AddNumberToObject(so, "tau", eo->tau);
+    cJSON_AddNumberToObject(so, "eps", float_as_decimal(eo->eps));
+    cJSON_AddNumberToObject(so, "tau", float_as_decimal(eo->tau));
     cJSON_AddNumberToObject(so, "ridge", eo->ridge);
     cJSON_AddNumberToObject(so, "hist_bins", eo->hist_bins);
     cJSON *ls = cJSON_AddObjectToObject(root, "layer_similarity");

@@ -83,3 +83,11 @@ if "$CCE" synth --like tiny -o "$T/tiny" >/dev/null 2>&1; then
     out=$("$CCE" analyze "$T/tiny" --random-tokens --calib "$C" -o "$T/x.json" 2>&1); rc=$?
     if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: .*exclude"; then ok random_and_calib; else bad random_and_calib "rc=$rc $out"; fi
 fi
+
+# settings echo the values the user gave, not their float widening (0.0010000000474974513)
+if [ -f "$T/settings.json" ] || "$CCE" analyze "$CCE_DATA/llama2c/stories260K.bin" --calib "$CCE_DATA/text/tinystories_valid_head.txt" \
+        --tokens 512 --eps 0.002 -o "$T/settings.json" >/dev/null 2>&1; then
+    if grep -qE '"eps":[[:space:]]*0\.002,' "$T/settings.json" && grep -qE '"tau":[[:space:]]*0\.01,' "$T/settings.json"; then
+        echo "PASS analyze_settings_exact"
+    else echo "FAIL analyze_settings_exact: $(grep -A4 '"settings"' "$T/settings.json" | tr -d '\n')"; fi
+else echo "FAIL analyze_settings_exact: analyze failed"; fi
