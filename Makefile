@@ -48,7 +48,7 @@ $(BUILD)/cce: $(BUILD)/tui/main.o $(BATCH_OBJ) $(TUI_OBJ) $(BUILD)/libcce.a
 $(BUILD)/cce-batch: $(BUILD)/tui/main_batch.o $(BATCH_OBJ) $(BUILD)/libcce.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ENGINE_LIBS)
 
-$(BUILD)/tui/main_batch.o: tui/main.c
+$(BUILD)/tui/main_batch.o: tui/main.c | deps-check
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DCCE_BATCH_ONLY -c $< -o $@
 
