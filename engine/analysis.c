@@ -648,24 +648,10 @@ static int analysis_tap(void *user, const cce_tap *t) {
     return 0;
 }
 
-/* Dense (out, in) weights of a linear: the matrix itself or U V in *owned. */
+/* Dense f32 (out, in) weights of a linear (the stored matrix, or a decoded / U V copy in *owned). */
 static cce_status linear_dense(const cce_linear *lin, float **owned, const float **w, cce_err *err) {
-    *owned = NULL;
-    if (lin->w) {
-        *w = lin->w;
-        return CCE_OK;
-    }
-    if (lin->rank <= 0 || !lin->u || !lin->v)
-        return cce_err_set(err, CCE_EINVAL, "analysis: linear (%d, %d) has neither weights nor factors", lin->out, lin->in);
-    float *m = cce_alloc((size_t)lin->out, (size_t)lin->in * sizeof(float));   // (out, in)
-    if (!m) return cce_err_set(err, CCE_ENOMEM, "analysis: cannot allocate a (%d, %d) matrix", lin->out, lin->in);
-    cce_mat U = {(float *)lin->u, lin->out, lin->rank, lin->rank}, V = {(float *)lin->v, lin->rank, lin->in, lin->in};
-    cce_mat W = {m, lin->out, lin->in, lin->in};
-    cce_status st = cce_linalg_gemm(0, 0, 1.0f, &U, &V, 0.0f, &W, err);
-    if (st) { cce_free(m); return st; }
-    *owned = m;
-    *w = m;
-    return CCE_OK;
+    cce_status st = cce_linear_dense(lin, w, owned, err);
+    return st ? cce_err_prefix(err, st, "analysis") : CCE_OK;
 }
 
 /* Plain and activation-aware spectra of one weight matrix; m2 (in, in) is the uncentred second
@@ -712,10 +698,6 @@ cleanup:
     cce_free(wl);
     cce_free(chol);
     return st;
-}
-
-static int layer_kv_head(const cce_layer *ly, int h) {
-    return ly->head_kv ? ly->head_kv[h] : h / (ly->n_heads / ly->n_kv_heads);
 }
 
 /* Angular distance, influence, update RMS over all rows; the centred update subsample. */
@@ -906,7 +888,7 @@ static cce_status block_analyse(cce_analysis *j, int l, cce_block_result *r, cce
         for (int g = 0; g < ng; g++) {
             off[g] = p;
             for (int h = 0; h < nh; h++)
-                if (layer_kv_head(ly, h) == g)
+                if (cce_layer_kv_of(ly, h) == g)
                     for (int k = 0; k < hd; k++) idx[p++] = h * hd + k;
             if (p == off[g]) {
                 st = cce_err_set(err, CCE_EINVAL, "analysis: block %d KV head %d has no query head", l, g);

@@ -32,6 +32,7 @@ typedef enum {
 typedef struct {
     src_kind kind;
     const float *a, *b, *c;
+    const cce_linear *lin;   // PLAIN / PERM_ROWS: rows decoded from this weight (any stored type) instead of a
     int rows, cols, hd;
     int qo, ko, vo, in;
 } src_spec;
@@ -41,6 +42,9 @@ typedef struct {
     src_spec *src;      // (cap)
     char (*names)[160]; // (cap)
     int n, cap;
+    float *row;         // (row_cap) the last weight row decoded for a `lin` source
+    int row_cap, row_entry;
+    uint64_t row_idx;
 } tensor_list;
 
 static cce_status list_push(tensor_list *tl, const char *name, int rows, int cols, int nd, src_spec sp,
@@ -68,20 +72,32 @@ static cce_status list_push(tensor_list *tl, const char *name, int rows, int col
     return CCE_OK;
 }
 
+/* Element (r, col) of a weight source: from its pointer, or from the row cache of tl. */
+static float src_at(tensor_list *tl, int i, const src_spec *s, uint64_t r, uint64_t col) {
+    if (!s->lin) return s->a[r * (uint64_t)s->cols + col];
+    if (tl->row_entry != i || tl->row_idx != r) {
+        cce_linear_rows(s->lin, (int)r, 1, tl->row);
+        tl->row_entry = i;
+        tl->row_idx = r;
+    }
+    return tl->row[col];
+}
+
 static cce_status fill_src(void *user, int i, uint64_t first, size_t count, float *buf, cce_err *err) {
-    const src_spec *s = &((const tensor_list *)user)->src[i];
+    tensor_list *tl = user;
+    const src_spec *s = &tl->src[i];
     for (size_t k = 0; k < count; k++) {
         uint64_t idx = first + k;
         float v = 0;
         switch (s->kind) {
         case SRC_PLAIN:
-            v = s->a[idx];
+            v = s->lin ? src_at(tl, i, s, idx / (uint64_t)s->cols, idx % (uint64_t)s->cols) : s->a[idx];
             break;
         case SRC_PERM_ROWS: {
             uint64_t r = idx / (uint64_t)s->cols, col = idx % (uint64_t)s->cols;
             uint64_t h = r / (uint64_t)s->hd, j = r % (uint64_t)s->hd, half = (uint64_t)s->hd / 2;
             uint64_t old = j < half ? 2 * j : 2 * (j - half) + 1;
-            v = s->a[(h * (uint64_t)s->hd + old) * (uint64_t)s->cols + col];
+            v = src_at(tl, i, s, h * (uint64_t)s->hd + old, col);
             break;
         }
         case SRC_CONV1D: { /* written (in=cols, out=rows): element (r_in, c_out) = a[c_out][r_in] */
@@ -114,6 +130,13 @@ static cce_status fill_src(void *user, int i, uint64_t first, size_t count, floa
 
 static src_spec plain(const float *a) { return (src_spec){.kind = SRC_PLAIN, .a = a}; }
 
+/* A dense weight as a source: its f32 data as is, or decoded row by row from its stored type. */
+static src_spec weight_src(const cce_linear *l) {
+    const float *w = cce_linear_f32(l);
+    return w ? (src_spec){.kind = SRC_PLAIN, .a = w, .rows = l->out, .cols = l->in}
+             : (src_spec){.kind = SRC_PLAIN, .lin = l, .rows = l->out, .cols = l->in};
+}
+
 /* A linear under prefix: dense ".weight" or low-rank ".weight_u"/".weight_v", plus ".bias"
  * (zeros when the linear has none but force_bias says the config declares one).
  * perm_hd > 0: permute output rows within heads of perm_hd (RoPE convention change).
@@ -132,13 +155,13 @@ static cce_status push_linear(tensor_list *tl, const char *prefix, const cce_lin
         if ((s = list_push(tl, name, l->rank, l->in, 2, plain(l->v), err))) return s;
     } else {
         snprintf(name, sizeof name, "%s.weight", prefix);
-        if (conv1d) {
-            src_spec sc = {.kind = SRC_CONV1D, .a = l->w, .rows = l->out, .cols = l->in};
+        if (conv1d) {   // GPT-2 weights are always f32 (the loader transposes them into f32)
+            if (!cce_linear_f32(l)) return cce_err_set(err, CCE_EUNSUPPORTED, "export: %s is not f32", prefix);
+            src_spec sc = {.kind = SRC_CONV1D, .a = cce_linear_f32(l), .rows = l->out, .cols = l->in};
             if ((s = list_push(tl, name, l->in, l->out, 2, sc, err))) return s;
         } else {
-            src_spec sw = perm_hd ? (src_spec){.kind = SRC_PERM_ROWS, .a = l->w, .rows = l->out, .cols = l->in,
-                                               .hd = perm_hd}
-                                  : plain(l->w);
+            src_spec sw = weight_src(l);
+            if (perm_hd) sw.kind = SRC_PERM_ROWS, sw.hd = perm_hd;
             if ((s = list_push(tl, name, l->out, l->in, 2, sw, err))) return s;
         }
     }
@@ -168,6 +191,7 @@ typedef struct {
 
 /* 1 if L's head -> KV map is the default grouping h / (n_heads / n_kv_heads). */
 static int head_kv_default(const cce_layer *L) {
+    if (L->n_heads == 0) return 1;
     if (L->n_heads % L->n_kv_heads) return 0;
     if (!L->head_kv) return 1;
     for (int h = 0; h < L->n_heads; h++)
@@ -189,10 +213,10 @@ static cce_status layout_build(const cce_model *m, export_layout *lo, const char
     lo->cfg.n_layers = n;
     const cce_layer *F = &m->layers[lo->src[0]];
     int uni_heads = 1, uni_hidden = 1;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {   // a block without attention or FFN needs cce_layers
         const cce_layer *L = &m->layers[lo->src[i]];
-        uni_heads &= L->n_heads == F->n_heads && L->n_kv_heads == F->n_kv_heads && head_kv_default(L);
-        uni_hidden &= L->hidden == F->hidden;
+        uni_heads &= L->n_heads == F->n_heads && L->n_kv_heads == F->n_kv_heads && head_kv_default(L) && L->n_heads > 0;
+        uni_hidden &= L->hidden == F->hidden && L->hidden > 0;
     }
     if (uni_hidden) lo->cfg.hidden_dim = F->hidden;
     /* GPT-2 configs derive head_dim from n_embd / n_head and have no KV heads */
@@ -212,25 +236,31 @@ static cce_status list_llama(const cce_model *m, const export_layout *lo, int bi
     int perm = c->rope_interleaved ? c->head_dim : 0;
     char pre[160];
     cce_status s;
-    if ((s = list_push(tl, "model.embed_tokens.weight", c->vocab_size, c->dim, 2, plain(m->tok_emb), err))) return s;
+    if ((s = list_push(tl, "model.embed_tokens.weight", c->vocab_size, c->dim, 2, weight_src(&m->tok_emb), err)))
+        return s;
     for (int l = 0; l < lo->cfg.n_layers; l++) {
         const cce_layer *L = &m->layers[lo->src[l]];
-        snprintf(pre, sizeof pre, "model.layers.%d.input_layernorm.weight", l);
-        if ((s = list_push(tl, pre, c->dim, 0, 1, plain(L->attn_norm), err))) return s;
-        snprintf(pre, sizeof pre, "model.layers.%d.post_attention_layernorm.weight", l);
-        if ((s = list_push(tl, pre, c->dim, 0, 1, plain(L->ffn_norm), err))) return s;
-        static const char *const nm[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                          "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
-        const cce_linear *lin[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w3, &L->w2};
-        for (int k = 0; k < 7; k++) {
+        if (L->n_heads > 0) {
+            snprintf(pre, sizeof pre, "model.layers.%d.input_layernorm.weight", l);
+            if ((s = list_push(tl, pre, c->dim, 0, 1, plain(L->attn_norm), err))) return s;
+        }
+        if (L->hidden > 0) {
+            snprintf(pre, sizeof pre, "model.layers.%d.post_attention_layernorm.weight", l);
+            if ((s = list_push(tl, pre, c->dim, 0, 1, plain(L->ffn_norm), err))) return s;
+        }
+        static const char *const nm[CCE_LIN_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                                      "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        for (int k = 0; k < CCE_LIN_COUNT; k++) {
+            const cce_linear *lin = cce_layer_lin_c(L, k);
+            if (!cce_linear_present(lin)) continue;   // empty sublayer
             snprintf(pre, sizeof pre, "model.layers.%d.%s", l, nm[k]);
             int force = k < 3 ? (bias_flags & (CCE_EXPORT_ATTN_BIAS | CCE_EXPORT_QKV_BIAS)) != 0
                       : k == 3 ? (bias_flags & CCE_EXPORT_ATTN_BIAS) != 0 : (bias_flags & CCE_EXPORT_MLP_BIAS) != 0;
-            if ((s = push_linear(tl, pre, lin[k], k < 2 ? perm : 0, 0, force, err))) return s;
+            if ((s = push_linear(tl, pre, lin, k < 2 ? perm : 0, 0, force, err))) return s;
         }
     }
     if ((s = list_push(tl, "model.norm.weight", c->dim, 0, 1, plain(m->final_norm), err))) return s;
-    if (!c->tied && (s = list_push(tl, "lm_head.weight", c->vocab_size, c->dim, 2, plain(m->lm_head), err)))
+    if (!c->tied && (s = list_push(tl, "lm_head.weight", c->vocab_size, c->dim, 2, weight_src(&m->lm_head), err)))
         return s;
     return CCE_OK;
 }
@@ -239,19 +269,30 @@ static cce_status list_gpt2(const cce_model *m, const export_layout *lo, tensor_
     const cce_config *c = &m->cfg;
     char pre[160];
     cce_status s;
-    if ((s = list_push(tl, "transformer.wte.weight", c->vocab_size, c->dim, 2, plain(m->tok_emb), err))) return s;
+    if ((s = list_push(tl, "transformer.wte.weight", c->vocab_size, c->dim, 2, weight_src(&m->tok_emb), err))) return s;
     if ((s = list_push(tl, "transformer.wpe.weight", c->seq_len, c->dim, 2, plain(m->pos_emb), err))) return s;
     for (int l = 0; l < lo->cfg.n_layers; l++) {
         const cce_layer *L = &m->layers[lo->src[l]];
         const float *vec[4] = {L->attn_norm, L->attn_norm_b, L->ffn_norm, L->ffn_norm_b};
         static const char *const vn[4] = {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias"};
         for (int k = 0; k < 4; k++) {
+            if ((k < 2 && L->n_heads == 0) || (k >= 2 && L->hidden == 0)) continue;
             snprintf(pre, sizeof pre, "transformer.h.%d.%s", l, vn[k]);
             if ((s = list_push(tl, pre, c->dim, 0, 1, plain(vec[k]), err))) return s;
         }
+        if (L->hidden > 0) {
+            snprintf(pre, sizeof pre, "transformer.h.%d.mlp.c_fc", l);
+            if ((s = push_linear(tl, pre, &L->w1, 0, 1, 0, err))) return s;
+            snprintf(pre, sizeof pre, "transformer.h.%d.mlp.c_proj", l);
+            if ((s = push_linear(tl, pre, &L->w2, 0, 1, 0, err))) return s;
+        }
+        if (L->n_heads == 0) continue;
         if (L->wq.rank == 0 && L->wk.rank == 0 && L->wv.rank == 0) {
+            if (!cce_linear_f32(&L->wq) || !cce_linear_f32(&L->wk) || !cce_linear_f32(&L->wv))
+                return cce_err_set(err, CCE_EUNSUPPORTED, "export: GPT-2 block %d q/k/v are not f32", l);
             int tot = L->wq.out + L->wk.out + L->wv.out;
-            src_spec q = {.kind = SRC_QKV, .a = L->wq.w, .b = L->wk.w, .c = L->wv.w, .qo = L->wq.out,
+            src_spec q = {.kind = SRC_QKV, .a = cce_linear_f32(&L->wq), .b = cce_linear_f32(&L->wk),
+                          .c = cce_linear_f32(&L->wv), .qo = L->wq.out,
                           .ko = L->wk.out, .vo = L->wv.out, .in = c->dim};
             snprintf(pre, sizeof pre, "transformer.h.%d.attn.c_attn.weight", l);
             if ((s = list_push(tl, pre, c->dim, tot, 2, q, err))) return s;
@@ -271,14 +312,10 @@ static cce_status list_gpt2(const cce_model *m, const export_layout *lo, tensor_
         }
         snprintf(pre, sizeof pre, "transformer.h.%d.attn.c_proj", l);
         if ((s = push_linear(tl, pre, &L->wo, 0, 1, 0, err))) return s;
-        snprintf(pre, sizeof pre, "transformer.h.%d.mlp.c_fc", l);
-        if ((s = push_linear(tl, pre, &L->w1, 0, 1, 0, err))) return s;
-        snprintf(pre, sizeof pre, "transformer.h.%d.mlp.c_proj", l);
-        if ((s = push_linear(tl, pre, &L->w2, 0, 1, 0, err))) return s;
     }
     if ((s = list_push(tl, "transformer.ln_f.weight", c->dim, 0, 1, plain(m->final_norm), err))) return s;
     if ((s = list_push(tl, "transformer.ln_f.bias", c->dim, 0, 1, plain(m->final_norm_b), err))) return s;
-    if (!c->tied && (s = list_push(tl, "lm_head.weight", c->vocab_size, c->dim, 2, plain(m->lm_head), err)))
+    if (!c->tied && (s = list_push(tl, "lm_head.weight", c->vocab_size, c->dim, 2, weight_src(&m->lm_head), err)))
         return s;
     return CCE_OK;
 }
@@ -473,14 +510,20 @@ cce_status cce_export_hf_dtype(const cce_model *m, const cce_tokenizer *tok, con
     }
     s = c->arch == CCE_ARCH_GPT2 ? list_gpt2(m, &lo, &tl, err) : list_llama(m, &lo, bias_flags, &tl, err);
     if (s) goto done;
+    tl.row_entry = -1;
     for (int i = 0; i < tl.n; i++) {
         tl.e[i].name = tl.names[i];
         tl.e[i].dtype = dtype;
-        if (tl.src[i].kind == SRC_PLAIN) tl.e[i].data = tl.src[i].a;
-        if (tl.src[i].kind == SRC_PLAIN && !tl.src[i].a) {
+        if (tl.src[i].lin && tl.src[i].cols > tl.row_cap) tl.row_cap = tl.src[i].cols;
+        if (tl.src[i].kind == SRC_PLAIN && !tl.src[i].lin) tl.e[i].data = tl.src[i].a;
+        if (tl.src[i].kind == SRC_PLAIN && !tl.src[i].a && !tl.src[i].lin) {
             s = cce_err_set(err, CCE_EINVAL, "%s: tensor '%s' has no data in the model", dir, tl.names[i]);
             goto done;
         }
+    }
+    if (tl.row_cap && !(tl.row = cce_alloc((size_t)tl.row_cap, sizeof(float)))) {
+        s = cce_err_set(err, CCE_ENOMEM, "%s: out of memory", dir);
+        goto done;
     }
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     static const char *const meta[2] = {"format", "pt"};
@@ -495,6 +538,7 @@ done:
     cce_free(tl.e);
     cce_free(tl.src);
     cce_free(tl.names);
+    cce_free(tl.row);
     cce_free(lo.src);
     return s;
 }

@@ -79,6 +79,8 @@ struct cce_fwd {
     float *out;      // (max_rows, dim)    sublayer output before the residual add
     float *a, *b;    // (max_rows, max_hidden) FFN gate/activation and up projection
     float *lr;       // (max_rows, max_rank) low-rank intermediate x·Vᵀ
+    float *wtile;    // (wtile_floats) f32 rows of a weight stored in another type, or NULL
+    size_t wtile_floats;
     float *qs, *os;  // (max_group*ATT_BLOCK, head_dim) stacked queries / outputs of a KV group
     float *scores;   // (max_group*ATT_BLOCK, max_seq) causal score block
     float *inv;      // (max_group*ATT_BLOCK) 1/softmax sums
@@ -102,54 +104,46 @@ const char *cce_tap_site_name(cce_tap_site s) {
 
 /* ---------------------------------------------------------------- shapes and setup */
 
-static int fwd_kv_head(const cce_layer *l, int h) {
-    return l->head_kv ? l->head_kv[h] : h / (l->n_heads / l->n_kv_heads);
-}
-
-/* Everything the kernels index by: dims positive, heads consistent, every linear of the
- * expected (out, in) with either a dense matrix or complete low-rank factors. */
+/* Everything the kernels index by: the model's own validation (shapes, KV maps, stored types,
+ * norms of the sublayers that exist), plus what the batched path assumes of the config. */
 static cce_status fwd_check_model(const cce_model *m, cce_err *err) {
     const cce_config *c = &m->cfg;
     int gpt2 = c->arch == CCE_ARCH_GPT2;
-    if (c->dim <= 0 || c->head_dim <= 0 || c->vocab_size <= 0 || c->n_layers < 0 || !m->tok_emb ||
-        !m->lm_head || !m->final_norm || (gpt2 && !m->pos_emb) || (!gpt2 && c->head_dim % 2))
+    if (c->dim <= 0 || c->head_dim <= 0 || c->vocab_size <= 0 || c->n_layers < 0 || !m->tok_emb.w ||
+        !m->lm_head.w || !m->final_norm || (gpt2 && !m->pos_emb) || (!gpt2 && c->head_dim % 2))
         return cce_err_set(err, CCE_EINVAL, "forward: model config is unusable (dim %d, head_dim %d, vocab %d)",
                            c->dim, c->head_dim, c->vocab_size);
     for (int li = 0; li < c->n_layers; li++) {
-        const cce_layer *l = &m->layers[li];
-        if (l->dropped) continue;
-        if (l->n_heads <= 0 || l->n_kv_heads <= 0 || l->hidden <= 0 || !l->attn_norm || !l->ffn_norm ||
-            (!l->head_kv && l->n_heads % l->n_kv_heads))
-            return cce_err_set(err, CCE_EINVAL, "forward: layer %d: heads %d, kv heads %d, hidden %d unusable",
-                               li, l->n_heads, l->n_kv_heads, l->hidden);
-        if (l->head_kv)
-            for (int h = 0; h < l->n_heads; h++)
-                if (l->head_kv[h] < 0 || l->head_kv[h] >= l->n_kv_heads)
-                    return cce_err_set(err, CCE_EINVAL, "forward: layer %d: head_kv[%d] = %d out of range",
-                                       li, h, l->head_kv[h]);
-        int hd = c->head_dim, d = c->dim;
-        struct { const cce_linear *x; int out, in; const char *name; } want[] = {
-            {&l->wq, l->n_heads * hd, d, "wq"}, {&l->wk, l->n_kv_heads * hd, d, "wk"},
-            {&l->wv, l->n_kv_heads * hd, d, "wv"}, {&l->wo, d, l->n_heads * hd, "wo"},
-            {&l->w1, l->hidden, d, "w1"}, {&l->w2, d, l->hidden, "w2"}, {&l->w3, l->hidden, d, "w3"},
-        };
-        for (int i = 0; i < (gpt2 ? 6 : 7); i++) {
-            const cce_linear *x = want[i].x;
-            if (x->out != want[i].out || x->in != want[i].in ||
-                (!x->w && (x->rank <= 0 || !x->u || !x->v)))
-                return cce_err_set(err, CCE_EINVAL,
-                                   "forward: layer %d: %s is (%d, %d) rank %d, expected (%d, %d)",
-                                   li, want[i].name, x->out, x->in, x->rank, want[i].out, want[i].in);
-        }
+        cce_status s = cce_layer_check(m, li, "forward", err);
+        if (s) return CCE_EINVAL;
     }
     return CCE_OK;
 }
 
-typedef struct { int q, kv, hidden, rank, group, heads; } fwd_maxes;
+/* Rows of a non-f32 weight decoded per GEMM in the batched pass: about WTILE_FLOATS floats,
+ * at least 64 rows (or all of them) so that each GEMM stays efficient. */
+#define WTILE_FLOATS (1u << 20)
+static int fwd_tile_rows(const cce_linear *l) {
+    int r = (int)(WTILE_FLOATS / (unsigned)l->in);
+    if (r < 64) r = 64;
+    return r < l->out ? r : l->out;
+}
+
+typedef struct { int q, kv, hidden, rank, group, heads; size_t wtile; } fwd_maxes;
+
+static void fwd_note_linear(fwd_maxes *x, const cce_linear *l) {
+    if (!cce_linear_present(l)) return;
+    if (!l->w && l->rank > x->rank) x->rank = l->rank;
+    if (l->w && l->wt != CCE_WT_F32) {
+        size_t t = (size_t)fwd_tile_rows(l) * (size_t)l->in;
+        if (t > x->wtile) x->wtile = t;
+    }
+}
 
 static fwd_maxes fwd_model_maxes(const cce_model *m) {
-    fwd_maxes x = {1, 1, 1, 1, 1, 1};
+    fwd_maxes x = {1, 1, 1, 1, 1, 1, 0};
     int hd = m->cfg.head_dim;
+    fwd_note_linear(&x, &m->lm_head);
     for (int li = 0; li < m->cfg.n_layers; li++) {
         const cce_layer *l = &m->layers[li];
         if (l->dropped) continue;
@@ -159,12 +153,10 @@ static fwd_maxes fwd_model_maxes(const cce_model *m) {
         if (l->n_heads > x.heads) x.heads = l->n_heads;
         for (int g = 0; g < l->n_kv_heads; g++) {
             int ng = 0;
-            for (int h = 0; h < l->n_heads; h++) ng += fwd_kv_head(l, h) == g;
+            for (int h = 0; h < l->n_heads; h++) ng += cce_layer_kv_of(l, h) == g;
             if (ng > x.group) x.group = ng;
         }
-        const cce_linear *ls[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w1, &l->w2, &l->w3};
-        for (int i = 0; i < 7; i++)
-            if (!ls[i]->w && ls[i]->rank > x.rank) x.rank = ls[i]->rank;
+        for (int k = 0; k < CCE_LIN_COUNT; k++) fwd_note_linear(&x, cce_layer_lin_c(l, k));
     }
     return x;
 }
@@ -217,6 +209,8 @@ cce_status cce_fwd_new(const cce_model *m, int max_rows, int max_seq_len, cce_fw
     f->a = cce_alloc(R, (size_t)mx.hidden * sizeof(float));
     f->b = cce_alloc(R, (size_t)mx.hidden * sizeof(float));
     f->lr = cce_alloc(R, (size_t)mx.rank * sizeof(float));
+    f->wtile_floats = mx.wtile;
+    if (mx.wtile) f->wtile = cce_alloc(mx.wtile, sizeof(float));
     size_t gb = (size_t)mx.group * ATT_BLOCK, hd = (size_t)m->cfg.head_dim;
     f->qs = cce_alloc(gb, hd * sizeof(float));
     f->os = cce_alloc(gb, hd * sizeof(float));
@@ -225,7 +219,7 @@ cce_status cce_fwd_new(const cce_model *m, int max_rows, int max_seq_len, cce_fw
     f->hs = cce_alloc((size_t)mx.heads, sizeof(int));
     f->logits = cce_alloc((size_t)chunk, (size_t)m->cfg.vocab_size * sizeof(float));
     if (!f->h || !f->xn || !f->out || !f->q || !f->att || !f->k || !f->v || !f->a || !f->b ||
-        !f->lr || !f->qs || !f->os || !f->scores || !f->inv || !f->hs || !f->logits) {
+        !f->lr || (mx.wtile && !f->wtile) || !f->qs || !f->os || !f->scores || !f->inv || !f->hs || !f->logits) {
         cce_fwd_free(f);
         return cce_err_set(err, CCE_ENOMEM, "forward: out of memory for %d rows of scratch", max_rows);
     }
@@ -240,7 +234,7 @@ cce_status cce_fwd_new(const cce_model *m, int max_rows, int max_seq_len, cce_fw
 void cce_fwd_free(cce_fwd *f) {
     if (!f) return;
     cce_free(f->h); cce_free(f->xn); cce_free(f->out); cce_free(f->q); cce_free(f->att);
-    cce_free(f->k); cce_free(f->v); cce_free(f->a); cce_free(f->b); cce_free(f->lr);
+    cce_free(f->k); cce_free(f->v); cce_free(f->a); cce_free(f->b); cce_free(f->lr); cce_free(f->wtile);
     cce_free(f->qs); cce_free(f->os); cce_free(f->scores); cce_free(f->inv); cce_free(f->hs);
     cce_free(f->logits); cce_free(f->rope_cos); cce_free(f->rope_sin);
     cce_free(f);
@@ -256,16 +250,27 @@ static cce_status fwd_check_batch(const cce_fwd *f, int n_seq, int seq_len, cce_
     return CCE_OK;
 }
 
-/* y (rows, l->out) = x (rows, l->in) · Wᵀ + b; tmp (rows, rank) for low-rank. */
-static void fwd_linear(const cce_linear *l, const float *x, int rows, float *y, float *tmp) {
-    if (l->w) {
+/* y (rows, l->out) = x (rows, l->in) · Wᵀ + b. f32 weights: one sgemm (two for low-rank, through
+ * f->lr); any other stored type: row tiles of W decoded into f->wtile, one sgemm per tile into
+ * the tile's columns of y. */
+static void fwd_linear(cce_fwd *f, const cce_linear *l, const float *x, int rows, float *y) {
+    const float *w32 = cce_linear_f32(l);
+    if (w32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, l->out, l->in, 1.0f,
-                    x, l->in, l->w, l->in, 0.0f, y, l->out);
+                    x, l->in, w32, l->in, 0.0f, y, l->out);
+    } else if (l->w) {
+        int tr = fwd_tile_rows(l);
+        for (int r0 = 0; r0 < l->out; r0 += tr) {
+            int nr = l->out - r0 < tr ? l->out - r0 : tr;
+            cce_linear_rows(l, r0, nr, f->wtile);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nr, l->in, 1.0f,
+                        x, l->in, f->wtile, l->in, 0.0f, y + r0, l->out);
+        }
     } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, l->rank, l->in, 1.0f,
-                    x, l->in, l->v, l->in, 0.0f, tmp, l->rank);
+                    x, l->in, l->v, l->in, 0.0f, f->lr, l->rank);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, l->out, l->rank, 1.0f,
-                    tmp, l->rank, l->u, l->rank, 0.0f, y, l->out);
+                    f->lr, l->rank, l->u, l->rank, 0.0f, y, l->out);
     }
     if (l->b)
         for (int r = 0; r < rows; r++) {
@@ -329,10 +334,15 @@ static void fwd_gemv(int trans, int rows, int cols, float alpha, const float *A,
     }
 }
 
-/* Single-vector version: y (out) = W x + b. */
+/* Single-vector version: y (out) = W x + b; tmp (rank). Weights stored in another type than
+ * f32 are read row by row by the type's dot kernel (quant.h), never expanded. */
 static void fwd_linear_vec(const cce_linear *l, const float *x, float *y, float *tmp) {
-    if (l->w) {
-        fwd_gemv(0, l->out, l->in, 1.0f, l->w, l->in, x, y);
+    const float *w32 = cce_linear_f32(l);
+    if (w32) {
+        fwd_gemv(0, l->out, l->in, 1.0f, w32, l->in, x, y);
+    } else if (l->w) {
+        size_t rb = cce_wtype_row_bytes(l->wt, l->in);
+        for (int r = 0; r < l->out; r++) y[r] = cce_wtype_dot(l->wt, (const uint8_t *)l->w + (size_t)r * rb, x, l->in);
     } else {
         fwd_gemv(0, l->rank, l->in, 1.0f, l->v, l->in, x, tmp);
         fwd_gemv(0, l->out, l->rank, 1.0f, l->u, l->rank, tmp, y);
@@ -555,7 +565,7 @@ cce_status cce_fwd_embed(cce_fwd *f, const int *ids, int n_seq, int seq_len, flo
                                ids[r], r, m->cfg.vocab_size);
     for (int r = 0; r < rows; r++) {
         float *hr = h + (size_t)r * d;
-        memcpy(hr, m->tok_emb + (size_t)ids[r] * d, (size_t)d * sizeof(float));
+        cce_linear_rows(&m->tok_emb, ids[r], 1, hr);
         if (m->pos_emb) {
             fwd_vadd(hr, m->pos_emb + (size_t)(r % seq_len) * d, (size_t)d);
         }
@@ -579,47 +589,51 @@ cce_status cce_fwd_block(cce_fwd *f, int layer, float *h, int n_seq, int seq_len
     }
     int qd = l->n_heads * hd, kvd = l->n_kv_heads * hd;
 
-    /* attention */
-    fwd_norm(m, h, rows, l->attn_norm, l->attn_norm_b, f->xn);
-    if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_IN, f->xn, n_seq, seq_len, d)) goto cancel;
-    fwd_linear(&l->wq, f->xn, rows, f->q, f->lr);
-    fwd_linear(&l->wk, f->xn, rows, f->k, f->lr);
-    fwd_linear(&l->wv, f->xn, rows, f->v, f->lr);
-    if (m->cfg.arch != CCE_ARCH_GPT2)
-        for (int r = 0; r < rows; r++) {
-            fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->q + (size_t)r * qd, l->n_heads, r % seq_len);
-            fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->k + (size_t)r * kvd, l->n_kv_heads, r % seq_len);
+    /* attention (absent when the layer has no heads) */
+    if (l->n_heads > 0) {
+        fwd_norm(m, h, rows, l->attn_norm, l->attn_norm_b, f->xn);
+        if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_IN, f->xn, n_seq, seq_len, d)) goto cancel;
+        fwd_linear(f, &l->wq, f->xn, rows, f->q);
+        fwd_linear(f, &l->wk, f->xn, rows, f->k);
+        fwd_linear(f, &l->wv, f->xn, rows, f->v);
+        if (m->cfg.arch != CCE_ARCH_GPT2)
+            for (int r = 0; r < rows; r++) {
+                fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->q + (size_t)r * qd, l->n_heads, r % seq_len);
+                fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->k + (size_t)r * kvd, l->n_kv_heads, r % seq_len);
+            }
+        for (int g = 0; g < l->n_kv_heads; g++) {
+            int ng = 0;  // the query heads reading KV head g
+            for (int hh = 0; hh < l->n_heads; hh++)
+                if (cce_layer_kv_of(l, hh) == g) f->hs[ng++] = hh;
+            if (!ng) continue;
+            for (int sq = 0; sq < n_seq; sq++) {
+                size_t r0 = (size_t)sq * seq_len;
+                fwd_attend_group(f, f->q + r0 * qd, qd, f->hs, ng, f->k + r0 * kvd + (size_t)g * hd,
+                                 f->v + r0 * kvd + (size_t)g * hd, kvd, f->att + r0 * qd, seq_len);
+            }
         }
-    for (int g = 0; g < l->n_kv_heads; g++) {
-        int ng = 0;  // the query heads reading KV head g
-        for (int hh = 0; hh < l->n_heads; hh++)
-            if (fwd_kv_head(l, hh) == g) f->hs[ng++] = hh;
-        if (!ng) continue;
-        for (int sq = 0; sq < n_seq; sq++) {
-            size_t r0 = (size_t)sq * seq_len;
-            fwd_attend_group(f, f->q + r0 * qd, qd, f->hs, ng, f->k + r0 * kvd + (size_t)g * hd,
-                             f->v + r0 * kvd + (size_t)g * hd, kvd, f->att + r0 * qd, seq_len);
-        }
+        if (fwd_tap(tap, user, layer, CCE_TAP_HEADS, f->att, n_seq, seq_len, qd)) goto cancel;
+        fwd_linear(f, &l->wo, f->att, rows, f->out);
+        if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_OUT, f->out, n_seq, seq_len, d)) goto cancel;
+        fwd_vadd(h, f->out, n);
     }
-    if (fwd_tap(tap, user, layer, CCE_TAP_HEADS, f->att, n_seq, seq_len, qd)) goto cancel;
-    fwd_linear(&l->wo, f->att, rows, f->out, f->lr);
-    if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_OUT, f->out, n_seq, seq_len, d)) goto cancel;
-    fwd_vadd(h, f->out, n);
 
-    /* feed-forward */
-    fwd_norm(m, h, rows, l->ffn_norm, l->ffn_norm_b, f->xn);
-    if (fwd_tap(tap, user, layer, CCE_TAP_FFN_IN, f->xn, n_seq, seq_len, d)) goto cancel;
-    size_t nh = (size_t)rows * l->hidden;
-    fwd_linear(&l->w1, f->xn, rows, f->a, f->lr);
-    if (m->cfg.arch == CCE_ARCH_GPT2) {
-        fwd_gelu(f->a, nh);
-    } else {
-        fwd_linear(&l->w3, f->xn, rows, f->b, f->lr);
-        fwd_swiglu(f->a, f->b, nh);
+    /* feed-forward (absent when the layer has no hidden units) */
+    if (l->hidden > 0) {
+        fwd_norm(m, h, rows, l->ffn_norm, l->ffn_norm_b, f->xn);
+        if (fwd_tap(tap, user, layer, CCE_TAP_FFN_IN, f->xn, n_seq, seq_len, d)) goto cancel;
+        size_t nh = (size_t)rows * l->hidden;
+        fwd_linear(f, &l->w1, f->xn, rows, f->a);
+        if (m->cfg.arch == CCE_ARCH_GPT2) {
+            fwd_gelu(f->a, nh);
+        } else {
+            fwd_linear(f, &l->w3, f->xn, rows, f->b);
+            fwd_swiglu(f->a, f->b, nh);
+        }
+        if (fwd_tap(tap, user, layer, CCE_TAP_FFN_ACT, f->a, n_seq, seq_len, l->hidden)) goto cancel;
+        fwd_linear(f, &l->w2, f->a, rows, f->out);
+        fwd_vadd(h, f->out, n);
     }
-    if (fwd_tap(tap, user, layer, CCE_TAP_FFN_ACT, f->a, n_seq, seq_len, l->hidden)) goto cancel;
-    fwd_linear(&l->w2, f->a, rows, f->out, f->lr);
-    fwd_vadd(h, f->out, n);
     if (fwd_tap(tap, user, layer, CCE_TAP_BLOCK_OUT, h, n_seq, seq_len, d)) goto cancel;
     return CCE_OK;
 cancel:
@@ -631,8 +645,7 @@ cce_status cce_fwd_logits(cce_fwd *f, const float *h, int rows, float *logits, c
     if (rows <= 0 || rows > f->max_rows)
         return cce_err_set(err, CCE_EINVAL, "forward: %d rows exceed scratch (%d)", rows, f->max_rows);
     fwd_norm(m, h, rows, m->final_norm, m->final_norm_b, f->xn);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m->cfg.vocab_size, m->cfg.dim, 1.0f,
-                f->xn, m->cfg.dim, m->lm_head, m->cfg.dim, 0.0f, logits, m->cfg.vocab_size);
+    fwd_linear(f, &m->lm_head, f->xn, rows, logits);
     return CCE_OK;
 }
 
@@ -651,8 +664,7 @@ cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, in
     long cnt = 0;
     for (int r0 = 0; r0 < rows; r0 += chunk) {
         int nr = rows - r0 < chunk ? rows - r0 : chunk;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, V, d, 1.0f,
-                    f->xn + (size_t)r0 * d, d, m->lm_head, d, 0.0f, f->logits, V);
+        fwd_linear(f, &m->lm_head, f->xn + (size_t)r0 * d, nr, f->logits);
         for (int i = 0; i < nr; i++) {
             int r = r0 + i;
             if (r % seq_len == seq_len - 1) continue;  // last position predicts nothing here
@@ -768,7 +780,7 @@ cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, c
     if (pos < 0 || pos > d->len || pos >= d->max_seq)
         return cce_err_set(err, CCE_EINVAL, "decoder: position %d out of order or past the cache (%d filled, %d max)",
                            pos, d->len, d->max_seq);
-    memcpy(d->x, m->tok_emb + (size_t)token * dim, (size_t)dim * sizeof(float));
+    cce_linear_rows(&m->tok_emb, token, 1, d->x);
     if (m->pos_emb)
         fwd_vadd(d->x, m->pos_emb + (size_t)pos * dim, (size_t)dim);
     float scale = 1.0f / sqrtf((float)hd);
@@ -777,38 +789,42 @@ cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, c
         if (l->dropped) continue;
         float *kc = d->kc + (size_t)li * d->max_seq * d->max_kv;  // (max_seq, max_kv)
         float *vc = d->vc + (size_t)li * d->max_seq * d->max_kv;
-        fwd_norm(m, d->x, 1, l->attn_norm, l->attn_norm_b, d->xn);
-        fwd_linear_vec(&l->wq, d->xn, d->q, d->lr);
-        fwd_linear_vec(&l->wk, d->xn, kc + (size_t)pos * d->max_kv, d->lr);
-        fwd_linear_vec(&l->wv, d->xn, vc + (size_t)pos * d->max_kv, d->lr);
-        if (c->arch != CCE_ARCH_GPT2) {
-            fwd_rope_row(c, d->rope_cos, d->rope_sin, d->q, l->n_heads, pos);
-            fwd_rope_row(c, d->rope_cos, d->rope_sin, kc + (size_t)pos * d->max_kv, l->n_kv_heads, pos);
+        if (l->n_heads > 0) {
+            fwd_norm(m, d->x, 1, l->attn_norm, l->attn_norm_b, d->xn);
+            fwd_linear_vec(&l->wq, d->xn, d->q, d->lr);
+            fwd_linear_vec(&l->wk, d->xn, kc + (size_t)pos * d->max_kv, d->lr);
+            fwd_linear_vec(&l->wv, d->xn, vc + (size_t)pos * d->max_kv, d->lr);
+            if (c->arch != CCE_ARCH_GPT2) {
+                fwd_rope_row(c, d->rope_cos, d->rope_sin, d->q, l->n_heads, pos);
+                fwd_rope_row(c, d->rope_cos, d->rope_sin, kc + (size_t)pos * d->max_kv, l->n_kv_heads, pos);
+            }
+            for (int hh = 0; hh < l->n_heads; hh++) {
+                int g = cce_layer_kv_of(l, hh);
+                /* scores (pos+1) = K_g (pos+1, hd) · q_h, then att_h = V_gᵀ · p */
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, pos + 1, hd, scale, kc + (size_t)g * hd, d->max_kv,
+                            d->q + (size_t)hh * hd, 1, 0.0f, d->scores, 1);
+                float inv = fwd_softmax_row(d->scores, pos + 1, pos + 1);
+                cblas_sgemv(CblasRowMajor, CblasTrans, pos + 1, hd, inv, vc + (size_t)g * hd, d->max_kv,
+                            d->scores, 1, 0.0f, d->att + (size_t)hh * hd, 1);
+            }
+            fwd_linear_vec(&l->wo, d->att, d->out, d->lr);
+            fwd_vadd(d->x, d->out, (size_t)dim);
         }
-        for (int hh = 0; hh < l->n_heads; hh++) {
-            int g = fwd_kv_head(l, hh);
-            /* scores (pos+1) = K_g (pos+1, hd) · q_h, then att_h = V_gᵀ · p */
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, pos + 1, hd, scale, kc + (size_t)g * hd, d->max_kv,
-                        d->q + (size_t)hh * hd, 1, 0.0f, d->scores, 1);
-            float inv = fwd_softmax_row(d->scores, pos + 1, pos + 1);
-            cblas_sgemv(CblasRowMajor, CblasTrans, pos + 1, hd, inv, vc + (size_t)g * hd, d->max_kv,
-                        d->scores, 1, 0.0f, d->att + (size_t)hh * hd, 1);
+        if (l->hidden > 0) {
+            fwd_norm(m, d->x, 1, l->ffn_norm, l->ffn_norm_b, d->xn);
+            fwd_linear_vec(&l->w1, d->xn, d->a, d->lr);
+            if (c->arch == CCE_ARCH_GPT2) {
+                fwd_gelu(d->a, (size_t)l->hidden);
+            } else {
+                fwd_linear_vec(&l->w3, d->xn, d->b, d->lr);
+                fwd_swiglu(d->a, d->b, (size_t)l->hidden);
+            }
+            fwd_linear_vec(&l->w2, d->a, d->out, d->lr);
+            fwd_vadd(d->x, d->out, (size_t)dim);
         }
-        fwd_linear_vec(&l->wo, d->att, d->out, d->lr);
-        fwd_vadd(d->x, d->out, (size_t)dim);
-        fwd_norm(m, d->x, 1, l->ffn_norm, l->ffn_norm_b, d->xn);
-        fwd_linear_vec(&l->w1, d->xn, d->a, d->lr);
-        if (c->arch == CCE_ARCH_GPT2) {
-            fwd_gelu(d->a, (size_t)l->hidden);
-        } else {
-            fwd_linear_vec(&l->w3, d->xn, d->b, d->lr);
-            fwd_swiglu(d->a, d->b, (size_t)l->hidden);
-        }
-        fwd_linear_vec(&l->w2, d->a, d->out, d->lr);
-        fwd_vadd(d->x, d->out, (size_t)dim);
     }
     d->len = pos + 1;
     fwd_norm(m, d->x, 1, m->final_norm, m->final_norm_b, d->xn);
-    fwd_gemv(0, c->vocab_size, dim, 1.0f, m->lm_head, dim, d->xn, logits);
+    fwd_linear_vec(&m->lm_head, d->xn, logits, d->lr);
     return CCE_OK;
 }

@@ -23,12 +23,14 @@
 #include "forward.h"
 #include "util.h"
 
-/* y (out) = W x + b for one token; x (in). */
-static void ref_linear(const cce_linear *l, const float *x, float *y, float *tmp_rank) {
+/* y (out) = W x + b for one token; x (in); row (in) scratch for one decoded weight row (any
+ * stored type is read through cce_linear_rows, the plain decoder). */
+static void ref_linear(const cce_linear *l, const float *x, float *y, float *tmp_rank, float *row) {
     if (l->w) {
         for (int o = 0; o < l->out; o++) {
+            cce_linear_rows(l, o, 1, row);
             double s = 0;
-            for (int i = 0; i < l->in; i++) s += (double)l->w[(size_t)o * l->in + i] * x[i];
+            for (int i = 0; i < l->in; i++) s += (double)row[i] * x[i];
             y[o] = (float)s;
         }
     } else {
@@ -78,43 +80,13 @@ static void ref_rope(const cce_model *m, float *v, int pos) {
     }
 }
 
-static int ref_kv_head(const cce_layer *l, int h) {
-    return l->head_kv ? l->head_kv[h] : h / (l->n_heads / l->n_kv_heads);
-}
-
 static int ref_max_rank(const cce_layer *l) {
-    const cce_linear *ls[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w1, &l->w2, &l->w3};
     int r = 1;
-    for (int i = 0; i < 7; i++) if (!ls[i]->w && ls[i]->rank > r) r = ls[i]->rank;
-    return r;
-}
-
-/* Shape checks the loops below rely on (memory safety for hand-built models). */
-static cce_status ref_check_layer(const cce_model *m, int li, cce_err *err) {
-    const cce_layer *l = &m->layers[li];
-    int hd = m->cfg.head_dim, d = m->cfg.dim;
-    if (l->n_heads <= 0 || l->n_kv_heads <= 0 || l->hidden <= 0 ||
-        (!l->head_kv && l->n_heads % l->n_kv_heads))
-        return cce_err_set(err, CCE_EINVAL, "forward_ref: layer %d: bad heads %d/%d or hidden %d",
-                           li, l->n_heads, l->n_kv_heads, l->hidden);
-    if (l->head_kv)
-        for (int h = 0; h < l->n_heads; h++)
-            if (l->head_kv[h] < 0 || l->head_kv[h] >= l->n_kv_heads)
-                return cce_err_set(err, CCE_EINVAL, "forward_ref: layer %d: head_kv[%d] = %d out of range",
-                                   li, h, l->head_kv[h]);
-    int gpt2 = m->cfg.arch == CCE_ARCH_GPT2;
-    struct { const cce_linear *l; int out, in; const char *name; } want[] = {
-        {&l->wq, l->n_heads * hd, d, "wq"}, {&l->wk, l->n_kv_heads * hd, d, "wk"},
-        {&l->wv, l->n_kv_heads * hd, d, "wv"}, {&l->wo, d, l->n_heads * hd, "wo"},
-        {&l->w1, l->hidden, d, "w1"}, {&l->w2, d, l->hidden, "w2"}, {&l->w3, l->hidden, d, "w3"},
-    };
-    for (int i = 0; i < (gpt2 ? 6 : 7); i++) {
-        const cce_linear *x = want[i].l;
-        if (x->out != want[i].out || x->in != want[i].in || (!x->w && (x->rank <= 0 || !x->u || !x->v)))
-            return cce_err_set(err, CCE_EINVAL, "forward_ref: layer %d: %s is (%d, %d) rank %d, expected (%d, %d)",
-                               li, want[i].name, x->out, x->in, x->rank, want[i].out, want[i].in);
+    for (int i = 0; i < CCE_LIN_COUNT; i++) {
+        const cce_linear *x = cce_layer_lin_c(l, i);
+        if (!x->w && x->rank > r) r = x->rank;
     }
-    return CCE_OK;
+    return r;
 }
 
 static int ref_tap(cce_tap_fn tap, void *user, int layer, cce_tap_site site, const float *x,
@@ -133,16 +105,20 @@ cce_status cce_ref_forward(const cce_model *m, const int *ids, int T, float *log
         return cce_err_set(err, CCE_EINVAL, "forward_ref: sequence length %d out of range", T);
     if (!gpt2 && hd % 2)
         return cce_err_set(err, CCE_EUNSUPPORTED, "forward_ref: RoPE needs an even head_dim, got %d", hd);
-    int maxq = 1, maxh = 1, maxr = 1;
+    if (!m->tok_emb.w || !m->lm_head.w)
+        return cce_err_set(err, CCE_EINVAL, "forward_ref: model has no embedding or output head");
+    int maxq = 1, maxh = 1, maxr = 1, maxin = d;
     for (int li = 0; li < c->n_layers; li++) {
         const cce_layer *l = &m->layers[li];
         if (l->dropped) continue;
-        cce_status s = ref_check_layer(m, li, err);
-        if (s) return s;
+        cce_status s = cce_layer_check(m, li, "forward_ref", err);
+        if (s) return CCE_EINVAL;
         if (l->n_heads * hd > maxq) maxq = l->n_heads * hd;
         if (l->n_kv_heads * hd > maxq) maxq = l->n_kv_heads * hd;
         if (l->hidden > maxh) maxh = l->hidden;
         if (ref_max_rank(l) > maxr) maxr = ref_max_rank(l);
+        if (l->n_heads * hd > maxin) maxin = l->n_heads * hd;
+        if (l->hidden > maxin) maxin = l->hidden;
     }
     for (int t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= c->vocab_size)
@@ -162,15 +138,17 @@ cce_status cce_ref_forward(const cce_model *m, const int *ids, int T, float *log
     float *up = cce_alloc((size_t)maxh, sizeof(float));      // (hidden)
     float *rk = cce_alloc((size_t)maxr, sizeof(float));      // (rank)
     double *p = cce_alloc((size_t)T, sizeof(double));        // (T) attention weights
-    if (!h || !xn || !ao || !q || !k || !v || !heads || !act || !up || !rk || !p) {
+    float *row = cce_alloc((size_t)maxin, sizeof(float));    // (max in) one decoded weight row
+    if (!h || !xn || !ao || !q || !k || !v || !heads || !act || !up || !rk || !p || !row) {
         st = cce_err_set(err, CCE_ENOMEM, "forward_ref: out of memory for %d tokens", T);
         goto cleanup;
     }
 
-    for (int t = 0; t < T; t++)
-        for (int i = 0; i < d; i++)
-            h[(size_t)t * d + i] = m->tok_emb[(size_t)ids[t] * d + i] +
-                                   (m->pos_emb ? m->pos_emb[(size_t)t * d + i] : 0.0f);
+    for (int t = 0; t < T; t++) {
+        cce_linear_rows(&m->tok_emb, ids[t], 1, h + (size_t)t * d);
+        if (m->pos_emb)
+            for (int i = 0; i < d; i++) h[(size_t)t * d + i] += m->pos_emb[(size_t)t * d + i];
+    }
 
     for (int li = 0; li < c->n_layers; li++) {
         const cce_layer *l = &m->layers[li];
@@ -179,20 +157,20 @@ cce_status cce_ref_forward(const cce_model *m, const int *ids, int T, float *log
             continue;
         }
         int qd = l->n_heads * hd, kvd = l->n_kv_heads * hd;
-        /* attention */
-        for (int t = 0; t < T; t++) {
+        /* attention (absent without heads) */
+        for (int t = 0; t < T && l->n_heads > 0; t++) {
             float *x = xn + (size_t)t * d;
             ref_norm(m, h + (size_t)t * d, l->attn_norm, l->attn_norm_b, x);
             float *qt = q + (size_t)t * qd, *kt = k + (size_t)t * kvd, *vt = v + (size_t)t * kvd;
-            ref_linear(&l->wq, x, qt, rk);
-            ref_linear(&l->wk, x, kt, rk);
-            ref_linear(&l->wv, x, vt, rk);
+            ref_linear(&l->wq, x, qt, rk, row);
+            ref_linear(&l->wk, x, kt, rk, row);
+            ref_linear(&l->wv, x, vt, rk, row);
             if (!gpt2) {
                 for (int hh = 0; hh < l->n_heads; hh++) ref_rope(m, qt + hh * hd, t);
                 for (int hh = 0; hh < l->n_kv_heads; hh++) ref_rope(m, kt + hh * hd, t);
             }
             for (int hh = 0; hh < l->n_heads; hh++) {
-                int g = ref_kv_head(l, hh);
+                int g = cce_layer_kv_of(l, hh);
                 double mx = -INFINITY, sum = 0;
                 for (int s = 0; s <= t; s++) {
                     double dot = 0;
@@ -208,52 +186,52 @@ cce_status cce_ref_forward(const cce_model *m, const int *ids, int T, float *log
                     heads[(size_t)t * qd + hh * hd + i] = (float)o;
                 }
             }
-            ref_linear(&l->wo, heads + (size_t)t * qd, ao + (size_t)t * d, rk);
+            ref_linear(&l->wo, heads + (size_t)t * qd, ao + (size_t)t * d, rk, row);
         }
-        if (ref_tap(tap, user, li, CCE_TAP_ATTN_IN, xn, T, d) ||
-            ref_tap(tap, user, li, CCE_TAP_HEADS, heads, T, qd) ||
-            ref_tap(tap, user, li, CCE_TAP_ATTN_OUT, ao, T, d))
-            goto cancel;
-        for (size_t i = 0; i < Td; i++) h[i] += ao[i];
-        /* feed-forward */
-        for (int t = 0; t < T; t++) {
+        if (l->n_heads > 0) {
+            if (ref_tap(tap, user, li, CCE_TAP_ATTN_IN, xn, T, d) ||
+                ref_tap(tap, user, li, CCE_TAP_HEADS, heads, T, qd) ||
+                ref_tap(tap, user, li, CCE_TAP_ATTN_OUT, ao, T, d))
+                goto cancel;
+            for (size_t i = 0; i < Td; i++) h[i] += ao[i];
+        }
+        /* feed-forward (absent without hidden units) */
+        for (int t = 0; t < T && l->hidden > 0; t++) {
             float *x = xn + (size_t)t * d, *a = act + (size_t)t * l->hidden;
             ref_norm(m, h + (size_t)t * d, l->ffn_norm, l->ffn_norm_b, x);
-            ref_linear(&l->w1, x, a, rk);
+            ref_linear(&l->w1, x, a, rk, row);
             if (gpt2) {
                 for (int i = 0; i < l->hidden; i++) {
                     double z = a[i];
                     a[i] = (float)(0.5 * z * (1.0 + tanh(sqrt(2.0 / M_PI) * (z + 0.044715 * z * z * z))));
                 }
             } else {
-                ref_linear(&l->w3, x, up, rk);
+                ref_linear(&l->w3, x, up, rk, row);
                 for (int i = 0; i < l->hidden; i++) {
                     double z = a[i];
                     a[i] = (float)(z / (1.0 + exp(-z)) * up[i]);
                 }
             }
-            ref_linear(&l->w2, a, ao + (size_t)t * d, rk);
+            ref_linear(&l->w2, a, ao + (size_t)t * d, rk, row);
         }
-        for (size_t i = 0; i < Td; i++) h[i] += ao[i];
-        if (ref_tap(tap, user, li, CCE_TAP_FFN_IN, xn, T, d) ||
-            ref_tap(tap, user, li, CCE_TAP_FFN_ACT, act, T, l->hidden) ||
-            ref_tap(tap, user, li, CCE_TAP_BLOCK_OUT, h, T, d))
-            goto cancel;
+        if (l->hidden > 0) {
+            for (size_t i = 0; i < Td; i++) h[i] += ao[i];
+            if (ref_tap(tap, user, li, CCE_TAP_FFN_IN, xn, T, d) ||
+                ref_tap(tap, user, li, CCE_TAP_FFN_ACT, act, T, l->hidden))
+                goto cancel;
+        }
+        if (ref_tap(tap, user, li, CCE_TAP_BLOCK_OUT, h, T, d)) goto cancel;
     }
 
     for (int t = 0; t < T; t++) {
         ref_norm(m, h + (size_t)t * d, m->final_norm, m->final_norm_b, xn);
-        for (int o = 0; o < c->vocab_size; o++) {
-            double s = 0;
-            for (int i = 0; i < d; i++) s += (double)m->lm_head[(size_t)o * d + i] * xn[i];
-            logits[(size_t)t * c->vocab_size + o] = (float)s;
-        }
+        ref_linear(&m->lm_head, xn, logits + (size_t)t * c->vocab_size, rk, row);
     }
     goto cleanup;
 cancel:
     st = cce_err_set(err, CCE_ECANCEL, "forward_ref: cancelled by a tap");
 cleanup:
     cce_free(h); cce_free(xn); cce_free(ao); cce_free(q); cce_free(k); cce_free(v);
-    cce_free(heads); cce_free(act); cce_free(up); cce_free(rk); cce_free(p);
+    cce_free(heads); cce_free(act); cce_free(up); cce_free(rk); cce_free(p); cce_free(row);
     return st;
 }

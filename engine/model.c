@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "model.h"
+#include "linalg.h"
 #include "resource.h"
 #include "tokenizer.h"
 
@@ -50,6 +51,27 @@ void cce_model_free(cce_model *m) {
     cce_free(m);
 }
 
+cce_status cce_model_derive(const cce_model *src, cce_model **out, cce_err *err) {
+    cce_status s = cce_model_new(&src->cfg, out, err);
+    if (s) return s;
+    cce_model *m = *out;
+    cce_layer *layers = m->layers;
+    memcpy(layers, src->layers, (size_t)src->cfg.n_layers * sizeof *layers);
+    m->format = src->format;
+    m->tok_emb = src->tok_emb;
+    m->pos_emb = src->pos_emb;
+    m->final_norm = src->final_norm;
+    m->final_norm_b = src->final_norm_b;
+    m->lm_head = src->lm_head;
+    m->base = src;
+    if (src->path && !(m->path = cce_strdup(src->path))) {
+        cce_model_free(m);
+        *out = NULL;
+        return cce_err_set(err, CCE_ENOMEM, "model: out of memory");
+    }
+    return CCE_OK;
+}
+
 void *cce_model_alloc(cce_model *m, size_t n, size_t size) {
     cce_arena_block *b = cce_alloc(1, sizeof *b);
     if (!b) return NULL;
@@ -86,18 +108,75 @@ const char *cce_format_name(cce_format f) {
 
 /* ---- validation ---- */
 
+const char *const cce_lin_names[CCE_LIN_COUNT] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
+
 static cce_status check_linear(const cce_linear *l, int out, int in, const char *what, int layer,
                                const char *name, cce_err *err) {
     if (l->out != out || l->in != in)
         return cce_err_set(err, CCE_EFORMAT, "%s: layer %d %s: shape (%d, %d), expected (%d, %d)",
                            what, layer, name, l->out, l->in, out, in);
+    if (out == 0) return CCE_OK;   // absent (empty sublayer)
     if (l->rank > 0) {
         if (!l->u || !l->v || l->rank > (out < in ? out : in))
             return cce_err_set(err, CCE_EFORMAT, "%s: layer %d %s: bad low-rank factors (rank %d)",
                                what, layer, name, l->rank);
     } else if (l->rank < 0 || !l->w) {
         return cce_err_set(err, CCE_EFORMAT, "%s: layer %d %s: missing weight", what, layer, name);
+    } else if (!cce_wtype_supported(l->wt) || !cce_wtype_row_bytes(l->wt, in)) {
+        return cce_err_set(err, CCE_EFORMAT, "%s: layer %d %s: storage type %s cannot hold rows of %d",
+                           what, layer, name, cce_wtype_name(l->wt), in);
     }
+    return CCE_OK;
+}
+
+cce_status cce_layer_check(const cce_model *m, int li, const char *what, cce_err *err) {
+    const cce_config *c = &m->cfg;
+    const cce_layer *L = &m->layers[li];
+    if (L->dropped) return CCE_OK;
+    if (L->n_heads < 0 || L->n_heads > c->n_heads || L->n_kv_heads < 0 || L->n_kv_heads > L->n_heads ||
+        (L->n_heads > 0) != (L->n_kv_heads > 0) || L->hidden < 0 || L->hidden > (1 << 26))
+        return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: n_heads %d, n_kv_heads %d, hidden %d out of range",
+                           what, li, L->n_heads, L->n_kv_heads, L->hidden);
+    if (L->n_heads > 0) {
+        if (L->head_kv) {
+            for (int h = 0; h < L->n_heads; h++)
+                if (L->head_kv[h] < 0 || L->head_kv[h] >= L->n_kv_heads)
+                    return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: head %d maps to KV head %d of %d",
+                                       what, li, h, L->head_kv[h], L->n_kv_heads);
+            for (int g = 0; g < L->n_kv_heads; g++) {
+                int used = 0;
+                for (int h = 0; h < L->n_heads && !used; h++) used = L->head_kv[h] == g;
+                if (!used)
+                    return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: KV head %d is read by no query head",
+                                       what, li, g);
+            }
+        } else if (L->n_heads % L->n_kv_heads) {
+            return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: n_kv_heads %d does not divide n_heads %d",
+                               what, li, L->n_kv_heads, L->n_heads);
+        }
+        if (!L->attn_norm || (c->arch == CCE_ARCH_GPT2 && !L->attn_norm_b))
+            return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: missing attention norm weights", what, li);
+    }
+    if (L->hidden > 0 && (!L->ffn_norm || (c->arch == CCE_ARCH_GPT2 && !L->ffn_norm_b)))
+        return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: missing FFN norm weights", what, li);
+    int hq = L->n_heads * c->head_dim, hkv = L->n_kv_heads * c->head_dim;
+    int dq = L->n_heads ? c->dim : 0, dh = L->hidden ? c->dim : 0;
+    int want[CCE_LIN_COUNT][2] = {{hq, dq}, {hkv, dq}, {hkv, dq}, {dq, hq}, {L->hidden, dh},
+                                  {c->arch == CCE_ARCH_LLAMA ? L->hidden : 0, c->arch == CCE_ARCH_LLAMA ? dh : 0},
+                                  {dh, L->hidden}};
+    cce_status s;
+    for (int k = 0; k < CCE_LIN_COUNT; k++)
+        if ((s = check_linear(cce_layer_lin_c(L, k), want[k][0], want[k][1], what, li, cce_lin_names[k], err)))
+            return s;
+    return CCE_OK;
+}
+
+static cce_status check_table(const cce_linear *t, const cce_config *c, const char *what, const char *name,
+                              cce_err *err) {
+    if (!t->w || t->rank || t->out != c->vocab_size || t->in != c->dim || !cce_wtype_supported(t->wt) ||
+        !cce_wtype_row_bytes(t->wt, c->dim))
+        return cce_err_set(err, CCE_EFORMAT, "%s: %s is missing or not a dense (%d, %d) table", what, name,
+                           c->vocab_size, c->dim);
     return CCE_OK;
 }
 
@@ -124,59 +203,105 @@ cce_status cce_model_validate(const cce_model *m, const char *what, cce_err *err
         return cce_err_set(err, CCE_EFORMAT, "%s: norm epsilon %g out of range (0, 1)", what, (double)c->norm_eps);
     if (c->arch == CCE_ARCH_LLAMA && !(c->rope_theta > 0))
         return cce_err_set(err, CCE_EFORMAT, "%s: rope theta %g must be positive", what, (double)c->rope_theta);
-    if (!m->tok_emb || !m->final_norm || !m->lm_head)
-        return cce_err_set(err, CCE_EFORMAT, "%s: missing embedding, final norm or output head", what);
+    if (!m->final_norm)
+        return cce_err_set(err, CCE_EFORMAT, "%s: missing final norm", what);
+    cce_status s;
+    if ((s = check_table(&m->tok_emb, c, what, "token embedding", err)) ||
+        (s = check_table(&m->lm_head, c, what, "output head", err)))
+        return s;
     if (c->arch == CCE_ARCH_GPT2 && (!m->pos_emb || !m->final_norm_b))
         return cce_err_set(err, CCE_EFORMAT, "%s: GPT-2 model without position embedding or final norm bias", what);
-    cce_status s;
-    for (int l = 0; l < c->n_layers; l++) {
-        const cce_layer *L = &m->layers[l];
-        if (L->dropped) continue;
-        if (L->n_heads <= 0 || L->n_heads > c->n_heads || L->n_kv_heads <= 0 || L->n_kv_heads > L->n_heads ||
-            L->hidden <= 0)
-            return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: n_heads %d, n_kv_heads %d, hidden %d out of range",
-                               what, l, L->n_heads, L->n_kv_heads, L->hidden);
-        if (L->head_kv) {
-            for (int h = 0; h < L->n_heads; h++)
-                if (L->head_kv[h] < 0 || L->head_kv[h] >= L->n_kv_heads)
-                    return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: head %d maps to KV head %d of %d",
-                                       what, l, h, L->head_kv[h], L->n_kv_heads);
-        } else if (L->n_heads % L->n_kv_heads) {
-            return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: n_kv_heads %d does not divide n_heads %d",
-                               what, l, L->n_kv_heads, L->n_heads);
-        }
-        if (!L->attn_norm || !L->ffn_norm)
-            return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: missing norm weights", what, l);
-        if (c->arch == CCE_ARCH_GPT2 && (!L->attn_norm_b || !L->ffn_norm_b))
-            return cce_err_set(err, CCE_EFORMAT, "%s: layer %d: missing LayerNorm bias", what, l);
-        int hq = L->n_heads * c->head_dim, hkv = L->n_kv_heads * c->head_dim;
-        if ((s = check_linear(&L->wq, hq, c->dim, what, l, "wq", err))) return s;
-        if ((s = check_linear(&L->wk, hkv, c->dim, what, l, "wk", err))) return s;
-        if ((s = check_linear(&L->wv, hkv, c->dim, what, l, "wv", err))) return s;
-        if ((s = check_linear(&L->wo, c->dim, hq, what, l, "wo", err))) return s;
-        if ((s = check_linear(&L->w1, L->hidden, c->dim, what, l, "w1", err))) return s;
-        if ((s = check_linear(&L->w2, c->dim, L->hidden, what, l, "w2", err))) return s;
-        if (c->arch == CCE_ARCH_LLAMA && (s = check_linear(&L->w3, L->hidden, c->dim, what, l, "w3", err))) return s;
+    for (int l = 0; l < c->n_layers; l++)
+        if ((s = cce_layer_check(m, l, what, err))) return s;
+    return CCE_OK;
+}
+
+/* ---- reading weights ---- */
+
+const float *cce_linear_f32(const cce_linear *l) {
+    return l->w && l->wt == CCE_WT_F32 ? (const float *)l->w : NULL;
+}
+
+void cce_linear_rows(const cce_linear *l, int r0, int n, float *dst) {
+    if (l->w) {
+        const uint8_t *src = (const uint8_t *)l->w + (size_t)r0 * cce_wtype_row_bytes(l->wt, l->in);
+        cce_dequant_rows(l->wt, src, n, l->in, dst);
+        return;
     }
+    for (int r = 0; r < n; r++) {   // U[r0+r] V, in double for the reference-grade copy
+        const float *ur = l->u + (size_t)(r0 + r) * l->rank;
+        float *d = dst + (size_t)r * l->in;
+        for (int i = 0; i < l->in; i++) {
+            double t = 0;
+            for (int k = 0; k < l->rank; k++) t += (double)ur[k] * l->v[(size_t)k * l->in + i];
+            d[i] = (float)t;
+        }
+    }
+}
+
+cce_status cce_linear_dense(const cce_linear *l, const float **w, float **owned, cce_err *err) {
+    *owned = NULL;
+    *w = cce_linear_f32(l);
+    if (*w) return CCE_OK;
+    if (!l->w && (l->rank <= 0 || !l->u || !l->v))
+        return cce_err_set(err, CCE_EINVAL, "linear (%d, %d) has no weights", l->out, l->in);
+    float *buf = cce_alloc((size_t)l->out, (size_t)l->in * sizeof(float));   // (out, in)
+    if (!buf) return cce_err_set(err, CCE_ENOMEM, "cannot allocate a (%d, %d) f32 copy of a weight", l->out, l->in);
+    if (l->w) {
+        cce_linear_rows(l, 0, l->out, buf);
+    } else {   // U V with one GEMM
+        cce_mat U = {(float *)l->u, l->out, l->rank, l->rank}, V = {(float *)l->v, l->rank, l->in, l->in};
+        cce_mat W = {buf, l->out, l->in, l->in};
+        cce_status st = cce_linalg_gemm(0, 0, 1.0f, &U, &V, 0.0f, &W, err);
+        if (st) {
+            cce_free(buf);
+            return st;
+        }
+    }
+    *owned = buf;
+    *w = buf;
     return CCE_OK;
 }
 
 /* ---- parameter counts ---- */
 
 int64_t cce_linear_params(const cce_linear *l) {
+    if (l->out <= 0) return 0;
     int64_t n = l->rank > 0 ? (int64_t)l->rank * (l->out + l->in) : (l->w ? (int64_t)l->out * l->in : 0);
     if (l->b) n += l->out;
+    return n;
+}
+
+uint64_t cce_linear_bytes(const cce_linear *l) {
+    if (l->out <= 0) return 0;
+    uint64_t n = l->rank > 0 ? (uint64_t)l->rank * (uint64_t)(l->out + l->in) * 4
+                             : (l->w ? (uint64_t)l->out * cce_wtype_row_bytes(l->wt, l->in) : 0);
+    if (l->b) n += (uint64_t)l->out * 4;
     return n;
 }
 
 int64_t cce_layer_params(const cce_model *m, int layer) {
     const cce_layer *L = &m->layers[layer];
     if (L->dropped) return 0;
-    int64_t d = m->cfg.dim;
-    int64_t n = d * 2 + (L->attn_norm_b ? d : 0) + (L->ffn_norm_b ? d : 0);
-    n += cce_linear_params(&L->wq) + cce_linear_params(&L->wk) + cce_linear_params(&L->wv) +
-         cce_linear_params(&L->wo) + cce_linear_params(&L->w1) + cce_linear_params(&L->w2) +
-         cce_linear_params(&L->w3);
+    int64_t d = m->cfg.dim, n = 0;
+    if (L->n_heads > 0) n += d + (L->attn_norm_b ? d : 0);
+    if (L->hidden > 0) n += d + (L->ffn_norm_b ? d : 0);
+    for (int k = 0; k < CCE_LIN_COUNT; k++) n += cce_linear_params(cce_layer_lin_c(L, k));
+    return n;
+}
+
+uint64_t cce_model_bytes(const cce_model *m) {
+    const cce_config *c = &m->cfg;
+    uint64_t n = cce_linear_bytes(&m->tok_emb) + (c->tied ? 0 : cce_linear_bytes(&m->lm_head));
+    if (m->pos_emb) n += (uint64_t)c->seq_len * c->dim * 4;
+    n += (uint64_t)c->dim * 4 * (m->final_norm_b ? 2 : 1);
+    for (int l = 0; l < c->n_layers; l++) {
+        const cce_layer *L = &m->layers[l];
+        if (L->dropped) continue;
+        int norms = (L->n_heads > 0) * (L->attn_norm_b ? 2 : 1) + (L->hidden > 0) * (L->ffn_norm_b ? 2 : 1);
+        n += (uint64_t)norms * c->dim * 4;
+        for (int k = 0; k < CCE_LIN_COUNT; k++) n += cce_linear_bytes(cce_layer_lin_c(L, k));
+    }
     return n;
 }
 
@@ -220,7 +345,7 @@ static cce_status model_mem_check(const char *path, cce_err *err) {
     cce_err ignored = {{0}};
     if (cce_model_estimate(path, &est, &ignored)) return CCE_OK;
     return cce_mem_check(path, est.alloc_bytes,
-                         "the weights are converted to f32 when loaded; free memory, use a smaller model, "
+                         "some tensors are converted to f32 when loaded; free memory, use a smaller model, "
                          "or set CCE_MEM_LIMIT=BYTES to change the budget",
                          err);
 }

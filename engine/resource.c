@@ -85,7 +85,10 @@ static cce_status res_estimate_gguf(const char *path, cce_load_estimate *est, cc
         uint64_t numel = 1;
         for (int d = 0; d < t[i].n_dims && d < 4; d++)
             if (t[i].shape[d] < 0 || !cce_u64_mul(numel, (uint64_t)t[i].shape[d], &numel)) numel = UINT64_MAX / 4;
-        if (!strcmp(t[i].dtype, "F32") && t[i].offset % 4 == 0) res_add_mapped(est, t[i].nbytes);
+        /* matrices stay in their stored type in the mapping; vectors (norms) and misaligned F32
+         * tensors are converted to f32 */
+        int matrix = t[i].n_dims >= 2 && strcmp(t[i].dtype, "F32") != 0;
+        if ((!strcmp(t[i].dtype, "F32") && t[i].offset % 4 == 0) || matrix) res_add_mapped(est, t[i].nbytes);
         else res_add_f32(est, numel);
     }
     cce_free(t);
@@ -112,8 +115,12 @@ static cce_status res_estimate_st(const char *path, cce_load_estimate *est, cce_
     for (int i = 0; i < st.n; i++) {
         const cce_st_tensor *t = &st.t[i];
         uint64_t numel = cce_st_numel(t);
-        int aligned = ((uintptr_t)t->data % 4) == 0;
-        if (t->dtype == CCE_ST_F32 && aligned && !res_is_conv1d(t->name, gpt2)) res_add_mapped(est, t->end - t->begin);
+        /* used in place: aligned F32 tensors, and 2-byte aligned F16/BF16 matrices (the loader keeps
+         * them stored); converted: everything else, and GPT-2's transposed Conv1D weights */
+        int aligned = ((uintptr_t)t->data % 4) == 0, half = t->dtype == CCE_ST_F16 || t->dtype == CCE_ST_BF16;
+        int in_place = !res_is_conv1d(t->name, gpt2) &&
+                       ((t->dtype == CCE_ST_F32 && aligned) || (half && t->n_dims == 2 && ((uintptr_t)t->data % 2) == 0));
+        if (in_place) res_add_mapped(est, t->end - t->begin);
         else res_add_f32(est, numel);
     }
     cce_st_close(&st);

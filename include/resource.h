@@ -35,9 +35,10 @@ cce_status cce_mem_check(const char *what, uint64_t need_bytes, const char *hint
 char *cce_bytes_fmt(uint64_t bytes, char *buf, size_t cap);
 
 /* What loading a model will cost, estimated from file headers only (nothing is converted).
- *   alloc_bytes:  bytes the loader allocates for f32 copies: every non-F32 tensor (numel * 4),
- *                 F32 tensors that are not 4-byte aligned in the file, and GPT-2's Conv1D
- *                 weights (transposed into new buffers whatever their dtype);
+ *   alloc_bytes:  bytes the loader allocates for f32 copies: vectors (norms, biases) stored in
+ *                 another type, F32 tensors that are not 4-byte aligned in the file, and GPT-2's
+ *                 Conv1D weights (transposed into new buffers whatever their dtype); weight
+ *                 matrices in F16/BF16 (and GGUF's quantised types) stay stored in the mapping;
  *   mapped_bytes: bytes of tensors used in place from the read-only mapping (page cache, not
  *                 counted against the budget).
  * path: a .gguf file or a Hugging Face directory (model.safetensors, or the shards named by

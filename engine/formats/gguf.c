@@ -34,6 +34,7 @@
 #include <string.h>
 #include "gguf.h"
 #include "model.h"
+#include "quant.h"
 #include "status.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -117,6 +118,24 @@ typedef struct {
     uint64_t alignment;
     uint64_t data_start;
 } gg_file;
+
+/* Our storage type for a ggml tensor type; CCE_WT_COUNT when we have none. */
+static cce_wtype gg_wtype(uint32_t t) {
+    switch (t) {
+    case 0: return CCE_WT_F32;
+    case 1: return CCE_WT_F16;
+    case 2: return CCE_WT_Q4_0;
+    case 3: return CCE_WT_Q4_1;
+    case 6: return CCE_WT_Q5_0;
+    case 7: return CCE_WT_Q5_1;
+    case 8: return CCE_WT_Q8_0;
+    case 12: return CCE_WT_Q4_K;
+    case 13: return CCE_WT_Q5_K;
+    case 14: return CCE_WT_Q6_K;
+    case 30: return CCE_WT_BF16;
+    default: return CCE_WT_COUNT;
+    }
+}
 
 static void gg_file_free(gg_file *gf) {
     cce_free(gf->kv);
@@ -654,26 +673,45 @@ static cce_status gg_tensor_load(gg_file *gf, cce_model *m, const char *name, in
         *out = (const float *)src;
         return CCE_OK;
     }
-    if (t->type != GGML_F32 && t->type != GGML_F16 && t->type != GGML_BF16 && t->type != GGML_Q8_0)
-        return cce_err_set(err, CCE_EUNSUPPORTED, "%s: tensor '%s' has type %s; supported: F32, F16, BF16, Q8_0",
+    cce_wtype wt = gg_wtype(t->type);
+    if (wt == CCE_WT_COUNT || !cce_wtype_supported(wt))
+        return cce_err_set(err, CCE_EUNSUPPORTED, "%s: tensor '%s' has type %s, which this build cannot decode",
                            gf->path, name, gg_ttypes[t->type].name);
     float *dst = cce_model_alloc(m, n, sizeof(float));  // (n_elem)
     if (!dst)
         return cce_err_set(err, CCE_ENOMEM, "%s: tensor '%s': out of memory for %zu floats", gf->path, name, n);
-    if (t->type == GGML_F32) {
-        memcpy(dst, src, n * sizeof(float));
-    } else if (t->type == GGML_F16) {
-        for (size_t i = 0; i < n; i++) dst[i] = cce_f16_to_f32((uint16_t)gg_le(src + 2 * i, 2));
-    } else if (t->type == GGML_BF16) {
-        for (size_t i = 0; i < n; i++) dst[i] = cce_bf16_to_f32((uint16_t)gg_le(src + 2 * i, 2));
-    } else {  // Q8_0: blocks of {f16 d; int8 q[32]}, x = d * q
-        for (size_t b = 0; b < n / 32; b++) {
-            const uint8_t *blk = src + b * 34;
-            float d = cce_f16_to_f32((uint16_t)gg_le(blk, 2));
-            for (int i = 0; i < 32; i++) dst[b * 32 + (size_t)i] = d * (float)(int8_t)blk[2 + i];
-        }
-    }
+    cce_dequant(wt, src, dst, (int64_t)n);
     *out = dst;
+    return CCE_OK;
+}
+
+/* Weight matrix `name` of GGUF shape [in, out] kept in its stored type (pointing into the
+ * mapping; only a misaligned F32 tensor is copied). optional: absent -> lin->w NULL, OK. */
+static cce_status gg_weight_load(gg_file *gf, cce_model *m, const char *name, int64_t in, int64_t out,
+                                 bool optional, cce_linear *lin, cce_err *err) {
+    gg_tensor *t = gg_tensor_find(gf, name);
+    memset(lin, 0, sizeof *lin);
+    if (!t) {
+        if (optional) return CCE_OK;
+        return cce_err_set(err, CCE_EFORMAT, "%s: required tensor '%s' is missing", gf->path, name);
+    }
+    cce_wtype wt = gg_wtype(t->type);
+    if (wt == CCE_WT_COUNT || !cce_wtype_supported(wt))
+        return cce_err_set(err, CCE_EUNSUPPORTED, "%s: tensor '%s' has type %s, which this build cannot decode",
+                           gf->path, name, gg_ttypes[t->type].name);
+    const float *f32 = NULL;
+    if (t->type == GGML_F32) {   // shape check and alignment handled by the f32 path
+        cce_status st = gg_tensor_load(gf, m, name, in, out, optional, &f32, err);
+        if (st) return st;
+        *lin = (cce_linear){.out = (int)out, .in = (int)in, .wt = CCE_WT_F32, .w = f32};
+        return CCE_OK;
+    }
+    t->used = 1;
+    if (t->n_dims != 2 || t->ne[0] != in || t->ne[1] != out)
+        return cce_err_set(err, CCE_EFORMAT, "%s: tensor '%s' has shape [%lld, %lld] (%u dims), expected [%lld, %lld] from the metadata",
+                           gf->path, name, (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1), t->n_dims,
+                           (long long)in, (long long)out);
+    *lin = (cce_linear){.out = (int)out, .in = (int)in, .wt = wt, .w = gf->p + t->offset};
     return CCE_OK;
 }
 
@@ -846,45 +884,43 @@ cce_status cce_load_gguf(const char *path, cce_model **out, struct cce_tokenizer
     if ((st = cce_model_adopt_map(m, &map, err))) goto cleanup_model;  // gf still points at data
 
     int64_t D = dim, Q = n_heads * hd, KV = n_kv * hd, H = hidden, V = vocab;
-    if ((st = gg_tensor_load(&gf, m, "token_embd.weight", D, V, false, &m->tok_emb, err)) ||
+    if ((st = gg_weight_load(&gf, m, "token_embd.weight", D, V, false, &m->tok_emb, err)) ||
         (st = gg_tensor_load(&gf, m, "output_norm.weight", D, 0, false, &m->final_norm, err)) ||
-        (st = gg_tensor_load(&gf, m, "output.weight", D, V, true, &m->lm_head, err)))
+        (st = gg_weight_load(&gf, m, "output.weight", D, V, true, &m->lm_head, err)))
         goto cleanup_model;
     /* Converters often store the head even when it is the embedding (stories260K does):
      * byte-identical data is a tied head, and counts once. */
     const gg_tensor *head = gg_tensor_find(&gf, "output.weight");
-    if (m->lm_head && head->type == emb->type && head->nbytes == emb->nbytes &&
+    if (m->lm_head.w && head->type == emb->type && head->nbytes == emb->nbytes &&
         !memcmp(data + head->offset, data + emb->offset, (size_t)emb->nbytes))
-        m->lm_head = NULL;
-    if (!m->lm_head) {
+        m->lm_head.w = NULL;
+    if (!m->lm_head.w) {
         m->lm_head = m->tok_emb;
         m->cfg.tied = 1;
     }
     for (int l = 0; l < (int)n_layers; l++) {
         cce_layer *ly = &m->layers[l];
-        const struct { const char *suffix; int64_t ne0, ne1; const float **dst; } want[] = {
-            {"attn_norm", D, 0, &ly->attn_norm},  {"ffn_norm", D, 0, &ly->ffn_norm},
-            {"attn_q", D, Q, &ly->wq.w},          {"attn_k", D, KV, &ly->wk.w},
-            {"attn_v", D, KV, &ly->wv.w},         {"attn_output", Q, D, &ly->wo.w},
-            {"ffn_gate", D, H, &ly->w1.w},        {"ffn_up", D, H, &ly->w3.w},
-            {"ffn_down", H, D, &ly->w2.w},
+        const struct { const char *suffix; const float **dst; } norms[] = {
+            {"attn_norm", &ly->attn_norm}, {"ffn_norm", &ly->ffn_norm}};
+        const struct { const char *suffix; int64_t in, out; cce_linear *dst; } want[] = {
+            {"attn_q", D, Q, &ly->wq},        {"attn_k", D, KV, &ly->wk},
+            {"attn_v", D, KV, &ly->wv},       {"attn_output", Q, D, &ly->wo},
+            {"ffn_gate", D, H, &ly->w1},      {"ffn_up", D, H, &ly->w3},
+            {"ffn_down", H, D, &ly->w2},
         };
+        for (size_t k = 0; k < sizeof norms / sizeof norms[0]; k++) {
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, norms[k].suffix);
+            if ((st = gg_tensor_load(&gf, m, name, D, 0, false, norms[k].dst, err))) goto cleanup_model;
+        }
         for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, want[k].suffix);
-            if ((st = gg_tensor_load(&gf, m, name, want[k].ne0, want[k].ne1, false, want[k].dst, err)))
+            if ((st = gg_weight_load(&gf, m, name, want[k].in, want[k].out, false, want[k].dst, err)))
                 goto cleanup_model;
         }
         ly->n_heads = (int)n_heads;
         ly->n_kv_heads = (int)n_kv;
         ly->head_kv = NULL;
         ly->hidden = (int)hidden;
-        ly->wq.out = (int)Q;   ly->wq.in = (int)D;
-        ly->wk.out = (int)KV;  ly->wk.in = (int)D;
-        ly->wv.out = (int)KV;  ly->wv.in = (int)D;
-        ly->wo.out = (int)D;   ly->wo.in = (int)Q;
-        ly->w1.out = (int)H;   ly->w1.in = (int)D;
-        ly->w3.out = (int)H;   ly->w3.in = (int)D;
-        ly->w2.out = (int)D;   ly->w2.in = (int)H;
     }
     /* A tensor we do not use means a variant we would run wrongly (biases, rope_freqs, MoE). */
     for (size_t i = 0; i < gf.n_t; i++) {

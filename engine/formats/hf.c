@@ -221,13 +221,15 @@ static cce_status parse_layers_ext(hf_ctx *c, const cJSON *root, cce_config *cfg
             sp->dropped = (int)v;
         }
         if (sp->dropped) continue; /* a dropped block has no shapes and no tensors */
-        if ((s = cfg_int(p, e, "n_heads", 0, 0, 1, cfg->n_heads, cfg->n_heads, &v, err)))
+        /* n_heads 0: no attention sublayer (n_kv_heads 0 too); hidden 0: no FFN sublayer */
+        if ((s = cfg_int(p, e, "n_heads", 0, 0, 0, cfg->n_heads, cfg->n_heads, &v, err)))
             return cce_err_prefix(err, s, key);
         sp->n_heads = (int)v;
-        if ((s = cfg_int(p, e, "n_kv_heads", 0, 0, 1, sp->n_heads, cfg->n_kv_heads, &v, err)))
+        if ((s = cfg_int(p, e, "n_kv_heads", 0, 0, sp->n_heads ? 1 : 0, sp->n_heads,
+                         sp->n_heads ? cfg->n_kv_heads : 0, &v, err)))
             return cce_err_prefix(err, s, key);
         sp->n_kv_heads = (int)v;
-        if ((s = cfg_int(p, e, "hidden", 0, 0, 1, HF_DIM_MAX, cfg->hidden_dim, &v, err)))
+        if ((s = cfg_int(p, e, "hidden", 0, 0, 0, HF_DIM_MAX, cfg->hidden_dim, &v, err)))
             return cce_err_prefix(err, s, key);
         sp->hidden = (int)v;
         const cJSON *hk = cJSON_GetObjectItemCaseSensitive(e, "head_kv");
@@ -245,7 +247,7 @@ static cce_status parse_layers_ext(hf_ctx *c, const cJSON *root, cce_config *cfg
                                        l, h, sp->n_kv_heads - 1);
                 sp->head_kv[h] = (int)x->valuedouble;
             }
-        } else if (sp->n_heads % sp->n_kv_heads) {
+        } else if (sp->n_heads && sp->n_heads % sp->n_kv_heads) {
             return cce_err_set(err, CCE_EFORMAT, "%s: cce_layers[%d]: n_kv_heads %d does not divide n_heads %d", p,
                                l, sp->n_kv_heads, sp->n_heads);
         }
@@ -621,6 +623,17 @@ static const float *as_f32(hf_ctx *c, const cce_st_tensor *t, uint64_t off, uint
     return dst;
 }
 
+/* A dense weight matrix t (n elements) as stored: F32 (4-byte aligned) and F16/BF16 (2-byte
+ * aligned) point into the mapping with their type; anything else is converted to f32. */
+static const void *as_stored(hf_ctx *c, const cce_st_tensor *t, uint64_t n, cce_wtype *wt, cce_err *err) {
+    if ((t->dtype == CCE_ST_F16 || t->dtype == CCE_ST_BF16) && ((uintptr_t)t->data % 2) == 0) {
+        *wt = t->dtype == CCE_ST_F16 ? CCE_WT_F16 : CCE_WT_BF16;
+        return t->data;
+    }
+    *wt = CCE_WT_F32;
+    return as_f32(c, t, 0, n, err);
+}
+
 /* Columns [col0, col0+ncols) of a Conv1D weight t (in, out_total), transposed: (ncols, in). */
 static const float *conv1d_cols(hf_ctx *c, const cce_st_tensor *t, int in, int out_total, int col0, int ncols,
                                 cce_err *err) {
@@ -669,7 +682,8 @@ static cce_status load_linear(hf_ctx *c, const char *prefix, int out, int in, in
     if ((s = find_tensor(c, name, &t, &file, err))) return s;
     if (t) {
         if ((s = get_tensor(c, name, 1, 2, conv1d ? in : out, conv1d ? out : in, &t, err))) return s;
-        lin->w = conv1d ? conv1d_cols(c, t, in, out, 0, out, err) : as_f32(c, t, 0, (uint64_t)out * in, err);
+        lin->wt = CCE_WT_F32;
+        lin->w = conv1d ? conv1d_cols(c, t, in, out, 0, out, err) : as_stored(c, t, (uint64_t)out * in, &lin->wt, err);
         if (!lin->w) return CCE_ENOMEM;
     } else {
         char nu[520], nv[520];
@@ -726,17 +740,28 @@ static cce_status load_llama(hf_ctx *c, cce_err *err) {
     char pre[256], name[320];
     const cce_st_tensor *t;
     if ((s = get_tensor(c, "model.embed_tokens.weight", 1, 2, cfg->vocab_size, d, &t, err))) return s;
-    if (!(m->tok_emb = as_f32(c, t, 0, (uint64_t)cfg->vocab_size * d, err))) return CCE_ENOMEM;
+    m->tok_emb = (cce_linear){.out = cfg->vocab_size, .in = d};
+    if (!(m->tok_emb.w = as_stored(c, t, (uint64_t)cfg->vocab_size * d, &m->tok_emb.wt, err))) return CCE_ENOMEM;
     if ((s = load_vec(c, "model.norm.weight", d, 1, &m->final_norm, err))) return s;
     for (int l = 0; l < cfg->n_layers; l++) {
         cce_layer *L = &m->layers[l];
         if ((s = load_layer_common(c, l, L, err))) return s;
         if (L->dropped) continue;
         int hq = L->n_heads * hd, hkv = L->n_kv_heads * hd, qkvb = c->fam == FAM_QWEN2 || c->attention_bias;
+        if (L->hidden > 0) {
+            snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+            if ((s = load_vec(c, name, d, 1, &L->ffn_norm, err))) return s;
+            int mb = c->fam == FAM_LLAMA && c->mlp_bias;
+            snprintf(pre, sizeof pre, "model.layers.%d.mlp.gate_proj", l);
+            if ((s = load_linear(c, pre, L->hidden, d, 0, mb, &L->w1, err))) return s;
+            snprintf(pre, sizeof pre, "model.layers.%d.mlp.up_proj", l);
+            if ((s = load_linear(c, pre, L->hidden, d, 0, mb, &L->w3, err))) return s;
+            snprintf(pre, sizeof pre, "model.layers.%d.mlp.down_proj", l);
+            if ((s = load_linear(c, pre, d, L->hidden, 0, mb, &L->w2, err))) return s;
+        }
+        if (L->n_heads == 0) continue;   // no attention sublayer
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
         if ((s = load_vec(c, name, d, 1, &L->attn_norm, err))) return s;
-        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        if ((s = load_vec(c, name, d, 1, &L->ffn_norm, err))) return s;
         snprintf(pre, sizeof pre, "model.layers.%d.self_attn.q_proj", l);
         if ((s = load_linear(c, pre, hq, d, 0, qkvb, &L->wq, err))) return s;
         snprintf(pre, sizeof pre, "model.layers.%d.self_attn.k_proj", l);
@@ -745,18 +770,12 @@ static cce_status load_llama(hf_ctx *c, cce_err *err) {
         if ((s = load_linear(c, pre, hkv, d, 0, qkvb, &L->wv, err))) return s;
         snprintf(pre, sizeof pre, "model.layers.%d.self_attn.o_proj", l);
         if ((s = load_linear(c, pre, d, hq, 0, c->attention_bias, &L->wo, err))) return s;
-        int mb = c->fam == FAM_LLAMA && c->mlp_bias;
-        snprintf(pre, sizeof pre, "model.layers.%d.mlp.gate_proj", l);
-        if ((s = load_linear(c, pre, L->hidden, d, 0, mb, &L->w1, err))) return s;
-        snprintf(pre, sizeof pre, "model.layers.%d.mlp.up_proj", l);
-        if ((s = load_linear(c, pre, L->hidden, d, 0, mb, &L->w3, err))) return s;
-        snprintf(pre, sizeof pre, "model.layers.%d.mlp.down_proj", l);
-        if ((s = load_linear(c, pre, d, L->hidden, 0, mb, &L->w2, err))) return s;
     }
     /* Output head: tied unless the config says untied; an explicit "false" needs lm_head. */
     if ((s = get_tensor(c, "lm_head.weight", c->tie_explicit == 0, 2, cfg->vocab_size, d, &t, err))) return s;
     if (t && c->tie_explicit != 1) {
-        if (!(m->lm_head = as_f32(c, t, 0, (uint64_t)cfg->vocab_size * d, err))) return CCE_ENOMEM;
+        m->lm_head = (cce_linear){.out = cfg->vocab_size, .in = d};
+        if (!(m->lm_head.w = as_stored(c, t, (uint64_t)cfg->vocab_size * d, &m->lm_head.wt, err))) return CCE_ENOMEM;
         m->cfg.tied = 0;
     } else {
         m->lm_head = m->tok_emb;
@@ -777,7 +796,8 @@ static cce_status load_gpt2(hf_ctx *c, cce_err *err) {
     const char *P = c->gpt2_prefix = t ? "transformer." : "";
     snprintf(name, sizeof name, "%swte.weight", P);
     if ((s = get_tensor(c, name, 1, 2, cfg->vocab_size, d, &t, err))) return s;
-    if (!(m->tok_emb = as_f32(c, t, 0, (uint64_t)cfg->vocab_size * d, err))) return CCE_ENOMEM;
+    m->tok_emb = (cce_linear){.out = cfg->vocab_size, .in = d};
+    if (!(m->tok_emb.w = as_stored(c, t, (uint64_t)cfg->vocab_size * d, &m->tok_emb.wt, err))) return CCE_ENOMEM;
     snprintf(name, sizeof name, "%swpe.weight", P);
     if ((s = get_tensor(c, name, 1, 2, cfg->seq_len, d, &t, err))) return s;
     if (!(m->pos_emb = as_f32(c, t, 0, (uint64_t)cfg->seq_len * d, err))) return CCE_ENOMEM;
@@ -790,14 +810,22 @@ static cce_status load_gpt2(hf_ctx *c, cce_err *err) {
         if ((s = load_layer_common(c, l, L, err))) return s;
         if (L->dropped) continue;
         int hq = L->n_heads * hd, hkv = L->n_kv_heads * hd, tot = hq + 2 * hkv;
+        if (L->hidden > 0) {
+            snprintf(name, sizeof name, "%sh.%d.ln_2.weight", P, l);
+            if ((s = load_vec(c, name, d, 1, &L->ffn_norm, err))) return s;
+            snprintf(name, sizeof name, "%sh.%d.ln_2.bias", P, l);
+            if ((s = load_vec(c, name, d, 1, &L->ffn_norm_b, err))) return s;
+            snprintf(pre, sizeof pre, "%sh.%d.mlp.c_fc", P, l);
+            if ((s = load_linear(c, pre, L->hidden, d, 1, 0, &L->w1, err))) return s;
+            snprintf(pre, sizeof pre, "%sh.%d.mlp.c_proj", P, l);
+            if ((s = load_linear(c, pre, d, L->hidden, 1, 0, &L->w2, err))) return s;
+        }
+        memset(&L->w3, 0, sizeof L->w3);
+        if (L->n_heads == 0) continue;   // no attention sublayer
         snprintf(name, sizeof name, "%sh.%d.ln_1.weight", P, l);
         if ((s = load_vec(c, name, d, 1, &L->attn_norm, err))) return s;
         snprintf(name, sizeof name, "%sh.%d.ln_1.bias", P, l);
         if ((s = load_vec(c, name, d, 1, &L->attn_norm_b, err))) return s;
-        snprintf(name, sizeof name, "%sh.%d.ln_2.weight", P, l);
-        if ((s = load_vec(c, name, d, 1, &L->ffn_norm, err))) return s;
-        snprintf(name, sizeof name, "%sh.%d.ln_2.bias", P, l);
-        if ((s = load_vec(c, name, d, 1, &L->ffn_norm_b, err))) return s;
         snprintf(name, sizeof name, "%sh.%d.attn.c_attn.weight", P, l);
         if ((s = find_tensor(c, name, &t, &file, err))) return s;
         if (t) {
@@ -826,15 +854,11 @@ static cce_status load_gpt2(hf_ctx *c, cce_err *err) {
         }
         snprintf(pre, sizeof pre, "%sh.%d.attn.c_proj", P, l);
         if ((s = load_linear(c, pre, d, hq, 1, 0, &L->wo, err))) return s;
-        snprintf(pre, sizeof pre, "%sh.%d.mlp.c_fc", P, l);
-        if ((s = load_linear(c, pre, L->hidden, d, 1, 0, &L->w1, err))) return s;
-        snprintf(pre, sizeof pre, "%sh.%d.mlp.c_proj", P, l);
-        if ((s = load_linear(c, pre, d, L->hidden, 1, 0, &L->w2, err))) return s;
-        memset(&L->w3, 0, sizeof L->w3);
     }
     if ((s = get_tensor(c, "lm_head.weight", c->tie_explicit == 0, 2, cfg->vocab_size, d, &t, err))) return s;
     if (t && c->tie_explicit == 0) {
-        if (!(m->lm_head = as_f32(c, t, 0, (uint64_t)cfg->vocab_size * d, err))) return CCE_ENOMEM;
+        m->lm_head = (cce_linear){.out = cfg->vocab_size, .in = d};
+        if (!(m->lm_head.w = as_stored(c, t, (uint64_t)cfg->vocab_size * d, &m->lm_head.wt, err))) return CCE_ENOMEM;
         m->cfg.tied = 0;
     } else {
         m->lm_head = m->tok_emb;

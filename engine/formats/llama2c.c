@@ -153,7 +153,7 @@ cce_status cce_load_llama2c(const char *path, cce_model **out, cce_err *err) {
     /* Walk the body; every size below was covered by the length check above. */
     const float *p = (const float *)(map.data + L2C_HEADER_BYTES);  // 4-byte aligned: page + 28
     size_t d = (size_t)dim, hid = (size_t)hidden, kv = (size_t)kvd;
-    m->tok_emb = p;                                   // (vocab, dim)
+    m->tok_emb = (cce_linear){.out = (int)vocab, .in = dim, .wt = CCE_WT_F32, .w = p};   // (vocab, dim)
     p += (size_t)vocab * d;
     for (int l = 0; l < n_layers; l++) { m->layers[l].attn_norm = p; p += d; }        // (dim)
     for (int l = 0; l < n_layers; l++) { m->layers[l].wq.w = p; p += d * d; }         // (dim, dim)
@@ -167,7 +167,8 @@ cce_status cce_load_llama2c(const char *path, cce_model **out, cce_err *err) {
     m->final_norm = p;                                                                 // (dim)
     p += d;
     if (has_rope) p += (size_t)rope;   // freq_cis_real, freq_cis_imag: unused, RoPE is recomputed
-    m->lm_head = tied ? m->tok_emb : p;                                                // (vocab, dim)
+    m->lm_head = m->tok_emb;                                                           // (vocab, dim)
+    if (!tied) m->lm_head.w = p;
 
     for (int l = 0; l < n_layers; l++) {
         cce_layer *ly = &m->layers[l];

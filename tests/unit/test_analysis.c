@@ -276,7 +276,7 @@ static cce_model *planted_model(void) {
     if (cce_model_new(&c, &m, &e)) return NULL;
     cce_rng r;
     cce_rng_seed(&r, 77);
-    m->tok_emb = rnd(m, &r, (size_t)TV * TD, 1.0f, 0);
+    m->tok_emb = cce_linear_of(TV, TD, rnd(m, &r, (size_t)TV * TD, 1.0f, 0));
     m->lm_head = m->tok_emb;
     m->final_norm = rnd(m, &r, TD, 0.1f, 1.0f);
     for (int li = 0; li < TL; li++) {
@@ -570,7 +570,7 @@ TEST(gpt2_dropped_and_low_rank_blocks) {
     CHECK_OK(cce_model_new(&c, &m, &err));
     cce_rng r;
     cce_rng_seed(&r, 31);
-    m->tok_emb = rnd(m, &r, 40 * 16, 1.0f, 0);
+    m->tok_emb = cce_linear_of(40, 16, rnd(m, &r, 40 * 16, 1.0f, 0));
     m->lm_head = m->tok_emb;
     m->pos_emb = rnd(m, &r, 32 * 16, 0.1f, 0);
     m->final_norm = rnd(m, &r, 16, 0.1f, 1.0f);

@@ -27,7 +27,7 @@ static cce_model *tiny_model(uint64_t seed, int vocab) {
     if (cce_model_new(&c, &m, &e)) return NULL;
     cce_rng r;
     cce_rng_seed(&r, seed);
-    m->tok_emb = rnd(m, &r, (size_t)vocab * 24, 1.0f, 0);
+    m->tok_emb = cce_linear_of(vocab, 24, rnd(m, &r, (size_t)vocab * 24, 1.0f, 0));
     m->lm_head = m->tok_emb;
     m->final_norm = rnd(m, &r, 24, 0.1f, 1.0f);
     for (int li = 0; li < 2; li++) {

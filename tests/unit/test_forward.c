@@ -3,6 +3,9 @@
  * both architectures with the shapes compression produces (GQA, odd sizes, per-layer narrower
  * heads and FFN, explicit head->KV maps, low-rank linears, dropped blocks, added biases), plus
  * the decoder against the batched path, taps, errors, and the real stories260K checkpoint.
+ * Weights stored as f16 / bf16 / q8_0 are read by both paths through their own kernels (the
+ * reference decodes each row with the plain decoder), so the same tolerance holds for them; so
+ * do blocks without an attention or without a feed-forward sublayer.
  * Tolerance: max |logit difference| < 1e-4 (the reference accumulates in double).
  */
 #include <float.h>
@@ -18,6 +21,8 @@ typedef struct {
     int qkv_bias;        // Llama: biases on q, k, v (Qwen2 style)
     int compressed;      // per-layer shapes changed as compression would
     float w1_scale;      // 0: 1; larger drives the FFN activation into its tails
+    cce_wtype wt;        // storage type of every dense weight (and the embedding / head)
+    int empty;           // layer 0 without attention, the last layer without FFN
 } spec;
 
 static float *rnd(cce_model *m, cce_rng *r, size_t n, float scale, float offset) {
@@ -51,11 +56,11 @@ static cce_model *build(const spec *s, uint64_t seed) {
     cce_rng r;
     cce_rng_seed(&r, seed);
     int gpt2 = s->arch == CCE_ARCH_GPT2, d = s->dim, hd = s->head_dim;
-    m->tok_emb = rnd(m, &r, (size_t)s->vocab * d, 1.0f, 0);
+    m->tok_emb = cce_linear_of(s->vocab, d, rnd(m, &r, (size_t)s->vocab * d, 1.0f, 0));
     if (gpt2) m->pos_emb = rnd(m, &r, (size_t)s->seq_len * d, 0.3f, 0);
     m->final_norm = rnd(m, &r, (size_t)d, 0.1f, 1.0f);
     if (gpt2) m->final_norm_b = rnd(m, &r, (size_t)d, 0.1f, 0);
-    m->lm_head = rnd(m, &r, (size_t)s->vocab * d, 1.0f / sqrtf((float)d), 0);
+    m->lm_head = cce_linear_of(s->vocab, d, rnd(m, &r, (size_t)s->vocab * d, 1.0f / sqrtf((float)d), 0));
     for (int li = 0; li < s->n_layers; li++) {
         cce_layer *l = &m->layers[li];
         int nh = s->n_heads, nkv = s->n_kv_heads, hid = s->hidden;
@@ -90,6 +95,31 @@ static cce_model *build(const spec *s, uint64_t seed) {
         else dense(m, &r, &l->w2, d, hid, gpt2 || s->compressed);
         if (!gpt2) dense(m, &r, &l->w3, hid, d, 0);
         if (s->compressed && li == 1) l->dropped = 1;
+    }
+    if (s->empty) {   // layer 0: no attention sublayer; last layer: no FFN sublayer
+        cce_layer *a = &m->layers[0], *z = &m->layers[s->n_layers - 1];
+        a->n_heads = a->n_kv_heads = 0;
+        a->head_kv = NULL;
+        a->attn_norm = a->attn_norm_b = NULL;
+        memset(&a->wq, 0, sizeof a->wq); memset(&a->wk, 0, sizeof a->wk);
+        memset(&a->wv, 0, sizeof a->wv); memset(&a->wo, 0, sizeof a->wo);
+        z->hidden = 0;
+        z->ffn_norm = z->ffn_norm_b = NULL;
+        memset(&z->w1, 0, sizeof z->w1); memset(&z->w2, 0, sizeof z->w2); memset(&z->w3, 0, sizeof z->w3);
+    }
+    if (s->wt != CCE_WT_F32) {   // re-store every dense weight in the requested type
+        cce_linear *tabs[2] = {&m->tok_emb, &m->lm_head};
+        for (int li = -1; li < s->n_layers; li++)
+            for (int k = 0; k < (li < 0 ? 2 : CCE_LIN_COUNT); k++) {
+                cce_linear *l = li < 0 ? tabs[k] : cce_layer_lin(&m->layers[li], k);
+                if (!l->w || l->wt != CCE_WT_F32) continue;
+                size_t rb = cce_wtype_row_bytes(s->wt, l->in);
+                uint8_t *q = cce_model_alloc(m, (size_t)l->out, rb);
+                for (int rr = 0; q && rr < l->out; rr++)
+                    cce_quantize(s->wt, (const float *)l->w + (size_t)rr * l->in, q + (size_t)rr * rb, l->in, &e);
+                l->w = q;
+                l->wt = s->wt;
+            }
     }
     if (cce_model_validate(m, "test", &e)) {
         fprintf(stderr, "validate: %s\n", e.msg);
@@ -165,44 +195,62 @@ out:
     } while (0)
 
 TEST(llama_gqa_interleaved) {
-    spec s = {CCE_ARCH_LLAMA, 48, 3, 6, 2, 8, 100, 67, 128, 1, 0, 0, 0};
+    spec s = {CCE_ARCH_LLAMA, 48, 3, 6, 2, 8, 100, 67, 128, 1, 0, 0, 0, CCE_WT_F32, 0};
     CHECK_FAST_VS_REF(s, 11, 3, 37);
 }
 
 TEST(llama_long_sequence_multi_block) {
     /* seq_len 150 spans three causal score blocks of 64 */
-    spec s = {CCE_ARCH_LLAMA, 32, 2, 4, 4, 8, 64, 50, 256, 1, 0, 0, 0};
+    spec s = {CCE_ARCH_LLAMA, 32, 2, 4, 4, 8, 64, 50, 256, 1, 0, 0, 0, CCE_WT_F32, 0};
     CHECK_FAST_VS_REF(s, 12, 2, 150);
 }
 
 TEST(llama_hf_rope_qkv_bias_odd_sizes) {
-    spec s = {CCE_ARCH_LLAMA, 30, 2, 5, 1, 6, 77, 41, 64, 0, 1, 0, 0};
+    spec s = {CCE_ARCH_LLAMA, 30, 2, 5, 1, 6, 77, 41, 64, 0, 1, 0, 0, CCE_WT_F32, 0};
     CHECK_FAST_VS_REF(s, 13, 2, 29);
 }
 
 TEST(gpt2_layernorm_gelu_pos) {
-    spec s = {CCE_ARCH_GPT2, 40, 3, 5, 5, 8, 120, 53, 80, 0, 0, 0, 0};
+    spec s = {CCE_ARCH_GPT2, 40, 3, 5, 5, 8, 120, 53, 80, 0, 0, 0, 0, CCE_WT_F32, 0};
     CHECK_FAST_VS_REF(s, 14, 2, 70);
 }
 
 TEST(llama_compressed_shapes) {
     /* layer 0: 4 of 6 heads with an explicit head->KV map, low-rank wq, narrower FFN;
      * layer 1 dropped; layer 2: 3 heads / 3 KV heads, half FFN, low-rank w2 with an added bias */
-    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 64, 1, 0, 1, 0};
+    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 64, 1, 0, 1, 0, CCE_WT_F32, 0};
     CHECK_FAST_VS_REF(s, 15, 2, 41);
 }
 
 TEST(gpt2_compressed_shapes) {
-    spec s = {CCE_ARCH_GPT2, 36, 4, 6, 6, 6, 90, 45, 64, 0, 0, 1, 0};
+    spec s = {CCE_ARCH_GPT2, 36, 4, 6, 6, 6, 90, 45, 64, 0, 0, 1, 0, CCE_WT_F32, 0};
     CHECK_FAST_VS_REF(s, 16, 2, 33);
+}
+
+TEST(stored_types_f16_bf16_q8_0) {
+    /* widths are multiples of 32 so that q8_0 blocks fit every row */
+    cce_wtype types[3] = {CCE_WT_F16, CCE_WT_BF16, CCE_WT_Q8_0};
+    for (int t = 0; t < 3; t++) {
+        spec s = {CCE_ARCH_LLAMA, 64, 3, 4, 2, 16, 96, 70, 64, 1, 0, 0, 0, types[t], 0};
+        double nd = INFINITY, d = fast_vs_ref(&s, 21 + t, 2, 40, &nd);
+        CHECK_MSG(d < 1e-4 && nd < 1e-5, "%s: fast vs reference logits diff %.3g, NLL diff %.3g (tol 1e-4, 1e-5)",
+                  cce_wtype_name(types[t]), d, nd);
+    }
+}
+
+TEST(blocks_without_attention_or_ffn) {
+    spec s = {CCE_ARCH_LLAMA, 36, 3, 6, 3, 6, 90, 45, 64, 1, 0, 0, 0, CCE_WT_F32, 1};
+    CHECK_FAST_VS_REF(s, 31, 2, 33);
+    spec g = {CCE_ARCH_GPT2, 40, 3, 5, 5, 8, 120, 53, 80, 0, 0, 0, 0, CCE_WT_F32, 1};
+    CHECK_FAST_VS_REF(g, 32, 2, 30);
 }
 
 TEST(activation_tails) {
     /* pre-activations of |z| ~ 100: SiLU, GELU and the softmaxes must not overflow or lose the
      * tails (the vectorised exp clamps its argument) */
-    spec l = {CCE_ARCH_LLAMA, 32, 2, 4, 2, 8, 64, 40, 64, 1, 0, 0, 60.0f};
+    spec l = {CCE_ARCH_LLAMA, 32, 2, 4, 2, 8, 64, 40, 64, 1, 0, 0, 60.0f, CCE_WT_F32, 0};
     CHECK_FAST_VS_REF(l, 17, 2, 40);
-    spec g = {CCE_ARCH_GPT2, 32, 2, 4, 4, 8, 64, 40, 64, 0, 0, 0, 60.0f};
+    spec g = {CCE_ARCH_GPT2, 32, 2, 4, 4, 8, 64, 40, 64, 0, 0, 0, 60.0f, CCE_WT_F32, 0};
     CHECK_FAST_VS_REF(g, 18, 2, 40);
 }
 
@@ -232,7 +280,7 @@ static void tap_log_free(tap_log *lg) {
 }
 
 TEST(taps_identical_between_paths) {
-    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 64, 1, 0, 1, 0};
+    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 64, 1, 0, 1, 0, CCE_WT_F32, 0};
     cce_model *m = build(&s, 21);
     CHECK(m);
     int T = 23;
@@ -266,7 +314,7 @@ TEST(taps_identical_between_paths) {
 }
 
 TEST(tap_cancel) {
-    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0, 0};
+    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0, 0, CCE_WT_F32, 0};
     cce_model *m = build(&s, 31);
     CHECK(m);
     int ids[8] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -321,24 +369,58 @@ out:
 }
 
 TEST(decoder_matches_batched_llama) {
-    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 128, 1, 0, 1, 0};
+    spec s = {CCE_ARCH_LLAMA, 36, 4, 6, 3, 6, 90, 45, 128, 1, 0, 1, 0, CCE_WT_F32, 0};
     double d = decoder_vs_batched(&s, 41, 90);
     CHECK_MSG(d < 1e-4, "decoder vs batched logits: max abs diff %.3g (tol 1e-4)", d);
 }
 
 TEST(decoder_matches_batched_gpt2_hf_rope) {
-    spec g = {CCE_ARCH_GPT2, 40, 3, 5, 5, 8, 120, 53, 80, 0, 0, 1, 0};
+    spec g = {CCE_ARCH_GPT2, 40, 3, 5, 5, 8, 120, 53, 80, 0, 0, 1, 0, CCE_WT_F32, 0};
     double d = decoder_vs_batched(&g, 42, 80);
     CHECK_MSG(d < 1e-4, "gpt2 decoder vs batched: max abs diff %.3g (tol 1e-4)", d);
-    spec l = {CCE_ARCH_LLAMA, 30, 2, 5, 1, 6, 77, 41, 64, 0, 1, 0, 0};
+    spec l = {CCE_ARCH_LLAMA, 30, 2, 5, 1, 6, 77, 41, 64, 0, 1, 0, 0, CCE_WT_F32, 0};
     d = decoder_vs_batched(&l, 43, 64);
     CHECK_MSG(d < 1e-4, "HF-rope decoder vs batched: max abs diff %.3g (tol 1e-4)", d);
+}
+
+TEST(decoder_stored_types_and_empty_sublayers) {
+    spec q = {CCE_ARCH_LLAMA, 64, 3, 4, 2, 16, 96, 70, 64, 1, 0, 0, 0, CCE_WT_Q8_0, 1};
+    double d = decoder_vs_batched(&q, 44, 50);
+    CHECK_MSG(d < 1e-4, "q8_0 decoder vs batched: max abs diff %.3g (tol 1e-4)", d);
+    spec h = {CCE_ARCH_LLAMA, 64, 3, 4, 2, 16, 96, 70, 64, 0, 0, 0, 0, CCE_WT_F16, 0};
+    d = decoder_vs_batched(&h, 45, 50);
+    CHECK_MSG(d < 1e-4, "f16 decoder vs batched: max abs diff %.3g (tol 1e-4)", d);
+}
+
+/* A derived model borrows every tensor of its source; replacing one layer's weights in the
+ * derived model changes its logits only, and freeing it leaves the source intact. */
+TEST(derived_model_borrows_and_owns) {
+    spec s = {CCE_ARCH_LLAMA, 32, 2, 4, 2, 8, 48, 40, 32, 1, 0, 0, 0, CCE_WT_F32, 0};
+    cce_model *m = build(&s, 51), *d = NULL;
+    CHECK(m != NULL);
+    cce_err e = {{0}};
+    CHECK_OK(cce_model_derive(m, &d, &e));
+    CHECK(d->base == m && d->layers[1].w2.w == m->layers[1].w2.w && d->tok_emb.w == m->tok_emb.w);
+    int ids[8] = {1, 5, 9, 3, 7, 2, 8, 4};
+    float *a = cce_alloc(8 * 40, sizeof(float)), *b = cce_alloc(8 * 40, sizeof(float));
+    CHECK_OK(cce_ref_forward(m, ids, 8, a, NULL, NULL, &e));
+    CHECK_OK(cce_ref_forward(d, ids, 8, b, NULL, NULL, &e));
+    double same = maxdiff(a, b, 8 * 40);
+    float *w2 = cce_model_alloc(d, 32 * 48, sizeof(float));   // the derived model's own w2: zero
+    d->layers[1].w2.w = w2;
+    CHECK_OK(cce_ref_forward(d, ids, 8, b, NULL, NULL, &e));
+    double changed = maxdiff(a, b, 8 * 40);
+    cce_model_free(d);
+    CHECK_OK(cce_ref_forward(m, ids, 8, b, NULL, NULL, &e));
+    double after = maxdiff(a, b, 8 * 40);
+    cce_free(a); cce_free(b); cce_model_free(m);
+    CHECK_MSG(same == 0 && changed > 1e-3 && after == 0, "same %g changed %g after free %g", same, changed, after);
 }
 
 /* ---- errors ---- */
 
 TEST(errors_are_reported) {
-    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0, 0};
+    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0, 0, CCE_WT_F32, 0};
     cce_model *m = build(&s, 51);
     CHECK(m);
     cce_fwd *f = NULL;
@@ -384,7 +466,7 @@ TEST(errors_are_reported) {
 }
 
 TEST(out_of_memory_is_clean) {
-    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0, 0};
+    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0, 0, CCE_WT_F32, 0};
     cce_model *m = build(&s, 61);
     CHECK(m);
     int fails = 0, oks = 0;
@@ -443,11 +525,15 @@ int main(void) {
     RUN(gpt2_layernorm_gelu_pos);
     RUN(llama_compressed_shapes);
     RUN(gpt2_compressed_shapes);
+    RUN(stored_types_f16_bf16_q8_0);
+    RUN(blocks_without_attention_or_ffn);
     RUN(activation_tails);
     RUN(taps_identical_between_paths);
     RUN(tap_cancel);
     RUN(decoder_matches_batched_llama);
     RUN(decoder_matches_batched_gpt2_hf_rope);
+    RUN(decoder_stored_types_and_empty_sublayers);
+    RUN(derived_model_borrows_and_owns);
     RUN(errors_are_reported);
     RUN(out_of_memory_is_clean);
     RUN(stories260k_fast_vs_ref_and_greedy);

@@ -250,7 +250,7 @@ static void gs_from_model(gspec *g, const cce_model *m, uint32_t type) {
     kv_f32(g, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
     uint64_t D = (uint64_t)c->dim, Q = (uint64_t)(c->n_heads * c->head_dim), KV = (uint64_t)(c->n_kv_heads * c->head_dim),
              H = (uint64_t)c->hidden_dim;
-    ten_add_data(g, "token_embd.weight", type, D, (uint64_t)c->vocab_size, m->tok_emb);
+    ten_add_data(g, "token_embd.weight", type, D, (uint64_t)c->vocab_size, m->tok_emb.w);
     ten_add_data(g, "output_norm.weight", T_F32, D, 0, m->final_norm);
     for (int l = 0; l < c->n_layers; l++) {
         const cce_layer *L = &m->layers[l];
@@ -396,24 +396,32 @@ static const char *gs_file(const gspec *g, const char *name) {
     return file_write(p, TB.b, TB.n) ? NULL : p;
 }
 
-/* The model's tensor for a GGUF name, or NULL. */
-static const float *model_tensor(const cce_model *m, const char *name) {
+/* A dense weight decoded to f32 into buf (weights stay in their stored type in the model). */
+static const float *decoded(const cce_linear *l, float *buf) {
+    if (!l->w) return NULL;
+    cce_linear_rows(l, 0, l->out, buf);
+    return buf;
+}
+
+/* The model's tensor for a GGUF name as f32 (weights decoded into buf, which holds the largest
+ * tensor), or NULL. */
+static const float *model_tensor(const cce_model *m, const char *name, float *buf) {
     int l;
     char s[64];
-    if (!strcmp(name, "token_embd.weight")) return m->tok_emb;
+    if (!strcmp(name, "token_embd.weight")) return decoded(&m->tok_emb, buf);
     if (!strcmp(name, "output_norm.weight")) return m->final_norm;
-    if (!strcmp(name, "output.weight")) return m->lm_head;
+    if (!strcmp(name, "output.weight")) return decoded(&m->lm_head, buf);
     if (sscanf(name, "blk.%d.%63[a-z_]", &l, s) != 2 || l < 0 || l >= m->cfg.n_layers) return NULL;
     const cce_layer *L = &m->layers[l];
     if (!strcmp(s, "attn_norm")) return L->attn_norm;
     if (!strcmp(s, "ffn_norm")) return L->ffn_norm;
-    if (!strcmp(s, "attn_q")) return L->wq.w;
-    if (!strcmp(s, "attn_k")) return L->wk.w;
-    if (!strcmp(s, "attn_v")) return L->wv.w;
-    if (!strcmp(s, "attn_output")) return L->wo.w;
-    if (!strcmp(s, "ffn_gate")) return L->w1.w;
-    if (!strcmp(s, "ffn_up")) return L->w3.w;
-    if (!strcmp(s, "ffn_down")) return L->w2.w;
+    if (!strcmp(s, "attn_q")) return decoded(&L->wq, buf);
+    if (!strcmp(s, "attn_k")) return decoded(&L->wk, buf);
+    if (!strcmp(s, "attn_v")) return decoded(&L->wv, buf);
+    if (!strcmp(s, "attn_output")) return decoded(&L->wo, buf);
+    if (!strcmp(s, "ffn_gate")) return decoded(&L->w1, buf);
+    if (!strcmp(s, "ffn_up")) return decoded(&L->w3, buf);
+    if (!strcmp(s, "ffn_down")) return decoded(&L->w2, buf);
     return NULL;
 }
 
@@ -496,11 +504,11 @@ TEST(real_stories260k) {
     CHECK_NEAR(g->cfg.rope_theta, 10000, 0);
     /* output.weight is stored but equals the embedding: the loader recognises it as tied. */
     CHECK_EQ_INT(g->cfg.tied, 1);
-    CHECK(g->lm_head == g->tok_emb);
+    CHECK(g->lm_head.w == g->tok_emb.w);
     CHECK_EQ_INT(cce_model_params(g).total, 260032);
     /* every tensor bit-identical to the llama2.c checkpoint */
     size_t d = 64, h = 172, kv = 32;
-    CHECK(memcmp(g->tok_emb, l->tok_emb, 512 * d * 4) == 0);
+    CHECK(memcmp(g->tok_emb.w, l->tok_emb.w, 512 * d * 4) == 0);
     CHECK(memcmp(g->final_norm, l->final_norm, d * 4) == 0);
     for (int i = 0; i < 5; i++) {
         const cce_layer *a = &g->layers[i], *b = &l->layers[i];
@@ -554,10 +562,12 @@ static void check_real_requant(uint32_t type, double max_logit_diff, double max_
     cce_status st = cce_load_gguf(path, &g, NULL, &err);
     if (st != CCE_OK) { gs_free(&gs); cce_model_free(l); FAILF("load: %s", err.msg); }
     int bad = -1;
+    float *buf = malloc(512 * 192 * sizeof(float));   // the largest tensor: the embedding (vocab, dim)
     for (int i = 0; i < gs.n_t && bad < 0; i++) {
-        const float *x = model_tensor(g, gs.t[i].name);
+        const float *x = model_tensor(g, gs.t[i].name, buf);
         if (!x || memcmp(x, gs.t[i].expect, (size_t)(gs.t[i].ne[0] * gs.t[i].ne[1]) * 4)) bad = i;
     }
+    free(buf);
     char badname[200] = "";
     if (bad >= 0) snprintf(badname, sizeof badname, "%s", gs.t[bad].name);
     gs_free(&gs);
@@ -667,11 +677,13 @@ static void check_dtype(uint32_t type, int with_output, uint32_t alignment) {
     if (st != CCE_OK) { gs_free(&g); FAILF("load failed: %s", err.msg); }
     int bad = 0;
     char badname[96] = "";
+    float *buf = malloc(64 * 64 * sizeof(float));   // the largest SMALL tensor
     for (int i = 0; i < g.n_t && !bad; i++) {
-        const float *x = model_tensor(m, g.t[i].name);
+        const float *x = model_tensor(m, g.t[i].name, buf);
         size_t n = (size_t)(g.t[i].ne[0] * g.t[i].ne[1]);
         if (!x || memcmp(x, g.t[i].expect, n * 4)) { bad = 1; snprintf(badname, sizeof badname, "%s", g.t[i].name); }
     }
+    free(buf);
     CHECK_EQ_INT(m->cfg.tied, !with_output);
     CHECK_EQ_INT(m->cfg.n_kv_heads, 2);
     CHECK_EQ_INT(m->cfg.head_dim, 8);
@@ -679,7 +691,7 @@ static void check_dtype(uint32_t type, int with_output, uint32_t alignment) {
     CHECK_NEAR(m->cfg.rope_theta, 500000, 0);
     CHECK_NEAR(m->cfg.norm_eps, 1e-6, 1e-12);
     CHECK_EQ_INT(m->cfg.bos_id, -1);  // no tokenizer metadata
-    if (!with_output) CHECK(m->lm_head == m->tok_emb);
+    if (!with_output) CHECK(m->lm_head.w == m->tok_emb.w);
     cce_model_free(m);
     gs_free(&g);
     CHECK_MSG(!bad, "tensor %s differs from the values written", badname);
@@ -714,7 +726,9 @@ TEST(known_dequant_values) {
         cce_status st = cce_load_gguf(path, &m, NULL, &err);
         gs_free(&g);
         CHECK_MSG(st == CCE_OK, "case %zu: %s", c, err.msg);
-        float a = m->tok_emb[0], b = m->tok_emb[1];
+        float row[64];
+        cce_linear_rows(&m->tok_emb, 0, 1, row);
+        float a = row[0], b = row[1];
         cce_model_free(m);
         CHECK_MSG(a == cases[c].want[0] && b == cases[c].want[1] && signbit(b) == signbit(cases[c].want[1]),
                   "case %zu: got %.9g %.9g, want %.9g %.9g", c, a, b, cases[c].want[0], cases[c].want[1]);

@@ -72,8 +72,8 @@ static cce_model *make_model(cce_arch arch, int n_layers, uint64_t seed) {
     cce_rng r;
     cce_rng_seed(&r, seed);
     int d = c.dim, g = arch == CCE_ARCH_GPT2;
-    m->tok_emb = rnd(m, &r, (size_t)c.vocab_size * d, 0.5f);
-    m->lm_head = c.tied ? m->tok_emb : rnd(m, &r, (size_t)c.vocab_size * d, 0.5f);
+    m->tok_emb = cce_linear_of(c.vocab_size, d, rnd(m, &r, (size_t)c.vocab_size * d, 0.5f));
+    m->lm_head = c.tied ? m->tok_emb : cce_linear_of(c.vocab_size, d, rnd(m, &r, (size_t)c.vocab_size * d, 0.5f));
     m->final_norm = rnd(m, &r, (size_t)d, 0.2f);
     if (g) {
         m->pos_emb = rnd(m, &r, (size_t)c.seq_len * d, 0.1f);
@@ -118,6 +118,13 @@ static int perm_old(int j, int hd) {
     return h * hd + (jj < hd / 2 ? 2 * jj : 2 * (jj - hd / 2) + 1);
 }
 
+/* Element i (row-major) of a dense weight in any stored type, decoded. */
+static float lin_at(const cce_linear *l, size_t i) {
+    float row[1024];
+    cce_linear_rows(l, (int)(i / (size_t)l->in), 1, row);
+    return row[i % (size_t)l->in];
+}
+
 static int vec_eq(const float *a, const float *b, size_t n) {
     if (!a || !b) return a == b;
     return memcmp(a, b, n * sizeof(float)) == 0;
@@ -137,7 +144,7 @@ static int linear_eq(const cce_linear *a, const cce_linear *b, int hd) {
     if (a->out != b->out || a->in != b->in || a->rank != b->rank) return 0;
     if (a->rank) {
         if (!rows_eq(a->u, b->u, a->out, a->rank, hd) || !vec_eq(a->v, b->v, (size_t)a->rank * a->in)) return 0;
-    } else if (!rows_eq(a->w, b->w, a->out, a->in, hd)) {
+    } else if (!rows_eq(cce_linear_f32(a), cce_linear_f32(b), a->out, a->in, hd)) {
         return 0;
     }
     return rows_eq(a->b, b->b, a->out, 1, hd);
@@ -160,8 +167,8 @@ static const char *models_differ(const cce_model *a, const cce_model *b) {
         return "rope config differs";
     int hd = ca->rope_interleaved ? ca->head_dim : 0;
     size_t vd = (size_t)ca->vocab_size * ca->dim;
-    if (!vec_eq(a->tok_emb, b->tok_emb, vd)) return "tok_emb";
-    if (!vec_eq(a->lm_head, b->lm_head, vd)) return "lm_head";
+    if (!vec_eq(cce_linear_f32(&a->tok_emb), cce_linear_f32(&b->tok_emb), vd)) return "tok_emb";
+    if (!vec_eq(cce_linear_f32(&a->lm_head), cce_linear_f32(&b->lm_head), vd)) return "lm_head";
     if (!vec_eq(a->final_norm, b->final_norm, (size_t)ca->dim)) return "final_norm";
     if (!vec_eq(a->final_norm_b, b->final_norm_b, (size_t)ca->dim)) return "final_norm_b";
     if (!vec_eq(a->pos_emb, b->pos_emb, (size_t)ca->seq_len * ca->dim)) return "pos_emb";
@@ -262,7 +269,7 @@ TEST(stories260k_round_trip) {
     char msg[600] = "";
     double mx = logits_diff(a, b, ids, 8, msg, sizeof msg);
     int fmt = b->format, tied = b->cfg.tied;
-    const float *lm = b->lm_head, *emb = b->tok_emb;
+    const void *lm = b->lm_head.w, *emb = b->tok_emb.w;
     cce_model_free(a);
     cce_model_free(b);
     CHECK_MSG(!why, "weights differ after round trip: %s", why);
@@ -335,12 +342,12 @@ TEST(gpt2_round_trip_conv1d_layout) {
         const float *bw = (const float *)(const void *)bb->data;
         for (int r = 0; layout_ok && r < d; r++)
             for (int c = 0; c < d; c++) {
-                layout_ok &= tw[r * 3 * d + c] == L->wq.w[c * d + r];
-                layout_ok &= tw[r * 3 * d + d + c] == L->wk.w[c * d + r];
-                layout_ok &= tw[r * 3 * d + 2 * d + c] == L->wv.w[c * d + r];
+                layout_ok &= tw[r * 3 * d + c] == cce_linear_f32(&L->wq)[c * d + r];
+                layout_ok &= tw[r * 3 * d + d + c] == cce_linear_f32(&L->wk)[c * d + r];
+                layout_ok &= tw[r * 3 * d + 2 * d + c] == cce_linear_f32(&L->wv)[c * d + r];
             }
         for (int r = 0; layout_ok && r < d; r++)
-            for (int c = 0; c < H; c++) layout_ok &= fw[r * H + c] == L->w1.w[c * d + r];
+            for (int c = 0; c < H; c++) layout_ok &= fw[r * H + c] == cce_linear_f32(&L->w1)[c * d + r];
         for (int c = 0; layout_ok && c < d; c++) layout_ok &= bw[d + c] == L->wk.b[c];
         cce_st_close(&st);
     }
@@ -608,12 +615,13 @@ TEST(synth_tiny_loads_and_is_deterministic) {
                    c->rope_interleaved == 0 && c->head_dim == 16;
     double ss = 0;
     size_t n = (size_t)c->vocab_size * c->dim;
-    for (size_t i = 0; i < n; i++) ss += (double)m->tok_emb[i] * m->tok_emb[i];
+    const float *emb = cce_linear_f32(&m->tok_emb);
+    for (size_t i = 0; emb && i < n; i++) ss += (double)emb[i] * emb[i];
     double sd = sqrt(ss / n);
     int norm_ones = m->layers[1].ffn_norm[17] == 1.0f && m->final_norm[0] == 1.0f;
     /* aligned F32 tensors are used in place: they point into the adopted mapping */
-    int in_map = m->n_maps == 1 && (const uint8_t *)m->tok_emb > m->maps[0].data &&
-                 (const uint8_t *)(m->layers[1].w2.w + 64 * 128) <= m->maps[0].data + m->maps[0].len;
+    int in_map = m->n_maps == 1 && (const uint8_t *)m->tok_emb.w > m->maps[0].data &&
+                 (const uint8_t *)m->layers[1].w2.w + 64 * 128 * 4 <= m->maps[0].data + m->maps[0].len;
     int ids[4] = {1, 100, 200, 300};
     float *lg = cce_alloc(4 * 512, sizeof(float));
     cce_status fs = cce_ref_forward(m, ids, 4, lg, NULL, NULL, &err);
@@ -824,10 +832,13 @@ TEST(sharded_and_bf16) {
     cce_status s2 = rewrite_tiny(tmp("bf16"), 0, CCE_ST_BF16, NULL, &err);
     if (!s2) s2 = cce_load_hf(tmp("bf16"), &c, &err);
     int bf_ok = !s2;
+    /* BF16 weights stay BF16 in memory (mapped); their decoded values are the rounded f32 */
+    bf_ok = bf_ok && c->tok_emb.wt == CCE_WT_BF16 && c->layers[1].w2.wt == CCE_WT_BF16;
     for (int i = 0; bf_ok && i < 512 * 64; i++)
-        bf_ok = c->tok_emb[i] == cce_bf16_to_f32(cce_f32_to_bf16(a->tok_emb[i]));
+        bf_ok = lin_at(&c->tok_emb, (size_t)i) == cce_bf16_to_f32(cce_f32_to_bf16(lin_at(&a->tok_emb, (size_t)i)));
     for (int i = 0; bf_ok && i < 128 * 64; i++)
-        bf_ok = c->layers[1].w2.w[i] == cce_bf16_to_f32(cce_f32_to_bf16(a->layers[1].w2.w[i]));
+        bf_ok = lin_at(&c->layers[1].w2, (size_t)i) ==
+                cce_bf16_to_f32(cce_f32_to_bf16(lin_at(&a->layers[1].w2, (size_t)i)));
     cce_model_free(a);
     cce_model_free(b);
     cce_model_free(c);

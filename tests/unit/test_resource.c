@@ -128,7 +128,8 @@ TEST(estimate_sharded_dir) {
     const char *dir = tmp_path("sharded");
     mkdir(dir, 0755);
     char p[1200];
-    /* shard 1: F16 (10) -> 40 bytes; shard 2: BF16 (3,2) and (2) -> 24 + 8 bytes */
+    /* shard 1: F16 vector (10) -> 40 bytes of f32; shard 2: BF16 matrix (3,2) stays stored
+     * (12 bytes mapped), BF16 vector (2) -> 8 bytes */
     snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", dir);
     CHECK(write_st(p, "{\"x\":{\"dtype\":\"F16\",\"shape\":[10],\"data_offsets\":[0,20]}}", 0, 20) == 0);
     snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", dir);
@@ -143,7 +144,8 @@ TEST(estimate_sharded_dir) {
     cce_load_estimate est;
     cce_err err = {{0}};
     CHECK_MSG(cce_model_estimate(dir, &est, &err) == CCE_OK, "%s", err.msg);
-    CHECK_EQ_INT(est.alloc_bytes, 40 + 24 + 8); /* shard 2 counted once though named twice */
+    CHECK_EQ_INT(est.alloc_bytes, 40 + 8); /* shard 2 counted once though named twice */
+    CHECK_EQ_INT(est.mapped_bytes, 12);
 
     /* a shard name that leaves the directory is refused, naming the index */
     f = fopen(p, "w");
@@ -173,14 +175,14 @@ TEST(estimate_real_files) {
 }
 
 TEST(model_open_refuses_up_front) {
-    /* An HF directory whose F16 weights would need 4 MiB as f32: refused before the loader
+    /* An HF directory whose F16 vector would need 4 MiB as f32: refused before the loader
      * runs (there is not even a config.json) when the budget is 1 MiB, and not refused for
-     * memory reasons without the limit. */
+     * memory reasons without the limit. (F16 matrices would stay stored and cost nothing.) */
     const char *dir = tmp_path("f16model");
     mkdir(dir, 0755);
     char p[1200];
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    CHECK(write_st(p, "{\"model.embed_tokens.weight\":{\"dtype\":\"F16\",\"shape\":[1024,1024],"
+    CHECK(write_st(p, "{\"model.norm.weight\":{\"dtype\":\"F16\",\"shape\":[1048576],"
                       "\"data_offsets\":[0,2097152]}}", 0, 2097152) == 0);
     cce_model *m = NULL;
     cce_tokenizer *t = NULL;
