@@ -48,6 +48,7 @@
 #include "tokenizer.h"
 #include "forward.h"
 #include "stats.h"
+#include "select.h"
 
 /* Covariance sites analysed per block. */
 typedef enum {
@@ -115,6 +116,10 @@ typedef struct {
     int *neuron_order;                   // (hidden) pruning order, first = first to remove
     float *head_score, *head_cost;       // (n_heads)
     int *head_order;                     // (n_heads)
+    int *group_order;                    // (n_kv_heads) KV-group removal order (OBS on W_o, whole groups)
+    double *group_cost;                  // (n_kv_heads + 1) its cumulative cost curve
+    cce_curve curves[CCE_CURVE_COUNT];   // the planner's cost curves (select.h); n == 0 when absent
+    double out_energy;                   // mean ‖h_out‖² per calibration token at the block output
     cce_hist hist[CCE_TAP_COUNT];        // per tap site; n_bins 0 when the site did not report
     double t_forward, t_stats, t_similarity, t_eigen, t_svd, t_redundancy;   // seconds
 } cce_block_result;
@@ -169,14 +174,6 @@ int cce_spectrum_count_below(const float *eig, int n, float eps);
  * ‖XᵀY‖_F² / (‖XᵀX‖_F ‖YᵀY‖_F); 0 when either has zero variance. */
 cce_status cce_cka_linear(const float *x, int ldx, const float *y, int ldy, int rows, int dx, int dy,
                           double *out, cce_err *err);
-
-/* Components of a covariance: component c owns the indices idx[off[c] .. off[c+1]) of the
- * covariance (and the same columns of the outgoing weight matrix w (d, n), ld ldw). */
-typedef struct {
-    int n_comp;
-    const int *off;    // (n_comp + 1)
-    const int *idx;    // (off[n_comp])
-} cce_components;
 
 /* CKA between component contributions x_c W_cᵀ from the covariance cov (n, n):
  * out (n_comp, n_comp). */
