@@ -31,6 +31,7 @@
 #include <string.h>
 #include <cblas.h>
 #include "forward.h"
+#include "kernels.h"
 #include "util.h"
 
 #define ATT_BLOCK 64    /* query rows per causal score block */
@@ -277,78 +278,6 @@ static void fwd_linear(cce_fwd *f, const cce_linear *l, const float *x, int rows
             float *yr = y + (size_t)r * l->out;
             fwd_vadd(yr, l->b, (size_t)l->out);
         }
-}
-
-/* Matrix-vector product for the decoder: y = alpha·A x (trans 0, y (rows)) or y = alpha·Aᵀ x
- * (trans 1, y (cols)), A (rows, cols) with leading dimension lda. Small products are computed
- * here on the calling thread: OpenBLAS wakes its thread pool for every sgemv, which costs more
- * than the product itself below a few hundred thousand elements (stories260K decoded 13x slower
- * on 2 threads than on 1). Large ones are memory-bound and go to cblas_sgemv, whose threads add
- * bandwidth. */
-#define GEMV_SMALL (1 << 18)
-static void fwd_gemv(int trans, int rows, int cols, float alpha, const float *A, int lda, const float *x, float *y) {
-    if ((size_t)rows * (size_t)cols > GEMV_SMALL) {
-        cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, rows, cols, alpha, A, lda, x, 1, 0.0f, y, 1);
-        return;
-    }
-    if (!trans) {
-        int r = 0;
-        for (; r + 4 <= rows; r += 4) {  /* four rows per pass share the loads of x */
-            const float *a0 = A + (size_t)r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-            fwd_vf c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
-            int c = 0;
-            for (; c + FWD_VL <= cols; c += FWD_VL) {
-                fwd_vf xv = fwd_vload(x + c);
-                c0 += fwd_vload(a0 + c) * xv;
-                c1 += fwd_vload(a1 + c) * xv;
-                c2 += fwd_vload(a2 + c) * xv;
-                c3 += fwd_vload(a3 + c) * xv;
-            }
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (; c < cols; c++) {
-                s0 += a0[c] * x[c]; s1 += a1[c] * x[c]; s2 += a2[c] * x[c]; s3 += a3[c] * x[c];
-            }
-            for (int k = 0; k < FWD_VL; k++) { s0 += c0[k]; s1 += c1[k]; s2 += c2[k]; s3 += c3[k]; }
-            y[r] = alpha * s0; y[r + 1] = alpha * s1; y[r + 2] = alpha * s2; y[r + 3] = alpha * s3;
-        }
-        for (; r < rows; r++) {
-            const float *a = A + (size_t)r * lda;
-            fwd_vf acc = {0};
-            int c = 0;
-            for (; c + FWD_VL <= cols; c += FWD_VL) acc += fwd_vload(a + c) * fwd_vload(x + c);
-            float sum = 0;
-            for (; c < cols; c++) sum += a[c] * x[c];
-            for (int k = 0; k < FWD_VL; k++) sum += acc[k];
-            y[r] = alpha * sum;
-        }
-    } else {
-        memset(y, 0, (size_t)cols * sizeof *y);
-        for (int r = 0; r < rows; r++) {
-            const float *a = A + (size_t)r * lda;
-            float xr = alpha * x[r];
-            fwd_vf xv = fwd_vsplat(xr);
-            int c = 0;
-            for (; c + FWD_VL <= cols; c += FWD_VL) fwd_vstore(y + c, fwd_vload(y + c) + xv * fwd_vload(a + c));
-            for (; c < cols; c++) y[c] += xr * a[c];
-        }
-    }
-}
-
-/* Single-vector version: y (out) = W x + b; tmp (rank). Weights stored in another type than
- * f32 are read row by row by the type's dot kernel (quant.h), never expanded. */
-static void fwd_linear_vec(const cce_linear *l, const float *x, float *y, float *tmp) {
-    const float *w32 = cce_linear_f32(l);
-    if (w32) {
-        fwd_gemv(0, l->out, l->in, 1.0f, w32, l->in, x, y);
-    } else if (l->w) {
-        size_t rb = cce_wtype_row_bytes(l->wt, l->in);
-        for (int r = 0; r < l->out; r++) y[r] = cce_wtype_dot(l->wt, (const uint8_t *)l->w + (size_t)r * rb, x, l->in);
-    } else {
-        fwd_gemv(0, l->rank, l->in, 1.0f, l->v, l->in, x, tmp);
-        fwd_gemv(0, l->out, l->rank, 1.0f, l->u, l->rank, tmp, y);
-    }
-    if (l->b)
-        fwd_vadd(y, l->b, (size_t)l->out);
 }
 
 /* Rotate n_heads head vectors of one row x (n_heads*hd) at position pos. */
@@ -722,20 +651,172 @@ cce_status cce_fwd_sequences_nll(cce_fwd *f, const int *ids, int n_seq, int seq_
     return s;
 }
 
-/* ---------------------------------------------------------------- decoder */
+/* ---------------------------------------------------------------- decoder
+ *
+ * One token at a time: latency-bound for small models, DRAM-bound for large ones, so a step
+ * reads each weight byte once, synchronises rarely and allocates nothing:
+ *  - one job per group of rows that read the same input: q, k and v together; gate and up
+ *    together, with SwiGLU applied by each thread to its own rows; then wo, w2 and the LM head.
+ *    A job whose weights exceed DEC_POOL_BYTES runs on the decoder's thread pool (kernels.h)
+ *    in chunks of contiguous rows, smaller ones on the calling thread, where the hand-off would
+ *    cost more than a second core gains. Each row is one kernel call whoever runs it, so the
+ *    logits do not depend on the thread count.
+ *  - the input of a job with q8_0 weights is quantised to int8 once and read by all its rows
+ *    (unless cce_decoder_set_exact), so that their products are VNNI int8 dot products.
+ *  - a low-rank linear U·V first forms t = V x (rank) on the calling thread; the job then
+ *    multiplies U's rows by t.
+ *  - the KV cache is laid out for the two attention products: keys transposed per KV head,
+ *    (layer, kv_head, head_dim, max_seq), so a head's scores are head_dim axpys over
+ *    contiguous positions (cce_kern_scores); values (layer, kv_head, max_seq, head_dim), so its
+ *    output is one axpy of a value row per position (cce_kern_mix). Heads are split across
+ *    the pool when a layer's attention reads more than DEC_POOL_ATT floats.
+ */
+#define DEC_POOL_BYTES (192u << 10)
+#define DEC_CHUNK_BYTES (64u << 10)   /* a pooled job is cut into chunks of about this many weight bytes */
+#define DEC_POOL_ATT (1 << 15)
+
+typedef struct {
+    cce_wtype wt;
+    const void *w;          // (rows, x->n) in wt, row stride rb
+    size_t rb;
+    int rows;
+    const float *b;         // (rows) or NULL
+    const cce_kvec *x;
+    float *y;               // (rows)
+} dec_seg;
+
+typedef struct {
+    dec_seg seg[3];
+    int n_seg, rows;        // rows: Σ seg rows, or the gate's rows when swiglu
+    int swiglu;             // seg[0] gate -> a, seg[1] up -> b, then a = silu(a)·b
+    size_t bytes;           // weight bytes the job reads
+} dec_job;
+
+typedef struct {
+    cce_decoder *d;
+    const cce_layer *l;
+    int layer, T;
+} dec_att;
 
 struct cce_decoder {
     const cce_model *m;
     int max_seq, len;       // len: positions filled in the cache
     int max_kv;
+    cce_pool *pool;         // NULL: every job on the calling thread
+    int exact;              // 1: q8_0 weights multiply the f32 activation (cce_decoder_set_exact)
     float *x, *xn, *out;    // (dim)
     float *q, *att;         // (max_q)
+    float *knew, *vnew;     // (max_kv) this position's key and value
     float *a, *b;           // (max_hidden)
-    float *lr;              // (max_rank)
-    float *scores;          // (max_seq)
-    float *kc, *vc;         // (n_layers, max_seq, max_kv) key / value cache
+    int max_rank;
+    float *lr;              // (3, max_rank) V x of up to three low-rank linears of a job
+    cce_kvec lrv[3];        // their kvecs
+    int8_t *xq;             // (max_in) int8 codes of a job's input
+    float *xd;              // (max_in / 32) their block scales
+    cce_kvec in;            // the current job's input
+    float *scores;          // (max_heads, max_seq)
+    float *kc, *vc;         // key cache (n_layers, max_kv/hd, hd, max_seq), values (n_layers, max_kv/hd, max_seq, hd)
     float *rope_cos, *rope_sin;  // (max_seq, head_dim/2)
+    dec_job job;
 };
+
+static void dec_job_run(void *ctx, int i, int n) {
+    const dec_job *j = ctx;
+    int r0, r1;
+    cce_split(j->rows, i, n, 16, &r0, &r1);
+    int base = 0;
+    for (int s = 0; s < j->n_seg; s++) {
+        const dec_seg *g = &j->seg[s];
+        int a = j->swiglu ? r0 : (r0 > base ? r0 - base : 0);
+        int b = j->swiglu ? r1 : (r1 - base < g->rows ? r1 - base : g->rows);
+        if (a < b) {
+            cce_kern_gemv(g->wt, (const uint8_t *)g->w + (size_t)a * g->rb, g->rb, b - a, g->x, g->y + a);
+            if (g->b) fwd_vadd(g->y + a, g->b + a, (size_t)(b - a));
+        }
+        if (!j->swiglu) base += g->rows;
+    }
+    if (j->swiglu && r0 < r1) fwd_swiglu(j->seg[0].y + r0, j->seg[1].y + r0, (size_t)(r1 - r0));
+}
+
+/* d->in = the input x (n) of the next job, quantised when want_q8. */
+static const cce_kvec *dec_input(cce_decoder *d, const float *x, int n, int want_q8) {
+    d->in = (cce_kvec){.n = n, .x = x};
+    if (want_q8) {
+        d->in.q = d->xq;
+        d->in.d = d->xd;
+        cce_kvec_quantize(&d->in);
+    }
+    return &d->in;
+}
+
+static int dec_wants_q8(const cce_decoder *d, const cce_linear *l) {
+    return !d->exact && l->w && cce_kern_wants_q8(l->wt);
+}
+
+/* Start a job over input x. */
+static dec_job *dec_job_begin(cce_decoder *d, int swiglu) {
+    d->job = (dec_job){.swiglu = swiglu};
+    return &d->job;
+}
+
+/* Add linear l writing y to the job; x is the job's input (its f32 values are what a low-rank
+ * V reads). */
+static void dec_job_add(cce_decoder *d, dec_job *j, const cce_linear *l, const cce_kvec *x, float *y) {
+    dec_seg *g = &j->seg[j->n_seg];
+    if (l->w) {
+        *g = (dec_seg){.wt = l->wt, .w = l->w, .rb = cce_wtype_row_bytes(l->wt, l->in), .rows = l->out, .b = l->b,
+                       .x = x, .y = y};
+    } else {
+        float *t = d->lr + (size_t)j->n_seg * (size_t)d->max_rank;
+        cce_kvec xf = {.n = l->in, .x = x->x};
+        cce_kern_gemv(CCE_WT_F32, l->v, (size_t)l->in * sizeof(float), l->rank, &xf, t);
+        d->lrv[j->n_seg] = (cce_kvec){.n = l->rank, .x = t};
+        *g = (dec_seg){.wt = CCE_WT_F32, .w = l->u, .rb = (size_t)l->rank * sizeof(float), .rows = l->out, .b = l->b,
+                       .x = &d->lrv[j->n_seg], .y = y};
+    }
+    j->bytes += (size_t)g->rows * g->rb;
+    j->rows = j->swiglu ? g->rows : j->rows + g->rows;
+    j->n_seg++;
+}
+
+static void dec_job_go(cce_decoder *d, dec_job *j) {
+    if (d->pool && j->bytes >= DEC_POOL_BYTES) {
+        size_t c = j->bytes / DEC_CHUNK_BYTES, lo = (size_t)cce_pool_threads(d->pool);
+        cce_pool_run(d->pool, dec_job_run, j, (int)(c < lo ? lo : c > 64 ? 64 : c));
+    } else {
+        dec_job_run(j, 0, 1);
+    }
+}
+
+/* y (out) = l x for one linear on its own (wo, w2, the LM head). */
+static void dec_linear(cce_decoder *d, const cce_linear *l, const float *x, float *y) {
+    const cce_kvec *in = dec_input(d, x, l->in, dec_wants_q8(d, l));
+    dec_job *j = dec_job_begin(d, 0);
+    dec_job_add(d, j, l, in, y);
+    dec_job_go(d, j);
+}
+
+/* Attention of the heads [h0, h1) of layer a->layer over positions [0, T). */
+static void dec_att_heads(const dec_att *a, int h0, int h1) {
+    cce_decoder *d = a->d;
+    const cce_layer *l = a->l;
+    int hd = d->m->cfg.head_dim, S = d->max_seq;
+    size_t lay = (size_t)a->layer * (size_t)S * (size_t)d->max_kv;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = h0; h < h1; h++) {
+        int g = cce_layer_kv_of(l, h);
+        const float *kt = d->kc + lay + (size_t)g * hd * S, *v = d->vc + lay + (size_t)g * S * hd;
+        float *s = d->scores + (size_t)h * S;
+        cce_kern_scores(d->q + (size_t)h * hd, kt, S, hd, a->T, scale, s);
+        float inv = fwd_softmax_row(s, a->T, a->T);
+        cce_kern_mix(s, v, hd, a->T, inv, d->att + (size_t)h * hd);
+    }
+}
+
+static void dec_att_run(void *ctx, int h, int n) {
+    (void)n;
+    dec_att_heads(ctx, h, h + 1);
+}
 
 cce_status cce_decoder_new(const cce_model *m, int max_seq_len, cce_decoder **out, cce_err *err) {
     *out = NULL;
@@ -751,25 +832,38 @@ cce_status cce_decoder_new(const cce_model *m, int max_seq_len, cce_decoder **ou
     d->max_seq = max_seq_len;
     d->max_kv = mx.kv;
     size_t dim = (size_t)m->cfg.dim, L = m->cfg.n_layers > 0 ? (size_t)m->cfg.n_layers : 1, cache;
+    size_t max_in = dim > (size_t)mx.q ? dim : (size_t)mx.q;
+    if ((size_t)mx.hidden > max_in) max_in = (size_t)mx.hidden;
     d->x = cce_alloc(dim, sizeof(float));
     d->xn = cce_alloc(dim, sizeof(float));
     d->out = cce_alloc(dim, sizeof(float));
     d->q = cce_alloc((size_t)mx.q, sizeof(float));
     d->att = cce_alloc((size_t)mx.q, sizeof(float));
+    d->knew = cce_alloc((size_t)mx.kv, sizeof(float));
+    d->vnew = cce_alloc((size_t)mx.kv, sizeof(float));
     d->a = cce_alloc((size_t)mx.hidden, sizeof(float));
     d->b = cce_alloc((size_t)mx.hidden, sizeof(float));
-    d->lr = cce_alloc((size_t)mx.rank, sizeof(float));
-    d->scores = cce_alloc((size_t)max_seq_len, sizeof(float));
+    d->lr = cce_alloc(3 * (size_t)mx.rank, sizeof(float));
+    d->max_rank = mx.rank;
+    d->xq = cce_alloc(max_in, 1);
+    d->xd = cce_alloc(max_in / 32 + 1, sizeof(float));
+    d->scores = cce_alloc((size_t)mx.heads, (size_t)max_seq_len * sizeof(float));
     if (cce_size_mul(L, (size_t)max_seq_len, &cache) && cce_size_mul(cache, (size_t)mx.kv, &cache)) {
         d->kc = cce_alloc(cache, sizeof(float));
         d->vc = cce_alloc(cache, sizeof(float));
     }
-    if (!d->x || !d->xn || !d->out || !d->q || !d->att || !d->a || !d->b || !d->lr || !d->scores ||
-        !d->kc || !d->vc) {
+    if (!d->x || !d->xn || !d->out || !d->q || !d->att || !d->knew || !d->vnew || !d->a || !d->b || !d->lr ||
+        !d->xq || !d->xd || !d->scores || !d->kc || !d->vc) {
         cce_decoder_free(d);
         return cce_err_set(err, CCE_ENOMEM, "decoder: out of memory for a %d-position KV cache", max_seq_len);
     }
     if ((s = fwd_rope_tables(&m->cfg, max_seq_len, &d->rope_cos, &d->rope_sin, err))) {
+        cce_decoder_free(d);
+        return s;
+    }
+    /* a pool only when some job is large enough to use it */
+    int threads = cce_pool_default_threads();
+    if (threads > 1 && cce_model_bytes(m) / (L + 1) >= DEC_POOL_BYTES && (s = cce_pool_new(threads, &d->pool, err))) {
         cce_decoder_free(d);
         return s;
     }
@@ -779,11 +873,17 @@ cce_status cce_decoder_new(const cce_model *m, int max_seq_len, cce_decoder **ou
 
 void cce_decoder_free(cce_decoder *d) {
     if (!d) return;
+    cce_pool_free(d->pool);
     cce_free(d->x); cce_free(d->xn); cce_free(d->out); cce_free(d->q); cce_free(d->att);
-    cce_free(d->a); cce_free(d->b); cce_free(d->lr); cce_free(d->scores);
+    cce_free(d->knew); cce_free(d->vnew); cce_free(d->a); cce_free(d->b); cce_free(d->lr);
+    cce_free(d->xq); cce_free(d->xd); cce_free(d->scores);
     cce_free(d->kc); cce_free(d->vc); cce_free(d->rope_cos); cce_free(d->rope_sin);
     cce_free(d);
 }
+
+int cce_decoder_threads(const cce_decoder *d) { return cce_pool_threads(d->pool); }
+
+void cce_decoder_set_exact(cce_decoder *d, int exact) { d->exact = exact != 0; }
 
 int cce_argmax(const float *x, int n) {
     int best = 0;
@@ -804,60 +904,68 @@ cce_status cce_greedy_ids(const cce_model *m, int *ids, int n, cce_err *err) {
     return s;
 }
 
+/* x += attention(norm(x)) of layer li at position pos. */
+static void dec_attn(cce_decoder *d, int li, const cce_layer *l, int pos) {
+    const cce_model *m = d->m;
+    const cce_config *c = &m->cfg;
+    int hd = c->head_dim, S = d->max_seq;
+    fwd_norm(m, d->x, 1, l->attn_norm, l->attn_norm_b, d->xn);
+    const cce_kvec *in = dec_input(d, d->xn, c->dim, dec_wants_q8(d, &l->wq) || dec_wants_q8(d, &l->wk) || dec_wants_q8(d, &l->wv));
+    dec_job *j = dec_job_begin(d, 0);
+    dec_job_add(d, j, &l->wq, in, d->q);
+    dec_job_add(d, j, &l->wk, in, d->knew);
+    dec_job_add(d, j, &l->wv, in, d->vnew);
+    dec_job_go(d, j);
+    if (c->arch != CCE_ARCH_GPT2) {
+        fwd_rope_row(c, d->rope_cos, d->rope_sin, d->q, l->n_heads, pos);
+        fwd_rope_row(c, d->rope_cos, d->rope_sin, d->knew, l->n_kv_heads, pos);
+    }
+    size_t lay = (size_t)li * (size_t)S * (size_t)d->max_kv;
+    for (int g = 0; g < l->n_kv_heads; g++) {
+        float *kt = d->kc + lay + (size_t)g * hd * S, *v = d->vc + lay + ((size_t)g * S + (size_t)pos) * hd;
+        for (int i = 0; i < hd; i++) kt[(size_t)i * S + pos] = d->knew[g * hd + i];
+        memcpy(v, d->vnew + (size_t)g * hd, (size_t)hd * sizeof(float));
+    }
+    dec_att a = {.d = d, .l = l, .layer = li, .T = pos + 1};
+    if (d->pool && (long)l->n_heads * a.T * hd >= DEC_POOL_ATT) cce_pool_run(d->pool, dec_att_run, &a, l->n_heads);
+    else dec_att_heads(&a, 0, l->n_heads);
+    dec_linear(d, &l->wo, d->att, d->out);
+    fwd_vadd(d->x, d->out, (size_t)c->dim);
+}
+
+/* x += ffn(norm(x)) of layer l. */
+static void dec_ffn(cce_decoder *d, const cce_layer *l) {
+    const cce_model *m = d->m;
+    int gpt2 = m->cfg.arch == CCE_ARCH_GPT2;
+    fwd_norm(m, d->x, 1, l->ffn_norm, l->ffn_norm_b, d->xn);
+    const cce_kvec *in = dec_input(d, d->xn, m->cfg.dim, dec_wants_q8(d, &l->w1) || (!gpt2 && dec_wants_q8(d, &l->w3)));
+    dec_job *j = dec_job_begin(d, !gpt2);
+    dec_job_add(d, j, &l->w1, in, d->a);
+    if (!gpt2) dec_job_add(d, j, &l->w3, in, d->b);
+    dec_job_go(d, j);
+    if (gpt2) fwd_gelu(d->a, (size_t)l->hidden);
+    dec_linear(d, &l->w2, d->a, d->out);
+    fwd_vadd(d->x, d->out, (size_t)m->cfg.dim);
+}
+
 cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, cce_err *err) {
     const cce_model *m = d->m;
     const cce_config *c = &m->cfg;
-    int dim = c->dim, hd = c->head_dim;
     if (token < 0 || token >= c->vocab_size)
         return cce_err_set(err, CCE_EINVAL, "decoder: token id %d outside vocabulary (%d)", token, c->vocab_size);
     if (pos < 0 || pos > d->len || pos >= d->max_seq)
         return cce_err_set(err, CCE_EINVAL, "decoder: position %d out of order or past the cache (%d filled, %d max)",
                            pos, d->len, d->max_seq);
     cce_linear_rows(&m->tok_emb, token, 1, d->x);
-    if (m->pos_emb)
-        fwd_vadd(d->x, m->pos_emb + (size_t)pos * dim, (size_t)dim);
-    float scale = 1.0f / sqrtf((float)hd);
+    if (m->pos_emb) fwd_vadd(d->x, m->pos_emb + (size_t)pos * c->dim, (size_t)c->dim);
     for (int li = 0; li < c->n_layers; li++) {
         const cce_layer *l = &m->layers[li];
         if (l->dropped) continue;
-        float *kc = d->kc + (size_t)li * d->max_seq * d->max_kv;  // (max_seq, max_kv)
-        float *vc = d->vc + (size_t)li * d->max_seq * d->max_kv;
-        if (l->n_heads > 0) {
-            fwd_norm(m, d->x, 1, l->attn_norm, l->attn_norm_b, d->xn);
-            fwd_linear_vec(&l->wq, d->xn, d->q, d->lr);
-            fwd_linear_vec(&l->wk, d->xn, kc + (size_t)pos * d->max_kv, d->lr);
-            fwd_linear_vec(&l->wv, d->xn, vc + (size_t)pos * d->max_kv, d->lr);
-            if (c->arch != CCE_ARCH_GPT2) {
-                fwd_rope_row(c, d->rope_cos, d->rope_sin, d->q, l->n_heads, pos);
-                fwd_rope_row(c, d->rope_cos, d->rope_sin, kc + (size_t)pos * d->max_kv, l->n_kv_heads, pos);
-            }
-            for (int hh = 0; hh < l->n_heads; hh++) {
-                int g = cce_layer_kv_of(l, hh);
-                /* scores (pos+1) = K_g (pos+1, hd) · q_h, then att_h = V_gᵀ · p */
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, pos + 1, hd, scale, kc + (size_t)g * hd, d->max_kv,
-                            d->q + (size_t)hh * hd, 1, 0.0f, d->scores, 1);
-                float inv = fwd_softmax_row(d->scores, pos + 1, pos + 1);
-                cblas_sgemv(CblasRowMajor, CblasTrans, pos + 1, hd, inv, vc + (size_t)g * hd, d->max_kv,
-                            d->scores, 1, 0.0f, d->att + (size_t)hh * hd, 1);
-            }
-            fwd_linear_vec(&l->wo, d->att, d->out, d->lr);
-            fwd_vadd(d->x, d->out, (size_t)dim);
-        }
-        if (l->hidden > 0) {
-            fwd_norm(m, d->x, 1, l->ffn_norm, l->ffn_norm_b, d->xn);
-            fwd_linear_vec(&l->w1, d->xn, d->a, d->lr);
-            if (c->arch == CCE_ARCH_GPT2) {
-                fwd_gelu(d->a, (size_t)l->hidden);
-            } else {
-                fwd_linear_vec(&l->w3, d->xn, d->b, d->lr);
-                fwd_swiglu(d->a, d->b, (size_t)l->hidden);
-            }
-            fwd_linear_vec(&l->w2, d->a, d->out, d->lr);
-            fwd_vadd(d->x, d->out, (size_t)dim);
-        }
+        if (l->n_heads > 0) dec_attn(d, li, l, pos);
+        if (l->hidden > 0) dec_ffn(d, l);
     }
     d->len = pos + 1;
     fwd_norm(m, d->x, 1, m->final_norm, m->final_norm_b, d->xn);
-    fwd_linear_vec(&m->lm_head, d->xn, logits, d->lr);
+    dec_linear(d, &m->lm_head, d->xn, logits);
     return CCE_OK;
 }

@@ -81,6 +81,14 @@ cce_status cce_fwd_sequences_nll(cce_fwd *f, const int *ids, int n_seq, int seq_
 typedef struct cce_decoder cce_decoder;
 cce_status cce_decoder_new(const cce_model *m, int max_seq_len, cce_decoder **out, cce_err *err);
 void cce_decoder_free(cce_decoder *d);
+/* Threads the decoder's large products run on (1 when it has no pool). */
+int cce_decoder_threads(const cce_decoder *d);
+/* How q8_0 weights are multiplied. Default (exact == 0): by the activation quantised to int8
+ * per block of 32, as llama.cpp does (VNNI int8 dot products; each product's error is bounded
+ * in kernels.h; test_forward states what it does to the logits). exact == 1: by the f32
+ * activation, which gives the batched pass's logits to float rounding. Other types are
+ * unaffected. */
+void cce_decoder_set_exact(cce_decoder *d, int exact);
 /* Feed token at position pos (0, 1, 2, ... in order); logits (vocab) for the next token. */
 cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, cce_err *err);
 

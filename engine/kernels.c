@@ -1,0 +1,526 @@
+/*
+ * kernels.c — fast kernels over stored weight types, and the thread pool. See kernels.h.
+ *
+ * Matrix-vector products take four rows per pass where the type allows (f32, f16, bf16), so
+ * each load of the activation feeds four FMA chains and four sequential weight streams keep
+ * the hardware prefetchers busy; the remainder rows go one at a time. Row tails that are not a
+ * multiple of 16 use masked loads, so any width works. q8_0 rows go two blocks (64 weights)
+ * per 512-bit vpdpbusd: the unsigned operand is |w| and the activation codes take w's sign
+ * (llama.cpp's trick, as vpdpbusd multiplies unsigned by signed bytes), which is exact because
+ * activation codes lie in [-127, 127]. Each block's 8 int32 lanes are converted to float and
+ * scaled by d_w·d_x with one FMA into a 16-lane accumulator, reduced once per row.
+ *
+ * Everything here is also written in plain C (the reference calls of quant.h) for targets
+ * without AVX-512; which one is built is cce_kern_isa().
+ *
+ * The pool: workers wait on a generation counter. cce_pool_run publishes fn/ctx, bumps the
+ * generation (sequentially consistent) and wakes sleepers with a futex only when one is
+ * registered as sleeping; each worker runs its share and decrements `pending`; the caller runs
+ * share 0 and spins until pending is zero. A worker that has seen no new job for SPIN_NS
+ * registers as a sleeper, re-checks the generation and sleeps on it (the re-check after
+ * registering closes the lost-wake-up race with the caller's check of `sleepers`).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include "kernels.h"
+#include "util.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__F16C__)
+#define KERN_AVX512 1
+#include <immintrin.h>
+#if defined(__AVX512VNNI__)
+#define KERN_VNNI 1
+#endif
+#endif
+
+const char *cce_kern_isa(void) {
+#if defined(KERN_VNNI)
+    return "avx512-vnni";
+#elif defined(KERN_AVX512)
+    return "avx512";
+#else
+    return "generic";
+#endif
+}
+
+int cce_kern_wants_q8(cce_wtype t) {
+#if defined(KERN_VNNI)
+    return t == CCE_WT_Q8_0;
+#else
+    (void)t;
+    return 0;
+#endif
+}
+
+static inline uint16_t kern_rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+/* ---------------------------------------------------------------- activation quantisation */
+
+void cce_kvec_quantize(cce_kvec *v) {
+    int nb = v->n / 32;
+    for (int b = 0; b < nb; b++) {
+        const float *x = v->x + (size_t)b * 32;
+        int8_t *q = v->q + (size_t)b * 32;
+#if defined(KERN_AVX512)
+        __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+        float id = amax > 0 ? 127.0f / amax : 0.0f;
+        __m512 vid = _mm512_set1_ps(id);
+        /* cvtps rounds to nearest even (the default MXCSR mode), as lrintf does */
+        _mm_storeu_si128((__m128i *)q, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x0, vid))));
+        _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x1, vid))));
+#else
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        float id = amax > 0 ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < 32; j++) q[j] = (int8_t)lrintf(x[j] * id);
+#endif
+        v->d[b] = amax / 127.0f;
+    }
+}
+
+/* ---------------------------------------------------------------- products */
+
+#if defined(KERN_AVX512)
+/* 16 weights starting at element j of a row, as f32 (t is f32, f16 or bf16). */
+static inline __m512 kern_load16(cce_wtype t, const uint8_t *row, int j) {
+    if (t == CCE_WT_F32) return _mm512_loadu_ps((const float *)row + j);
+    __m256i h = _mm256_loadu_si256((const __m256i *)(row + 2 * (size_t)j));
+    if (t == CCE_WT_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+/* The same for the k < 16 weights selected by mask m (the others zero). */
+static inline __m512 kern_load16_mask(cce_wtype t, const uint8_t *row, int j, __mmask16 m) {
+    if (t == CCE_WT_F32) return _mm512_maskz_loadu_ps(m, (const float *)row + j);
+    __m256i h = _mm256_maskz_loadu_epi16(m, row + 2 * (size_t)j);
+    if (t == CCE_WT_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* f32 / f16 / bf16 rows times an f32 vector. Written once per type so that the type test is
+ * hoisted out of the loops (always_inline + constant t). */
+static inline __attribute__((always_inline)) void kern_gemv_float(cce_wtype t, const uint8_t *w, size_t rb,
+                                                                  int rows, const float *x, int n, float *y) {
+    int nv = n & ~15;
+    __mmask16 tm = (__mmask16)((1u << (n & 15)) - 1);
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const uint8_t *a0 = w + (size_t)r * rb, *a1 = a0 + rb, *a2 = a1 + rb, *a3 = a2 + rb;
+        __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+        for (int j = 0; j < nv; j += 16) {
+            __m512 xv = _mm512_loadu_ps(x + j);
+            c0 = _mm512_fmadd_ps(kern_load16(t, a0, j), xv, c0);
+            c1 = _mm512_fmadd_ps(kern_load16(t, a1, j), xv, c1);
+            c2 = _mm512_fmadd_ps(kern_load16(t, a2, j), xv, c2);
+            c3 = _mm512_fmadd_ps(kern_load16(t, a3, j), xv, c3);
+        }
+        if (tm) {
+            __m512 xv = _mm512_maskz_loadu_ps(tm, x + nv);
+            c0 = _mm512_fmadd_ps(kern_load16_mask(t, a0, nv, tm), xv, c0);
+            c1 = _mm512_fmadd_ps(kern_load16_mask(t, a1, nv, tm), xv, c1);
+            c2 = _mm512_fmadd_ps(kern_load16_mask(t, a2, nv, tm), xv, c2);
+            c3 = _mm512_fmadd_ps(kern_load16_mask(t, a3, nv, tm), xv, c3);
+        }
+        y[r] = _mm512_reduce_add_ps(c0);
+        y[r + 1] = _mm512_reduce_add_ps(c1);
+        y[r + 2] = _mm512_reduce_add_ps(c2);
+        y[r + 3] = _mm512_reduce_add_ps(c3);
+    }
+    for (; r < rows; r++) {
+        const uint8_t *a = w + (size_t)r * rb;
+        __m512 c = _mm512_setzero_ps();
+        for (int j = 0; j < nv; j += 16) c = _mm512_fmadd_ps(kern_load16(t, a, j), _mm512_loadu_ps(x + j), c);
+        if (tm) c = _mm512_fmadd_ps(kern_load16_mask(t, a, nv, tm), _mm512_maskz_loadu_ps(tm, x + nv), c);
+        y[r] = _mm512_reduce_add_ps(c);
+    }
+}
+#endif
+
+#if defined(KERN_VNNI)
+/* Σ_lanes of the int32 dot products of 64 signed weight bytes w with 64 activation codes q
+ * (in 16 lanes of 4 products each): vpdpbusd(|w|, sign(w)·q). */
+static inline __m512i kern_dot64(__m512i w, __m512i q) {
+    __mmask64 neg = _mm512_movepi8_mask(w);
+    __m512i sq = _mm512_mask_sub_epi8(q, neg, _mm512_setzero_si512(), q);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sq);
+}
+
+/* One q8_0 row (nb blocks) times the quantised activation. */
+static inline float kern_dot_q8(const uint8_t *row, int nb, const int8_t *q, const float *d) {
+    __m512 acc = _mm512_setzero_ps();
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *b0 = row + (size_t)b * 34, *b1 = b0 + 34;
+        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
+                                       _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
+        __m512i s = kern_dot64(w, _mm512_loadu_si512(q + (size_t)b * 32));
+        float s0 = _cvtsh_ss(kern_rd16(b0)) * d[b], s1 = _cvtsh_ss(kern_rd16(b1)) * d[b + 1];
+        __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), sc, acc);
+    }
+    float tail = 0;
+    if (b < nb) {  // an odd last block: 256-bit
+        const uint8_t *b0 = row + (size_t)b * 34;
+        __m256i w = _mm256_loadu_si256((const __m256i *)(b0 + 2));
+        __m256i qq = _mm256_loadu_si256((const __m256i *)(q + (size_t)b * 32));
+        __mmask32 neg = _mm256_movepi8_mask(w);
+        __m256i sq = _mm256_mask_sub_epi8(qq, neg, _mm256_setzero_si256(), qq);
+        __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), sq);
+        __m256 f = _mm256_cvtepi32_ps(s);
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        tail = _mm_cvtss_f32(h) * (_cvtsh_ss(kern_rd16(b0)) * d[b]);
+    }
+    return _mm512_reduce_add_ps(acc) + tail;
+}
+#endif
+
+#if defined(KERN_AVX512)
+/* One q8_0 row times the f32 activation: each block decoded in registers, its dot product
+ * formed in f32 and scaled by d_w (the reference's arithmetic, in another order). */
+static inline float kern_dot_q8_f32(const uint8_t *row, int nb, const float *x) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++, x += 32) {
+        const uint8_t *blk = row + (size_t)b * 34;
+        __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
+        __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
+        __m512 s = _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + 16), _mm512_mul_ps(lo, _mm512_loadu_ps(x)));
+        acc = _mm512_fmadd_ps(s, _mm512_set1_ps(_cvtsh_ss(kern_rd16(blk))), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+#endif
+
+void cce_kern_gemv(cce_wtype t, const void *w, size_t rb, int rows, const cce_kvec *x, float *y) {
+    const uint8_t *p = w;
+    int n = x->n;
+#if defined(KERN_AVX512)
+    switch (t) {
+    case CCE_WT_F32: kern_gemv_float(CCE_WT_F32, p, rb, rows, x->x, n, y); return;
+    case CCE_WT_F16: kern_gemv_float(CCE_WT_F16, p, rb, rows, x->x, n, y); return;
+    case CCE_WT_BF16: kern_gemv_float(CCE_WT_BF16, p, rb, rows, x->x, n, y); return;
+    case CCE_WT_Q8_0:
+#if defined(KERN_VNNI)
+        if (x->q) {
+            for (int r = 0; r < rows; r++) y[r] = kern_dot_q8(p + (size_t)r * rb, n / 32, x->q, x->d);
+            return;
+        }
+#endif
+        for (int r = 0; r < rows; r++) y[r] = kern_dot_q8_f32(p + (size_t)r * rb, n / 32, x->x);
+        return;
+    default: break;
+    }
+#endif
+    for (int r = 0; r < rows; r++) y[r] = cce_wtype_dot(t, p + (size_t)r * rb, x->x, n);
+}
+
+/* ---------------------------------------------------------------- decoding rows */
+
+void cce_kern_dequant(cce_wtype t, const void *src, float *dst, int64_t n) {
+#if defined(KERN_AVX512)
+    const uint8_t *p = src;
+    int64_t j = 0;
+    switch (t) {
+    case CCE_WT_F16:
+    case CCE_WT_BF16:
+        for (; j + 16 <= n; j += 16) {
+            __m256i h = _mm256_loadu_si256((const __m256i *)(p + 2 * j));
+            __m512 f = t == CCE_WT_F16 ? _mm512_cvtph_ps(h)
+                                       : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+            _mm512_storeu_ps(dst + j, f);
+        }
+        if (j < n) cce_dequant(t, p + 2 * j, dst + j, n - j);
+        return;
+    case CCE_WT_Q8_0:
+        for (int64_t b = 0; b < n / 32; b++) {
+            const uint8_t *blk = p + b * 34;
+            __m512 d = _mm512_set1_ps(_cvtsh_ss(kern_rd16(blk)));
+            __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
+            __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
+            _mm512_storeu_ps(dst + b * 32, _mm512_mul_ps(d, lo));
+            _mm512_storeu_ps(dst + b * 32 + 16, _mm512_mul_ps(d, hi));
+        }
+        return;
+    default: break;
+    }
+#endif
+    cce_dequant(t, src, dst, n);
+}
+
+/* ---------------------------------------------------------------- decoding attention */
+
+void cce_kern_scores(const float *q, const float *kt, int ld, int hd, int T, float scale, float *s) {
+    int t0 = 0;
+#if defined(KERN_AVX512)
+    /* 64 positions per pass in four accumulators; the last pass is masked */
+    for (; t0 < T; t0 += 64) {
+        int left = T - t0;
+        __mmask16 m[4];
+        for (int k = 0; k < 4; k++) {
+            int c = left - 16 * k;
+            m[k] = c >= 16 ? (__mmask16)0xffff : c <= 0 ? (__mmask16)0 : (__mmask16)((1u << c) - 1);
+        }
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const float *k0 = kt + t0;
+        if (left >= 64) {
+            for (int i = 0; i < hd; i++, k0 += ld) {
+                __m512 qi = _mm512_set1_ps(q[i]);
+                a0 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(k0), a0);
+                a1 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(k0 + 16), a1);
+                a2 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(k0 + 32), a2);
+                a3 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(k0 + 48), a3);
+            }
+        } else {
+            for (int i = 0; i < hd; i++, k0 += ld) {
+                __m512 qi = _mm512_set1_ps(q[i]);
+                a0 = _mm512_fmadd_ps(qi, _mm512_maskz_loadu_ps(m[0], k0), a0);
+                a1 = _mm512_fmadd_ps(qi, _mm512_maskz_loadu_ps(m[1], k0 + 16), a1);
+                a2 = _mm512_fmadd_ps(qi, _mm512_maskz_loadu_ps(m[2], k0 + 32), a2);
+                a3 = _mm512_fmadd_ps(qi, _mm512_maskz_loadu_ps(m[3], k0 + 48), a3);
+            }
+        }
+        __m512 sc = _mm512_set1_ps(scale);
+        _mm512_mask_storeu_ps(s + t0, m[0], _mm512_mul_ps(a0, sc));
+        _mm512_mask_storeu_ps(s + t0 + 16, m[1], _mm512_mul_ps(a1, sc));
+        _mm512_mask_storeu_ps(s + t0 + 32, m[2], _mm512_mul_ps(a2, sc));
+        _mm512_mask_storeu_ps(s + t0 + 48, m[3], _mm512_mul_ps(a3, sc));
+    }
+#endif
+    for (int t = t0; t < T; t++) {
+        float acc = 0;
+        for (int i = 0; i < hd; i++) acc += q[i] * kt[(size_t)i * ld + t];
+        s[t] = acc * scale;
+    }
+}
+
+void cce_kern_mix(const float *p, const float *v, int hd, int T, float scale, float *o) {
+    int i0 = 0;
+#if defined(KERN_AVX512)
+    /* up to 64 columns per pass (four vectors); narrow heads use several accumulators over
+     * alternating positions so that the FMA chains do not wait on each other */
+    for (; i0 < hd; i0 += 64) {
+        int w = hd - i0 < 64 ? hd - i0 : 64, nv = (w + 15) / 16;
+        __mmask16 m[4];
+        for (int k = 0; k < 4; k++) {
+            int c = w - 16 * k;
+            m[k] = c >= 16 ? (__mmask16)0xffff : c <= 0 ? (__mmask16)0 : (__mmask16)((1u << c) - 1);
+        }
+        __m512 acc[4][4];
+        for (int k = 0; k < 4; k++)
+            for (int u = 0; u < 4; u++) acc[k][u] = _mm512_setzero_ps();
+        const float *vr = v + i0;
+        if (nv == 1) {
+            int t = 0;
+            for (; t + 4 <= T; t += 4, vr += 4 * (size_t)hd)
+                for (int u = 0; u < 4; u++)
+                    acc[0][u] = _mm512_fmadd_ps(_mm512_set1_ps(p[t + u]), _mm512_maskz_loadu_ps(m[0], vr + (size_t)u * hd), acc[0][u]);
+            for (; t < T; t++, vr += hd)
+                acc[0][0] = _mm512_fmadd_ps(_mm512_set1_ps(p[t]), _mm512_maskz_loadu_ps(m[0], vr), acc[0][0]);
+        } else if (nv == 2) {
+            int t = 0;
+            for (; t + 2 <= T; t += 2, vr += 2 * (size_t)hd)
+                for (int u = 0; u < 2; u++) {
+                    __m512 pt = _mm512_set1_ps(p[t + u]);
+                    acc[0][u] = _mm512_fmadd_ps(pt, _mm512_loadu_ps(vr + (size_t)u * hd), acc[0][u]);
+                    acc[1][u] = _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(m[1], vr + (size_t)u * hd + 16), acc[1][u]);
+                }
+            for (; t < T; t++, vr += hd) {
+                __m512 pt = _mm512_set1_ps(p[t]);
+                acc[0][0] = _mm512_fmadd_ps(pt, _mm512_loadu_ps(vr), acc[0][0]);
+                acc[1][0] = _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(m[1], vr + 16), acc[1][0]);
+            }
+        } else {
+            for (int t = 0; t < T; t++, vr += hd) {
+                __m512 pt = _mm512_set1_ps(p[t]);
+                for (int k = 0; k < nv; k++)
+                    acc[k][0] = _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(m[k], vr + 16 * k), acc[k][0]);
+            }
+        }
+        __m512 sc = _mm512_set1_ps(scale);
+        for (int k = 0; k < nv; k++) {
+            __m512 a = _mm512_add_ps(_mm512_add_ps(acc[k][0], acc[k][1]), _mm512_add_ps(acc[k][2], acc[k][3]));
+            _mm512_mask_storeu_ps(o + i0 + 16 * k, m[k], _mm512_mul_ps(a, sc));
+        }
+    }
+#endif
+    for (int i = i0; i < hd; i++) {
+        float acc = 0;
+        for (int t = 0; t < T; t++) acc += p[t] * v[(size_t)t * hd + i];
+        o[i] = acc * scale;
+    }
+}
+
+/* ---------------------------------------------------------------- thread pool */
+
+#define SPIN_PAUSE_NS 20000L  /* after a job a worker spins with pause for 20 µs, */
+#define SPIN_NS 200000L       /* then with sched_yield up to 0.2 ms, then sleeps */
+#define MAX_THREADS 64
+
+struct cce_pool {
+    int n;                        // threads including the caller
+    int started;                  // workers started (n - 1 when all went well)
+    pthread_t th[MAX_THREADS];
+    /* the current job: generation (32 bits) | n_chunks (16) | next unclaimed chunk (16) */
+    _Atomic uint64_t ticket;
+    atomic_int done;              // chunks of the current job finished
+    _Atomic unsigned wake;        // futex word, bumped when a job is published and at shutdown
+    atomic_int sleepers;          // workers sleeping (or about to) on wake
+    atomic_int stop;
+    void (*fn)(void *, int, int); // the current job; stable while it has unclaimed chunks
+    void *ctx;
+};
+
+static double pool_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+static void pool_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Claim the next chunk of the current job: its index, or -1 when all are claimed. A claim
+ * that succeeds proves the job is still running (its caller waits for every chunk), so fn and
+ * ctx, written before the ticket was published, are that job's. */
+static int pool_claim(cce_pool *p, int *n_chunks) {
+    uint64_t t = atomic_load(&p->ticket);
+    for (;;) {
+        unsigned next = (unsigned)(t & 0xffff), nc = (unsigned)(t >> 16 & 0xffff);
+        if (next >= nc) return -1;
+        if (atomic_compare_exchange_weak(&p->ticket, &t, t + 1)) {
+            *n_chunks = (int)nc;
+            return (int)next;
+        }
+    }
+}
+
+static void pool_work(cce_pool *p) {
+    int c, nc;
+    while ((c = pool_claim(p, &nc)) >= 0) {
+        p->fn(p->ctx, c, nc);
+        atomic_fetch_add(&p->done, 1);
+    }
+}
+
+static void *pool_worker(void *arg) {
+    cce_pool *p = arg;
+    unsigned seen = 0;   // the value at creation: a job may be published before this thread runs
+    for (;;) {
+        unsigned w;
+        double t0 = 0;
+        for (long spins = 0;; spins++) {
+            w = atomic_load(&p->wake);
+            if (w != seen) break;
+            if ((spins & 63) == 63) {
+                double t = pool_now_ns();
+                if (t0 == 0) t0 = t;
+                if (t - t0 > SPIN_NS) {
+                    atomic_fetch_add(&p->sleepers, 1);
+                    if (atomic_load(&p->wake) == seen)
+                        syscall(SYS_futex, (unsigned *)&p->wake, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+                    atomic_fetch_sub(&p->sleepers, 1);
+                    t0 = 0;
+                } else if (t - t0 > SPIN_PAUSE_NS) {
+                    sched_yield();   // a busy machine: let whoever waits for this core have it
+                }
+            }
+            pool_pause();
+        }
+        seen = w;
+        if (atomic_load(&p->stop)) break;
+        pool_work(p);
+    }
+    return NULL;
+}
+
+int cce_pool_default_threads(void) {
+    const char *e = getenv("CCE_THREADS");
+    if (e && *e) {
+        int v = atoi(e);
+        if (v >= 1 && v <= MAX_THREADS) return v;
+    }
+    cpu_set_t set;
+    int n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+    if (n < 1) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    return n > MAX_THREADS ? MAX_THREADS : n;
+}
+
+cce_status cce_pool_new(int n, cce_pool **out, cce_err *err) {
+    *out = NULL;
+    if (n < 1) n = 1;
+    if (n > MAX_THREADS) n = MAX_THREADS;
+    cce_pool *p = cce_alloc_zero(1, sizeof *p);
+    if (!p) return cce_err_set(err, CCE_ENOMEM, "thread pool: out of memory");
+    atomic_init(&p->ticket, 0);
+    atomic_init(&p->done, 0);
+    atomic_init(&p->wake, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->stop, 0);
+    for (int i = 1; i < n; i++) {
+        if (pthread_create(&p->th[i], NULL, pool_worker, p) != 0) break;
+        p->started++;
+    }
+    p->n = 1 + p->started;
+    *out = p;
+    return CCE_OK;
+}
+
+void cce_pool_free(cce_pool *p) {
+    if (!p) return;
+    if (p->started) {
+        atomic_store(&p->stop, 1);
+        atomic_fetch_add(&p->wake, 1);
+        syscall(SYS_futex, (unsigned *)&p->wake, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        for (int i = 1; i <= p->started; i++) pthread_join(p->th[i], NULL);
+    }
+    cce_free(p);
+}
+
+int cce_pool_threads(const cce_pool *p) { return p ? p->n : 1; }
+
+void cce_pool_run(cce_pool *p, void (*fn)(void *ctx, int chunk, int n_chunks), void *ctx, int n_chunks) {
+    if (n_chunks < 1) return;
+    if (n_chunks > 0xffff) n_chunks = 0xffff;
+    if (!p || p->n == 1 || n_chunks == 1) {
+        for (int c = 0; c < n_chunks; c++) fn(ctx, c, n_chunks);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store(&p->done, 0);
+    uint64_t gen = (atomic_load(&p->ticket) >> 32) + 1;
+    atomic_store(&p->ticket, gen << 32 | (uint64_t)n_chunks << 16);
+    atomic_fetch_add(&p->wake, 1);
+    if (atomic_load(&p->sleepers) > 0)
+        syscall(SYS_futex, (unsigned *)&p->wake, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    pool_work(p);
+    /* only chunks a worker has claimed are left; it is running them */
+    for (long spins = 0; atomic_load(&p->done) < n_chunks; spins++) {
+        pool_pause();
+        if ((spins & 1023) == 1023) sched_yield();
+    }
+}
+
+void cce_split(int total, int i, int n, int align, int *r0, int *r1) {
+    if (align < 1) align = 1;
+    long units = ((long)total + align - 1) / align;
+    long a = units * i / n * align, b = units * (i + 1) / n * align;
+    *r0 = (int)(a < total ? a : total);
+    *r1 = (int)(b < total ? b : total);
+}
