@@ -6,7 +6,9 @@
  * "\n" while scanning for blank lines, and each document is copied once, with its CRLFs folded,
  * into a scratch buffer only when it contains a CR. The token stream grows geometrically.
  * Windows are evaluated in batches of batch_seqs sequences through cce_fwd_sequences_nll; the
- * NLL sum is accumulated in double.
+ * NLL sum is accumulated in double. Cancellation: the progress callback between batches, and
+ * cce_interrupted() (util.h) every 64 KB of tokenised text and inside the forward pass (between
+ * sublayers), so a cancel takes effect within one sublayer's work, not one batch's.
  */
 #include <math.h>
 #include <string.h>
@@ -80,9 +82,16 @@ static cce_status eval_stream(const cce_tokenizer *tok, const char *text, size_t
     size_t n = 0, cap = 0, fold_cap = 0;
     char *fold = NULL;
     cce_status s = CCE_OK;
-    size_t start = 0, i = 0;
+    size_t start = 0, i = 0, next_check = 0;
     /* A blank line is "\n" followed (after an optional "\r") by "\n". */
     while (i < len && !(limit && n >= limit)) {
+        if (i >= next_check) {   // every 64 KB of text
+            if (cce_interrupted()) {
+                s = cce_err_set(err, CCE_ECANCEL, "eval: interrupted while tokenising (%zu of %zu bytes)", i, len);
+                goto cleanup;
+            }
+            next_check = i + 65536;
+        }
         if (text[i] == '\n') {
             size_t j = i + 1;
             if (j < len && text[j] == '\r' && j + 1 < len && text[j + 1] == '\n') j++;

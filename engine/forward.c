@@ -510,17 +510,20 @@ static cce_status fwd_check_layer(const cce_fwd *f, int layer, int n_seq, int se
     return CCE_OK;
 }
 
-/* h += attention(norm(h)) for layer l (which has heads). 1 when a tap asked to stop. */
+/* h += attention(norm(h)) for layer l (which has heads). 1 when a tap asked to stop or the
+ * thread's cancel (cce_interrupted) is requested; h is then unchanged. */
 static int fwd_attn(cce_fwd *f, int layer, const cce_layer *l, float *h, int n_seq, int seq_len, cce_tap_fn tap,
                     void *user) {
     const cce_model *m = f->m;
     int d = m->cfg.dim, hd = m->cfg.head_dim, rows = n_seq * seq_len;
     int qd = l->n_heads * hd, kvd = l->n_kv_heads * hd;
+    if (cce_interrupted()) return 1;
     fwd_norm(m, h, rows, l->attn_norm, l->attn_norm_b, f->xn);
     if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_IN, f->xn, n_seq, seq_len, d)) return 1;
     fwd_linear(f, &l->wq, f->xn, rows, f->q);
     fwd_linear(f, &l->wk, f->xn, rows, f->k);
     fwd_linear(f, &l->wv, f->xn, rows, f->v);
+    if (cce_interrupted()) return 1;
     if (m->cfg.arch != CCE_ARCH_GPT2)
         for (int r = 0; r < rows; r++) {
             fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->q + (size_t)r * qd, l->n_heads, r % seq_len);
@@ -537,18 +540,20 @@ static int fwd_attn(cce_fwd *f, int layer, const cce_layer *l, float *h, int n_s
                              f->v + r0 * kvd + (size_t)g * hd, kvd, f->att + r0 * qd, seq_len);
         }
     }
-    if (fwd_tap(tap, user, layer, CCE_TAP_HEADS, f->att, n_seq, seq_len, qd)) return 1;
+    if (fwd_tap(tap, user, layer, CCE_TAP_HEADS, f->att, n_seq, seq_len, qd) || cce_interrupted()) return 1;
     fwd_linear(f, &l->wo, f->att, rows, f->out);
     if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_OUT, f->out, n_seq, seq_len, d)) return 1;
     fwd_vadd(h, f->out, (size_t)rows * d);
     return 0;
 }
 
-/* h += ffn(norm(h)) for layer l (which has hidden units). 1 when a tap asked to stop. */
+/* h += ffn(norm(h)) for layer l (which has hidden units). 1 when a tap asked to stop or the
+ * thread's cancel is requested; h is then unchanged. */
 static int fwd_ffn(cce_fwd *f, int layer, const cce_layer *l, float *h, int n_seq, int seq_len, cce_tap_fn tap,
                    void *user) {
     const cce_model *m = f->m;
     int d = m->cfg.dim, rows = n_seq * seq_len;
+    if (cce_interrupted()) return 1;
     fwd_norm(m, h, rows, l->ffn_norm, l->ffn_norm_b, f->xn);
     if (fwd_tap(tap, user, layer, CCE_TAP_FFN_IN, f->xn, n_seq, seq_len, d)) return 1;
     size_t nh = (size_t)rows * l->hidden;
@@ -556,10 +561,11 @@ static int fwd_ffn(cce_fwd *f, int layer, const cce_layer *l, float *h, int n_se
     if (m->cfg.arch == CCE_ARCH_GPT2) {
         fwd_gelu(f->a, nh);
     } else {
+        if (cce_interrupted()) return 1;
         fwd_linear(f, &l->w3, f->xn, rows, f->b);
         fwd_swiglu(f->a, f->b, nh);
     }
-    if (fwd_tap(tap, user, layer, CCE_TAP_FFN_ACT, f->a, n_seq, seq_len, l->hidden)) return 1;
+    if (fwd_tap(tap, user, layer, CCE_TAP_FFN_ACT, f->a, n_seq, seq_len, l->hidden) || cce_interrupted()) return 1;
     fwd_linear(f, &l->w2, f->a, rows, f->out);
     fwd_vadd(h, f->out, (size_t)rows * d);
     return 0;
@@ -625,6 +631,7 @@ cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, in
     double total = 0.0;
     long cnt = 0;
     for (int r0 = 0; r0 < rows; r0 += chunk) {
+        if (cce_interrupted()) return cce_err_set(err, CCE_ECANCEL, "forward: interrupted in the LM head");
         int nr = rows - r0 < chunk ? rows - r0 : chunk;
         fwd_linear(f, &m->lm_head, f->xn + (size_t)r0 * d, nr, f->logits);
         for (int i = 0; i < nr; i++) {
@@ -961,6 +968,8 @@ cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, c
     for (int li = 0; li < c->n_layers; li++) {
         const cce_layer *l = &m->layers[li];
         if (l->dropped) continue;
+        if (cce_interrupted())  // the position stays unfilled (d->len unchanged): it may be fed again
+            return cce_err_set(err, CCE_ECANCEL, "decoder: interrupted at layer %d of position %d", li, pos);
         if (l->n_heads > 0) dec_attn(d, li, l, pos);
         if (l->hidden > 0) dec_ffn(d, l);
     }

@@ -416,10 +416,17 @@ float cce_rng_normal(cce_rng *r) {
 
 /* ---- interrupt ---- */
 
-#include <signal.h>
-static volatile sig_atomic_t interrupt_flag;
-void cce_interrupt(void) { interrupt_flag = 1; }
-int cce_interrupted(void) { return interrupt_flag != 0; }
+static cce_cancel process_cancel;
+static _Thread_local cce_cancel *thread_cancel;
+
+cce_cancel *cce_cancel_scope(cce_cancel *c) {
+    cce_cancel *prev = thread_cancel;
+    thread_cancel = c;
+    return prev;
+}
+void cce_interrupt(void) { cce_cancel_request(&process_cancel); }
+void cce_interrupt_reset(void) { cce_cancel_reset(&process_cancel); }
+int cce_interrupted(void) { return cce_cancel_requested(thread_cancel ? thread_cancel : &process_cancel); }
 
 /* ---- UTF-8 ---- */
 

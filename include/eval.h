@@ -38,7 +38,9 @@ typedef struct {
     double tokens_per_s;    // windows*seq_len / seconds
 } cce_eval_result;
 
-/* Progress callback: done/total windows; return non-zero to cancel (-> CCE_ECANCEL). */
+/* Progress callback: done/total windows; return non-zero to cancel (-> CCE_ECANCEL). The
+ * evaluation also stops with CCE_ECANCEL when the calling thread's cancel is requested
+ * (cce_interrupted, util.h), within one sublayer of the forward pass. */
 typedef int (*cce_eval_progress_fn)(void *user, long done, long total);
 
 /* Steps 6-7 over ids (n). seq_len >= 2 (and <= cfg.seq_len for GPT-2). batch_seqs <= 0 picks

@@ -7,6 +7,11 @@
  * The pass is exposed block by block so calibration can run block ℓ over the whole calibration
  * batch, accumulate statistics from the taps, then move on, keeping only the hidden states.
  *
+ * Cancellation: the batched pass polls cce_interrupted() (util.h: the calling thread's cancel
+ * scope, else the process default) before each sublayer and between its products, and once per
+ * LM-head chunk; the decoder polls it before each layer. They then return CCE_ECANCEL, leaving
+ * h (batched) or the decoder's filled positions as they were.
+ *
  * Thread-safety: a cce_fwd is used by one thread at a time; the model is read-only and shared.
  */
 #ifndef CCE_FORWARD_H

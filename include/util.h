@@ -76,12 +76,37 @@ uint64_t cce_rng_u64(cce_rng *r);
 float cce_rng_uniform(cce_rng *r);   /* [0,1) */
 float cce_rng_normal(cce_rng *r);    /* N(0,1) */
 
-/* Process-wide interrupt for long writers that have no job object to cancel (the safetensors
- * writer behind `cce export` and `cce synth`): a front end calls cce_interrupt() from its SIGINT
- * handler (async-signal-safe); the writer polls cce_interrupted() between chunks and fails with
- * CCE_ECANCEL, removing its temporary file, so the previous output stays in place. Jobs with a
- * handle (analysis, eval) cancel through it instead. */
+/* Cancellation that does not latch for the process.
+ *
+ * A cce_cancel is a flag that long work polls between pieces (a lock-free atomic, so setting it
+ * is async-signal-safe). Each thread has a current cancel, its scope: cce_cancel_scope(c) makes
+ * c the calling thread's and returns the previous one, to be restored when the job ends.
+ * cce_interrupted() polls the calling thread's scope, or the process default when it has none.
+ * Its pollers: the safetensors writer behind `cce export` and `cce synth` (between chunks), the
+ * forward pass and the decoder (between sublayers and LM-head chunks) and the evaluation's
+ * tokenisation (between documents); they fail with CCE_ECANCEL.
+ *
+ * A one-shot front end (the batch CLI) requests the process default from its SIGINT handler
+ * with cce_interrupt(). A front end that runs many jobs in one process (the TUI) gives each
+ * job a fresh cce_cancel in the worker thread's scope and requests that one to cancel it;
+ * cce_interrupt_reset() clears the default when a cancelled job has been dealt with. */
+typedef struct {
+    volatile int flag;   // read and written through __atomic builtins only
+} cce_cancel;
+
+static inline void cce_cancel_init(cce_cancel *c) { __atomic_store_n(&c->flag, 0, __ATOMIC_RELAXED); }
+/* Async-signal-safe. */
+static inline void cce_cancel_request(cce_cancel *c) { __atomic_store_n(&c->flag, 1, __ATOMIC_RELEASE); }
+static inline void cce_cancel_reset(cce_cancel *c) { __atomic_store_n(&c->flag, 0, __ATOMIC_RELEASE); }
+static inline int cce_cancel_requested(const cce_cancel *c) { return __atomic_load_n(&c->flag, __ATOMIC_ACQUIRE) != 0; }
+
+/* Make c (NULL: none, i.e. the process default) the calling thread's current cancel; returns
+ * the previous one. */
+cce_cancel *cce_cancel_scope(cce_cancel *c);
+/* Request / clear the process default cancel (cce_interrupt is async-signal-safe). */
 void cce_interrupt(void);
+void cce_interrupt_reset(void);
+/* 1 when the calling thread's current cancel (its scope, else the process default) is requested. */
 int cce_interrupted(void);
 
 /* Is the buffer valid UTF-8? */

@@ -4,7 +4,8 @@
  *   TEST(name) { CHECK(cond); CHECK_NEAR(a, b, tol); CHECK_EQ_INT(a, b); ... }
  *   int main(void) { RUN(name); ...; return harness_done(); }
  *
- * Every test prints "PASS name" or "FAIL name: file:line: what"; tests/run.sh counts those lines.
+ * Every test prints "PASS name", "FAIL name: file:line: what" or, when it called
+ * SKIP_TEST("why") because it cannot run here, "SKIP name: why"; tests/run.sh counts those lines.
  * A test stops at its first failing check. Data files come from $CCE_DATA (default ../shared/data);
  * harness_data() builds a path and harness_have() tells whether it exists.
  */
@@ -17,16 +18,23 @@
 #include <string.h>
 #include <unistd.h>
 
-static int harness_failed_total, harness_passed_total, harness_cur_failed;
+static int harness_failed_total, harness_passed_total, harness_skipped_total, harness_cur_failed, harness_cur_skipped;
 static char harness_msg[1024];
 
 #define TEST(name) static void test_##name(void)
 #define RUN(name) do { \
-        harness_cur_failed = 0; harness_msg[0] = 0; \
+        harness_cur_failed = harness_cur_skipped = 0; harness_msg[0] = 0; \
         test_##name(); \
         if (harness_cur_failed) { harness_failed_total++; printf("FAIL %s: %s\n", #name, harness_msg); } \
+        else if (harness_cur_skipped) { harness_skipped_total++; printf("SKIP %s: %s\n", #name, harness_msg); } \
         else { harness_passed_total++; printf("PASS %s\n", #name); } \
         fflush(stdout); \
+    } while (0)
+
+/* Stop the current test and report it as skipped (not passed), with the reason. */
+#define SKIP_TEST(...) do { \
+        snprintf(harness_msg, sizeof harness_msg, __VA_ARGS__); \
+        harness_cur_skipped = 1; return; \
     } while (0)
 
 #define FAILF(...) do { \
@@ -69,7 +77,7 @@ static inline const char *harness_tmpdir(void) {
 }
 
 static inline int harness_done(void) {
-    printf("%d passed, %d failed\n", harness_passed_total, harness_failed_total);
+    printf("%d passed, %d failed, %d skipped\n", harness_passed_total, harness_failed_total, harness_skipped_total);
     return harness_failed_total ? 1 : 0;
 }
 

@@ -15,7 +15,7 @@ json_num() { sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*/\1/p" "$1"; }
 # near A B TOL: |A-B| <= TOL
 near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= t) }'; }
 
-# eval_check NAME MODEL REF_LOSS TOL: full text, windows of 256
+# eval_check NAME MODEL REF_LOSS TOL: full text, windows of 256 (the references have 5 digits: TOL 1e-4)
 eval_check() {
     local name=$1 model=$2 ref=$3 tol=$4 out=$tmp/$1.json
     if ! "$CCE" eval "$model" --text "$TEXT" --seq-len 256 --json >"$out" 2>"$tmp/$1.err"; then
@@ -30,8 +30,8 @@ eval_check() {
     fi
 }
 
-eval_check eval_stories260k "$D/llama2c/stories260K.bin" 1.69130 0.002
-eval_check eval_tinystories_2m5 "$D/llama2c/tinystories_2m5.bin" 1.83192 0.002
+eval_check eval_stories260k "$D/llama2c/stories260K.bin" 1.69130 1e-4
+eval_check eval_tinystories_2m5 "$D/llama2c/tinystories_2m5.bin" 1.83192 1e-4
 
 # the GGUF copy of stories260K must give the llama2.c loss within 1e-4
 a=$(json_num "$tmp/eval_stories260k.json" loss)

@@ -9,6 +9,7 @@
  * Tolerance: max |logit difference| < 1e-4 (the reference accumulates in double).
  */
 #include <float.h>
+#include <pthread.h>
 #include "harness.h"
 #include "forward.h"
 #include "kernels.h"
@@ -336,6 +337,91 @@ TEST(tap_cancel) {
     CHECK_EQ_INT(nb, 3);
 }
 
+/* ---- cancellation (util.h's scoped cancel, polled by the passes) ---- */
+
+typedef struct {
+    cce_model *m;
+    int st;
+} cancel_arg;
+
+static int block_status(cce_model *m) {   // one block over 8 tokens
+    int ids[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    float h[8 * 16];
+    cce_fwd *f = NULL;
+    cce_err e;
+    int st = cce_fwd_new(m, 8, 8, &f, &e);
+    if (!st) st = cce_fwd_embed(f, ids, 1, 8, h, &e);
+    if (!st) st = cce_fwd_block(f, 0, h, 1, 8, NULL, NULL, &e);
+    cce_fwd_free(f);
+    return st;
+}
+
+static void *cancel_thread(void *p) {   // a job in its own scope, cancelled
+    cancel_arg *a = p;
+    cce_cancel c;
+    cce_cancel_init(&c);
+    cce_cancel *prev = cce_cancel_scope(&c);
+    cce_cancel_request(&c);
+    a->st = block_status(a->m);
+    cce_cancel_scope(prev);
+    return NULL;
+}
+
+TEST(cancel_is_scoped_and_does_not_latch) {
+    spec s = {CCE_ARCH_LLAMA, 16, 2, 2, 1, 8, 20, 30, 32, 1, 0, 0, 0, CCE_WT_F32, 0};
+    cce_model *m = build(&s, 33);
+    CHECK(m);
+    cce_err e;
+    int ids[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    double sum = 0;
+    long cnt = 0;
+    float lg[30];
+    cce_fwd *f = NULL;
+    cce_decoder *dec = NULL;
+    int st_new = cce_fwd_new(m, 8, 8, &f, &e) | cce_decoder_new(m, 8, &dec, &e);
+    /* the process default: every pass stops, and runs again once it is cleared */
+    cce_interrupt();
+    int st_block = block_status(m), st_nll = cce_fwd_sequences_nll(f, ids, 1, 8, &sum, &cnt, &e);
+    int st_dec = cce_decoder_step(dec, 1, 0, lg, &e);
+    cce_interrupt_reset();
+    int st_after = block_status(m) | cce_fwd_sequences_nll(f, ids, 1, 8, &sum, &cnt, &e) |
+                   cce_decoder_step(dec, 1, 0, lg, &e);
+    /* a scope replaces the default: requested only when its own cancel is */
+    cce_cancel c;
+    cce_cancel_init(&c);
+    cce_interrupt();
+    cce_cancel *prev = cce_cancel_scope(&c);
+    int st_scope_clear = block_status(m);
+    cce_cancel_request(&c);
+    int st_scope_set = block_status(m);
+    cce_cancel_reset(&c);
+    int st_scope_reset = block_status(m);
+    cce_cancel_scope(prev);
+    int st_default_again = block_status(m);
+    cce_interrupt_reset();
+    /* another thread's cancelled scope does not reach this thread */
+    cancel_arg a = {m, -1};
+    pthread_t th;
+    int started = pthread_create(&th, NULL, cancel_thread, &a) == 0;
+    int st_here = block_status(m);
+    if (started) pthread_join(th, NULL);
+    cce_fwd_free(f);
+    cce_decoder_free(dec);
+    cce_model_free(m);
+    CHECK_EQ_INT(st_new, CCE_OK);
+    CHECK_EQ_INT(st_block, CCE_ECANCEL);
+    CHECK_EQ_INT(st_nll, CCE_ECANCEL);
+    CHECK_EQ_INT(st_dec, CCE_ECANCEL);
+    CHECK_EQ_INT(st_after, CCE_OK);
+    CHECK_EQ_INT(st_scope_clear, CCE_OK);
+    CHECK_EQ_INT(st_scope_set, CCE_ECANCEL);
+    CHECK_EQ_INT(st_scope_reset, CCE_OK);
+    CHECK_EQ_INT(st_default_again, CCE_ECANCEL);
+    CHECK(started);
+    CHECK_EQ_INT(a.st, CCE_ECANCEL);
+    CHECK_EQ_INT(st_here, CCE_OK);
+}
+
 /* ---- decoder ---- */
 
 /* Max |logit difference| between the decoder (exact: cce_decoder_set_exact) and the batched
@@ -547,6 +633,7 @@ int main(void) {
     RUN(activation_tails);
     RUN(taps_identical_between_paths);
     RUN(tap_cancel);
+    RUN(cancel_is_scoped_and_does_not_latch);
     RUN(decoder_matches_batched_llama);
     RUN(decoder_matches_batched_gpt2_hf_rope);
     RUN(decoder_stored_types_and_empty_sublayers);
