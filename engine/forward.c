@@ -16,12 +16,15 @@
  * whole group, and the upper triangle costs at most one block's worth of extra work. Scratch
  * for S is (max_group*ATT_BLOCK, max_seq_len).
  *
- * The LM head is applied in chunks of NLL_CHUNK rows so that a large vocabulary never needs a
- * (rows, vocab) buffer; exponentials are summed in double and the target log-probability is
- * formed in double.
+ * The NLL head never holds (rows, vocab) logits: it runs over blocks of up to nll_rows rows and,
+ * within a block, over slices of nll_vocab vocabulary entries (nll_rows·nll_vocab floats,
+ * NLL_LOGIT_FLOATS at most), keeping per row a running maximum, the sum of exponentials
+ * below it (in double, rescaled when the maximum grows) and the target's logit. Slicing the
+ * vocabulary, not only the rows, is what keeps the head at GEMM speed: each slice of the
+ * head's weights is packed by the GEMM once per block of rows, where row chunks alone repack
+ * the whole (vocab, dim) matrix per chunk (113 MB per 256 rows at smollm-135m's shape).
  *
- * The decoder keeps a KV cache (n_layers, max_seq_len, max_kv_dim) and does one matrix-vector
- * product per linear per token (fwd_gemv: in-thread below 2^18 elements, cblas_sgemv above); its logits match the batched path to float rounding (tested).
+ * The decoder (its own section below) reads each weight once per token with kernels.h.
  *
  * RoPE: cos/sin tables (max_seq_len, hd/2) are computed in double once in cce_fwd_new /
  * cce_decoder_new; pair j of a head rotates by pos·theta^(-2j/hd), with the pair being
@@ -35,8 +38,8 @@
 #include "util.h"
 
 #define ATT_BLOCK 64    /* query rows per causal score block */
-#define NLL_CHUNK 256   /* rows per LM-head GEMM, fewer for vocabularies over 64k ... */
-#define NLL_CHUNK_FLOATS (16u << 20)  /* ... so the logits chunk stays within 64 MB */
+#define NLL_LOGIT_FLOATS (4u << 20)  /* logits scratch of the NLL head: 16 MB */
+#define NLL_VOCAB_MIN 1024           /* vocabulary slices at least this wide (or the whole vocabulary) */
 
 /* ---- vector kernels ----
  * The elementwise work that is not GEMM (norms, residual and bias adds, softmax exponentials,
@@ -86,8 +89,10 @@ struct cce_fwd {
     float *scores;   // (max_group*ATT_BLOCK, max_seq) causal score block
     float *inv;      // (max_group*ATT_BLOCK) 1/softmax sums
     int *hs;         // (max heads) query heads of the current KV group
-    int nll_chunk;   // rows per LM-head GEMM in cce_fwd_nll
-    float *logits;   // (nll_chunk, vocab)
+    int nll_rows, nll_vocab;  // block of rows x slice of the vocabulary per NLL-head GEMM
+    float *logits;   // (nll_rows, nll_vocab)
+    float *nll_max, *nll_tgt;  // (nll_rows) running maximum and target logit per row
+    double *nll_sum;           // (nll_rows) Σ exp(logit − running maximum)
     float *rope_cos, *rope_sin;  // (max_seq, head_dim/2)
 };
 
@@ -196,10 +201,12 @@ cce_status cce_fwd_new(const cce_model *m, int max_rows, int max_seq_len, cce_fw
     f->max_seq = max_seq_len;
     f->max_q = mx.q; f->max_kv = mx.kv; f->max_hidden = mx.hidden; f->max_rank = mx.rank;
     size_t R = (size_t)max_rows, d = (size_t)m->cfg.dim;
-    int chunk = (int)(NLL_CHUNK_FLOATS / (unsigned)m->cfg.vocab_size);
-    chunk = chunk > NLL_CHUNK ? NLL_CHUNK : chunk < 16 ? 16 : chunk;
-    if (chunk > max_rows) chunk = max_rows;
-    f->nll_chunk = chunk;
+    int V = m->cfg.vocab_size, vs = (int)(NLL_LOGIT_FLOATS / (unsigned)max_rows);
+    vs = vs < NLL_VOCAB_MIN ? NLL_VOCAB_MIN : vs & ~63;
+    f->nll_vocab = vs < V ? vs : V;
+    f->nll_rows = (int)(NLL_LOGIT_FLOATS / (unsigned)f->nll_vocab);
+    if (f->nll_rows > max_rows) f->nll_rows = max_rows;
+    if (f->nll_rows < 1) f->nll_rows = 1;
     f->h = cce_alloc(R, d * sizeof(float));
     f->xn = cce_alloc(R, d * sizeof(float));
     f->out = cce_alloc(R, d * sizeof(float));
@@ -218,9 +225,13 @@ cce_status cce_fwd_new(const cce_model *m, int max_rows, int max_seq_len, cce_fw
     f->scores = cce_alloc(gb, (size_t)max_seq_len * sizeof(float));
     f->inv = cce_alloc(gb, sizeof(float));
     f->hs = cce_alloc((size_t)mx.heads, sizeof(int));
-    f->logits = cce_alloc((size_t)chunk, (size_t)m->cfg.vocab_size * sizeof(float));
+    f->logits = cce_alloc((size_t)f->nll_rows, (size_t)f->nll_vocab * sizeof(float));
+    f->nll_max = cce_alloc((size_t)f->nll_rows, sizeof(float));
+    f->nll_tgt = cce_alloc((size_t)f->nll_rows, sizeof(float));
+    f->nll_sum = cce_alloc((size_t)f->nll_rows, sizeof(double));
     if (!f->h || !f->xn || !f->out || !f->q || !f->att || !f->k || !f->v || !f->a || !f->b ||
-        !f->lr || (mx.wtile && !f->wtile) || !f->qs || !f->os || !f->scores || !f->inv || !f->hs || !f->logits) {
+        !f->lr || (mx.wtile && !f->wtile) || !f->qs || !f->os || !f->scores || !f->inv || !f->hs || !f->logits ||
+        !f->nll_max || !f->nll_tgt || !f->nll_sum) {
         cce_fwd_free(f);
         return cce_err_set(err, CCE_ENOMEM, "forward: out of memory for %d rows of scratch", max_rows);
     }
@@ -237,7 +248,8 @@ void cce_fwd_free(cce_fwd *f) {
     cce_free(f->h); cce_free(f->xn); cce_free(f->out); cce_free(f->q); cce_free(f->att);
     cce_free(f->k); cce_free(f->v); cce_free(f->a); cce_free(f->b); cce_free(f->lr); cce_free(f->wtile);
     cce_free(f->qs); cce_free(f->os); cce_free(f->scores); cce_free(f->inv); cce_free(f->hs);
-    cce_free(f->logits); cce_free(f->rope_cos); cce_free(f->rope_sin);
+    cce_free(f->logits); cce_free(f->nll_max); cce_free(f->nll_tgt); cce_free(f->nll_sum);
+    cce_free(f->rope_cos); cce_free(f->rope_sin);
     cce_free(f);
 }
 
@@ -627,20 +639,41 @@ cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, in
         if (ids[r] < 0 || ids[r] >= V)
             return cce_err_set(err, CCE_EINVAL, "forward: token id %d at row %d outside vocabulary (%d)", ids[r], r, V);
     fwd_norm(m, h, rows, m->final_norm, m->final_norm_b, f->xn);
-    int chunk = f->nll_chunk;
+    const cce_linear *head = &m->lm_head;
     double total = 0.0;
     long cnt = 0;
-    for (int r0 = 0; r0 < rows; r0 += chunk) {
-        if (cce_interrupted()) return cce_err_set(err, CCE_ECANCEL, "forward: interrupted in the LM head");
-        int nr = rows - r0 < chunk ? rows - r0 : chunk;
-        fwd_linear(f, &m->lm_head, f->xn + (size_t)r0 * d, nr, f->logits);
+    for (int r0 = 0; r0 < rows; r0 += f->nll_rows) {
+        int nr = rows - r0 < f->nll_rows ? rows - r0 : f->nll_rows;
         for (int i = 0; i < nr; i++) {
-            int r = r0 + i;
-            if (r % seq_len == seq_len - 1) continue;  // last position predicts nothing here
-            float *lg = f->logits + (size_t)i * V;
-            float mx = fwd_vmax(lg, V), target = lg[ids[r + 1]];
-            double se = fwd_vexp_sum(lg, V, mx);   // overwrites the row with exp(lg - mx)
-            total += log(se) + (double)mx - (double)target;
+            f->nll_max[i] = -INFINITY;
+            f->nll_sum[i] = 0.0;
+            f->nll_tgt[i] = 0.0f;
+        }
+        for (int v0 = 0; v0 < V; v0 += f->nll_vocab) {
+            if (cce_interrupted()) return cce_err_set(err, CCE_ECANCEL, "forward: interrupted in the LM head");
+            int nv = V - v0 < f->nll_vocab ? V - v0 : f->nll_vocab;
+            cce_linear slice = *head;   // rows [v0, v0+nv) of the head
+            slice.out = nv;
+            if (head->w) slice.w = (const uint8_t *)head->w + (size_t)v0 * cce_wtype_row_bytes(head->wt, head->in);
+            else slice.u = head->u + (size_t)v0 * head->rank;
+            if (head->b) slice.b = head->b + v0;
+            fwd_linear(f, &slice, f->xn + (size_t)r0 * d, nr, f->logits);   // (nr, nv)
+            for (int i = 0; i < nr; i++) {
+                int r = r0 + i;
+                if (r % seq_len == seq_len - 1) continue;  // last position predicts nothing here
+                float *lg = f->logits + (size_t)i * nv, cm = fwd_vmax(lg, nv);
+                int t = ids[r + 1] - v0;
+                if (t >= 0 && t < nv) f->nll_tgt[i] = lg[t];
+                if (cm > f->nll_max[i]) {
+                    f->nll_sum[i] *= exp((double)f->nll_max[i] - (double)cm);
+                    f->nll_max[i] = cm;
+                }
+                f->nll_sum[i] += fwd_vexp_sum(lg, nv, f->nll_max[i]);   // overwrites the row with exps
+            }
+        }
+        for (int i = 0; i < nr; i++) {
+            if ((r0 + i) % seq_len == seq_len - 1) continue;
+            total += log(f->nll_sum[i]) + (double)f->nll_max[i] - (double)f->nll_tgt[i];
             cnt++;
         }
     }

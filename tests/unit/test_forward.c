@@ -240,6 +240,13 @@ TEST(stored_types_f16_bf16_q8_0) {
     }
 }
 
+TEST(nll_head_in_vocabulary_slices_and_row_blocks) {
+    /* 5000 rows x 2000 words: the NLL head runs in 2 blocks of rows x 2 slices of the vocabulary
+     * (16 MB of logits scratch), with the running maximum and sum carried across slices */
+    spec s = {CCE_ARCH_LLAMA, 16, 1, 2, 1, 8, 24, 2000, 128, 1, 0, 0, 0, CCE_WT_F32, 0};
+    CHECK_FAST_VS_REF(s, 19, 50, 100);
+}
+
 TEST(blocks_without_attention_or_ffn) {
     spec s = {CCE_ARCH_LLAMA, 36, 3, 6, 3, 6, 90, 45, 64, 1, 0, 0, 0, CCE_WT_F32, 1};
     CHECK_FAST_VS_REF(s, 31, 2, 33);
@@ -629,6 +636,7 @@ int main(void) {
     RUN(llama_compressed_shapes);
     RUN(gpt2_compressed_shapes);
     RUN(stored_types_f16_bf16_q8_0);
+    RUN(nll_head_in_vocabulary_slices_and_row_blocks);
     RUN(blocks_without_attention_or_ffn);
     RUN(activation_tails);
     RUN(taps_identical_between_paths);
