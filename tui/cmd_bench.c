@@ -4,8 +4,8 @@
  * asserted) on this machine, beside the machine's own SGEMM peak and DRAM read bandwidth.
  *
  * Figures:
- *  - gemm_peak_gflops: best of 8 timed 2048x2048x2048 cblas_sgemm (--peak-size) at the current
- *    OpenBLAS thread count, half before and half after the model runs (so a busy machine
+ *  - gemm_peak_gflops: best of 8 timed 2048x2048x2048 products (--peak-size; each as four
+ *    cblas_sgemm calls of 512 rows, so that Ctrl-C is prompt) at the current OpenBLAS thread count, half before and half after the model runs (so a busy machine
  *    lowers the peak no less than it lowers the prefill): the machine's practical SGEMM peak.
  *  - bandwidth_1t_gbs / bandwidth_gbs: streaming reads of a buffer of max(256 MB, 8 x LLC) (at most 1 GB) on
  *    one thread / on the decoder's thread pool (every thread the process may use), best of 5
@@ -55,9 +55,15 @@ static double bench_gemm_peak(int n, int iters) {
         cce_rng r;
         cce_rng_seed(&r, 1);
         for (size_t i = 0; i < (size_t)n * n; i++) { a[i] = cce_rng_uniform(&r) - 0.5f; b[i] = cce_rng_uniform(&r) - 0.5f; }
-        for (int it = 0; it <= iters && !cli_interrupted; it++) {   // the first call warms up
+        /* each product in four calls of n/4 rows, so that Ctrl-C waits for a quarter of one */
+        int q = n / 4 > 0 ? n / 4 : n;
+        for (int it = 0; it <= iters && !cli_interrupted; it++) {   // the first product warms up
             double t0 = cce_now();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+            for (int r0 = 0; r0 < n && !cli_interrupted; r0 += q) {
+                int nr = n - r0 < q ? n - r0 : q;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, n, n, 1.0f, a + (size_t)r0 * n, n, b, n,
+                            0.0f, c + (size_t)r0 * n, n);
+            }
             double dt = cce_now() - t0, gf = 2.0 * n * n * (double)n / dt / 1e9;
             if (it > 0 && gf > best) best = gf;
         }
@@ -115,7 +121,8 @@ static void bench_probe(bench_machine *mc, int peak_n, cce_pool *pool) {
     if (p > mc->peak) mc->peak = p;
     float *buf = cce_alloc(mc->bw_bytes / sizeof(float), sizeof(float));
     if (!buf) return;
-    memset(buf, 0, mc->bw_bytes);   // fault the pages in before timing
+    for (size_t o = 0; o < mc->bw_bytes && !cli_interrupted; o += (size_t)16 << 20)   // fault the pages in first
+        memset((char *)buf + o, 0, mc->bw_bytes - o < ((size_t)16 << 20) ? mc->bw_bytes - o : (size_t)16 << 20);
     double b1 = bench_bandwidth(buf, mc->bw_bytes, NULL, 5), b2 = bench_bandwidth(buf, mc->bw_bytes, pool, 5);
     if (b1 > mc->bw1) mc->bw1 = b1;
     if (b2 > mc->bw) mc->bw = b2;
@@ -313,6 +320,7 @@ int cmd_bench(int argc, char **argv) {
         if (run >= 2 && cce_now() - start > 5.0) break;
     }
     double rss = cce_peak_rss_mb();
+    if (!json && !cli_interrupted) fprintf(stderr, "cce: measuring again after the model runs...\n");
     if (!cli_interrupted) bench_probe(&mc, (int)peak_n, pool);
     if (!probed && !cli_interrupted) bench_probe(&mc, (int)peak_n, pool);   // both halves after
     if (cli_interrupted) {

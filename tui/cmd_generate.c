@@ -7,6 +7,8 @@
  * new tokens or at EOS or BOS (llama2.c's convention: BOS delimits sequences). Output: the text (prompt and
  * continuation, streamed), or with --ids every id including BOS and the prompt; --json prints
  * {ids, text, tokens_per_s} where tokens_per_s counts every decoder step (prompt included).
+ * Ctrl-C stops within one decoder step (the decoder polls between layers); what was generated
+ * is printed, "cce: interrupted" goes to stderr and the exit code is 130.
  */
 #include <stdio.h>
 #include <string.h>
@@ -105,7 +107,9 @@ int cmd_generate(int argc, char **argv) {
     long steps = 0;
     size_t n = n_ids;
     for (size_t p = 0; p < n && !cli_interrupted; p++) {
-        if (cce_decoder_step(dec, ids[p], (int)p, logits, &err)) { rc = cli_fail_err(&err); goto cleanup; }
+        cce_status st = cce_decoder_step(dec, ids[p], (int)p, logits, &err);
+        if (st == CCE_ECANCEL && cli_interrupted) break;   // stopped inside the step: what is done is printed
+        if (st) { rc = cli_fail_err(&err); goto cleanup; }
         steps++;
         if (p + 1 < n) continue;             // still inside the prompt
         if (n == total) break;
@@ -134,6 +138,7 @@ int cmd_generate(int argc, char **argv) {
         printf("\n");
         fprintf(stderr, "cce: %ld tokens, %.1f tokens/s\n", steps, tps);
     }
+    if (cli_interrupted) fprintf(stderr, "cce: interrupted\n");
     rc = cli_interrupted ? 130 : 0;
 cleanup:
     cce_decoder_free(dec);
