@@ -371,8 +371,15 @@ static double fwd_vexp_sum(float *s, int n, float mx) {
             acc = fwd_vsplat(0.0f);
         }
     }
+    if (j < n) {   // the last n - j < FWD_VL terms in one padded vector
+        float t[FWD_VL];
+        int k = 0;
+        for (; j + k < n; k++) t[k] = s[j + k];
+        for (int z = k; z < FWD_VL; z++) t[z] = mx;
+        fwd_vf e = fwd_vexp(fwd_vload(t) - m);
+        for (int z = 0; z < k; z++) { s[j + z] = e[z]; acc[z] += e[z]; }
+    }
     for (int k = 0; k < FWD_VL; k++) sum += acc[k];
-    for (; j < n; j++) { s[j] = fwd_exp(s[j] - mx); sum += s[j]; }
     return sum;
 }
 
@@ -926,10 +933,21 @@ int cce_decoder_threads(const cce_decoder *d) { return cce_pool_threads(d->pool)
 void cce_decoder_set_exact(cce_decoder *d, int exact) { d->exact = exact != 0; }
 
 int cce_argmax(const float *x, int n) {
-    int best = 0;
-    for (int j = 1; j < n; j++)
-        if (x[j] > x[best]) best = j;
-    return best;
+    /* the largest value by vector maxima, then its first index: what the scalar "x[j] > x[best]"
+     * scan returns, NaNs included (skipped, and index 0 when x[0] is one) */
+    if (!(x[0] == x[0])) return 0;
+    float mx = x[0];
+    int j = 0;
+    fwd_vf m = fwd_vsplat(x[0]);
+    for (; j + FWD_VL <= n; j += FWD_VL) {
+        fwd_vf v = fwd_vload(x + j);
+        m = fwd_vselect(v > m, v, m);
+    }
+    for (int k = 0; k < FWD_VL; k++) mx = m[k] > mx ? m[k] : mx;
+    for (; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    for (j = 0; j < n; j++)
+        if (x[j] == mx) return j;
+    return 0;
 }
 
 cce_status cce_greedy_ids(const cce_model *m, int *ids, int n, cce_err *err) {

@@ -107,6 +107,17 @@ static inline __m512 kern_load16_mask(cce_wtype t, const uint8_t *row, int j, __
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* The four sums of c0..c3 (16 lanes each): halves folded, then two rounds of hadd, so short rows
+ * (64 elements: four FMAs each) do not pay four full reductions. */
+static inline void kern_reduce4(__m512 c0, __m512 c1, __m512 c2, __m512 c3, float *y) {
+    __m256 a0 = _mm256_add_ps(_mm512_castps512_ps256(c0), _mm512_extractf32x8_ps(c0, 1));
+    __m256 a1 = _mm256_add_ps(_mm512_castps512_ps256(c1), _mm512_extractf32x8_ps(c1, 1));
+    __m256 a2 = _mm256_add_ps(_mm512_castps512_ps256(c2), _mm512_extractf32x8_ps(c2, 1));
+    __m256 a3 = _mm256_add_ps(_mm512_castps512_ps256(c3), _mm512_extractf32x8_ps(c3, 1));
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));   // [s0 s1 s2 s3 | s0' s1' s2' s3']
+    _mm_storeu_ps(y, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+}
+
 /* f32 / f16 / bf16 rows times an f32 vector. Written once per type so that the type test is
  * hoisted out of the loops (always_inline + constant t). */
 static inline __attribute__((always_inline)) void kern_gemv_float(cce_wtype t, const uint8_t *w, size_t rb,
@@ -117,8 +128,16 @@ static inline __attribute__((always_inline)) void kern_gemv_float(cce_wtype t, c
     for (; r + 4 <= rows; r += 4) {
         const uint8_t *a0 = w + (size_t)r * rb, *a1 = a0 + rb, *a2 = a1 + rb, *a3 = a2 + rb;
         __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+        const uint8_t *pf = a3 + rb;   // the next four rows, fetched while these are multiplied
+        size_t es = t == CCE_WT_F32 ? 4 : 2;
         for (int j = 0; j < nv; j += 16) {
             __m512 xv = _mm512_loadu_ps(x + j);
+            if (r + 8 <= rows) {
+                _mm_prefetch((const char *)(pf + es * j), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + rb + es * j), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + 2 * rb + es * j), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + 3 * rb + es * j), _MM_HINT_T0);
+            }
             c0 = _mm512_fmadd_ps(kern_load16(t, a0, j), xv, c0);
             c1 = _mm512_fmadd_ps(kern_load16(t, a1, j), xv, c1);
             c2 = _mm512_fmadd_ps(kern_load16(t, a2, j), xv, c2);
@@ -131,10 +150,7 @@ static inline __attribute__((always_inline)) void kern_gemv_float(cce_wtype t, c
             c2 = _mm512_fmadd_ps(kern_load16_mask(t, a2, nv, tm), xv, c2);
             c3 = _mm512_fmadd_ps(kern_load16_mask(t, a3, nv, tm), xv, c3);
         }
-        y[r] = _mm512_reduce_add_ps(c0);
-        y[r + 1] = _mm512_reduce_add_ps(c1);
-        y[r + 2] = _mm512_reduce_add_ps(c2);
-        y[r + 3] = _mm512_reduce_add_ps(c3);
+        kern_reduce4(c0, c1, c2, c3, y + r);
     }
     for (; r < rows; r++) {
         const uint8_t *a = w + (size_t)r * rb;
@@ -307,6 +323,37 @@ void cce_kern_scores(const float *q, const float *kt, int ld, int hd, int T, flo
 void cce_kern_mix(const float *p, const float *v, int hd, int T, float scale, float *o) {
     int i0 = 0;
 #if defined(KERN_AVX512)
+    if (hd <= 8 && 16 % hd == 0) {
+        /* narrow heads: the T value rows are T·hd contiguous floats, so a vector holds g = 16/hd
+         * positions; the matching weights are g of p's values, each spread over hd lanes by a
+         * permutation of the 16 weights loaded per 16 positions */
+        int g = 16 / hd, sh = hd == 1 ? 0 : hd == 2 ? 1 : hd == 4 ? 2 : 3;
+        __m512i base = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), sh);
+        __m512i idx[16];   // lane l of vector k takes weight k·g + l/hd
+        for (int k = 0; k < hd; k++) idx[k] = _mm512_add_epi32(base, _mm512_set1_epi32(k * g));
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+        for (int t0 = 0; t0 < T; t0 += 16) {
+            int left = T - t0 < 16 ? T - t0 : 16;
+            __mmask16 pm = (__mmask16)(left == 16 ? 0xffff : (1u << left) - 1);
+            __m512 pv = _mm512_maskz_loadu_ps(pm, p + t0);   // zero weights past T
+            const float *vr = v + (size_t)t0 * hd;
+            int nvec = (left * hd + 15) / 16, tail = left * hd - (nvec - 1) * 16;
+            for (int k = 0; k < nvec; k++) {
+                __mmask16 vm = (__mmask16)(k + 1 < nvec || tail == 16 ? 0xffff : (1u << tail) - 1);
+                __m512 pk = _mm512_permutexvar_ps(idx[k], pv), vk = _mm512_maskz_loadu_ps(vm, vr + 16 * k);
+                if (k & 1) acc1 = _mm512_fmadd_ps(pk, vk, acc1);
+                else acc0 = _mm512_fmadd_ps(pk, vk, acc0);
+            }
+        }
+        float lanes[16];
+        _mm512_storeu_ps(lanes, _mm512_add_ps(acc0, acc1));
+        for (int i = 0; i < hd; i++) {
+            float sum = 0;
+            for (int k = 0; k < g; k++) sum += lanes[k * hd + i];
+            o[i] = sum * scale;
+        }
+        return;
+    }
     /* up to 64 columns per pass (four vectors); narrow heads use several accumulators over
      * alternating positions so that the FMA chains do not wait on each other */
     for (; i0 < hd; i0 += 64) {
@@ -379,6 +426,7 @@ struct cce_pool {
     atomic_int stop;
     void (*fn)(void *, int, int); // the current job; stable while it has unclaimed chunks
     void *ctx;
+    int solo, backoff;            // congestion: jobs left to run on the caller alone, next backoff
 };
 
 static double pool_now_ns(void) {
@@ -497,7 +545,8 @@ int cce_pool_threads(const cce_pool *p) { return p ? p->n : 1; }
 void cce_pool_run(cce_pool *p, void (*fn)(void *ctx, int chunk, int n_chunks), void *ctx, int n_chunks) {
     if (n_chunks < 1) return;
     if (n_chunks > 0xffff) n_chunks = 0xffff;
-    if (!p || p->n == 1 || n_chunks == 1) {
+    if (!p || p->n == 1 || n_chunks == 1 || p->solo > 0) {
+        if (p && p->solo > 0) p->solo--;
         for (int c = 0; c < n_chunks; c++) fn(ctx, c, n_chunks);
         return;
     }
@@ -509,11 +558,23 @@ void cce_pool_run(cce_pool *p, void (*fn)(void *ctx, int chunk, int n_chunks), v
     atomic_fetch_add(&p->wake, 1);
     if (atomic_load(&p->sleepers) > 0)
         syscall(SYS_futex, (unsigned *)&p->wake, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    double t0 = pool_now_ns();
     pool_work(p);
+    double t1 = pool_now_ns();
     /* only chunks a worker has claimed are left; it is running them */
     for (long spins = 0; atomic_load(&p->done) < n_chunks; spins++) {
         pool_pause();
         if ((spins & 1023) == 1023) sched_yield();
+    }
+    /* Waiting longer than the caller's own share (plus 20 µs) means a worker lost its core in
+     * the middle of a chunk (a busy machine): then the next `backoff` jobs run on the caller
+     * alone, doubling up to 4096 while it goes on, halving back when a job runs clean. */
+    double wait = pool_now_ns() - t1;
+    if (wait > (t1 - t0) + 20000.0) {
+        p->backoff = p->backoff < 16 ? 16 : p->backoff < 4096 ? 2 * p->backoff : 4096;
+        p->solo = p->backoff;
+    } else if (p->backoff > 0) {
+        p->backoff /= 2;
     }
 }
 

@@ -72,7 +72,10 @@ void cce_kern_mix(const float *p, const float *v, int hd, int T, float scale, fl
  * worker that the OS has not scheduled (a busy machine) costs nothing but its share: the caller
  * does the chunks nobody took, and waits only for chunks a worker has actually started.
  * Workers spin for a short while after each job (back-to-back jobs of one decoding step pay no
- * wake-up), yielding the CPU as they spin, then sleep on a futex. */
+ * wake-up), yielding the CPU as they spin, then sleep on a futex. When the caller has to wait
+ * for a worker longer than its own share took (the worker lost its core mid-chunk: a machine
+ * with more runnable threads than cores), the pool runs the next jobs on the caller alone, for a
+ * backoff that doubles while that goes on; on a quiet machine this never triggers. */
 typedef struct cce_pool cce_pool;
 
 /* The number of threads a pool should have by default: $CCE_THREADS if set (1..64), else the

@@ -527,6 +527,24 @@ TEST(derived_model_borrows_and_owns) {
     CHECK_MSG(same == 0 && changed > 1e-3 && after == 0, "same %g changed %g after free %g", same, changed, after);
 }
 
+/* cce_argmax = the scalar scan "x[j] > x[best]": first of ties, NaNs skipped, 0 when x[0] is NaN */
+TEST(argmax_is_the_scalar_scan) {
+    float x[70];
+    int ns[5] = {1, 15, 16, 17, 70};
+    cce_rng r;
+    cce_rng_seed(&r, 5);
+    for (int trial = 0; trial < 200; trial++) {
+        int n = ns[trial % 5];
+        for (int j = 0; j < n; j++) x[j] = (float)(cce_rng_u64(&r) % 7);   // many ties
+        if (trial % 3 == 1) x[cce_rng_u64(&r) % n] = NAN;
+        if (trial % 7 == 2) x[0] = NAN;
+        int best = 0;
+        for (int j = 1; j < n; j++)
+            if (x[j] > x[best]) best = j;
+        CHECK_MSG(cce_argmax(x, n) == best, "trial %d (n %d): %d, expected %d", trial, n, cce_argmax(x, n), best);
+    }
+}
+
 /* ---- errors ---- */
 
 TEST(errors_are_reported) {
@@ -646,6 +664,7 @@ int main(void) {
     RUN(decoder_matches_batched_gpt2_hf_rope);
     RUN(decoder_stored_types_and_empty_sublayers);
     RUN(derived_model_borrows_and_owns);
+    RUN(argmax_is_the_scalar_scan);
     RUN(errors_are_reported);
     RUN(out_of_memory_is_clean);
     RUN(stories260k_fast_vs_ref_and_greedy);

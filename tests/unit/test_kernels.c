@@ -182,6 +182,49 @@ TEST(gemv_q8_0_f32_activation) {
     }
 }
 
+/* ---- decoding attention ---- */
+
+TEST(attention_kernels_match_reference) {
+    int hds[11] = {1, 2, 4, 6, 8, 16, 32, 40, 64, 80, 128}, Ts[8] = {1, 5, 16, 17, 63, 64, 65, 200};
+    int ld = 203;   // keys transposed (hd, ld), ld > T
+    float *kt = cce_alloc((size_t)128 * ld, sizeof(float)), *v = cce_alloc((size_t)200 * 128, sizeof(float));
+    float q[128], p[200], s[208], o[128];
+    fill(kt, (size_t)128 * ld, 90, 1.0f);
+    fill(v, (size_t)200 * 128, 91, 1.0f);
+    fill(q, 128, 92, 1.0f);
+    fill(p, 200, 93, 1.0f);
+    for (int a = 0; a < 11; a++)
+        for (int b = 0; b < 8; b++) {
+            int hd = hds[a], T = Ts[b];
+            s[T] = 12345.0f;   // must stay untouched
+            cce_kern_scores(q, kt, ld, hd, T, 0.5f, s);
+            for (int t = 0; t < T; t++) {
+                double ref = 0, mag = 0;
+                for (int i = 0; i < hd; i++) {
+                    ref += (double)q[i] * kt[(size_t)i * ld + t];
+                    mag += fabs((double)q[i] * kt[(size_t)i * ld + t]);
+                }
+                CHECK_MSG(fabs(s[t] - 0.5 * ref) <= 2.0 * hd * U * mag + 1e-30, "scores hd %d T %d t %d: %.9g vs %.9g",
+                          hd, T, t, s[t], 0.5 * ref);
+            }
+            CHECK_MSG(s[T] == 12345.0f, "scores hd %d T %d wrote past T", hd, T);
+            if (hd < 128) o[hd] = 777.0f;   // must stay untouched
+            cce_kern_mix(p, v, hd, T, 0.25f, o);
+            for (int i = 0; i < hd; i++) {
+                double ref = 0, mag = 0;
+                for (int t = 0; t < T; t++) {
+                    ref += (double)p[t] * v[(size_t)t * hd + i];
+                    mag += fabs((double)p[t] * v[(size_t)t * hd + i]);
+                }
+                CHECK_MSG(fabs(o[i] - 0.25 * ref) <= 2.0 * T * U * mag + 1e-30, "mix hd %d T %d i %d: %.9g vs %.9g", hd,
+                          T, i, o[i], 0.25 * ref);
+            }
+            if (hd < 128) CHECK_MSG(o[hd] == 777.0f, "mix hd %d T %d wrote past hd", hd, T);
+        }
+    cce_free(kt);
+    cce_free(v);
+}
+
 /* ---- pool ---- */
 
 typedef struct {
@@ -253,6 +296,7 @@ int main(void) {
     RUN(activation_quantisation);
     RUN(gemv_q8_0_int8_exact_in_codes_and_within_activation_bound);
     RUN(gemv_q8_0_f32_activation);
+    RUN(attention_kernels_match_reference);
     RUN(pool_runs_every_chunk_once);
     RUN(split_covers_the_range);
     return harness_done();
