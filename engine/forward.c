@@ -275,7 +275,8 @@ static void fwd_linear(cce_fwd *f, const cce_linear *l, const float *x, int rows
         int tr = fwd_tile_rows(l);
         for (int r0 = 0; r0 < l->out; r0 += tr) {
             int nr = l->out - r0 < tr ? l->out - r0 : tr;
-            cce_linear_rows(l, r0, nr, f->wtile);
+            cce_kern_dequant(l->wt, (const uint8_t *)l->w + (size_t)r0 * cce_wtype_row_bytes(l->wt, l->in), f->wtile,
+                             (int64_t)nr * l->in);   // rows are packed: one run of nr·in elements
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nr, l->in, 1.0f,
                         x, l->in, f->wtile, l->in, 0.0f, y + r0, l->out);
         }
