@@ -71,8 +71,11 @@ static void fwd_vadd(float *y, const float *x, size_t n) {
     for (; i < n; i++) y[i] += x[i];
 }
 
+static void dec_store_kv(cce_decoder *d, int layer, const cce_layer *l, const float *k, const float *v, int T);
+
 struct cce_fwd {
     const cce_model *m;
+    cce_decoder *kv_sink;   // cce_decoder_prefill: every layer's keys and values also go to its cache
     int max_rows, max_seq;
     int max_q, max_kv, max_hidden, max_rank;
     float *h;        // (max_rows, dim) residual stream for cce_fwd_sequences_nll
@@ -549,6 +552,7 @@ static int fwd_attn(cce_fwd *f, int layer, const cce_layer *l, float *h, int n_s
             fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->q + (size_t)r * qd, l->n_heads, r % seq_len);
             fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->k + (size_t)r * kvd, l->n_kv_heads, r % seq_len);
         }
+    if (f->kv_sink) dec_store_kv(f->kv_sink, layer, l, f->k, f->v, rows);   // one sequence (prefill)
     for (int g = 0; g < l->n_kv_heads; g++) {
         int ng = 0;  // the query heads reading KV head g
         for (int hh = 0; hh < l->n_heads; hh++)
@@ -960,6 +964,39 @@ cce_status cce_greedy_ids(const cce_model *m, int *ids, int n, cce_err *err) {
         if (!(s = cce_decoder_step(d, ids[t], t, logits, err))) ids[t + 1] = cce_argmax(logits, m->cfg.vocab_size);
     cce_decoder_free(d);
     cce_free(logits);
+    return s;
+}
+
+/* Keys and values of positions [0, T) of one sequence, k and v (T, kv_dim) as the batched pass
+ * holds them (keys rotated), into the cache's layouts. */
+static void dec_store_kv(cce_decoder *d, int layer, const cce_layer *l, const float *k, const float *v, int T) {
+    int hd = d->m->cfg.head_dim, S = d->max_seq, kvd = l->n_kv_heads * hd;
+    size_t lay = (size_t)layer * (size_t)S * (size_t)d->max_kv;
+    for (int g = 0; g < l->n_kv_heads; g++) {
+        float *kt = d->kc + lay + (size_t)g * hd * S, *vg = d->vc + lay + (size_t)g * S * hd;
+        for (int t = 0; t < T; t++) {
+            const float *kr = k + (size_t)t * kvd + (size_t)g * hd;
+            for (int i = 0; i < hd; i++) kt[(size_t)i * S + t] = kr[i];
+            memcpy(vg + (size_t)t * hd, v + (size_t)t * kvd + (size_t)g * hd, (size_t)hd * sizeof(float));
+        }
+    }
+}
+
+cce_status cce_decoder_prefill(cce_decoder *d, const int *ids, int n, float *logits, cce_err *err) {
+    const cce_model *m = d->m;
+    if (n < 1 || n > d->max_seq)
+        return cce_err_set(err, CCE_EINVAL, "decoder: prefill of %d tokens does not fit the cache (%d positions)", n,
+                           d->max_seq);
+    cce_fwd *f = NULL;
+    cce_status s = cce_fwd_new(m, n, n, &f, err);
+    if (s) return s;
+    f->kv_sink = d;
+    d->len = 0;   // the cache restarts at position 0
+    s = cce_fwd_embed(f, ids, 1, n, f->h, err);
+    for (int li = 0; !s && li < m->cfg.n_layers; li++) s = cce_fwd_block(f, li, f->h, 1, n, NULL, NULL, err);
+    if (!s) s = cce_fwd_logits(f, f->h + (size_t)(n - 1) * m->cfg.dim, 1, logits, err);
+    if (!s) d->len = n;
+    cce_fwd_free(f);
     return s;
 }
 

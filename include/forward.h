@@ -94,6 +94,13 @@ int cce_decoder_threads(const cce_decoder *d);
  * activation, which gives the batched pass's logits to float rounding. Other types are
  * unaffected. */
 void cce_decoder_set_exact(cce_decoder *d, int exact);
+/* Feed ids[0..n) at positions 0..n-1, restarting the cache: the batched pass over the whole
+ * prompt (GEMMs, where n steps would be n matrix-vector passes over every weight), which also
+ * writes every layer's keys and values into the cache; logits (vocab) for the token after
+ * ids[n-1]. Steps continue at position n. The same logits as n cce_decoder_step calls to float
+ * rounding (for q8_0 weights: as the exact mode's, see cce_decoder_set_exact). Allocates the
+ * batched pass's scratch for n rows for the duration of the call. n <= the cache's length. */
+cce_status cce_decoder_prefill(cce_decoder *d, const int *ids, int n, float *logits, cce_err *err);
 /* Feed token at position pos (0, 1, 2, ... in order); logits (vocab) for the next token. */
 cce_status cce_decoder_step(cce_decoder *d, int token, int pos, float *logits, cce_err *err);
 

@@ -432,7 +432,8 @@ TEST(cancel_is_scoped_and_does_not_latch) {
 /* ---- decoder ---- */
 
 /* Max |logit difference| between the decoder (exact: cce_decoder_set_exact) and the batched
- * pass over T positions, twice over the same cache; *scale (if given) = max |batched logit|. */
+ * pass over T positions: stepped twice over the same cache, then prefilled (cce_decoder_prefill)
+ * over the first third and stepped on; *scale (if given) = max |batched logit|. */
 static double decoder_vs_batched_ex(const spec *s, uint64_t seed, int T, int exact, double *scale) {
     cce_model *m = build(s, seed);
     if (!m) return INFINITY;
@@ -454,13 +455,22 @@ static double decoder_vs_batched_ex(const spec *s, uint64_t seed, int T, int exa
     if (scale) *scale = 0;
     for (size_t i = 0; scale && i < (size_t)T * s->vocab; i++) *scale = fabs(lb[i]) > *scale ? fabs(lb[i]) : *scale;
     worst = 0;
-    /* run twice: the second pass restarts at position 0 over the same cache */
-    for (int pass = 0; pass < 2; pass++)
-        for (int t = 0; t < T; t++) {
+    /* step by step, then again over the same cache (restarting at position 0), then a prefill
+     * of the first P = T/3 positions (the batched pass writing the cache) continued by steps */
+    for (int pass = 0; pass < 3; pass++) {
+        int t0 = 0;
+        if (pass == 2) {
+            t0 = T / 3 > 0 ? T / 3 : 1;
+            if (cce_decoder_prefill(dec, ids, t0, ld, &e)) { worst = INFINITY; goto out; }
+            double dd = maxdiff(ld, lb + (size_t)(t0 - 1) * s->vocab, (size_t)s->vocab);
+            if (!(dd <= worst)) worst = dd;
+        }
+        for (int t = t0; t < T; t++) {
             if (cce_decoder_step(dec, ids[t], t, ld, &e)) { worst = INFINITY; goto out; }
             double dd = maxdiff(ld, lb + (size_t)t * s->vocab, (size_t)s->vocab);
             if (!(dd <= worst)) worst = dd;
         }
+    }
 out:
     cce_decoder_free(dec); cce_fwd_free(f);
     cce_free(ids); cce_free(h); cce_free(lb); cce_free(ld); cce_model_free(m);
