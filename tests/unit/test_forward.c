@@ -459,7 +459,13 @@ static double decoder_vs_batched_ex(const spec *s, uint64_t seed, int T, int exa
      * of the first P = T/3 positions (the batched pass writing the cache) continued by steps */
     for (int pass = 0; pass < 3; pass++) {
         int t0 = 0;
-        if (pass == 2) {
+        if (pass == 2) {   // a fresh decoder (made before the old one is freed, so that its cache
+                           // is not the old one's memory): it holds only what the prefill wrote
+            cce_decoder *fresh = NULL;
+            if (cce_decoder_new(m, T, &fresh, &e)) { worst = INFINITY; goto out; }
+            cce_decoder_free(dec);
+            dec = fresh;
+            cce_decoder_set_exact(dec, exact);
             t0 = T / 3 > 0 ? T / 3 : 1;
             if (cce_decoder_prefill(dec, ids, t0, ld, &e)) { worst = INFINITY; goto out; }
             double dd = maxdiff(ld, lb + (size_t)(t0 - 1) * s->vocab, (size_t)s->vocab);
