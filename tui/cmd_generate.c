@@ -6,7 +6,10 @@
  * starts from EOS instead (<|endoftext|>), as the eval protocol does. Generation stops after N
  * new tokens or at EOS or BOS (llama2.c's convention: BOS delimits sequences). Output: the text (prompt and
  * continuation, streamed), or with --ids every id including BOS and the prompt; --json prints
- * {ids, text, tokens_per_s} where tokens_per_s counts every decoder step (prompt included).
+ * {ids, text, tokens_per_s, prompt_tokens, prompt_tokens_per_s, generate_tokens_per_s}, where
+ * tokens_per_s counts every position fed (prompt included) over the whole time. The prompt but
+ * its last token goes through the decoder in one batched pass (cce_decoder_prefill); the rest is
+ * one decoder step per token.
  * Ctrl-C stops within one decoder step (the decoder polls between layers); what was generated
  * is printed, "cce: interrupted" goes to stderr and the exit code is 130.
  */
@@ -103,10 +106,19 @@ int cmd_generate(int argc, char **argv) {
             gen_text_add(&text, piece, k);
         }
     if (!json && !want_ids) { fputs(text.p ? text.p : "", stdout); fflush(stdout); }
-    double t0 = cce_now();
+    double t0 = cce_now(), t_prompt = t0;
     long steps = 0;
-    size_t n = n_ids;
-    for (size_t p = 0; p < n && !cli_interrupted; p++) {
+    size_t n = n_ids, p0 = 0;
+    if (n_ids > 1) {   // the prompt in one batched pass; the step loop then starts at its last position
+        cce_status st = cce_decoder_prefill(dec, ids, (int)n_ids - 1, logits, &err);
+        if (st && !(st == CCE_ECANCEL && cli_interrupted)) { rc = cli_fail_err(&err); goto cleanup; }
+        if (!st) {
+            p0 = n_ids - 1;
+            steps = (long)p0;
+        }
+        t_prompt = cce_now();
+    }
+    for (size_t p = p0; p < n && !cli_interrupted; p++) {
         cce_status st = cce_decoder_step(dec, ids[p], (int)p, logits, &err);
         if (st == CCE_ECANCEL && cli_interrupted) break;   // stopped inside the step: what is done is printed
         if (st) { rc = cli_fail_err(&err); goto cleanup; }
@@ -123,20 +135,27 @@ int cmd_generate(int argc, char **argv) {
             if (!json && !want_ids) { fwrite(text.p + before, 1, text.n - before, stdout); fflush(stdout); }
         }
     }
-    double secs = cce_now() - t0, tps = secs > 0 ? (double)steps / secs : 0.0;
+    double t_end = cce_now(), secs = t_end - t0, tps = secs > 0 ? (double)steps / secs : 0.0;
+    double prompt_tps = p0 && t_prompt > t0 ? (double)p0 / (t_prompt - t0) : 0.0;
+    double gen_tps = t_end > t_prompt ? (double)(steps - (long)p0) / (t_end - t_prompt) : 0.0;
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON *arr = cJSON_AddArrayToObject(o, "ids");
         for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
         cJSON_AddStringToObject(o, "text", text.p ? text.p : "");
         cJSON_AddNumberToObject(o, "tokens_per_s", tps);
+        cJSON_AddNumberToObject(o, "prompt_tokens", (double)p0);
+        cJSON_AddNumberToObject(o, "prompt_tokens_per_s", prompt_tps);
+        cJSON_AddNumberToObject(o, "generate_tokens_per_s", gen_tps);
         cli_json_print(o);
     } else if (want_ids) {
         for (size_t i = 0; i < n; i++) printf("%s%d", i ? " " : "", ids[i]);
         printf("\n");
     } else {
         printf("\n");
-        fprintf(stderr, "cce: %ld tokens, %.1f tokens/s\n", steps, tps);
+        if (p0) fprintf(stderr, "cce: %ld tokens, %.1f tokens/s (prompt of %zu: %.1f tokens/s; then %.1f tokens/s)\n",
+                        steps, tps, p0, prompt_tps, gen_tps);
+        else fprintf(stderr, "cce: %ld tokens, %.1f tokens/s\n", steps, tps);
     }
     if (cli_interrupted) fprintf(stderr, "cce: interrupted\n");
     rc = cli_interrupted ? 130 : 0;
