@@ -23,6 +23,10 @@
  *      attention: per sequence, per live layer, per query head: Q·Kᵀ and P·V over the causal
  *                 half, 2 · 2 · T²/2 · hd = 2·T²·hd
  *  - utilization = prefill_gflops / gemm_peak_gflops.
+ *  - prompt_tokens_per_s: cce_decoder_prefill of prompt_tokens random tokens (default 512, or the
+ *    context if shorter): the batched pass writing the decoder's KV cache, logits of the last
+ *    position only, i.e. what `cce generate` does with a prompt and what llama.cpp's llama-bench
+ *    calls pp512; best of at least 3 runs (at most 10, until 3 s have passed).
  *  - decode_tokens_per_s: KV-cached greedy decoding from BOS for decode_steps positions (default
  *    256, or the context if shorter), including the LM head; best of at least 3 runs (at most 10,
  *    until 5 s have passed).
@@ -234,6 +238,7 @@ int cmd_bench(int argc, char **argv) {
         {"seq-len", 1, "sequence length (default min(256, model context))", NULL},
         {"batch", 1, "sequences per prefill batch (default: 1024 tokens)", NULL},
         {"decode-steps", 1, "positions per decoding run (default min(256, model context))", NULL},
+        {"prompt-len", 1, "tokens of the prompt-processing runs (default min(512, model context))", NULL},
         {"peak-size", 1, "size of the square SGEMM that measures the peak (default 2048)", NULL},
         {"json", 0, "one JSON object on stdout", NULL},
     };
@@ -241,10 +246,11 @@ int cmd_bench(int argc, char **argv) {
     const char *pos[1];
     int n_pos = 0;
     if (cli_parse(argc, argv, opts, n_opts, pos, 1, &n_pos)) return 2;
-    long seq_len = 0, batch = 0, peak_n = 2048, dec_steps = 0;
+    long seq_len = 0, batch = 0, peak_n = 2048, dec_steps = 0, prompt_len = 0;
     if (cli_get_long(opts, n_opts, "seq-len", 2, 1 << 16, &seq_len) ||
         cli_get_long(opts, n_opts, "batch", 1, 1 << 12, &batch) ||
         cli_get_long(opts, n_opts, "decode-steps", 1, 1 << 16, &dec_steps) ||
+        cli_get_long(opts, n_opts, "prompt-len", 1, 1 << 16, &prompt_len) ||
         cli_get_long(opts, n_opts, "peak-size", 16, 8192, &peak_n))
         return 2;
     int json = cli_get(opts, n_opts, "json") != NULL;
@@ -260,11 +266,14 @@ int cmd_bench(int argc, char **argv) {
     int n_seq = batch ? (int)batch : (1024 / T > 0 ? 1024 / T : 1);
     int n_dec = dec_steps ? (int)dec_steps : 256;
     if (n_dec > m->cfg.seq_len) n_dec = m->cfg.seq_len;
+    int n_prompt = prompt_len ? (int)prompt_len : 512;
+    if (n_prompt > m->cfg.seq_len) n_prompt = m->cfg.seq_len;
+    int n_cache = n_dec > n_prompt ? n_dec : n_prompt;
     cce_err err = {{0}};
     cce_fwd *f = NULL;
     cce_decoder *dec = NULL;
     cce_pool *pool = NULL;
-    int *ids = cce_alloc((size_t)n_seq * T, sizeof(int));
+    int *ids = cce_alloc((size_t)(n_seq * T > n_prompt ? n_seq * T : n_prompt), sizeof(int));
     float *logits = cce_alloc((size_t)m->cfg.vocab_size, sizeof(float));
     if (!ids || !logits) { rc = cli_fail("out of memory"); goto cleanup; }
     if (cce_pool_new(cce_pool_default_threads(), &pool, &err)) { rc = cli_fail_err(&err); goto cleanup; }
@@ -285,7 +294,8 @@ int cmd_bench(int argc, char **argv) {
 
     cce_rng r;
     cce_rng_seed(&r, 1234);
-    for (int i = 0; i < n_seq * T; i++) ids[i] = (int)(cce_rng_u64(&r) % (uint64_t)m->cfg.vocab_size);
+    for (int i = 0; i < (n_seq * T > n_prompt ? n_seq * T : n_prompt); i++)
+        ids[i] = (int)(cce_rng_u64(&r) % (uint64_t)m->cfg.vocab_size);
     if (cce_fwd_new(m, n_seq * T, T, &f, &err)) { rc = cli_fail_err(&err); goto cleanup; }
     if (!json) fprintf(stderr, "cce: prefill %d x %d tokens...\n", n_seq, T);
     double best = 1e30, start = cce_now();
@@ -302,8 +312,20 @@ int cmd_bench(int argc, char **argv) {
     cce_fwd_free(f);   // its scratch is not the decoder's: the peak RSS counts the larger of the two
     f = NULL;
 
+    if (cce_decoder_new(m, n_cache, &dec, &err)) { rc = cli_fail_err(&err); goto cleanup; }
+    if (!json && !cli_interrupted) fprintf(stderr, "cce: prompt of %d tokens...\n", n_prompt);
+    double prompt_best = 1e30;
+    start = cce_now();
+    for (int run = 0; run < 10 && !cli_interrupted; run++) {
+        double ps = cce_now();
+        cce_status st = cce_decoder_prefill(dec, ids, n_prompt, logits, &err);
+        if (st == CCE_ECANCEL && cli_interrupted) break;
+        if (st) { rc = cli_fail_err(&err); goto cleanup; }
+        double dt = cce_now() - ps;
+        if (dt < prompt_best) prompt_best = dt;
+        if (run >= 2 && cce_now() - start > 3.0) break;
+    }
     if (!json && !cli_interrupted) fprintf(stderr, "cce: decode %d positions...\n", n_dec);
-    if (cce_decoder_new(m, n_dec, &dec, &err)) { rc = cli_fail_err(&err); goto cleanup; }
     double dec_best = 1e30;
     start = cce_now();
     for (int run = 0; run < 10 && !cli_interrupted; run++) {
@@ -330,7 +352,7 @@ int cmd_bench(int argc, char **argv) {
     }
     double flops = bench_prefill_flops(m, n_seq, T);
     double prefill_tps = (double)n_seq * T / best, prefill_gf = flops / best / 1e9;
-    double decode_tps = n_dec / dec_best;
+    double decode_tps = n_dec / dec_best, prompt_tps = n_prompt / prompt_best;
     double wbytes = bench_decode_weight_bytes(m), kvbytes = bench_decode_kv_bytes(m, n_dec);
     double share = mc.bw > 0 ? decode_tps * (wbytes + kvbytes) / (mc.bw * 1e9) : 0;
     double probe_mb = ((double)mc.bw_bytes + 3.0 * (double)peak_n * (double)peak_n * sizeof(float)) / (1 << 20);
@@ -357,6 +379,8 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "prefill_tokens_per_s", prefill_tps);
         cJSON_AddNumberToObject(o, "prefill_gflops", prefill_gf);
         cJSON_AddNumberToObject(o, "utilization", mc.peak > 0 ? prefill_gf / mc.peak : 0);
+        cJSON_AddNumberToObject(o, "prompt_tokens", n_prompt);
+        cJSON_AddNumberToObject(o, "prompt_tokens_per_s", prompt_tps);
         cJSON_AddNumberToObject(o, "decode_steps", n_dec);
         cJSON_AddNumberToObject(o, "decode_tokens_per_s", decode_tps);
         cJSON_AddNumberToObject(o, "decode_weight_bytes", wbytes);
@@ -376,6 +400,8 @@ int cmd_bench(int argc, char **argv) {
         printf("load                 %.1f ms (open %.1f ms, then every weight page read)\n", load_s * 1e3, open_s * 1e3);
         printf("prefill              %.0f tokens/s, %.1f GFLOP/s (%d x %d tokens)\n", prefill_tps, prefill_gf, n_seq, T);
         printf("utilization          %.2f of sgemm peak\n", mc.peak > 0 ? prefill_gf / mc.peak : 0);
+        printf("prompt               %.0f tokens/s (%d tokens into the decoder's cache, last logits only)\n", prompt_tps,
+               n_prompt);
         printf("decode               %.1f tokens/s (%d positions from BOS)\n", decode_tps, n_dec);
         printf("decode bytes/token   %.2f MB weights + %.2f MB KV cache (mean); %.2f of the read bandwidth\n",
                wbytes / 1e6, kvbytes / 1e6, share);

@@ -82,21 +82,23 @@ judge eval_forward 130
 interrupt eval_2m5 1 "$CCE" eval "$M" --tokenizer "$TK" --text "$T/long.txt"
 judge eval_2m5 130
 
-# generate: inside a ~1500-token prompt, and while generating
+# generate: inside a ~1500-token prompt (one batched pass), and while generating
 interrupt generate_prompt 1 "$CCE" generate "$S" --tokenizer "$STK" --prompt "$PROMPT" -n 10
 judge generate_prompt 130
 interrupt generate_tokens 1.5 "$CCE" generate "$S" --ids -n 2000
 judge generate_tokens 130
 
-# bench: in the first probes, the prefill, the decoding and the probes after them
+# bench: in the first probes, the prefill, the prompt, the decoding and the probes after them
 small="--seq-len 16 --batch 1"   # a short prefill, where the case is about another phase
 interrupt bench_probe 'measuring SGEMM+0.3' "$CCE" bench "$S" $small
 judge bench_probe 130
 interrupt bench_prefill 'prefill+0.5' "$CCE" bench "$S"
 judge bench_prefill 130
-interrupt bench_decode 'decode+0.5' "$CCE" bench "$S" $small
+interrupt bench_prompt 'prompt of+0.3' "$CCE" bench "$S" $small --prompt-len 1024
+judge bench_prompt 130
+interrupt bench_decode 'decode+0.5' "$CCE" bench "$S" $small --prompt-len 16
 judge bench_decode 130
-interrupt bench_probe_after 'measuring again+0.2' "$CCE" bench "$S" $small --decode-steps 4
+interrupt bench_probe_after 'measuring again+0.2' "$CCE" bench "$S" $small --prompt-len 16 --decode-steps 4
 judge bench_probe_after 130
 
 mkdir -p "$T/out"
