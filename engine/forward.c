@@ -9,12 +9,12 @@
  * (see "vector kernels" below); RoPE is a plain loop over contiguous rows.
  *
  * Attention runs per (sequence, KV head) on the strided (seq_len, hd) slices of K and V
- * (leading dimension n_kv_heads*hd, no copies), for all the query heads that share that KV
- * head at once (GQA groups; a map head_kv from compression may make groups uneven). The causal
- * score matrix is built in row blocks of ATT_BLOCK queries: block [i0, i0+nb) only needs keys
- * [0, i0+nb), so S = Q_b K_{0..i0+nb}ᵀ and O_b = P V_{0..i0+nb} are two sgemm calls for the
- * whole group, and the upper triangle costs at most one block's worth of extra work. Scratch
- * for S is (max_group*ATT_BLOCK, max_seq_len).
+ * (leading dimension n_kv_heads*hd, no copies but one transposed copy of the keys), for all the
+ * query heads that share that KV head (GQA groups; a map head_kv from compression may make
+ * groups uneven), four query rows at a time with register-blocked kernels (kernels.h): row r
+ * sees keys [0, r], and four rows cost at most three keys of wasted work. These are small
+ * products (K = head_dim) that cost more as sgemm calls than they compute: an sgemm per block
+ * of 64 queries ran at a third of the linears' rate (smollm-135m shape, one thread).
  *
  * The NLL head never holds (rows, vocab) logits: it runs over blocks of up to nll_rows rows and,
  * within a block, over slices of nll_vocab vocabulary entries (nll_rows·nll_vocab floats,
@@ -37,7 +37,6 @@
 #include "kernels.h"
 #include "util.h"
 
-#define ATT_BLOCK 64    /* query rows per causal score block */
 #define NLL_LOGIT_FLOATS (4u << 20)  /* logits scratch of the NLL head: 16 MB */
 #define NLL_VOCAB_MIN 1024           /* vocabulary slices at least this wide (or the whole vocabulary) */
 
@@ -88,9 +87,8 @@ struct cce_fwd {
     float *lr;       // (max_rows, max_rank) low-rank intermediate x·Vᵀ
     float *wtile;    // (wtile_floats) f32 rows of a weight stored in another type, or NULL
     size_t wtile_floats;
-    float *qs, *os;  // (max_group*ATT_BLOCK, head_dim) stacked queries / outputs of a KV group
-    float *scores;   // (max_group*ATT_BLOCK, max_seq) causal score block
-    float *inv;      // (max_group*ATT_BLOCK) 1/softmax sums
+    float *kt;       // (head_dim, max_seq) one KV head's keys, transposed
+    float *scores;   // (4, max_seq) scores of four query rows
     int *hs;         // (max heads) query heads of the current KV group
     int nll_rows, nll_vocab;  // block of rows x slice of the vocabulary per NLL-head GEMM
     float *logits;   // (nll_rows, nll_vocab)
@@ -222,18 +220,15 @@ cce_status cce_fwd_new(const cce_model *m, int max_rows, int max_seq_len, cce_fw
     f->lr = cce_alloc(R, (size_t)mx.rank * sizeof(float));
     f->wtile_floats = mx.wtile;
     if (mx.wtile) f->wtile = cce_alloc(mx.wtile, sizeof(float));
-    size_t gb = (size_t)mx.group * ATT_BLOCK, hd = (size_t)m->cfg.head_dim;
-    f->qs = cce_alloc(gb, hd * sizeof(float));
-    f->os = cce_alloc(gb, hd * sizeof(float));
-    f->scores = cce_alloc(gb, (size_t)max_seq_len * sizeof(float));
-    f->inv = cce_alloc(gb, sizeof(float));
+    f->kt = cce_alloc((size_t)m->cfg.head_dim, (size_t)max_seq_len * sizeof(float));
+    f->scores = cce_alloc(4, (size_t)max_seq_len * sizeof(float));
     f->hs = cce_alloc((size_t)mx.heads, sizeof(int));
     f->logits = cce_alloc((size_t)f->nll_rows, (size_t)f->nll_vocab * sizeof(float));
     f->nll_max = cce_alloc((size_t)f->nll_rows, sizeof(float));
     f->nll_tgt = cce_alloc((size_t)f->nll_rows, sizeof(float));
     f->nll_sum = cce_alloc((size_t)f->nll_rows, sizeof(double));
     if (!f->h || !f->xn || !f->out || !f->q || !f->att || !f->k || !f->v || !f->a || !f->b ||
-        !f->lr || (mx.wtile && !f->wtile) || !f->qs || !f->os || !f->scores || !f->inv || !f->hs || !f->logits ||
+        !f->lr || (mx.wtile && !f->wtile) || !f->kt || !f->scores || !f->hs || !f->logits ||
         !f->nll_max || !f->nll_tgt || !f->nll_sum) {
         cce_fwd_free(f);
         return cce_err_set(err, CCE_ENOMEM, "forward: out of memory for %d rows of scratch", max_rows);
@@ -250,7 +245,7 @@ void cce_fwd_free(cce_fwd *f) {
     if (!f) return;
     cce_free(f->h); cce_free(f->xn); cce_free(f->out); cce_free(f->q); cce_free(f->att);
     cce_free(f->k); cce_free(f->v); cce_free(f->a); cce_free(f->b); cce_free(f->lr); cce_free(f->wtile);
-    cce_free(f->qs); cce_free(f->os); cce_free(f->scores); cce_free(f->inv); cce_free(f->hs);
+    cce_free(f->kt); cce_free(f->scores); cce_free(f->hs);
     cce_free(f->logits); cce_free(f->nll_max); cce_free(f->nll_tgt); cce_free(f->nll_sum);
     cce_free(f->rope_cos); cce_free(f->rope_sin);
     cce_free(f);
@@ -469,30 +464,26 @@ static float fwd_softmax_row(float *s, int n, int ncols) {
 
 /* Causal attention of the query heads hs[0..ng) that share one KV head, in one sequence.
  * q (T, qd) holds head h at columns [h*hd, (h+1)*hd); K, V are (T, hd) slices with leading
- * dimension kvd; the heads' outputs go to the same columns of att (T, qd). Per block of
- * ATT_BLOCK query positions the group's queries are stacked into qs (ng*nb, hd), so Q·Kᵀ and
- * P·V are one GEMM each for the whole group and K/V are packed once per block, not per head. */
+ * dimension kvd; the heads' outputs go to the same columns of att (T, qd). The keys are
+ * transposed once into kt (hd, T), shared by the group's heads; then per head, four query rows
+ * at a time, the scores against the keys the last of them sees (cce_kern_scores4: 4 queries x
+ * 32 keys per pass), each row's causal softmax (weights past its own position zeroed) and the
+ * weighted values (cce_kern_mix4). At most three keys per four rows are computed in vain. */
 static void fwd_attend_group(cce_fwd *f, const float *q, int qd, const int *hs, int ng,
                              const float *K, const float *V, int kvd, float *att, int T) {
     int hd = f->m->cfg.head_dim;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-        int nb = T - i0 < ATT_BLOCK ? T - i0 : ATT_BLOCK;
-        int nc = i0 + nb, m = ng * nb;  // keys 0..nc-1 are visible to some query of the block
-        for (int a = 0; a < ng; a++)
-            for (int r = 0; r < nb; r++)
-                memcpy(f->qs + ((size_t)a * nb + r) * hd, q + (size_t)(i0 + r) * qd + (size_t)hs[a] * hd,
-                       (size_t)hd * sizeof(float));
-        float *S = f->scores;  // (m, nc)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nc, hd, scale, f->qs, hd, K, kvd, 0.0f, S, nc);
-        for (int k = 0; k < m; k++) f->inv[k] = fwd_softmax_row(S + (size_t)k * nc, i0 + k % nb + 1, nc);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, nc, 1.0f, S, nc, V, kvd, 0.0f, f->os, hd);
-        for (int a = 0; a < ng; a++)
-            for (int r = 0; r < nb; r++) {
-                const float *src = f->os + ((size_t)a * nb + r) * hd;
-                float *dst = att + (size_t)(i0 + r) * qd + (size_t)hs[a] * hd, w = f->inv[a * nb + r];
-                for (int i = 0; i < hd; i++) dst[i] = src[i] * w;
-            }
+    float scale = 1.0f / sqrtf((float)hd), *kt = f->kt, *S = f->scores, inv[4];
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < hd; i++) kt[(size_t)i * T + t] = K[(size_t)t * kvd + i];
+    for (int a = 0; a < ng; a++) {
+        const float *qa = q + (size_t)hs[a] * hd;
+        float *oa = att + (size_t)hs[a] * hd;
+        for (int r0 = 0; r0 < T; r0 += 4) {
+            int nq = T - r0 < 4 ? T - r0 : 4, tm = r0 + nq;   // keys 0..tm-1 are visible to some row
+            cce_kern_scores4(qa + (size_t)r0 * qd, qd, nq, kt, T, hd, tm, scale, S, T);
+            for (int j = 0; j < nq; j++) inv[j] = fwd_softmax_row(S + (size_t)j * T, r0 + j + 1, tm);
+            cce_kern_mix4(S, T, nq, V, kvd, hd, tm, inv, oa + (size_t)r0 * qd, qd);
+        }
     }
 }
 

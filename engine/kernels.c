@@ -408,6 +408,87 @@ void cce_kern_mix(const float *p, const float *v, int hd, int T, float scale, fl
     }
 }
 
+void cce_kern_scores4(const float *q, int ldq, int nq, const float *kt, int ldk, int hd, int T, float scale,
+                      float *s, int lds) {
+#if defined(KERN_AVX512)
+    /* rows past nq read row 0 and are written to a scratch row */
+    const float *q0 = q, *q1 = nq > 1 ? q + ldq : q, *q2 = nq > 2 ? q + 2 * (size_t)ldq : q, *q3 = nq > 3 ? q + 3 * (size_t)ldq : q;
+    float dummy[32];
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int t0 = 0; t0 < T; t0 += 32) {   // 32 keys x 4 queries per pass: eight accumulators
+        int left = T - t0;
+        __mmask16 m0 = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
+        __mmask16 m1 = (__mmask16)(left >= 32 ? 0xffff : left <= 16 ? 0 : (1u << (left - 16)) - 1);
+        __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        const float *k = kt + t0;
+        for (int i = 0; i < hd; i++, k += ldk) {
+            __m512 k0 = _mm512_maskz_loadu_ps(m0, k), k1 = _mm512_maskz_loadu_ps(m1, k + 16);
+            __m512 b0 = _mm512_set1_ps(q0[i]), b1 = _mm512_set1_ps(q1[i]);
+            __m512 b2 = _mm512_set1_ps(q2[i]), b3 = _mm512_set1_ps(q3[i]);
+            a00 = _mm512_fmadd_ps(b0, k0, a00); a01 = _mm512_fmadd_ps(b0, k1, a01);
+            a10 = _mm512_fmadd_ps(b1, k0, a10); a11 = _mm512_fmadd_ps(b1, k1, a11);
+            a20 = _mm512_fmadd_ps(b2, k0, a20); a21 = _mm512_fmadd_ps(b2, k1, a21);
+            a30 = _mm512_fmadd_ps(b3, k0, a30); a31 = _mm512_fmadd_ps(b3, k1, a31);
+        }
+        float *s0 = s + t0, *s1 = nq > 1 ? s0 + lds : dummy, *s2 = nq > 2 ? s0 + 2 * (size_t)lds : dummy;
+        float *s3 = nq > 3 ? s0 + 3 * (size_t)lds : dummy;
+        _mm512_mask_storeu_ps(s0, m0, _mm512_mul_ps(a00, sc));
+        _mm512_mask_storeu_ps(s0 + 16, m1, _mm512_mul_ps(a01, sc));
+        _mm512_mask_storeu_ps(s1, m0, _mm512_mul_ps(a10, sc));
+        _mm512_mask_storeu_ps(s1 + 16, m1, _mm512_mul_ps(a11, sc));
+        _mm512_mask_storeu_ps(s2, m0, _mm512_mul_ps(a20, sc));
+        _mm512_mask_storeu_ps(s2 + 16, m1, _mm512_mul_ps(a21, sc));
+        _mm512_mask_storeu_ps(s3, m0, _mm512_mul_ps(a30, sc));
+        _mm512_mask_storeu_ps(s3 + 16, m1, _mm512_mul_ps(a31, sc));
+    }
+#else
+    for (int j = 0; j < nq; j++) cce_kern_scores(q + (size_t)j * ldq, kt, ldk, hd, T, scale, s + (size_t)j * lds);
+#endif
+}
+
+void cce_kern_mix4(const float *p, int ldp, int nq, const float *v, int ldv, int hd, int T, const float *scale,
+                   float *o, int ldo) {
+#if defined(KERN_AVX512)
+    const float *p0 = p, *p1 = nq > 1 ? p + ldp : p, *p2 = nq > 2 ? p + 2 * (size_t)ldp : p, *p3 = nq > 3 ? p + 3 * (size_t)ldp : p;
+    float dummy[32];
+    for (int i0 = 0; i0 < hd; i0 += 32) {   // 32 columns x 4 queries per pass: eight accumulators
+        int w = hd - i0;
+        __mmask16 m0 = (__mmask16)(w >= 16 ? 0xffff : (1u << w) - 1);
+        __mmask16 m1 = (__mmask16)(w >= 32 ? 0xffff : w <= 16 ? 0 : (1u << (w - 16)) - 1);
+        __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        const float *vr = v + i0;
+        for (int t = 0; t < T; t++, vr += ldv) {
+            __m512 v0 = _mm512_maskz_loadu_ps(m0, vr), v1 = _mm512_maskz_loadu_ps(m1, vr + 16);
+            __m512 b0 = _mm512_set1_ps(p0[t]), b1 = _mm512_set1_ps(p1[t]);
+            __m512 b2 = _mm512_set1_ps(p2[t]), b3 = _mm512_set1_ps(p3[t]);
+            a00 = _mm512_fmadd_ps(b0, v0, a00); a01 = _mm512_fmadd_ps(b0, v1, a01);
+            a10 = _mm512_fmadd_ps(b1, v0, a10); a11 = _mm512_fmadd_ps(b1, v1, a11);
+            a20 = _mm512_fmadd_ps(b2, v0, a20); a21 = _mm512_fmadd_ps(b2, v1, a21);
+            a30 = _mm512_fmadd_ps(b3, v0, a30); a31 = _mm512_fmadd_ps(b3, v1, a31);
+        }
+        float *o0 = o + i0, *o1 = nq > 1 ? o0 + ldo : dummy, *o2 = nq > 2 ? o0 + 2 * (size_t)ldo : dummy;
+        float *o3 = nq > 3 ? o0 + 3 * (size_t)ldo : dummy;
+        __m512 c0 = _mm512_set1_ps(scale[0]), c1 = _mm512_set1_ps(nq > 1 ? scale[1] : 0.0f);
+        __m512 c2 = _mm512_set1_ps(nq > 2 ? scale[2] : 0.0f), c3 = _mm512_set1_ps(nq > 3 ? scale[3] : 0.0f);
+        _mm512_mask_storeu_ps(o0, m0, _mm512_mul_ps(a00, c0));
+        _mm512_mask_storeu_ps(o0 + 16, m1, _mm512_mul_ps(a01, c0));
+        _mm512_mask_storeu_ps(o1, m0, _mm512_mul_ps(a10, c1));
+        _mm512_mask_storeu_ps(o1 + 16, m1, _mm512_mul_ps(a11, c1));
+        _mm512_mask_storeu_ps(o2, m0, _mm512_mul_ps(a20, c2));
+        _mm512_mask_storeu_ps(o2 + 16, m1, _mm512_mul_ps(a21, c2));
+        _mm512_mask_storeu_ps(o3, m0, _mm512_mul_ps(a30, c3));
+        _mm512_mask_storeu_ps(o3 + 16, m1, _mm512_mul_ps(a31, c3));
+    }
+#else
+    for (int j = 0; j < nq; j++)
+        for (int i = 0; i < hd; i++) {
+            float acc = 0;
+            for (int t = 0; t < T; t++) acc += p[(size_t)j * ldp + t] * v[(size_t)t * ldv + i];
+            o[(size_t)j * ldo + i] = acc * scale[j];
+        }
+#endif
+}
+
 /* ---------------------------------------------------------------- thread pool */
 
 #define SPIN_PAUSE_NS 20000L  /* after a job a worker spins with pause for 20 µs, */

@@ -66,6 +66,15 @@ void cce_kern_scores(const float *q, const float *kt, int ld, int hd, int T, flo
 /* o[i] = scale · Σ_t p[t]·v[t·hd + i] for i < hd: T value rows v (T, hd) mixed by weights p (T). */
 void cce_kern_mix(const float *p, const float *v, int hd, int T, float scale, float *o);
 
+/* The batched pass's causal attention, four query rows at a time (nq <= 4 of them, row j at
+ * q + j·ldq): s[j·lds + t] = scale · q_j·k_t for t < T, keys transposed kt (hd, ldk); and
+ * o[j·ldo + i] = scale_j · Σ_{t<T} p[j·ldp + t]·v[t·ldv + i] for i < hd, values v (T, ldv). The
+ * caller zeroes the weights past each row's causal horizon. */
+void cce_kern_scores4(const float *q, int ldq, int nq, const float *kt, int ldk, int hd, int T, float scale,
+                      float *s, int lds);
+void cce_kern_mix4(const float *p, int ldp, int nq, const float *v, int ldv, int hd, int T, const float *scale,
+                   float *o, int ldo);
+
 /* ---- thread pool ----
  * n threads in all: the caller of cce_pool_run and n − 1 workers. A job is cut into chunks
  * that every thread claims one at a time from a shared counter, the caller included, so a

@@ -225,6 +225,55 @@ TEST(attention_kernels_match_reference) {
     cce_free(v);
 }
 
+TEST(attention4_kernels_match_reference) {
+    int hds[6] = {6, 8, 16, 40, 64, 128}, Ts[6] = {1, 7, 16, 33, 64, 150};
+    int ldk = 160, ldq = 133, lds = 151, ldv = 140, ldo = 135;
+    float *q = cce_alloc(4 * (size_t)ldq, sizeof(float)), *kt = cce_alloc(128 * (size_t)ldk, sizeof(float));
+    float *v = cce_alloc(150 * (size_t)ldv, sizeof(float)), *p = cce_alloc(4 * (size_t)lds, sizeof(float));
+    float *s = cce_alloc(4 * (size_t)lds, sizeof(float)), *o = cce_alloc(4 * (size_t)ldo, sizeof(float));
+    fill(q, 4 * (size_t)ldq, 94, 1.0f);
+    fill(kt, 128 * (size_t)ldk, 95, 1.0f);
+    fill(v, 150 * (size_t)ldv, 96, 1.0f);
+    fill(p, 4 * (size_t)lds, 97, 1.0f);
+    float scale[4] = {0.5f, 2.0f, -1.0f, 0.25f};
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++)
+            for (int nq = 1; nq <= 4; nq++) {
+                int hd = hds[a], T = Ts[b];
+                for (size_t k = 0; k < 4 * (size_t)lds; k++) s[k] = 777.0f;
+                for (size_t k = 0; k < 4 * (size_t)ldo; k++) o[k] = 777.0f;
+                cce_kern_scores4(q, ldq, nq, kt, ldk, hd, T, 0.5f, s, lds);
+                cce_kern_mix4(p, lds, nq, v, ldv, hd, T, scale, o, ldo);
+                for (int j = 0; j < 4; j++) {
+                    for (int t = 0; t < T; t++) {
+                        double ref = 0, mag = 0;
+                        for (int i = 0; i < hd; i++) {
+                            ref += (double)q[j * ldq + i] * kt[(size_t)i * ldk + t];
+                            mag += fabs((double)q[j * ldq + i] * kt[(size_t)i * ldk + t]);
+                        }
+                        if (j < nq)
+                            CHECK_MSG(fabs(s[j * lds + t] - 0.5 * ref) <= 2.0 * hd * U * mag, "scores4 hd %d T %d row %d t %d",
+                                      hd, T, j, t);
+                        else CHECK_MSG(s[j * lds + t] == 777.0f, "scores4 nq %d wrote row %d", nq, j);
+                    }
+                    CHECK_MSG(s[j * lds + T] == 777.0f, "scores4 wrote past T");
+                    for (int i = 0; i < hd; i++) {
+                        double ref = 0, mag = 0;
+                        for (int t = 0; t < T; t++) {
+                            ref += (double)p[j * lds + t] * v[(size_t)t * ldv + i];
+                            mag += fabs((double)p[j * lds + t] * v[(size_t)t * ldv + i]);
+                        }
+                        if (j < nq)
+                            CHECK_MSG(fabs(o[j * ldo + i] - scale[j] * ref) <= 2.0 * T * U * mag * fabs(scale[j]),
+                                      "mix4 hd %d T %d row %d i %d: %g vs %g", hd, T, j, i, o[j * ldo + i], scale[j] * ref);
+                        else CHECK_MSG(o[j * ldo + i] == 777.0f, "mix4 nq %d wrote row %d", nq, j);
+                    }
+                    CHECK_MSG(o[j * ldo + hd] == 777.0f, "mix4 wrote past hd");
+                }
+            }
+    cce_free(q); cce_free(kt); cce_free(v); cce_free(p); cce_free(s); cce_free(o);
+}
+
 /* ---- pool ---- */
 
 typedef struct {
@@ -297,6 +346,7 @@ int main(void) {
     RUN(gemv_q8_0_int8_exact_in_codes_and_within_activation_bound);
     RUN(gemv_q8_0_f32_activation);
     RUN(attention_kernels_match_reference);
+    RUN(attention4_kernels_match_reference);
     RUN(pool_runs_every_chunk_once);
     RUN(split_covers_the_range);
     return harness_done();
