@@ -550,6 +550,7 @@ static int fwd_attn(cce_fwd *f, int layer, const cce_layer *l, float *h, int n_s
             if (cce_layer_kv_of(l, hh) == g) f->hs[ng++] = hh;
         if (!ng) continue;
         for (int sq = 0; sq < n_seq; sq++) {
+            if (cce_interrupted()) return 1;   // a long sequence's attention is a sublayer's work of its own
             size_t r0 = (size_t)sq * seq_len;
             fwd_attend_group(f, f->q + r0 * qd, qd, f->hs, ng, f->k + r0 * kvd + (size_t)g * hd,
                              f->v + r0 * kvd + (size_t)g * hd, kvd, f->att + r0 * qd, seq_len);
