@@ -87,9 +87,9 @@ struct cce_fwd {
     float *lr;       // (max_rows, max_rank) low-rank intermediate x·Vᵀ
     float *wtile;    // (wtile_floats) f32 rows of a weight stored in another type, or NULL
     size_t wtile_floats;
-    float *kt;       // (head_dim, max_seq) one KV head's keys, transposed
-    float *scores;   // (4, max_seq) scores of four query rows
-    int *hs;         // (max heads) query heads of the current KV group
+    float *kt;       // (threads, head_dim, max_seq) per thread: one KV head's keys, transposed
+    float *scores;   // (threads, 4, max_seq) per thread: scores of four query rows
+    cce_pool *pool;  // the attention's threads (NULL: the calling thread)
     int nll_rows, nll_vocab;  // block of rows x slice of the vocabulary per NLL-head GEMM
     float *logits;   // (nll_rows, nll_vocab)
     float *nll_max, *nll_tgt;  // (nll_rows) running maximum and target logit per row
@@ -220,15 +220,20 @@ cce_status cce_fwd_new(const cce_model *m, int max_rows, int max_seq_len, cce_fw
     f->lr = cce_alloc(R, (size_t)mx.rank * sizeof(float));
     f->wtile_floats = mx.wtile;
     if (mx.wtile) f->wtile = cce_alloc(mx.wtile, sizeof(float));
-    f->kt = cce_alloc((size_t)m->cfg.head_dim, (size_t)max_seq_len * sizeof(float));
-    f->scores = cce_alloc(4, (size_t)max_seq_len * sizeof(float));
-    f->hs = cce_alloc((size_t)mx.heads, sizeof(int));
+    int threads = cce_pool_default_threads();
+    if (threads > 1 && max_seq_len >= 32 && (s = cce_pool_new(threads, &f->pool, err))) {
+        cce_fwd_free(f);
+        return s;
+    }
+    size_t nth = (size_t)cce_pool_threads(f->pool);
+    f->kt = cce_alloc(nth * (size_t)m->cfg.head_dim, (size_t)max_seq_len * sizeof(float));
+    f->scores = cce_alloc(nth * 4, (size_t)max_seq_len * sizeof(float));
     f->logits = cce_alloc((size_t)f->nll_rows, (size_t)f->nll_vocab * sizeof(float));
     f->nll_max = cce_alloc((size_t)f->nll_rows, sizeof(float));
     f->nll_tgt = cce_alloc((size_t)f->nll_rows, sizeof(float));
     f->nll_sum = cce_alloc((size_t)f->nll_rows, sizeof(double));
     if (!f->h || !f->xn || !f->out || !f->q || !f->att || !f->k || !f->v || !f->a || !f->b ||
-        !f->lr || (mx.wtile && !f->wtile) || !f->kt || !f->scores || !f->hs || !f->logits ||
+        !f->lr || (mx.wtile && !f->wtile) || !f->kt || !f->scores || !f->logits ||
         !f->nll_max || !f->nll_tgt || !f->nll_sum) {
         cce_fwd_free(f);
         return cce_err_set(err, CCE_ENOMEM, "forward: out of memory for %d rows of scratch", max_rows);
@@ -245,7 +250,8 @@ void cce_fwd_free(cce_fwd *f) {
     if (!f) return;
     cce_free(f->h); cce_free(f->xn); cce_free(f->out); cce_free(f->q); cce_free(f->att);
     cce_free(f->k); cce_free(f->v); cce_free(f->a); cce_free(f->b); cce_free(f->lr); cce_free(f->wtile);
-    cce_free(f->kt); cce_free(f->scores); cce_free(f->hs);
+    cce_pool_free(f->pool);
+    cce_free(f->kt); cce_free(f->scores);
     cce_free(f->logits); cce_free(f->nll_max); cce_free(f->nll_tgt); cce_free(f->nll_sum);
     cce_free(f->rope_cos); cce_free(f->rope_sin);
     cce_free(f);
@@ -462,29 +468,45 @@ static float fwd_softmax_row(float *s, int n, int ncols) {
     return (float)(1.0 / sum);
 }
 
-/* Causal attention of the query heads hs[0..ng) that share one KV head, in one sequence.
- * q (T, qd) holds head h at columns [h*hd, (h+1)*hd); K, V are (T, hd) slices with leading
- * dimension kvd; the heads' outputs go to the same columns of att (T, qd). The keys are
- * transposed once into kt (hd, T), shared by the group's heads; then per head, four query rows
- * at a time, the scores against the keys the last of them sees (cce_kern_scores4: 4 queries x
- * 32 keys per pass), each row's causal softmax (weights past its own position zeroed) and the
- * weighted values (cce_kern_mix4). At most three keys per four rows are computed in vain. */
-static void fwd_attend_group(cce_fwd *f, const float *q, int qd, const int *hs, int ng,
-                             const float *K, const float *V, int kvd, float *att, int T) {
-    int hd = f->m->cfg.head_dim;
-    float scale = 1.0f / sqrtf((float)hd), *kt = f->kt, *S = f->scores, inv[4];
+/* Causal attention of query head h of layer l in one sequence: q (T, qd) holds head h at
+ * columns [h*hd, (h+1)*hd); K, V are the (T, hd) slices of its KV head, leading dimension kvd;
+ * the output goes to the same columns of att (T, qd). The keys are transposed into kt (hd, T);
+ * then four query rows at a time: their scores against the keys the last of them sees
+ * (cce_kern_scores4), each row's causal softmax (weights past its own position zeroed) and the
+ * weighted values (cce_kern_mix4); four rows waste at most three keys of work. kt and S are the
+ * calling thread's scratch. */
+static void fwd_attend_head(int hd, const float *q, int qd, int h, const float *K, const float *V, int kvd,
+                            float *att, int T, float *kt, float *S) {
+    float scale = 1.0f / sqrtf((float)hd), inv[4];
     for (int t = 0; t < T; t++)
         for (int i = 0; i < hd; i++) kt[(size_t)i * T + t] = K[(size_t)t * kvd + i];
-    for (int a = 0; a < ng; a++) {
-        const float *qa = q + (size_t)hs[a] * hd;
-        float *oa = att + (size_t)hs[a] * hd;
-        for (int r0 = 0; r0 < T; r0 += 4) {
-            int nq = T - r0 < 4 ? T - r0 : 4, tm = r0 + nq;   // keys 0..tm-1 are visible to some row
-            cce_kern_scores4(qa + (size_t)r0 * qd, qd, nq, kt, T, hd, tm, scale, S, T);
-            for (int j = 0; j < nq; j++) inv[j] = fwd_softmax_row(S + (size_t)j * T, r0 + j + 1, tm);
-            cce_kern_mix4(S, T, nq, V, kvd, hd, tm, inv, oa + (size_t)r0 * qd, qd);
-        }
+    const float *qa = q + (size_t)h * hd;
+    float *oa = att + (size_t)h * hd;
+    for (int r0 = 0; r0 < T; r0 += 4) {
+        int nq = T - r0 < 4 ? T - r0 : 4, tm = r0 + nq;   // keys 0..tm-1 are visible to some row
+        cce_kern_scores4(qa + (size_t)r0 * qd, qd, nq, kt, T, hd, tm, scale, S, T);
+        for (int j = 0; j < nq; j++) inv[j] = fwd_softmax_row(S + (size_t)j * T, r0 + j + 1, tm);
+        cce_kern_mix4(S, T, nq, V, kvd, hd, tm, inv, oa + (size_t)r0 * qd, qd);
     }
+}
+
+/* The attention of one layer over a batch as tasks (sequence, query head), for the pool. */
+typedef struct {
+    cce_fwd *f;
+    const cce_layer *l;
+    int n_seq, seq_len;
+} fwd_att_job;
+
+static void fwd_att_task(void *ctx, int task, int n_tasks) {
+    (void)n_tasks;
+    const fwd_att_job *j = ctx;
+    cce_fwd *f = j->f;
+    const cce_layer *l = j->l;
+    int hd = f->m->cfg.head_dim, qd = l->n_heads * hd, kvd = l->n_kv_heads * hd, T = j->seq_len;
+    int sq = task / l->n_heads, h = task % l->n_heads, g = cce_layer_kv_of(l, h), th = cce_pool_thread();
+    size_t r0 = (size_t)sq * T;
+    fwd_attend_head(hd, f->q + r0 * qd, qd, h, f->k + r0 * kvd + (size_t)g * hd, f->v + r0 * kvd + (size_t)g * hd, kvd,
+                    f->att + r0 * qd, T, f->kt + (size_t)th * hd * f->max_seq, f->scores + (size_t)th * 4 * f->max_seq);
 }
 
 static int fwd_tap(cce_tap_fn tap, void *user, int layer, cce_tap_site site, const float *x,
@@ -544,16 +566,17 @@ static int fwd_attn(cce_fwd *f, int layer, const cce_layer *l, float *h, int n_s
             fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->k + (size_t)r * kvd, l->n_kv_heads, r % seq_len);
         }
     if (f->kv_sink) dec_store_kv(f->kv_sink, layer, l, f->k, f->v, rows);   // one sequence (prefill)
-    for (int g = 0; g < l->n_kv_heads; g++) {
-        int ng = 0;  // the query heads reading KV head g
-        for (int hh = 0; hh < l->n_heads; hh++)
-            if (cce_layer_kv_of(l, hh) == g) f->hs[ng++] = hh;
-        if (!ng) continue;
-        for (int sq = 0; sq < n_seq; sq++) {
-            if (cce_interrupted()) return 1;   // a long sequence's attention is a sublayer's work of its own
-            size_t r0 = (size_t)sq * seq_len;
-            fwd_attend_group(f, f->q + r0 * qd, qd, f->hs, ng, f->k + r0 * kvd + (size_t)g * hd,
-                             f->v + r0 * kvd + (size_t)g * hd, kvd, f->att + r0 * qd, seq_len);
+    /* (sequence, head) tasks: on the pool when there are several and they are not tiny (the
+     * workers do not poll the cancel; one layer's attention is then the cancel's granularity),
+     * else here, polling the cancel between tasks */
+    fwd_att_job aj = {f, l, n_seq, seq_len};
+    int n_tasks = n_seq * l->n_heads;
+    if (f->pool && n_tasks > 1 && seq_len >= 32) {
+        cce_pool_run(f->pool, fwd_att_task, &aj, n_tasks);
+    } else {
+        for (int t = 0; t < n_tasks; t++) {
+            if (cce_interrupted()) return 1;
+            fwd_att_task(&aj, t, n_tasks);
         }
     }
     if (fwd_tap(tap, user, layer, CCE_TAP_HEADS, f->att, n_seq, seq_len, qd) || cce_interrupted()) return 1;

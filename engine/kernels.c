@@ -508,7 +508,12 @@ struct cce_pool {
     void (*fn)(void *, int, int); // the current job; stable while it has unclaimed chunks
     void *ctx;
     int solo, backoff;            // congestion: jobs left to run on the caller alone, next backoff
+    struct pool_arg { struct cce_pool *p; int i; } args[MAX_THREADS];
 };
+
+static _Thread_local int pool_tid;   // this thread's index in its pool (0: not a worker)
+
+int cce_pool_thread(void) { return pool_tid; }
 
 static double pool_now_ns(void) {
     struct timespec t;
@@ -546,7 +551,9 @@ static void pool_work(cce_pool *p) {
 }
 
 static void *pool_worker(void *arg) {
-    cce_pool *p = arg;
+    struct pool_arg *pa = arg;
+    cce_pool *p = pa->p;
+    pool_tid = pa->i;
     unsigned seen = 0;   // the value at creation: a job may be published before this thread runs
     for (;;) {
         unsigned w;
@@ -602,7 +609,8 @@ cce_status cce_pool_new(int n, cce_pool **out, cce_err *err) {
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->stop, 0);
     for (int i = 1; i < n; i++) {
-        if (pthread_create(&p->th[i], NULL, pool_worker, p) != 0) break;
+        p->args[i] = (struct pool_arg){p, i};
+        if (pthread_create(&p->th[i], NULL, pool_worker, &p->args[i]) != 0) break;
         p->started++;
     }
     p->n = 1 + p->started;

@@ -102,6 +102,12 @@ int cce_pool_threads(const cce_pool *p);
  * order on the caller. */
 void cce_pool_run(cce_pool *p, void (*fn)(void *ctx, int chunk, int n_chunks), void *ctx, int n_chunks);
 
+/* The calling thread's index in the pool it works for, in [0, cce_pool_threads): 0 for the
+ * thread that calls cce_pool_run (and any thread that is not a pool worker), so a job may keep
+ * scratch per thread. A job's chunks must not poll the caller's cancel scope (util.h): workers
+ * have none; the caller polls between jobs. */
+int cce_pool_thread(void);
+
 /* Bounds [*r0, *r1) of part i of n of the range [0, total), in multiples of `align` (except
  * the last end): contiguous, in order, as even as the alignment allows. */
 void cce_split(int total, int i, int n, int align, int *r0, int *r1);

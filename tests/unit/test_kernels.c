@@ -279,13 +279,18 @@ TEST(attention4_kernels_match_reference) {
 typedef struct {
     atomic_int hits[100];
     atomic_int bad;
-    int expect_n;
+    int expect_n, threads;
+    atomic_int by_thread[64];
 } pool_job;
 
 static void pool_fn(void *ctx, int c, int n) {
     pool_job *j = ctx;
-    if (n != j->expect_n || c < 0 || c >= n) atomic_fetch_add(&j->bad, 1);
-    else atomic_fetch_add(&j->hits[c], 1);
+    int t = cce_pool_thread();
+    if (n != j->expect_n || c < 0 || c >= n || t < 0 || t >= (j->threads ? j->threads : 1)) atomic_fetch_add(&j->bad, 1);
+    else {
+        atomic_fetch_add(&j->hits[c], 1);
+        atomic_fetch_add(&j->by_thread[t], 1);
+    }
 }
 
 TEST(pool_runs_every_chunk_once) {
@@ -295,13 +300,15 @@ TEST(pool_runs_every_chunk_once) {
     CHECK_EQ_INT(cce_pool_threads(p), 3);   // threads need no free cores to start
     int sizes[4] = {1, 2, 7, 100}, jobs = 5000;
     for (int k = 0; k < 4; k++) {
-        pool_job j = {.expect_n = sizes[k]};
+        pool_job j = {.expect_n = sizes[k], .threads = 3};
         for (int it = 0; it < jobs; it++) {
             cce_pool_run(p, pool_fn, &j, sizes[k]);
             if (k == 2 && it == jobs / 2) usleep(300000);   // the workers sleep on the futex, then must wake
         }
-        int ok = atomic_load(&j.bad) == 0;
+        int ok = atomic_load(&j.bad) == 0, total = 0;
         for (int c = 0; c < sizes[k]; c++) ok = ok && atomic_load(&j.hits[c]) == jobs;
+        for (int t = 0; t < 3; t++) total += atomic_load(&j.by_thread[t]);
+        ok = ok && total == jobs * sizes[k];   // every chunk ran on a thread whose index is in [0, 3)
         CHECK_MSG(ok, "%d chunks: bad %d, hits[0] %d, hits[last] %d of %d", sizes[k], atomic_load(&j.bad),
                   atomic_load(&j.hits[0]), atomic_load(&j.hits[sizes[k] - 1]), jobs);
     }
@@ -309,7 +316,7 @@ TEST(pool_runs_every_chunk_once) {
     /* a one-thread pool and a NULL pool run the chunks in order on the caller */
     cce_pool *one = NULL;
     CHECK_OK(cce_pool_new(1, &one, &e));
-    pool_job j1 = {.expect_n = 5};
+    pool_job j1 = {.expect_n = 5, .threads = 1};
     cce_pool_run(one, pool_fn, &j1, 5);
     cce_pool_run(NULL, pool_fn, &j1, 5);
     cce_pool_free(one);
