@@ -8,13 +8,14 @@
  * SiLU, GELU, the LM head's log-sum-exp) runs on one thread through explicit vector kernels
  * (see "vector kernels" below); RoPE is a plain loop over contiguous rows.
  *
- * Attention runs per (sequence, KV head) on the strided (seq_len, hd) slices of K and V
- * (leading dimension n_kv_heads*hd, no copies but one transposed copy of the keys), for all the
- * query heads that share that KV head (GQA groups; a map head_kv from compression may make
- * groups uneven), four query rows at a time with register-blocked kernels (kernels.h): row r
- * sees keys [0, r], and four rows cost at most three keys of wasted work. These are small
- * products (K = head_dim) that cost more as sgemm calls than they compute: an sgemm per block
- * of 64 queries ran at a third of the linears' rate (smollm-135m shape, one thread).
+ * Attention runs per (sequence, query head) on the strided (seq_len, hd) slices of its KV head's
+ * K and V (leading dimension n_kv_heads*hd, no copies but one transposed copy of the keys; the
+ * head->KV map may be any, from compression), four query rows at a time with register-blocked
+ * kernels (kernels.h): row r sees keys [0, r], and four rows cost at most three keys of wasted
+ * work. These are small products (K = head_dim) that cost more as sgemm calls than they
+ * compute: an sgemm per block of 64 queries ran at a third of the linears' rate (smollm-135m
+ * shape, one thread). The (sequence, head) tasks run on the pass's own thread pool between the
+ * GEMMs (which are OpenBLAS's to thread).
  *
  * The NLL head never holds (rows, vocab) logits: it runs over blocks of up to nll_rows rows and,
  * within a block, over slices of nll_vocab vocabulary entries (nll_rows·nll_vocab floats,
@@ -136,7 +137,7 @@ static int fwd_tile_rows(const cce_linear *l) {
     return r < l->out ? r : l->out;
 }
 
-typedef struct { int q, kv, hidden, rank, group, heads; size_t wtile; } fwd_maxes;
+typedef struct { int q, kv, hidden, rank, heads; size_t wtile; } fwd_maxes;
 
 static void fwd_note_linear(fwd_maxes *x, const cce_linear *l) {
     if (!cce_linear_present(l)) return;
@@ -148,7 +149,7 @@ static void fwd_note_linear(fwd_maxes *x, const cce_linear *l) {
 }
 
 static fwd_maxes fwd_model_maxes(const cce_model *m) {
-    fwd_maxes x = {1, 1, 1, 1, 1, 1, 0};
+    fwd_maxes x = {1, 1, 1, 1, 1, 0};
     int hd = m->cfg.head_dim;
     fwd_note_linear(&x, &m->lm_head);
     for (int li = 0; li < m->cfg.n_layers; li++) {
@@ -158,11 +159,6 @@ static fwd_maxes fwd_model_maxes(const cce_model *m) {
         if (l->n_kv_heads * hd > x.kv) x.kv = l->n_kv_heads * hd;
         if (l->hidden > x.hidden) x.hidden = l->hidden;
         if (l->n_heads > x.heads) x.heads = l->n_heads;
-        for (int g = 0; g < l->n_kv_heads; g++) {
-            int ng = 0;
-            for (int h = 0; h < l->n_heads; h++) ng += cce_layer_kv_of(l, h) == g;
-            if (ng > x.group) x.group = ng;
-        }
         for (int k = 0; k < CCE_LIN_COUNT; k++) fwd_note_linear(&x, cce_layer_lin_c(l, k));
     }
     return x;

@@ -1,27 +1,41 @@
 #!/usr/bin/env bash
 # tests/bench.sh — `make bench`: throughput figures, measured, never asserted.
-#   - stories260K (the trained default model)
-#   - a random-weight model of smollm-135m's shapes (`cce synth`, written to a temp dir)
+#   - stories260K and tinystories_2m5 (the trained llama2.c checkpoints)
+#   - a random-weight model of smollm-135m's shapes (`cce synth`, written to a temp dir), as
+#     stored (f32) and exported with --dtype f16 and bf16, so that the decoder's bytes per token
+#     and its share of the read bandwidth show for the stored types it computes on
 #   - `cce analyze` on stories260K, tinystories_2m5 and the synthetic smollm-135m
-# Prints each model's `cce bench` figures: SGEMM peak, load time, prefill tokens/s and GFLOP/s,
-# utilisation (prefill / SGEMM peak), decode tokens/s, peak RSS. Thread count: $OPENBLAS_NUM_THREADS
-# (make bench sets 2).
+# Each `cce bench` prints (see tui/cmd_bench.c): SGEMM peak and read bandwidth of this machine
+# (measured in the same run), load time, prefill tokens/s and GFLOP/s with its share of the
+# SGEMM peak, prompt processing tokens/s, decode tokens/s with the bytes it reads per token and
+# their share of the bandwidth, peak RSS without the probe buffers. Threads: OpenBLAS's
+# ($OPENBLAS_NUM_THREADS; make bench sets 2) and the decoder's ($CCE_THREADS, default every CPU).
+# The machine may be shared: compare figures of one run, and look at `uptime` (printed first).
 set -u
 BUILD=${BUILD:-build}
 CCE=${CCE:-$BUILD/cce}
 export CCE_DATA=${CCE_DATA:-$(cd ../shared/data 2>/dev/null && pwd)}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 status=0
+echo "== $(uptime)"
 
-echo "== cce bench: stories260K (OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-unset})"
-"$CCE" bench "$CCE_DATA/llama2c/stories260K.bin" || status=1
-if [ -f "$CCE_DATA/llama2c/tinystories_2m5.bin" ]; then
-    echo; echo "== cce bench: tinystories_2m5"
-    "$CCE" bench "$CCE_DATA/llama2c/tinystories_2m5.bin" || status=1
-fi
-echo; echo "== cce bench: synthetic smollm-135m (random weights)"
-if "$CCE" synth --like smollm-135m -o "$tmp/smollm-135m" >/dev/null; then
-    "$CCE" bench "$tmp/smollm-135m" || status=1
+bench() {  # title, model, bench args...
+    local title=$1 model=$2; shift 2
+    echo; echo "== cce bench: $title (OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-unset})"
+    "$CCE" bench "$model" "$@" 2>/dev/null || status=1
+}
+bench stories260K "$CCE_DATA/llama2c/stories260K.bin"
+bench tinystories_2m5 "$CCE_DATA/llama2c/tinystories_2m5.bin"
+if "$CCE" synth --like smollm-135m -o "$tmp/smollm-135m" >/dev/null 2>&1; then
+    bench "synthetic smollm-135m, f32 (random weights)" "$tmp/smollm-135m"
+    for t in f16 bf16; do
+        if "$CCE" export "$tmp/smollm-135m" -o "$tmp/smollm-135m-$t" --dtype $t --no-tokenizer >/dev/null 2>&1; then
+            bench "synthetic smollm-135m, $t" "$tmp/smollm-135m-$t" --peak-size 1024
+            rm -rf "$tmp/smollm-135m-$t"
+        else
+            echo "cce export --dtype $t failed"; status=1
+        fi
+    done
 else
     echo "cce synth failed"; status=1
 fi
