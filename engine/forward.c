@@ -767,6 +767,7 @@ struct cce_decoder {
     int max_kv;
     cce_pool *pool;         // NULL: every job on the calling thread
     int exact;              // 1: q8_0 weights multiply the f32 activation (cce_decoder_set_exact)
+    int stream;             // 1: the weights are larger than the last-level cache (kernels.h's kvec)
     float *x, *xn, *out;    // (dim)
     float *q, *att;         // (max_q)
     float *knew, *vnew;     // (max_kv) this position's key and value
@@ -803,7 +804,7 @@ static void dec_job_run(void *ctx, int i, int n) {
 
 /* d->in = the input x (n) of the next job, quantised when want_q8. */
 static const cce_kvec *dec_input(cce_decoder *d, const float *x, int n, int want_q8) {
-    d->in = (cce_kvec){.n = n, .x = x};
+    d->in = (cce_kvec){.n = n, .x = x, .stream = d->stream};
     if (want_q8) {
         d->in.q = d->xq;
         d->in.d = d->xd;
@@ -831,9 +832,9 @@ static void dec_job_add(cce_decoder *d, dec_job *j, const cce_linear *l, const c
                        .x = x, .y = y};
     } else {
         float *t = d->lr + (size_t)j->n_seg * (size_t)d->max_rank;
-        cce_kvec xf = {.n = l->in, .x = x->x};
+        cce_kvec xf = {.n = l->in, .x = x->x, .stream = d->stream};
         cce_kern_gemv(CCE_WT_F32, l->v, (size_t)l->in * sizeof(float), l->rank, &xf, t);
-        d->lrv[j->n_seg] = (cce_kvec){.n = l->rank, .x = t};
+        d->lrv[j->n_seg] = (cce_kvec){.n = l->rank, .x = t, .stream = d->stream};
         *g = (dec_seg){.wt = CCE_WT_F32, .w = l->u, .rb = (size_t)l->rank * sizeof(float), .rows = l->out, .b = l->b,
                        .x = &d->lrv[j->n_seg], .y = y};
     }
@@ -924,6 +925,8 @@ cce_status cce_decoder_new(const cce_model *m, int max_seq_len, cce_decoder **ou
         cce_decoder_free(d);
         return s;
     }
+    size_t llc = cce_kern_llc_bytes();
+    d->stream = llc > 0 && cce_model_bytes(m) > llc;
     /* a pool only when some job is large enough to use it */
     int threads = cce_pool_default_threads();
     if (threads > 1 && cce_model_bytes(m) / (L + 1) >= DEC_POOL_BYTES && (s = cce_pool_new(threads, &d->pool, err))) {

@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +64,19 @@ int cce_kern_wants_q8(cce_wtype t) {
 }
 
 static inline uint16_t kern_rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+size_t cce_kern_llc_bytes(void) {
+    FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
+    unsigned long v = 0;
+    char unit = 0;
+    if (f) {
+        int k = fscanf(f, "%lu%c", &v, &unit);
+        fclose(f);
+        if (k >= 1) return (size_t)v * (unit == 'K' ? 1024 : unit == 'M' ? 1 << 20 : 1);
+    }
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);   // on some virtual machines: the host's whole L3
+    return l3 > 0 ? (size_t)l3 : 0;
+}
 
 /* ---------------------------------------------------------------- activation quantisation */
 
@@ -121,11 +135,12 @@ static inline void kern_reduce4(__m512 c0, __m512 c1, __m512 c2, __m512 c3, floa
 /* f32 / f16 / bf16 rows times an f32 vector. Written once per type so that the type test is
  * hoisted out of the loops (always_inline + constant t). */
 static inline __attribute__((always_inline)) void kern_gemv_float(cce_wtype t, const uint8_t *w, size_t rb,
-                                                                  int rows, const float *x, int n, float *y) {
+                                                                  int rows, const float *x, int n, float *y,
+                                                                  int stream) {
     int nv = n & ~15;
     __mmask16 tm = (__mmask16)((1u << (n & 15)) - 1);
     int r = 0;
-    for (; r + 4 <= rows; r += 4) {
+    for (; !stream && r + 4 <= rows; r += 4) {
         const uint8_t *a0 = w + (size_t)r * rb, *a1 = a0 + rb, *a2 = a1 + rb, *a3 = a2 + rb;
         __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
         const uint8_t *pf = a3 + rb;   // the next four rows, fetched while these are multiplied
@@ -223,9 +238,9 @@ void cce_kern_gemv(cce_wtype t, const void *w, size_t rb, int rows, const cce_kv
     int n = x->n;
 #if defined(KERN_AVX512)
     switch (t) {
-    case CCE_WT_F32: kern_gemv_float(CCE_WT_F32, p, rb, rows, x->x, n, y); return;
-    case CCE_WT_F16: kern_gemv_float(CCE_WT_F16, p, rb, rows, x->x, n, y); return;
-    case CCE_WT_BF16: kern_gemv_float(CCE_WT_BF16, p, rb, rows, x->x, n, y); return;
+    case CCE_WT_F32: kern_gemv_float(CCE_WT_F32, p, rb, rows, x->x, n, y, x->stream); return;
+    case CCE_WT_F16: kern_gemv_float(CCE_WT_F16, p, rb, rows, x->x, n, y, x->stream); return;
+    case CCE_WT_BF16: kern_gemv_float(CCE_WT_BF16, p, rb, rows, x->x, n, y, x->stream); return;
     case CCE_WT_Q8_0:
 #if defined(KERN_VNNI)
         if (x->q) {

@@ -134,21 +134,6 @@ static void bench_probe(bench_machine *mc, int peak_n, cce_pool *pool) {
     cce_free(buf);
 }
 
-/* Size of the last-level cache in bytes: sysfs (what this VM/CPU reports for cpu0's L3), else
- * glibc's sysconf (which on some virtual machines reports the host's whole L3), else 0. */
-static size_t bench_llc_bytes(void) {
-    FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
-    unsigned long v = 0;
-    char unit = 0;
-    if (f) {
-        int k = fscanf(f, "%lu%c", &v, &unit);
-        fclose(f);
-        if (k >= 1) return (size_t)v * (unit == 'K' ? 1024 : unit == 'M' ? 1 << 20 : 1);
-    }
-    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    return l3 > 0 ? (size_t)l3 : 0;
-}
-
 /* Reset the peak-RSS high-water mark to the current RSS; 1 if the kernel allowed it. */
 static int bench_reset_hwm(void) {
     FILE *f = fopen("/proc/self/clear_refs", "w");
@@ -281,7 +266,7 @@ int cmd_bench(int argc, char **argv) {
     /* the first half of the probes, then the high-water mark is reset so that it counts the
      * model's work only; where it cannot be reset every probe runs afterwards */
     bench_machine mc = {0};
-    size_t llc = bench_llc_bytes();
+    size_t llc = cce_kern_llc_bytes();
     mc.bw_bytes = (size_t)256 << 20;
     if (llc * 8 > mc.bw_bytes) mc.bw_bytes = ((llc * 8 > (size_t)1 << 30 ? (size_t)1 << 30 : llc * 8) + 4095) & ~(size_t)4095;
     if (!json) fprintf(stderr, "cce: measuring SGEMM peak and read bandwidth...\n");

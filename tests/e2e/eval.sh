@@ -95,12 +95,19 @@ head -c 1000 "$D/llama2c/stories260K.bin" >"$tmp/trunc.bin"
 bad_check generate_truncated_model "trunc.bin" "$CCE" generate "$tmp/trunc.bin" --tokenizer "$D/llama2c/tok512.bin"
 
 # bench: every documented key, on a small configuration (figures are measured, not asserted)
-if "$CCE" bench "$D/llama2c/stories260K.bin" --peak-size 128 --seq-len 32 --batch 2 --json >"$tmp/b.json" 2>/dev/null; then
+if "$CCE" bench "$D/llama2c/stories260K.bin" --peak-size 128 --seq-len 32 --batch 2 --prompt-len 16 --decode-steps 8 \
+        --json >"$tmp/b.json" 2>/dev/null; then
     missing=""
-    for k in gemm_peak_gflops prefill_tokens_per_s prefill_gflops utilization decode_tokens_per_s load_seconds peak_rss_mb; do
+    for k in gemm_peak_gflops bandwidth_1t_gbs bandwidth_gbs prefill_tokens_per_s prefill_gflops utilization \
+             prompt_tokens_per_s decode_tokens_per_s decode_weight_bytes decode_kv_bytes decode_bandwidth_share \
+             open_seconds load_seconds peak_rss_mb probe_buffers_mb; do
         v=$(json_num "$tmp/b.json" $k)
         awk -v v="$v" 'BEGIN { exit !(v != "" && v + 0 > 0) }' || missing="$missing $k"
     done
+    # stories260K reads its 1.04 MB of f32 weights per step (260,032 parameters + norms, one embedding row)
+    wb=$(json_num "$tmp/b.json" decode_weight_bytes)
+    awk -v b="$wb" 'BEGIN { exit !(b > 1.0e6 && b < 1.1e6) }' || missing="$missing decode_weight_bytes=$wb"
+    grep -q '"peak_rss_excludes_probes":true' "$tmp/b.json" || missing="$missing peak_rss_excludes_probes"
     if [ -z "$missing" ]; then pass bench_json_keys; else fail bench_json_keys "missing or non-positive:$missing"; fi
 else
     fail bench_json_keys "exit $?"

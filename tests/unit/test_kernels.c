@@ -67,7 +67,8 @@ TEST(gemv_float_types_match_reference) {
             float *wf = NULL, *x = cce_alloc((size_t)n, sizeof(float)), *y = cce_alloc((size_t)rows, sizeof(float));
             uint8_t *w = stored(ts[k], rows, n, 20 + (uint64_t)s, &wf);
             fill(x, (size_t)n, 30 + (uint64_t)s, 1.0f);
-            cce_kvec v = {.n = n, .x = x};
+            for (int stream = 0; stream < 2; stream++) {   // four rows per pass, or one (DRAM)
+            cce_kvec v = {.n = n, .x = x, .stream = stream};
             cce_kern_gemv(ts[k], w, cce_wtype_row_bytes(ts[k], n), rows, &v, y);
             for (int r = 0; r < rows; r++) {
                 float ref = cce_wtype_dot(ts[k], w + (size_t)r * cce_wtype_row_bytes(ts[k], n), x, n);
@@ -75,8 +76,9 @@ TEST(gemv_float_types_match_reference) {
                 for (int j = 0; j < n; j++) mag += fabs((double)wf[(size_t)r * n + j] * x[j]);
                 double tol = 2.0 * n * U * mag, d = fabs((double)y[r] - ref);
                 if (tol > 0 && d / tol > worst_ratio) worst_ratio = d / tol;
-                CHECK_MSG(d <= tol, "%s %dx%d row %d: fast %.9g vs reference %.9g (diff %.3g > tol %.3g)",
-                          cce_wtype_name(ts[k]), rows, n, r, y[r], ref, d, tol);
+                CHECK_MSG(d <= tol, "%s %dx%d row %d (stream %d): fast %.9g vs reference %.9g (diff %.3g > tol %.3g)",
+                          cce_wtype_name(ts[k]), rows, n, r, stream, y[r], ref, d, tol);
+            }
             }
             cce_free(wf); cce_free(w); cce_free(x); cce_free(y);
         }
