@@ -59,10 +59,11 @@ TEST(dequant_bit_identical) {
 
 TEST(gemv_float_types_match_reference) {
     cce_wtype ts[3] = {CCE_WT_F32, CCE_WT_F16, CCE_WT_BF16};
-    int shapes[5][2] = {{1, 16}, {7, 37}, {64, 192}, {13, 1536}, {4, 5}};  // rows, n (odd tails, 4-row remainders)
+    int shapes[6][2] = {{1, 16}, {7, 37}, {64, 192}, {13, 1536}, {4, 5}, {6, 32}};  // rows, n (odd tails, 4-row
+                                                                                  // remainders, bf16's 32-wide path)
     double worst_ratio = 0;
     for (int k = 0; k < 3; k++)
-        for (int s = 0; s < 5; s++) {
+        for (int s = 0; s < 6; s++) {
             int rows = shapes[s][0], n = shapes[s][1];
             float *wf = NULL, *x = cce_alloc((size_t)n, sizeof(float)), *y = cce_alloc((size_t)rows, sizeof(float));
             uint8_t *w = stored(ts[k], rows, n, 20 + (uint64_t)s, &wf);
