@@ -129,10 +129,10 @@ cce_status cce_eval_ids(const cce_model *m, const int *ids, size_t n, int seq_le
     cce_status s = cce_fwd_new(m, (int)rows, seq_len, &f, err);
     if (s) return s;
     double t0 = cce_now(), sum = 0.0;
-    long count = 0;
+    long count = 0, correct = 0;
     for (size_t w = 0; w < windows; w += (size_t)batch_seqs) {
         int nb = windows - w < (size_t)batch_seqs ? (int)(windows - w) : batch_seqs;
-        if ((s = cce_fwd_sequences_nll(f, ids + w * (size_t)seq_len, nb, seq_len, &sum, &count, err)))
+        if ((s = cce_fwd_sequences_nll_acc(f, ids + w * (size_t)seq_len, nb, seq_len, &sum, &count, &correct, err)))
             goto cleanup;
         if (progress && progress(user, (long)(w + (size_t)nb), (long)windows)) {
             s = cce_err_set(err, CCE_ECANCEL, "eval: cancelled after %zu of %zu windows", w + (size_t)nb, windows);
@@ -146,6 +146,7 @@ cce_status cce_eval_ids(const cce_model *m, const int *ids, size_t n, int seq_le
     res->predictions = count;
     res->loss = sum / (double)count;
     res->ppl = exp(res->loss);
+    res->accuracy = (double)correct / (double)count;
     res->tokens_per_s = res->seconds > 0 ? (double)windows * seq_len / res->seconds : 0.0;
 cleanup:
     cce_fwd_free(f);

@@ -245,3 +245,49 @@ cce_status cce_linalg_spd_inverse_d(double *a, int n, cce_err *err) {
     cce_linalg_symmetrize_d(a, n);
     return CCE_OK;
 }
+
+/* ---- double-precision helpers of the encoder's least-squares solves ---- */
+
+cce_status cce_linalg_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha, const double *a, int lda,
+                             const double *b, int ldb, double beta, double *c, int ldc, cce_err *err) {
+    if (m < 0 || n < 0 || k < 0 || (m && n && (!c || ldc < n)) ||
+        (m && k && (!a || lda < (trans_a ? m : k))) || (n && k && (!b || ldb < (trans_b ? k : n))))
+        return cce_err_set(err, CCE_EINVAL, "linalg gemm_d: bad shapes m %d n %d k %d (lda %d ldb %d ldc %d)", m, n, k,
+                           lda, ldb, ldc);
+    if (m == 0 || n == 0) return CCE_OK;
+    cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                alpha, a, lda, b, ldb, beta, c, ldc);
+    return CCE_OK;
+}
+
+cce_status cce_linalg_spd_solve_d(double *a, int n, double *b, int nrhs, cce_err *err) {
+    if (n < 0 || nrhs < 0 || (n > 0 && (!a || (nrhs > 0 && !b))))
+        return cce_err_set(err, CCE_EINVAL, "linalg spd_solve: bad shapes (%d, %d) x %d", n, n, nrhs);
+    if (n == 0 || nrhs == 0) return CCE_OK;
+    // a is symmetric: its row-major upper triangle is the column-major lower one (no copy);
+    // b (n, nrhs) row-major goes through LAPACKE's row-major path
+    int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, a, n);
+    if (info > 0)
+        return cce_err_set(err, CCE_EFORMAT, "linalg spd_solve: matrix (%d, %d) is not positive definite (leading minor %d)",
+                           n, n, info);
+    cce_status st = lapack_status("spd_solve (dpotrf)", info, err);
+    if (st) return st;
+    info = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'U', n, nrhs, a, n, b, nrhs);
+    return lapack_status("spd_solve (dpotrs)", info, err);
+}
+
+cce_status cce_linalg_eigh_d(double *a, int n, double *w, cce_err *err) {
+    if (n < 0 || (n > 0 && (!a || !w))) return cce_err_set(err, CCE_EINVAL, "linalg eigh_d: bad matrix (%d, %d)", n, n);
+    if (n == 0) return CCE_OK;
+    int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, a, n, w);
+    cce_status st = lapack_status("eigh_d (dsyevd)", info, err);
+    if (st) return st;
+    for (int i = 0, j = n - 1; i < j; i++, j--) {   // descending, columns reordered with the values
+        double t = w[i]; w[i] = w[j]; w[j] = t;
+        for (int r = 0; r < n; r++) {
+            double *row = a + (size_t)r * n;
+            double u = row[i]; row[i] = row[j]; row[j] = u;
+        }
+    }
+    return CCE_OK;
+}

@@ -68,6 +68,18 @@ cce_status cce_linalg_trsm(int right, int lower, int trans, const cce_mat *a, cc
  * dpotri, then mirrored to full). Fails with CCE_EFORMAT if a is not positive definite. */
 cce_status cce_linalg_spd_inverse_d(double *a, int n, cce_err *err);
 
+/* ---- double precision, for the encoder's least-squares solves (all matrices row-major) ---- */
+
+/* C (m, n) = alpha·op(A) op(B) + beta·C (cblas_dgemm); op(A) is (m, k), op(B) (k, n). */
+cce_status cce_linalg_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha, const double *a, int lda,
+                             const double *b, int ldb, double beta, double *c, int ldc, cce_err *err);
+/* Solve A X = B for symmetric positive definite a (n, n) (destroyed: its Cholesky factor) and
+ * b (n, nrhs), overwritten with X (LAPACKE_dpotrf + dpotrs). CCE_EFORMAT when not definite. */
+cce_status cce_linalg_spd_solve_d(double *a, int n, double *b, int nrhs, cce_err *err);
+/* Eigenvalues (descending) into w (n) and eigenvectors of symmetric a (n, n): column k of a
+ * becomes the unit eigenvector of w[k] (LAPACKE_dsyevd). */
+cce_status cce_linalg_eigh_d(double *a, int n, double *w, cce_err *err);
+
 /* ---- slow references (engine/linalg_ref.c), for tests only ---- */
 
 /* C = op(A) op(B) with triple loops in double. C is (m, n) with ld n. */

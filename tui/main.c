@@ -21,6 +21,8 @@ static const command commands[] = {
     {"export", cmd_export, "export MODEL -o DIR [--dtype f32|f16|bf16] [--no-tokenizer] [--json]   write a Hugging Face directory"},
     {"synth", cmd_synth, "synth --like NAME -o DIR [--seed S] [--json]   random-weight model of a real shape (tiny smollm-135m gpt2 qwen2.5-0.5b llama-3.2-1b)"},
     {"bench", cmd_bench, "bench MODEL [--json]   throughput and utilisation"},
+    {"plan", cmd_plan, "plan MODEL [--calib FILE|DIR] [--target P | --eps E --tau T] [--alpha A --beta B --gamma G] [--pin/--force B:KIND[:I]] [--redistribute none|lsq|bias] -o PLAN [--json]   a compression plan"},
+    {"apply", cmd_apply, "apply MODEL --plan PLAN -o DIR [--format hf|gguf] [--dtype f32|f16|bf16] [--calib FILE|DIR] [--json]   write the compressed model"},
     {"analyze", cmd_analyze, "analyze MODEL --calib FILE -o FILE [--tokens N] [--seq-len N] [--seed S] [--eps E] [--tau T] [--json]   the CCE analysis (analyze --help for all options)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
