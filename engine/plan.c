@@ -110,6 +110,7 @@ void cce_plan_free(cce_plan *p) {
     cce_free(p->blocks);
     cce_free(p->pins);
     cce_free(p->forces);
+    cce_free(p->block_scale);
     memset(p, 0, sizeof *p);
 }
 
@@ -125,7 +126,10 @@ cce_status cce_plan_copy(cce_plan *dst, const cce_plan *src, cce_err *err) {
     dst->blocks = cce_alloc_zero((size_t)(src->n_blocks > 0 ? src->n_blocks : 1), sizeof *dst->blocks);
     dst->pins = src->n_pins ? cce_alloc((size_t)src->n_pins, sizeof(cce_pin)) : NULL;
     dst->forces = src->n_forces ? cce_alloc((size_t)src->n_forces, sizeof(cce_pin)) : NULL;
-    int ok = dst->blocks && (!src->n_pins || dst->pins) && (!src->n_forces || dst->forces);
+    dst->block_scale = src->block_scale ? cce_alloc((size_t)src->n_blocks, sizeof(double)) : NULL;
+    int ok = dst->blocks && (!src->n_pins || dst->pins) && (!src->n_forces || dst->forces) &&
+             (!src->block_scale || dst->block_scale);
+    if (ok && src->block_scale) memcpy(dst->block_scale, src->block_scale, (size_t)src->n_blocks * sizeof(double));
     for (int l = 0; ok && l < src->n_blocks; l++) {
         const cce_block_plan *s = &src->blocks[l];
         cce_block_plan *d = &dst->blocks[l];
@@ -142,6 +146,7 @@ cce_status cce_plan_copy(cce_plan *dst, const cce_plan *src, cce_err *err) {
         cce_free(dst->blocks);
         cce_free(dst->pins);
         cce_free(dst->forces);
+        cce_free(dst->block_scale);
         memset(dst, 0, sizeof *dst);
         return cce_err_set(err, CCE_ENOMEM, "plan: out of memory copying a plan");
     }

@@ -238,7 +238,8 @@ static cce_status pl_init(planner *P, const cce_plan *p, const cce_model *m, con
             pc->hull = cce_alloc((size_t)c->n + 1, sizeof(int));
             if (!pc->hull) return cce_err_set(err, CCE_ENOMEM, "planner: out of memory");
             double E = r->out_energy > 0 ? r->out_energy : 1.0;
-            pc->scale_rec = p->knobs.alpha / E;
+            double sb = p->block_scale ? p->block_scale[b] : 1.0;
+            pc->scale_rec = sb * p->knobs.alpha / E;
             pc->scale_sim = (kind == CCE_CURVE_NEURONS || kind == CCE_CURVE_HEADS) && n_sim ? p->knobs.beta / n_sim : 0;
             pc->scale_reg = curve_sublayer(kind) >= 0 && nuc0 > 0 ? p->knobs.gamma / nuc0 : 0;
             P->block_cv[b * CCE_CURVE_COUNT + kind] = P->n_cv++;
@@ -501,7 +502,7 @@ void cce_plan_losses(cce_plan *p, const struct cce_block_result *const *blocks) 
                 n_sim++;
             }
         }
-        bp->L_rec = brec / E;
+        bp->L_rec = (p->block_scale ? p->block_scale[b] : 1.0) * brec / E;
         bp->L_sim = n_sim ? bsim / n_sim : 0;
         bp->L_reg = nuc0 > 0 ? nuc / nuc0 : 0;
         bp->L_cce = kn->alpha * bp->L_rec + kn->beta * bp->L_sim + kn->gamma * bp->L_reg;

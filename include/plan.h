@@ -10,8 +10,10 @@
  * exactly the same weights.
  *
  * The loss of a block (DESIGN §3.7), from the curves of select.h at the chosen steps k_c:
- *   L_rec = Σ_c cost_c[k_c] / out_energy        (output error relative to the residual stream
- *                                                energy ‖h_out‖² at the block output)
+ *   L_rec = s_b · Σ_c cost_c[k_c] / out_energy  (output error relative to the residual stream
+ *                                                energy ‖h_out‖² at the block output, times the
+ *                                                block's measured sensitivity s_b when the plan
+ *                                                has one — block_scale, set by cce_plan_search)
  *   L_sim = mean over the block's component curves (neurons, heads) of sim_c[k_c]
  *   L_reg = Σ_c nuc_c[k_c] / Σ_c nuc_c[0]        (retained nuclear norm over the original)
  *   L_CCE = α·L_rec + β·L_sim + γ·L_reg
@@ -153,6 +155,7 @@ typedef struct {
     cce_block_plan *blocks;      // (n_blocks)
     int n_pins, n_forces;
     cce_pin *pins, *forces;
+    double *block_scale;         // (n_blocks) measured sensitivity multiplying each block's loss, or NULL (all 1)
     int64_t params_before, params_after;   // non-embedding, exact for the planned shapes
     double removed_fraction;               // 1 - params_after / params_before
     double L_rec, L_sim, L_reg, L_cce;     // predicted totals
