@@ -573,71 +573,104 @@ cce_status cce_fwd_embed(cce_fwd *f, const int *ids, int n_seq, int seq_len, flo
     return CCE_OK;
 }
 
-cce_status cce_fwd_block(cce_fwd *f, int layer, float *h, int n_seq, int seq_len,
-                         cce_tap_fn tap, void *user, cce_err *err) {
+static cce_status fwd_check_layer(const cce_fwd *f, int layer, int n_seq, int seq_len, cce_err *err) {
     cce_status s = fwd_check_batch(f, n_seq, seq_len, err);
     if (s) return s;
+    if (layer < 0 || layer >= f->m->cfg.n_layers)
+        return cce_err_set(err, CCE_EINVAL, "forward: layer %d out of range (%d layers)", layer, f->m->cfg.n_layers);
+    return CCE_OK;
+}
+
+/* h += attention(norm(h)) for layer l (which has heads). 1 when a tap asked to stop. */
+static int fwd_attn(cce_fwd *f, int layer, const cce_layer *l, float *h, int n_seq, int seq_len, cce_tap_fn tap,
+                    void *user) {
     const cce_model *m = f->m;
-    if (layer < 0 || layer >= m->cfg.n_layers)
-        return cce_err_set(err, CCE_EINVAL, "forward: layer %d out of range (%d layers)", layer, m->cfg.n_layers);
-    const cce_layer *l = &m->layers[layer];
     int d = m->cfg.dim, hd = m->cfg.head_dim, rows = n_seq * seq_len;
-    size_t n = (size_t)rows * d;
-    if (l->dropped) {
-        if (fwd_tap(tap, user, layer, CCE_TAP_BLOCK_OUT, h, n_seq, seq_len, d)) goto cancel;
-        return CCE_OK;
-    }
     int qd = l->n_heads * hd, kvd = l->n_kv_heads * hd;
-
-    /* attention (absent when the layer has no heads) */
-    if (l->n_heads > 0) {
-        fwd_norm(m, h, rows, l->attn_norm, l->attn_norm_b, f->xn);
-        if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_IN, f->xn, n_seq, seq_len, d)) goto cancel;
-        fwd_linear(f, &l->wq, f->xn, rows, f->q);
-        fwd_linear(f, &l->wk, f->xn, rows, f->k);
-        fwd_linear(f, &l->wv, f->xn, rows, f->v);
-        if (m->cfg.arch != CCE_ARCH_GPT2)
-            for (int r = 0; r < rows; r++) {
-                fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->q + (size_t)r * qd, l->n_heads, r % seq_len);
-                fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->k + (size_t)r * kvd, l->n_kv_heads, r % seq_len);
-            }
-        for (int g = 0; g < l->n_kv_heads; g++) {
-            int ng = 0;  // the query heads reading KV head g
-            for (int hh = 0; hh < l->n_heads; hh++)
-                if (cce_layer_kv_of(l, hh) == g) f->hs[ng++] = hh;
-            if (!ng) continue;
-            for (int sq = 0; sq < n_seq; sq++) {
-                size_t r0 = (size_t)sq * seq_len;
-                fwd_attend_group(f, f->q + r0 * qd, qd, f->hs, ng, f->k + r0 * kvd + (size_t)g * hd,
-                                 f->v + r0 * kvd + (size_t)g * hd, kvd, f->att + r0 * qd, seq_len);
-            }
+    fwd_norm(m, h, rows, l->attn_norm, l->attn_norm_b, f->xn);
+    if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_IN, f->xn, n_seq, seq_len, d)) return 1;
+    fwd_linear(f, &l->wq, f->xn, rows, f->q);
+    fwd_linear(f, &l->wk, f->xn, rows, f->k);
+    fwd_linear(f, &l->wv, f->xn, rows, f->v);
+    if (m->cfg.arch != CCE_ARCH_GPT2)
+        for (int r = 0; r < rows; r++) {
+            fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->q + (size_t)r * qd, l->n_heads, r % seq_len);
+            fwd_rope_row(&m->cfg, f->rope_cos, f->rope_sin, f->k + (size_t)r * kvd, l->n_kv_heads, r % seq_len);
         }
-        if (fwd_tap(tap, user, layer, CCE_TAP_HEADS, f->att, n_seq, seq_len, qd)) goto cancel;
-        fwd_linear(f, &l->wo, f->att, rows, f->out);
-        if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_OUT, f->out, n_seq, seq_len, d)) goto cancel;
-        fwd_vadd(h, f->out, n);
+    for (int g = 0; g < l->n_kv_heads; g++) {
+        int ng = 0;  // the query heads reading KV head g
+        for (int hh = 0; hh < l->n_heads; hh++)
+            if (cce_layer_kv_of(l, hh) == g) f->hs[ng++] = hh;
+        if (!ng) continue;
+        for (int sq = 0; sq < n_seq; sq++) {
+            size_t r0 = (size_t)sq * seq_len;
+            fwd_attend_group(f, f->q + r0 * qd, qd, f->hs, ng, f->k + r0 * kvd + (size_t)g * hd,
+                             f->v + r0 * kvd + (size_t)g * hd, kvd, f->att + r0 * qd, seq_len);
+        }
     }
+    if (fwd_tap(tap, user, layer, CCE_TAP_HEADS, f->att, n_seq, seq_len, qd)) return 1;
+    fwd_linear(f, &l->wo, f->att, rows, f->out);
+    if (fwd_tap(tap, user, layer, CCE_TAP_ATTN_OUT, f->out, n_seq, seq_len, d)) return 1;
+    fwd_vadd(h, f->out, (size_t)rows * d);
+    return 0;
+}
 
-    /* feed-forward (absent when the layer has no hidden units) */
-    if (l->hidden > 0) {
-        fwd_norm(m, h, rows, l->ffn_norm, l->ffn_norm_b, f->xn);
-        if (fwd_tap(tap, user, layer, CCE_TAP_FFN_IN, f->xn, n_seq, seq_len, d)) goto cancel;
-        size_t nh = (size_t)rows * l->hidden;
-        fwd_linear(f, &l->w1, f->xn, rows, f->a);
-        if (m->cfg.arch == CCE_ARCH_GPT2) {
-            fwd_gelu(f->a, nh);
-        } else {
-            fwd_linear(f, &l->w3, f->xn, rows, f->b);
-            fwd_swiglu(f->a, f->b, nh);
-        }
-        if (fwd_tap(tap, user, layer, CCE_TAP_FFN_ACT, f->a, n_seq, seq_len, l->hidden)) goto cancel;
-        fwd_linear(f, &l->w2, f->a, rows, f->out);
-        fwd_vadd(h, f->out, n);
+/* h += ffn(norm(h)) for layer l (which has hidden units). 1 when a tap asked to stop. */
+static int fwd_ffn(cce_fwd *f, int layer, const cce_layer *l, float *h, int n_seq, int seq_len, cce_tap_fn tap,
+                   void *user) {
+    const cce_model *m = f->m;
+    int d = m->cfg.dim, rows = n_seq * seq_len;
+    fwd_norm(m, h, rows, l->ffn_norm, l->ffn_norm_b, f->xn);
+    if (fwd_tap(tap, user, layer, CCE_TAP_FFN_IN, f->xn, n_seq, seq_len, d)) return 1;
+    size_t nh = (size_t)rows * l->hidden;
+    fwd_linear(f, &l->w1, f->xn, rows, f->a);
+    if (m->cfg.arch == CCE_ARCH_GPT2) {
+        fwd_gelu(f->a, nh);
+    } else {
+        fwd_linear(f, &l->w3, f->xn, rows, f->b);
+        fwd_swiglu(f->a, f->b, nh);
+    }
+    if (fwd_tap(tap, user, layer, CCE_TAP_FFN_ACT, f->a, n_seq, seq_len, l->hidden)) return 1;
+    fwd_linear(f, &l->w2, f->a, rows, f->out);
+    fwd_vadd(h, f->out, (size_t)rows * d);
+    return 0;
+}
+
+cce_status cce_fwd_block(cce_fwd *f, int layer, float *h, int n_seq, int seq_len,
+                         cce_tap_fn tap, void *user, cce_err *err) {
+    cce_status s = fwd_check_layer(f, layer, n_seq, seq_len, err);
+    if (s) return s;
+    const cce_layer *l = &f->m->layers[layer];
+    int d = f->m->cfg.dim;
+    if (!l->dropped) {
+        if (l->n_heads > 0 && fwd_attn(f, layer, l, h, n_seq, seq_len, tap, user)) goto cancel;
+        if (l->hidden > 0 && fwd_ffn(f, layer, l, h, n_seq, seq_len, tap, user)) goto cancel;
     }
     if (fwd_tap(tap, user, layer, CCE_TAP_BLOCK_OUT, h, n_seq, seq_len, d)) goto cancel;
     return CCE_OK;
 cancel:
     return cce_err_set(err, CCE_ECANCEL, "forward: layer %d cancelled", layer);
+}
+
+cce_status cce_fwd_sublayer(cce_fwd *f, int layer, int ffn, float *h, int n_seq, int seq_len,
+                            cce_tap_fn tap, void *user, cce_err *err) {
+    cce_status s = fwd_check_layer(f, layer, n_seq, seq_len, err);
+    if (s) return s;
+    const cce_layer *l = &f->m->layers[layer];
+    if (l->dropped || (ffn ? l->hidden == 0 : l->n_heads == 0)) return CCE_OK;
+    int stop = ffn ? fwd_ffn(f, layer, l, h, n_seq, seq_len, tap, user) : fwd_attn(f, layer, l, h, n_seq, seq_len, tap, user);
+    return stop ? cce_err_set(err, CCE_ECANCEL, "forward: layer %d cancelled", layer) : CCE_OK;
+}
+
+cce_status cce_fwd_norm_input(cce_fwd *f, int layer, int ffn, const float *h, int rows, float *out, cce_err *err) {
+    const cce_model *m = f->m;
+    if (layer < 0 || layer >= m->cfg.n_layers || rows < 0)
+        return cce_err_set(err, CCE_EINVAL, "forward: layer %d / %d rows out of range", layer, rows);
+    const cce_layer *l = &m->layers[layer];
+    const float *w = ffn ? l->ffn_norm : l->attn_norm, *b = ffn ? l->ffn_norm_b : l->attn_norm_b;
+    if (!w) return cce_err_set(err, CCE_EINVAL, "forward: layer %d has no %s sublayer", layer, ffn ? "FFN" : "attention");
+    fwd_norm(m, h, rows, w, b, out);
+    return CCE_OK;
 }
 
 cce_status cce_fwd_logits(cce_fwd *f, const float *h, int rows, float *logits, cce_err *err) {

@@ -53,6 +53,17 @@ cce_status cce_fwd_embed(cce_fwd *f, const int *ids, int n_seq, int seq_len, flo
 cce_status cce_fwd_block(cce_fwd *f, int layer, float *h, int n_seq, int seq_len,
                          cce_tap_fn tap, void *user, cce_err *err);
 
+/* One sublayer of block `layer` in place on h: ffn == 0 the attention sublayer (h += attn(norm(h)),
+ * taps ATTN_IN, HEADS, ATTN_OUT), ffn == 1 the feed-forward sublayer (h += ffn(norm(h)), taps
+ * FFN_IN, FFN_ACT). A sublayer the layer lacks (or a dropped block) leaves h as it is.
+ * cce_fwd_block is the two in order followed by the BLOCK_OUT tap. */
+cce_status cce_fwd_sublayer(cce_fwd *f, int layer, int ffn, float *h, int n_seq, int seq_len,
+                            cce_tap_fn tap, void *user, cce_err *err);
+
+/* out (rows, dim) = the normalised input a sublayer of `layer` would see for h (rows, dim):
+ * the attention norm (ffn == 0) or the FFN norm (ffn == 1). Fails when the sublayer is absent. */
+cce_status cce_fwd_norm_input(cce_fwd *f, int layer, int ffn, const float *h, int rows, float *out, cce_err *err);
+
 /* Final norm + LM head + log-softmax over h; adds to *sum_nll the negative log-likelihood of
  * ids[r+1] at every row r that is not the last of its sequence (seq_len-1 predictions per
  * sequence) and to *count the number of predictions. ids as given to cce_fwd_embed. */
