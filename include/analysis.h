@@ -69,6 +69,7 @@ typedef struct {
     float eps;         // eigenvalue threshold for the counts (default 1e-3)
     float tau;         // singular value threshold for the counts (default 1e-2)
     double ridge;      // relative ridge for the redundancy regression (default 1e-6)
+    int threads;       // threads for a block's post-forward work (default 0: two); results do not depend on it
     int cka_gram;      // layer CKA via: -1 the cheaper (default), 0 stored updates Δ (L, sub, dim)
                        // and ‖Δ_iᵀΔ_j‖, 1 stored Gram matrices ΔΔᵀ (L, sub, sub) and their dot products
 } cce_analysis_opts;
@@ -121,7 +122,10 @@ typedef struct {
     cce_curve curves[CCE_CURVE_COUNT];   // the planner's cost curves (select.h); n == 0 when absent
     double out_energy;                   // mean ‖h_out‖² per calibration token at the block output
     cce_hist hist[CCE_TAP_COUNT];        // per tap site; n_bins 0 when the site did not report
-    double t_forward, t_stats, t_similarity, t_eigen, t_svd, t_redundancy;   // seconds
+    double t_forward, t_stats, t_similarity, t_eigen, t_svd, t_redundancy;   // seconds (eigen, svd,
+                                         // redundancy: summed over the threads that ran them)
+    double t_blas;                       // of t_stats .. t_redundancy: seconds inside BLAS/LAPACK calls
+    double t_post;                       // wall seconds of the post-forward work
 } cce_block_result;
 
 /* Statistics of a finished block, offered to opts-independent consumers (the planner) before
