@@ -133,59 +133,58 @@ static cce_status comps_check(const cce_components *c, int n, const char *what, 
     return CCE_OK;
 }
 
-/* G_c = W_cᵀ W_c (s, s) for the columns idx of w (d, ·, ldw), in double. */
-static void gram_of_columns(const float *w, int d, int ldw, const int *idx, int s, double *g) {
-    for (int p = 0; p < s; p++)
-        for (int q = p; q < s; q++) {
-            double t = 0;
-            for (int k = 0; k < d; k++) t += (double)w[(size_t)k * ldw + idx[p]] * w[(size_t)k * ldw + idx[q]];
-            g[p * s + q] = g[q * s + p] = t;
-        }
+/* G_c = W_cᵀ W_c (s, s) for the columns idx of w (d, ·, ldw), in double: the columns are
+ * gathered into buf (d, s) and multiplied by one dsyrk. */
+static cce_status gram_of_columns(const float *w, int d, int ldw, const int *idx, int s, double *g, double *buf,
+                                  cce_err *err) {
+    for (int k = 0; k < d; k++)
+        for (int p = 0; p < s; p++) buf[(size_t)k * s + p] = w[(size_t)k * ldw + idx[p]];
+    cce_matd B = {buf, d, s, s}, G = {g, s, s, s};
+    cce_status st = cce_linalg_syrk_d(1, 1.0, &B, 0.0, &G, err);
+    if (!st) cce_linalg_symmetrize_d(g, s);
+    return st;
 }
 
-/* <G_a C_ab, C_ab G_b>_F with C_ab = cov[idx_a, idx_b]; scratch x, y (sa, sb). */
-static double contrib_cross(const double *cov, int n, const int *ia, int sa, const int *ib, int sb,
-                            const double *ga, const double *gb, double *c, double *x) {
+/* <G_a C_ab, C_ab G_b>_F with C_ab = cov[idx_a, idx_b]; scratch c, x, y (sa, sb). */
+static cce_status contrib_cross(const double *cov, int n, const int *ia, int sa, const int *ib, int sb,
+                                const double *ga, const double *gb, double *c, double *x, double *y, double *out,
+                                cce_err *err) {
     for (int p = 0; p < sa; p++)
         for (int q = 0; q < sb; q++) c[p * sb + q] = cov[(size_t)ia[p] * n + ib[q]];
-    for (int p = 0; p < sa; p++)   // x = G_a C_ab
-        for (int q = 0; q < sb; q++) {
-            double t = 0;
-            for (int k = 0; k < sa; k++) t += ga[p * sa + k] * c[k * sb + q];
-            x[p * sb + q] = t;
-        }
+    cce_matd Ga = {(double *)ga, sa, sa, sa}, Gb = {(double *)gb, sb, sb, sb}, C = {c, sa, sb, sb};
+    cce_matd X = {x, sa, sb, sb}, Y = {y, sa, sb, sb};
+    cce_status st = cce_linalg_gemm_d(0, 0, 1.0, &Ga, &C, 0.0, &X, err);   // G_a C_ab
+    if (!st) st = cce_linalg_gemm_d(0, 0, 1.0, &C, &Gb, 0.0, &Y, err);    // C_ab G_b
+    if (st) return st;
     double s = 0;
-    for (int p = 0; p < sa; p++)   // sum x .* (C_ab G_b)
-        for (int q = 0; q < sb; q++) {
-            double t = 0;
-            for (int k = 0; k < sb; k++) t += c[p * sb + k] * gb[k * sb + q];
-            s += x[p * sb + q] * t;
-        }
-    return s;
+    for (size_t i = 0; i < (size_t)sa * sb; i++) s += x[i] * y[i];
+    *out = s;
+    return CCE_OK;
 }
 
 cce_status cce_cka_from_cov(const double *cov, int n, const cce_components *comps, const float *w,
                             int d, int ldw, float *out, cce_err *err) {
     cce_status st = comps_check(comps, n, "head cka", err);
     if (st) return st;
-    int nc = comps->n_comp, smax = 0;
+    int nc = comps->n_comp, smax = 1;
     for (int k = 0; k < nc; k++)
         if (comps->off[k + 1] - comps->off[k] > smax) smax = comps->off[k + 1] - comps->off[k];
+    size_t ss = (size_t)smax * smax;
     double **g = cce_alloc_zero((size_t)nc ? (size_t)nc : 1, sizeof(double *));
-    double *c = cce_alloc((size_t)smax ? (size_t)smax : 1, (size_t)(smax ? smax : 1) * sizeof(double));   // (smax, smax)
-    double *x = cce_alloc((size_t)smax ? (size_t)smax : 1, (size_t)(smax ? smax : 1) * sizeof(double));   // (smax, smax)
-    double *self = cce_alloc((size_t)nc ? (size_t)nc : 1, sizeof(double));                                 // (nc)
+    double *c = cce_alloc(ss, sizeof(double)), *x = cce_alloc(ss, sizeof(double)), *y = cce_alloc(ss, sizeof(double));
+    double *buf = cce_alloc((size_t)(d > 0 ? d : 1), (size_t)smax * sizeof(double));   // (d, smax)
+    double *self = cce_alloc((size_t)nc ? (size_t)nc : 1, sizeof(double));           // (nc)
     st = CCE_ENOMEM;
-    if (!g || !c || !x || !self) goto nomem;
+    if (!g || !c || !x || !y || !buf || !self) goto nomem;
     for (int k = 0; k < nc; k++) {
         int s = comps->off[k + 1] - comps->off[k];
         if (!(g[k] = cce_alloc((size_t)s, (size_t)s * sizeof(double)))) goto nomem;
-        gram_of_columns(w, d, ldw, comps->idx + comps->off[k], s, g[k]);
+        if ((st = gram_of_columns(w, d, ldw, comps->idx + comps->off[k], s, g[k], buf, err))) goto cleanup;
     }
     for (int a = 0; a < nc; a++) {
         int sa = comps->off[a + 1] - comps->off[a];
         const int *ia = comps->idx + comps->off[a];
-        self[a] = contrib_cross(cov, n, ia, sa, ia, sa, g[a], g[a], c, x);
+        if ((st = contrib_cross(cov, n, ia, sa, ia, sa, g[a], g[a], c, x, y, &self[a], err))) goto cleanup;
     }
     for (int a = 0; a < nc; a++) {
         int sa = comps->off[a + 1] - comps->off[a];
@@ -193,7 +192,8 @@ cce_status cce_cka_from_cov(const double *cov, int n, const cce_components *comp
         for (int b = a; b < nc; b++) {
             int sb = comps->off[b + 1] - comps->off[b];
             const int *ib = comps->idx + comps->off[b];
-            double k = a == b ? self[a] : contrib_cross(cov, n, ia, sa, ib, sb, g[a], g[b], c, x);
+            double k = self[a];
+            if (a != b && (st = contrib_cross(cov, n, ia, sa, ib, sb, g[a], g[b], c, x, y, &k, err))) goto cleanup;
             double v = (self[a] > 0 && self[b] > 0) ? k / sqrt(self[a] * self[b]) : 0;
             out[a * nc + b] = out[b * nc + a] = (float)v;
         }
@@ -201,13 +201,15 @@ cce_status cce_cka_from_cov(const double *cov, int n, const cce_components *comp
     st = CCE_OK;
     goto cleanup;
 nomem:
-    cce_err_set(err, st, "head cka: cannot allocate scratch for %d components of up to %d", nc, smax);
+    st = cce_err_set(err, CCE_ENOMEM, "head cka: cannot allocate scratch for %d components of up to %d", nc, smax);
 cleanup:
     if (g)
         for (int k = 0; k < nc; k++) cce_free(g[k]);
     cce_free(g);
     cce_free(c);
     cce_free(x);
+    cce_free(y);
+    cce_free(buf);
     cce_free(self);
     return st;
 }
@@ -835,14 +837,16 @@ static cce_status nuc_curve(const float *w, int d, int ldw, const cce_components
     int nc = comps->n_comp, nn = comps->off[nc];
     int npts = nc + 1 <= 17 ? nc + 1 : 17;
     double *A = cce_alloc_zero((size_t)d, (size_t)d * sizeof(double));   // (d, d)
-    double *S = cce_alloc((size_t)d, (size_t)d * sizeof(double));        // (d, d) eigen scratch
+    double *S = cce_alloc((size_t)d, (size_t)d * sizeof(double));        // (d, d) Gram scratch
+    float *Sf = cce_alloc((size_t)d, (size_t)d * sizeof(float));         // (d, d) its float copy
+    float *lamf = cce_alloc((size_t)d + 1, sizeof(float));
     double *buf = cce_alloc((size_t)d, (size_t)(nn > d ? nn : d) * sizeof(double) + 256 * sizeof(double));
     double *lam = cce_alloc((size_t)d + 1, sizeof(double));
     int *cols = cce_alloc((size_t)nn + 1, sizeof(int));
     unsigned char *gone = cce_alloc_zero((size_t)nc + 1, 1);
     int *pts = cce_alloc((size_t)npts, sizeof(int));
     cce_status st = CCE_OK;
-    if (!A || !S || !buf || !lam || !cols || !gone || !pts) {
+    if (!A || !S || !Sf || !lamf || !buf || !lam || !cols || !gone || !pts) {
         st = cce_err_set(err, CCE_ENOMEM, "analysis: cannot allocate the nuclear-norm curve (%d, %d)", d, nn);
         goto cleanup;
     }
@@ -872,9 +876,13 @@ static cce_status nuc_curve(const float *w, int d, int ldw, const cce_components
             } else {
                 memcpy(S, A, (size_t)d * d * sizeof(double));
             }
-            cce_matd Sm = {S, n, n, n};
-            if ((st = cce_linalg_eigh_d(&Sm, lam, 0, err))) goto cleanup;
-            for (int i = 0; i < n; i++) v += sqrt(lam[i] > 0 ? lam[i] : 0);
+            // float eigenvalues: each σ = sqrt(λ) carries at most ~sqrt(6e-8)·σ_max absolute error,
+            // well inside "approximately" for a sum of hundreds of them
+            for (int q = 0; q < n; q++)
+                for (int i = 0; i < n; i++) Sf[(size_t)q * n + i] = (float)(i >= q ? S[(size_t)q * n + i] : S[(size_t)i * n + q]);
+            cce_mat Sm = {Sf, n, n, n};
+            if ((st = cce_linalg_eigh(&Sm, lamf, 0, err))) goto cleanup;
+            for (int i = 0; i < n; i++) v += sqrt(lamf[i] > 0 ? (double)lamf[i] : 0);
         }
         nuc[k] = v;
         if (t > 0)   // linear between the exact points
@@ -884,6 +892,8 @@ static cce_status nuc_curve(const float *w, int d, int ldw, const cce_components
 cleanup:
     cce_free(A);
     cce_free(S);
+    cce_free(Sf);
+    cce_free(lamf);
     cce_free(buf);
     cce_free(lam);
     cce_free(cols);

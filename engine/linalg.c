@@ -367,6 +367,22 @@ cce_status cce_linalg_trmm_d(int right, int lower, int trans, const cce_matd *a,
     return CCE_OK;
 }
 
+cce_status cce_linalg_trsm_d(int right, int lower, int trans, const cce_matd *a, cce_matd *b, cce_err *err) {
+    if (!matd_ok(a)) return bad_viewd(err, "trsm_d", "A", a);
+    if (!matd_ok(b)) return bad_viewd(err, "trsm_d", "B", b);
+    if (a->rows != a->cols || (right ? b->cols : b->rows) != a->rows)
+        return cce_err_set(err, CCE_EINVAL, "linalg trsm_d: triangular (%d, %d) does not fit B (%d, %d) on the %s",
+                           a->rows, a->cols, b->rows, b->cols, right ? "right" : "left");
+    for (int i = 0; i < a->rows; i++)
+        if (a->data[(size_t)i * a->ld + i] == 0)
+            return cce_err_set(err, CCE_EFORMAT, "linalg trsm_d: triangular matrix is singular (diagonal %d is 0)", i);
+    if (b->rows == 0 || b->cols == 0) return CCE_OK;
+    TIMED(cblas_dtrsm(CblasRowMajor, right ? CblasRight : CblasLeft, lower ? CblasLower : CblasUpper,
+                      trans ? CblasTrans : CblasNoTrans, CblasNonUnit, b->rows, b->cols, 1.0, a->data, a->ld, b->data,
+                      b->ld));
+    return CCE_OK;
+}
+
 cce_status cce_linalg_cholesky_d(cce_matd *a, cce_err *err) {
     if (!matd_ok(a)) return bad_viewd(err, "cholesky_d", "A", a);
     if (a->rows != a->cols)

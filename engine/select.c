@@ -392,8 +392,14 @@ static cce_status obs_remove(obs_state *o, int c, double *inc, cce_err *err) {
         double tr = linv_g_linvt(o->lf, o->blk, s, o->e);
         *inc = tr > 0 ? tr : 0;
         // z = pc L⁻ᵀ, u = gc L⁻ᵀ, v = u − z E / 2, written into Z, V columns r..r+s
-        rows_times_linvt(o->pc, N, s, o->lf, s);
-        rows_times_linvt(o->gc, N, s, o->lf, s);
+        if (s == 1) {
+            rows_times_linvt(o->pc, N, s, o->lf, s);
+            rows_times_linvt(o->gc, N, s, o->lf, s);
+        } else {   // X L⁻ᵀ for the (N, s) columns: one triangular solve each
+            cce_matd Lm = {o->lf, s, s, s}, Pc = {o->pc, N, s, s}, Gc = {o->gc, N, s, s};
+            if ((st = cce_linalg_trsm_d(1, 1, 1, &Lm, &Pc, err))) return st;
+            if ((st = cce_linalg_trsm_d(1, 1, 1, &Lm, &Gc, err))) return st;
+        }
         for (int i = 0; i < N; i++) {
             double *zi = o->pc + (size_t)i * s, *vi = o->gc + (size_t)i * s;
             int dead = o->dead[i] || (i >= a && i < a + s);
@@ -411,6 +417,14 @@ static cce_status obs_remove(obs_state *o, int c, double *inc, cce_err *err) {
             if (!o->alive[b] || b == c) continue;
             int pb = o->start[b], sb = o->size[b];
             double *bp = o->dP + o->boff[b], *bg = o->dG + o->boff[b];
+            if (sb * s >= 64) {   // blocks: three small GEMMs
+                cce_matd Zb = {o->Z + (size_t)pb * R + r, sb, s, R}, Vb = {o->V + (size_t)pb * R + r, sb, s, R};
+                cce_matd Bp = {bp, sb, sb, sb}, Bg = {bg, sb, sb, sb};
+                if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Zb, &Zb, 1.0, &Bp, err))) return st;
+                if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Zb, &Vb, 1.0, &Bg, err))) return st;
+                if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Vb, &Zb, 1.0, &Bg, err))) return st;
+                continue;
+            }
             for (int x = 0; x < sb; x++) {
                 const double *zx = o->Z + (size_t)(pb + x) * R + r, *vx = o->V + (size_t)(pb + x) * R + r;
                 for (int y = 0; y < sb; y++) {

@@ -102,6 +102,9 @@ cce_status cce_linalg_syr2k_d(double alpha, const cce_matd *a, const cce_matd *b
                               cce_err *err);
 /* B := op(A) B (left) or B op(A) (right) with A lower/upper triangular (cblas_dtrmm). */
 cce_status cce_linalg_trmm_d(int right, int lower, int trans, const cce_matd *a, cce_matd *b, cce_err *err);
+/* B := op(A)⁻¹ B (left) or B op(A)⁻¹ (right) with A lower/upper triangular (cblas_dtrsm);
+ * CCE_EFORMAT when A has a zero diagonal. */
+cce_status cce_linalg_trsm_d(int right, int lower, int trans, const cce_matd *a, cce_matd *b, cce_err *err);
 /* Cholesky factor in place, no jitter: lower triangle = L with A = L Lᵀ, strict upper zeroed
  * (dpotrf). CCE_EFORMAT (with the failing minor) when A is not positive definite. */
 cce_status cce_linalg_cholesky_d(cce_matd *a, cce_err *err);

@@ -434,6 +434,22 @@ TEST(double_blas_matches_loops) {
     for (int i = 0; i < M * M; i++) ll[i] = l[(i % M) * M + i / M];   // Lᵀ
     CHECK_OK(cce_linalg_trmm_d(0, 1, 0, &L, &LL, &err));               // L Lᵀ
     for (int i = 0; i < M * M; i++) d = fmax(d, fabs(ll[i] - sym[i]));
+    // trsm_d undoes trmm_d: L⁻¹ (L X) = X, and X L⁻ᵀ solves the right-hand form
+    double xx[M * 3], keepx[M * 3], xr[3 * M];
+    fill_normal_d(xx, M * 3, 73);
+    memcpy(keepx, xx, sizeof xx);
+    cce_matd XX = cce_matd_view(xx, M, 3), XR = cce_matd_view(xr, 3, M);
+    CHECK_OK(cce_linalg_trmm_d(0, 1, 0, &L, &XX, &err));
+    CHECK_OK(cce_linalg_trsm_d(0, 1, 0, &L, &XX, &err));
+    for (int i = 0; i < M * 3; i++) d = fmax(d, fabs(xx[i] - keepx[i]));
+    for (int i = 0; i < 3 * M; i++) xr[i] = keepx[i];
+    CHECK_OK(cce_linalg_trsm_d(1, 1, 1, &L, &XR, &err));   // Y = X L⁻ᵀ  <=>  Y Lᵀ = X
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < M; j++) {
+            double t = 0;
+            for (int q = 0; q <= j; q++) t += xr[i * M + q] * l[j * M + q];
+            d = fmax(d, fabs(t - keepx[i * M + j]));
+        }
     printf("  double BLAS vs loops max diff %.3g\n", d);
     CHECK(d < 1e-12);
     double neg[4] = {1, 2, 2, 1};
