@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "analysis.h"
+#include "analysis_internal.h"
 #include "calib.h"
 #include "linalg.h"
 #include "resource.h"
@@ -288,6 +289,8 @@ struct cce_analysis {
     int *sub_rows;              // (n_sub) rows of the subsample, increasing
     int n_sub;
     float *h_prev;              // (rows, dim) hidden states before the current block
+    size_t loaded_stream;       // a job read from a file (no calib): its calibration facts
+    int loaded_n_seq, loaded_seq_len;
     /* statistics of the block being computed */
     cce_moments mom[CCE_COV_COUNT];
     cce_hist hist[CCE_TAP_COUNT];
@@ -476,9 +479,45 @@ const float *cce_analysis_layer_cka(const cce_analysis *job, int *n_done) {
 
 void cce_analysis_calib_info(const cce_analysis *job, size_t *stream_tokens, int *n_seq, int *seq_len) {
     int ready = atomic_load_explicit(&((cce_analysis *)job)->steps_done, memory_order_acquire) >= 1;
+    if (ready && !job->calib) {   // read from a file
+        if (stream_tokens) *stream_tokens = job->loaded_stream;
+        if (n_seq) *n_seq = job->loaded_n_seq;
+        if (seq_len) *seq_len = job->loaded_seq_len;
+        return;
+    }
     if (stream_tokens) *stream_tokens = ready ? job->n_stream : 0;
     if (n_seq) *n_seq = ready ? job->calib->n_seq : 0;
     if (seq_len) *seq_len = ready ? job->calib->seq_len : 0;
+}
+
+cce_status cce_analysis_new_loaded(const cce_model *m, const cce_analysis_opts *opts, size_t stream_tokens,
+                                   int n_seq, int seq_len, cce_analysis **out, cce_err *err) {
+    *out = NULL;
+    cce_analysis *j = cce_alloc_zero(1, sizeof *j);
+    if (!j) return cce_err_set(err, CCE_ENOMEM, "analysis: cannot allocate the job");
+    j->m = m;
+    j->opts = *opts;
+    j->L = m->cfg.n_layers;
+    int L = j->L > 0 ? j->L : 1;
+    j->res = cce_alloc_zero((size_t)L, sizeof *j->res);
+    j->layer_cka = cce_alloc_zero((size_t)L, (size_t)L * sizeof(float));
+    j->delta_self = cce_alloc_zero((size_t)L, sizeof(double));
+    if (!j->res || !j->layer_cka || !j->delta_self) {
+        cce_analysis_free(j);
+        return cce_err_set(err, CCE_ENOMEM, "analysis: cannot allocate job state for %d layers", L);
+    }
+    j->loaded_stream = stream_tokens;
+    j->loaded_n_seq = n_seq;
+    j->loaded_seq_len = seq_len;
+    *out = j;
+    return CCE_OK;
+}
+
+cce_block_result *cce_analysis_result_slot(cce_analysis *job, int l) { return l >= 0 && l < job->L ? &job->res[l] : NULL; }
+float *cce_analysis_layer_cka_slot(cce_analysis *job) { return job->layer_cka; }
+void cce_analysis_mark_finished(cce_analysis *job) {
+    atomic_store(&job->phase, PH_DONE);
+    atomic_store_explicit(&job->steps_done, job->L + 1, memory_order_release);
 }
 
 static int analysis_should_stop(void *user) { return atomic_load(&((cce_analysis *)user)->cancel); }
