@@ -121,12 +121,13 @@ static cce_status score_plan(srch *S, const cce_plan *q, double *nll, cce_err *e
     return s;
 }
 
-/* Rebuild q's decisions from the curves with scales sc (may be NULL). */
+/* Rebuild q's decisions from the curves with the sublayer scales sc (2·n_blocks, may be NULL). */
 static cce_status replan(srch *S, cce_plan *q, const double *sc, cce_err *err) {
+    size_t ns = (size_t)q->n_blocks * 2;
     if (sc) {
-        if (!q->block_scale && !(q->block_scale = cce_alloc((size_t)q->n_blocks, sizeof(double))))
+        if (!q->block_scale && !(q->block_scale = cce_alloc(ns, sizeof(double))))
             return cce_err_set(err, CCE_ENOMEM, "search: out of memory");
-        memcpy(q->block_scale, sc, (size_t)q->n_blocks * sizeof(double));
+        memcpy(q->block_scale, sc, ns * sizeof(double));
     } else {
         cce_free(q->block_scale);
         q->block_scale = NULL;
@@ -134,19 +135,60 @@ static cce_status replan(srch *S, cce_plan *q, const double *sc, cce_err *err) {
     return cce_plan_build_blocks(q, S->m, S->blocks, err);
 }
 
-/* A plan that keeps only block b's decisions of p (every other block whole). */
-static cce_status only_block(const cce_plan *p, int b, cce_plan *q, const cce_model *m, cce_err *err) {
+static int is_attn_kind(int k) {
+    return k == CCE_CURVE_HEADS || (k >= CCE_CURVE_RANK_WQ && k <= CCE_CURVE_RANK_WO) || k == CCE_CURVE_DROP_ATTN;
+}
+
+/* A plan that keeps only sublayer sl (0 attention, 1 FFN) of block b's decisions in p: every
+ * other block whole, the other sublayer of b whole, a block drop as a drop of that sublayer. */
+static cce_status only_sublayer(const cce_plan *p, int b, int sl, cce_plan *q, const cce_model *m, cce_err *err) {
     cce_status s = cce_plan_copy(q, p, err);
     if (s) return s;
     for (int l = 0; l < q->n_blocks; l++) {
-        if (l == b) continue;
         cce_block_plan *bp = &q->blocks[l];
+        if (l == b) {
+            int was_drop = bp->drop;
+            bp->drop = 0;
+            if (sl == 0) {
+                cce_free(bp->neurons_removed);
+                bp->neurons_removed = NULL;
+                bp->n_neurons_removed = 0;
+                bp->drop_ffn = 0;
+                bp->drop_attn |= was_drop;
+            } else {
+                cce_free(bp->heads_removed);
+                bp->heads_removed = NULL;
+                bp->n_heads_removed = 0;
+                bp->drop_attn = 0;
+                bp->drop_ffn |= was_drop;
+            }
+            for (int k = 0; k < CCE_LIN_COUNT; k++)
+                if ((k < CCE_LIN_W1) != (sl == 0)) bp->rank[k] = 0;
+            for (int k = 0; k < CCE_CURVE_COUNT; k++)
+                if (k == CCE_CURVE_DROP_BLOCK || is_attn_kind(k) != (sl == 0)) bp->steps[k] = 0;
+            if (sl == 0 && was_drop) bp->steps[CCE_CURVE_DROP_ATTN] = 1;
+            if (sl == 1 && was_drop) bp->steps[CCE_CURVE_DROP_FFN] = 1;
+            continue;
+        }
         cce_free(bp->heads_removed);
         cce_free(bp->neurons_removed);
         memset(bp, 0, sizeof *bp);
         bp->block = l;
     }
     return cce_plan_finish(q, m, err);
+}
+
+/* Does sublayer sl of block bp change under the plan? */
+static int sublayer_changed(const cce_block_plan *bp, int sl) {
+    if (bp->drop) return 1;
+    if (sl == 0) {
+        int any = bp->drop_attn || bp->n_heads_removed;
+        for (int k = CCE_LIN_WQ; k <= CCE_LIN_WO; k++) any |= bp->rank[k] > 0;
+        return any;
+    }
+    int any = bp->drop_ffn || bp->n_neurons_removed;
+    for (int k = CCE_LIN_W1; k <= CCE_LIN_W2; k++) any |= bp->rank[k] > 0;
+    return any;
 }
 
 cce_status cce_plan_search(cce_plan *p, const cce_model *m, const struct cce_block_result *const *blocks,
@@ -169,34 +211,46 @@ cce_status cce_plan_search(cce_plan *p, const cce_model *m, const struct cce_blo
     double best_nll;
     if ((s = score_plan(&S, &best, &best_nll, err))) goto done;
     res->first_nll = best_nll;
-    /* 2: per-block sensitivities at the blocks' own planned levels */
-    int compressed = 0;
-    for (int b = 0; b < L; b++) compressed += p->blocks[b].params_after < p->blocks[b].params_before;
-    if (!(sc = cce_alloc((size_t)(L > 0 ? L : 1), sizeof(double)))) {
+    /* 2: per-sublayer sensitivities at the sublayers' own planned levels */
+    int ns = 2 * L, changed = 0;
+    for (int b = 0; b < L; b++) changed += sublayer_changed(&p->blocks[b], 0) + sublayer_changed(&p->blocks[b], 1);
+    if (!(sc = cce_alloc((size_t)(ns > 0 ? ns : 1), sizeof(double)))) {
         s = cce_err_set(err, CCE_ENOMEM, "search: out of memory");
         goto done;
     }
-    for (int b = 0; b < L; b++) sc[b] = p->block_scale ? p->block_scale[b] : 1.0;
-    if (compressed > 0 && S.done + compressed < o->evaluations) {
+    for (int i = 0; i < ns; i++) sc[i] = p->block_scale ? p->block_scale[i] : 1.0;
+    if (changed > 0 && S.done + changed < o->evaluations) {
         double logsum = 0;
         int nlog = 0;
-        for (int b = 0; b < L; b++) {
-            const cce_block_plan *bp = &p->blocks[b];
-            if (bp->params_after >= bp->params_before || bp->L_rec <= 0) continue;
+        unsigned char *measured = cce_alloc_zero((size_t)(ns > 0 ? ns : 1), 1);
+        if (!measured) {
+            s = cce_err_set(err, CCE_ENOMEM, "search: out of memory");
+            goto done;
+        }
+        for (int i = 0; i < ns && !s; i++) {
+            int b = i / 2, sl = i % 2;
+            if (!sublayer_changed(&p->blocks[b], sl)) continue;
             double nll;
-            if ((s = only_block(p, b, &q, m, err)) || (s = score_plan(&S, &q, &nll, err))) goto done;
+            if ((s = only_sublayer(p, b, sl, &q, m, err))) break;
+            cce_plan_losses(&q, S.blocks);
+            double pred = q.blocks[b].L_rec;
+            if ((s = score_plan(&S, &q, &nll, err))) break;
             cce_plan_free(&q);
+            if (pred <= 0) continue;
             double inc = nll - res->dense_nll;
-            if (inc < 1e-6) inc = 1e-6;   // a block that costs nothing measurable is still not free
-            sc[b] *= inc / bp->L_rec;
-            logsum += log(sc[b]);
+            if (inc < 1e-6) inc = 1e-6;   // a sublayer that costs nothing measurable is still not free
+            sc[i] *= inc / pred;
+            logsum += log(sc[i]);
             nlog++;
+            measured[i] = 1;
+        }
+        if (s) {
+            cce_free(measured);
+            goto done;
         }
         double gm = nlog ? exp(logsum / nlog) : 1.0;
-        for (int b = 0; b < L; b++) {   // unmeasured blocks get the typical scale; normalise to geometric mean 1
-            int measured = p->blocks[b].params_after < p->blocks[b].params_before && p->blocks[b].L_rec > 0;
-            sc[b] = measured ? sc[b] / gm : 1.0;
-        }
+        for (int i = 0; i < ns; i++) sc[i] = measured[i] ? sc[i] / gm : 1.0;   // unmeasured: the typical scale
+        cce_free(measured);
         if ((s = cce_plan_copy(&q, p, err)) || (s = replan(&S, &q, sc, err))) goto done;
         double nll;
         if ((s = score_plan(&S, &q, &nll, err))) goto done;
@@ -207,15 +261,16 @@ cce_status cce_plan_search(cce_plan *p, const cce_model *m, const struct cce_blo
             memset(&q, 0, sizeof q);
         } else {
             cce_plan_free(&q);
-            for (int b = 0; b < L; b++) sc[b] = p->block_scale ? p->block_scale[b] : 1.0;
         }
     }
-    /* 3: coordinate descent on the scales, in factors of 2 */
-    for (int b = 0; S.done < o->evaluations; b = (b + 1) % (L > 0 ? L : 1)) {
+    /* 3: coordinate descent on the scales, in factors of 2, from the best so far */
+    if (best.block_scale) memcpy(sc, best.block_scale, (size_t)ns * sizeof(double));
+    else for (int i = 0; i < ns; i++) sc[i] = 1.0;
+    for (int i = 0, stale = 0; S.done < o->evaluations && ns > 0 && stale < ns; i = (i + 1) % ns) {
         int improved = 0;
         for (int dir = 0; dir < 2 && S.done < o->evaluations && !improved; dir++) {
-            double keep = sc[b];
-            sc[b] = keep * (dir ? 0.5 : 2.0);
+            double keep = sc[i];
+            sc[i] = keep * (dir ? 0.5 : 2.0);
             double nll;
             if ((s = cce_plan_copy(&q, p, err)) || (s = replan(&S, &q, sc, err)) || (s = score_plan(&S, &q, &nll, err)))
                 goto done;
@@ -227,10 +282,10 @@ cce_status cce_plan_search(cce_plan *p, const cce_model *m, const struct cce_blo
                 improved = 1;
             } else {
                 cce_plan_free(&q);
-                sc[b] = keep;
+                sc[i] = keep;
             }
         }
-        if (L == 0) break;
+        stale = improved ? 0 : stale + 1;   // a full cycle without improvement: done
     }
     res->best_nll = best_nll;
     res->evaluated = S.done;
