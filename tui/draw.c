@@ -167,3 +167,30 @@ void draw_center(canvas *c, rect r, int y, const char *text, int role, int attr)
     if (x < r.x) x = r.x;
     canvas_text(c, x, y, r.w - (x - r.x), text, role, attr);
 }
+
+int draw_wrapped(canvas *c, int x, int y, int w, int max_rows, const char *text, int role, int indent) {
+    int rows = 0, ind = 0;
+    if (w <= indent + 1) indent = 0;
+    while (*text && rows < max_rows && w - ind > 0) {
+        int avail = w - ind;
+        int cut = canvas_text_width(text);
+        if (cut > avail) {
+            /* the last space within avail columns, else a hard cut */
+            int col = 0, sp = 0;
+            for (const char *p = text; *p && col <= avail; p++) {
+                if ((*p & 0xc0) == 0x80) continue;
+                if (*p == ' ') sp = col;
+                col++;
+            }
+            cut = sp > 0 ? sp : avail;
+        }
+        char part[1024];
+        canvas_text_cut(text, cut, part, sizeof part);
+        if (c) canvas_text(c, x + ind, y + rows, avail, part, role, 0);
+        rows++;
+        text += strlen(part);
+        while (*text == ' ') text++;
+        ind = indent;
+    }
+    return rows;
+}

@@ -27,24 +27,31 @@ volatile sig_atomic_t tui_signal;
 
 /* ------------------------------------------------------------------ the frame */
 
+/* The tab bar, in the widest of three forms that fits: " cce  1 Layers ... block 2 of 0-4",
+ * without the program name, or with short titles and "blk 2/4". */
 static void draw_tabs(app *a, canvas *c) {
+    static const char *short_titles[VIEW_COUNT] = {"Layers", "Spectr", "Heat", "Hist", "Help", "Log"};
     canvas_fill(c, (rect){0, 0, a->w, 1}, " ", ROLE_TITLE, 0);
-    char right[64];
     int L = tui_n_layers(a);
-    snprintf(right, sizeof right, " block %d of 0-%d ", a->layer, L - 1);
-    int rw = (int)strlen(right);
-    int full = 5;
-    for (int v = 0; v < VIEW_COUNT; v++) full += (int)strlen(tui_view(v)->title) + 4;
-    int compact = full + rw > a->w;
-    int x = canvas_text(c, 0, 0, a->w, compact ? "" : " cce ", ROLE_TITLE, ATTR_BOLD);
-    for (int v = 0; v < VIEW_COUNT; v++) {
-        char t[64], k[16];
-        tui_key_name(tui_view_key(v), k, sizeof k);
-        if (compact) snprintf(t, sizeof t, " %s %.4s ", k, tui_view(v)->title);
-        else snprintf(t, sizeof t, " %s %s ", k, tui_view(v)->title);
-        x += canvas_text(c, x, 0, a->w - x - rw, t, v == a->view ? ROLE_TAB_ACTIVE : ROLE_TITLE, 0);
+    for (int tier = 0; tier < 3; tier++) {
+        char right[64];
+        if (tier < 2) snprintf(right, sizeof right, " block %d of 0-%d ", a->layer, L - 1);
+        else snprintf(right, sizeof right, " blk %d/%d ", a->layer, L - 1);
+        int need = (tier == 0 ? 5 : 0) + (int)strlen(right);
+        for (int v = 0; v < VIEW_COUNT; v++)
+            need += (int)strlen(tier < 2 ? tui_view(v)->title : short_titles[v]) + (tier < 2 ? 4 : 3);
+        if (need > a->w && tier < 2) continue;
+        int x = tier == 0 ? canvas_text(c, 0, 0, a->w, " cce ", ROLE_TITLE, ATTR_BOLD) : 0;
+        int rw = (int)strlen(right);
+        for (int v = 0; v < VIEW_COUNT; v++) {
+            char t[64], k[16];
+            tui_key_name(tui_view_key(v), k, sizeof k);
+            snprintf(t, sizeof t, tier < 2 ? " %s %s " : "%s %s ", k, tier < 2 ? tui_view(v)->title : short_titles[v]);
+            x += canvas_text(c, x, 0, a->w - x - rw, t, v == a->view ? ROLE_TAB_ACTIVE : ROLE_TITLE, 0);
+        }
+        canvas_text(c, a->w - rw, 0, rw, right, ROLE_TITLE, 0);
+        return;
     }
-    canvas_text(c, a->w - rw, 0, rw, right, ROLE_TITLE, 0);
 }
 
 /* The progress segment: text and the fraction for the bar (-1: no bar). */
@@ -151,9 +158,15 @@ static void draw_bottom(app *a, canvas *c, int y) {
         canvas_text(c, 1, y, a->w - 2, a->msg, role, 0);
         return;
     }
-    const char *hint = "?:help  1-4:views  n/p:block  [ ]:knob  + -:change  :command  q:quit";
-    int hw = canvas_text_width(hint);
-    if (hw < a->w - 2) canvas_text(c, a->w - hw - 1, y, hw, hint, ROLE_DIM, 0);
+    static const char *hints[] = {"?:help  1-4:views  n/p:block  [ ]:knob  + -:change  :command  q:quit",
+                                  "?:help  n/p:block  [ ] + -:knobs  :command  q:quit", "?:help  :command  q:quit"};
+    for (int i = 0; i < 3; i++) {
+        int hw = canvas_text_width(hints[i]);
+        if (hw < a->w - 2) {
+            canvas_text(c, a->w - hw - 1, y, hw, hints[i], ROLE_DIM, 0);
+            break;
+        }
+    }
 }
 
 void tui_render(app *a, canvas *c) {

@@ -47,9 +47,18 @@ static int fail(script *s, const char *fmt, ...) {
     return 1;
 }
 
-/* Act on reactions the way the terminal loop does (minus the terminal). */
+static int pump_until(script *s, int (*done)(app *), double timeout);
+static int finished(app *a) { return !a->wk || worker_state(a->wk) >= JOB_DONE; }
+static int settled(app *a) { return finished(a) || worker_held(a->wk); }
+
+/* Act on reactions the way the terminal loop does (minus the terminal). A (re)started worker
+ * is waited for until it holds before its first step, so the next screen does not depend on
+ * how fast the thread got going. */
 static void react(script *s, int fl) {
-    if (fl & R_RESTART) tui_start_analysis(s->a);
+    if (fl & R_RESTART) {
+        tui_start_analysis(s->a);
+        pump_until(s, settled, 60);
+    }
     s->flags |= fl & R_QUIT;
 }
 
@@ -60,14 +69,15 @@ static int pump_until(script *s, int (*done)(app *), double timeout) {
     double t0 = cce_now();
     for (;;) {
         react(s, tui_on_wake(s->a));
-        if (done(s->a) || (s->flags & R_QUIT)) return 0;
+        if (done(s->a) || (s->flags & R_QUIT)) {
+            react(s, tui_on_wake(s->a));   // what happened between the two reads is logged too
+            return 0;
+        }
         if (cce_now() - t0 > timeout) return -1;
         struct pollfd p = {.fd = s->a->wake_r, .events = POLLIN};
         poll(&p, 1, 200);
     }
 }
-
-static int finished(app *a) { return !a->wk || worker_state(a->wk) >= JOB_DONE; }
 
 static int steps_target;
 static int reached_steps(app *a) {
@@ -234,6 +244,7 @@ int tui_run_script(app *a, const char *path, const char *dump_dir) {
     }
     char buf[4096];
     int rc = 0;
+    pump_until(&s, settled, 60);
     while (!rc && !(s.flags & R_QUIT) && fgets(buf, sizeof buf, f)) {
         s.line++;
         size_t n = strlen(buf);

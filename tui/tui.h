@@ -195,6 +195,7 @@ struct app {
     int spec_sel;                  // spectrum: 0..3 covariance sites, 4.. weight matrices
     int heat_kind, heat_r, heat_c; // heatmap: 0 layers, 1 heads, 2 KV groups; cursor
     int hist_sel, hist_zoom, hist_log;
+    int hist_cols;                 // histogram panels per row in the last frame
     int help_top, log_back;        // help: first line; log: lines scrolled back from the end
     int page_rows;                 // rows of the last view area (for paging)
 
@@ -262,6 +263,9 @@ void fmt_num(double v, char *buf, size_t cap);
 void draw_hbar(app *a, canvas *c, int x, int y, int w, double f, int role);
 /* A box frame around r with an optional title in the top edge. */
 void draw_box(app *a, canvas *c, rect r, const char *title, int role);
+/* text wrapped at spaces into width w from (x, y), continuation rows indented by indent, at
+ * most max_rows rows; returns the rows used (c may be NULL to only count them). */
+int draw_wrapped(canvas *c, int x, int y, int w, int max_rows, const char *text, int role, int indent);
 /* Centre text in row y of r. */
 void draw_center(canvas *c, rect r, int y, const char *text, int role, int attr);
 /* Block l's results when finished, else NULL (also NULL before the job exists). */

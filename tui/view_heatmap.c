@@ -116,6 +116,7 @@ static void clamp_cursor(app *a, int n) {
     if (a->heat_c > n - 1) a->heat_c = n - 1;
 }
 
+/* Two rows: the pair under the cursor and its value, then what the value means. */
 static void readout(app *a, canvas *c, rect r, int y, const heat_src *s) {
     char t[512];
     int i = a->heat_r, j = a->heat_c;
@@ -125,12 +126,12 @@ static void readout(app *a, canvas *c, rect r, int y, const heat_src *s) {
     else if (a->heat_kind == 1 && a->model->layers[a->layer].n_kv_heads > 0) {
         const cce_block_result *b = tui_block(a, a->layer);
         int g = b->n_heads / (b->n_kv_heads > 0 ? b->n_kv_heads : 1);
-        snprintf(t, sizeof t, "head %d %s head %d (KV groups %d, %d): CKA %.4f   %s", i, x, j, i / g, j / g,
-                 (double)s->m[(size_t)i * s->n + j], s->what);
+        snprintf(t, sizeof t, "head %d %s head %d (KV groups %d, %d): CKA %.4f", i, x, j, i / g, j / g,
+                 (double)s->m[(size_t)i * s->n + j]);
     } else
-        snprintf(t, sizeof t, "%s %d %s %s %d: CKA %.4f   %s", s->unit, i, x, s->unit, j, (double)s->m[(size_t)i * s->n + j],
-                 s->what);
-    canvas_text(c, r.x + 1, y, r.w - 2, t, ROLE_ACCENT, 0);
+        snprintf(t, sizeof t, "%s %d %s %s %d: CKA %.4f", s->unit, i, x, s->unit, j, (double)s->m[(size_t)i * s->n + j]);
+    canvas_text(c, r.x + 1, y, r.w - 2, t, ROLE_ACCENT, ATTR_BOLD);
+    canvas_text(c, r.x + 1, y + 1, r.w - 2, s->what, ROLE_DIM, 0);
 }
 
 static void heatmap_draw(app *a, canvas *c, rect r) {
@@ -143,7 +144,7 @@ static void heatmap_draw(app *a, canvas *c, rect r) {
     }
     clamp_cursor(a, s.n);
     int lab_w = 4, legend_w = 13;
-    int aw = r.w - lab_w - legend_w - 2, ah = r.h - 4;
+    int aw = r.w - lab_w - legend_w - 2, ah = r.h - 5;
     if (aw < 2 || ah < 2) return;
     int ch = ah / s.n;
     ch = ch < 1 ? 1 : ch > 3 ? 3 : ch;
@@ -176,7 +177,7 @@ static void heatmap_draw(app *a, canvas *c, rect r) {
         canvas_printf(c, mx, my + vr * ch, aw, ROLE_DIM, 0, "rows %d-%d, columns %d-%d of %d (arrows scroll)", r0,
                       r0 + vr - 1, c0, c0 + vc - 1, s.n);
     draw_legend(a, c, mx + vc * cw + 3, my, ah);
-    readout(a, c, r, r.y + r.h - 1, &s);
+    readout(a, c, r, r.y + r.h - 2, &s);
 }
 
 static int heatmap_move(app *a, move_kind m) {

@@ -80,7 +80,8 @@ static void build(app *a, help_text *h) {
     for (int k = 0; k < KNOB_COUNT; k++) {
         char v[32];
         knob_format(k, tui_knobs[k].def, v, sizeof v);
-        add(h, ROLE_DEFAULT, "  %-7s %-6s default %-6s %s", tui_knobs[k].name, knob_label(a, k), v, tui_knobs[k].help);
+        add(h, ROLE_DEFAULT, "  %-7s %-6s default %-6s %s", tui_knobs[k].name, k == KNOB_TARGET ? "" : knob_label(a, k), v,
+            tui_knobs[k].help);
     }
     add(h, ROLE_DIM, "  %s and %s recount the analysis views at once; alpha, beta, gamma and target are kept for the", g->eps, g->tau);
     add(h, ROLE_DIM, "  planner (L_CCE = alpha L_rec + beta L_sim + gamma L_reg), whose Plan view comes next.");

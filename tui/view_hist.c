@@ -22,7 +22,7 @@ static const cce_hist *site_hist(const cce_block_result *b, int s) {
 /* Bars of h in p (rows bottom-up). With fewer columns than bins, k adjacent bins (k the same
  * for every column) share a column and its height is their mean count, so no column looks
  * taller just because it holds more bins. */
-static void draw_bars(app *a, canvas *c, rect p, const cce_hist *h) {
+static void draw_bars(app *a, canvas *c, rect p, const cce_hist *h, int labels) {
     int nb = h->n_bins;
     int k = (nb + p.w - 1) / p.w;                 // bins per column
     int per = p.w >= nb ? p.w / nb : 1;           // columns per bin
@@ -50,6 +50,7 @@ static void draw_bars(app *a, canvas *c, rect p, const cce_hist *h) {
             canvas_put(c, x0 + col, p.y + p.h - 1 - row, a->th.g.vbar[e > 8 ? 8 : e], ROLE_BAR, 0);
         }
     }
+    if (!labels) return;
     /* x axis labels: -hi, 0, hi */
     char lo[16], hi[16];
     fmt_num(h->lo, lo, sizeof lo);
@@ -60,17 +61,22 @@ static void draw_bars(app *a, canvas *c, rect p, const cce_hist *h) {
     canvas_text(c, x0 + ncol - (int)strlen(hi), ay, 8, hi, ROLE_AXIS, 0);
 }
 
+/* The range and outside counts in the longest form that fits w (numbers are never cut). */
 static void stats_line(app *a, canvas *c, int x, int y, int w, const cce_hist *h, int verbose) {
-    char mn[16], mx[16], t[256];
+    char mn[16], mx[16], t[4][256];
     fmt_num(h->min, mn, sizeof mn);
     fmt_num(h->max, mx, sizeof mx);
-    uint64_t out = h->counts[0] + h->counts[h->n_bins + 1];
-    if (verbose)
-        snprintf(t, sizeof t, "%llu values, min %s, max %s; %llu below and %llu at or above the range (%d bins)",
-                 (unsigned long long)h->total, mn, mx, (unsigned long long)h->counts[0],
-                 (unsigned long long)h->counts[h->n_bins + 1], h->n_bins);
-    else snprintf(t, sizeof t, "min %s max %s out %llu", mn, mx, (unsigned long long)out);
-    canvas_text(c, x, y, w, t, ROLE_DIM, 0);
+    unsigned long long below = h->counts[0], above = h->counts[h->n_bins + 1], out = below + above;
+    snprintf(t[0], sizeof t[0], "%llu values, min %s, max %s; %llu below and %llu at or above the range (%d bins)",
+             (unsigned long long)h->total, mn, mx, below, above, h->n_bins);
+    snprintf(t[1], sizeof t[1], "min %s max %s out %llu", mn, mx, out);
+    snprintf(t[2], sizeof t[2], "%s..%s out %llu", mn, mx, out);
+    snprintf(t[3], sizeof t[3], "out %llu", out);
+    for (int i = verbose ? 0 : 1; i < 4; i++)
+        if (canvas_text_width(t[i]) <= w) {
+            canvas_text(c, x, y, w, t[i], ROLE_DIM, 0);
+            return;
+        }
 }
 
 static void draw_panel(app *a, canvas *c, rect r, const cce_block_result *b, int s, int selected, int verbose) {
@@ -84,9 +90,10 @@ static void draw_panel(app *a, canvas *c, rect r, const cce_block_result *b, int
         draw_center(c, in, in.y + in.h / 2, "no values at this site", ROLE_DIM, 0);
         return;
     }
-    if (in.h < 3) return;
-    draw_bars(a, c, (rect){in.x, in.y, in.w, in.h - 2}, h);
-    stats_line(a, c, in.x, in.y + in.h - 1, in.w, h, verbose);
+    /* bars first; the range labels and the stats line when there are rows for them */
+    int extra = in.h >= 5 ? 2 : in.h >= 3 ? 1 : 0;
+    draw_bars(a, c, (rect){in.x, in.y, in.w, in.h - extra}, h, extra >= 1);
+    if (extra == 2) stats_line(a, c, in.x, in.y + in.h - 1, in.w, h, verbose);
 }
 
 static void hist_draw(app *a, canvas *c, rect r) {
@@ -107,7 +114,15 @@ static void hist_draw(app *a, canvas *c, rect r) {
         draw_panel(a, c, area, b, a->hist_sel, 1, 1);
         return;
     }
-    int cols = area.w >= 150 ? 3 : 2, rows = (CCE_TAP_COUNT + cols - 1) / cols;
+    /* 2 x 3 or 3 x 2 panels, whichever gives the bars more cells (rows capped at 12) */
+    int best = 2, best_score = -1;
+    for (int k = 2; k <= 3; k++) {
+        int pr = (CCE_TAP_COUNT + k - 1) / k, bars = area.h / pr - 6;
+        int score = (bars < 0 ? 0 : bars > 12 ? 12 : bars + 1) * (area.w / k - 2);
+        if (score > best_score) best = k, best_score = score;
+    }
+    a->hist_cols = best;
+    int cols = best, rows = (CCE_TAP_COUNT + cols - 1) / cols;
     int pw = area.w / cols, ph = area.h / rows;
     for (int s = 0; s < CCE_TAP_COUNT; s++) {
         rect p = {area.x + (s % cols) * pw, area.y + (s / cols) * ph, pw, ph};
@@ -116,7 +131,7 @@ static void hist_draw(app *a, canvas *c, rect r) {
 }
 
 static int hist_move(app *a, move_kind m) {
-    int cols = a->w >= 150 ? 3 : 2;
+    int cols = a->hist_cols ? a->hist_cols : 2;
     int s = a->hist_sel;
     switch (m) {
     case MOVE_LEFT: s--; break;

@@ -147,17 +147,30 @@ static const layer_col cols[] = {
 };
 #define N_COLS (int)(sizeof cols / sizeof cols[0])
 
-static void group_label(app *a, const char *group, char *buf, size_t cap) {
+/* The group header that fits in w columns: the long form, else shorter ones. */
+static void group_label(app *a, const char *group, int w, char *buf, size_t cap) {
     const theme_glyphs *g = &a->th.g;
-    char v[32];
+    char v[32], forms[3][96];
+    const char *mul = a->th.utf8 ? "·" : "*";
     if (!strcmp(group, "EIG")) {
         knob_format(KNOB_EPS, a->knob[KNOB_EPS], v, sizeof v);
-        snprintf(buf, cap, "eigen directions %s < %s%s%smax (%s %s)", g->lambda, g->eps, a->th.utf8 ? "·" : "*", g->lambda,
-                 g->eps, v);
+        snprintf(forms[0], sizeof forms[0], "eigen directions %s < %s%s%smax (%s %s)", g->lambda, g->eps, mul, g->lambda, g->eps, v);
+        snprintf(forms[1], sizeof forms[1], "%s < %s%s%smax (%s)", g->lambda, g->eps, mul, g->lambda, v);
+        snprintf(forms[2], sizeof forms[2], "%s<%s", g->lambda, g->eps);
     } else if (!strcmp(group, "RANK")) {
-        knob_format(KNOB_TAU, a->knob[KNOB_TAU], v, sizeof v);
-        snprintf(buf, cap, "%s(WL)<%s", g->sigma, g->tau);
-    } else snprintf(buf, cap, "%s", group);
+        snprintf(forms[0], sizeof forms[0], "%s(WL)<%s", g->sigma, g->tau);
+        snprintf(forms[1], sizeof forms[1], "%s<%s", g->sigma, g->tau);
+        snprintf(forms[2], sizeof forms[2], "%s", g->tau);
+    } else {
+        snprintf(forms[0], sizeof forms[0], "%s", group);
+        snprintf(forms[1], sizeof forms[1], "%.4s", group);
+        snprintf(forms[2], sizeof forms[2], "%s", "");
+    }
+    for (int i = 0; i < 3; i++)
+        if (canvas_text_width(forms[i]) <= w || i == 2) {
+            snprintf(buf, cap, "%s", forms[i]);
+            return;
+        }
 }
 
 /* Which columns fit in width w: by priority, then in table order. Returns how many, in vis. */
@@ -184,7 +197,7 @@ static void draw_header(app *a, canvas *c, rect r, const int *vis, int nv) {
             for (int j = k; j < nv && cols[vis[j]].group && !strcmp(cols[vis[j]].group, col->group); j++)
                 gw += cols[vis[j]].width + 1;
             char label[128];
-            group_label(a, col->group, label, sizeof label);
+            group_label(a, col->group, gw - 3, label, sizeof label);
             for (int i = 0; i < gw - 1; i++) canvas_put(c, x + i, r.y, a->th.g.hline, ROLE_DIM, 0);
             int lw = canvas_text_width(label);
             if (lw > gw - 3) lw = gw - 3;
@@ -240,10 +253,9 @@ static void draw_row(app *a, canvas *c, int y, int l, rect r, const int *vis, in
 
 /* ------------------------------------------------------------------ the detail panel */
 
-static int detail_line(canvas *c, rect r, int *y, const char *text, int role) {
-    if (*y >= r.y + r.h) return 0;
-    canvas_text(c, r.x + 1, (*y)++, r.w - 2, text, role, 0);
-    return 1;
+/* One detail line, wrapped onto indented continuation rows while rows remain. */
+static void detail_line(canvas *c, rect r, int *y, const char *text, int role) {
+    *y += draw_wrapped(c, r.x + 1, *y, r.w - 2, r.y + r.h - *y, text, role, 2);
 }
 
 static void draw_detail_redundancy(app *a, canvas *c, rect r, int *y, const cce_block_result *b) {
@@ -269,7 +281,7 @@ static void draw_detail(app *a, canvas *c, rect r) {
     fmt_count(cce_layer_params(m, l), pc, sizeof pc);
     snprintf(line, sizeof line, "block %d%s%d heads (%d KV, d_h %d)%sFFN %d%s%s parameters", l, dot, ly->n_heads,
              ly->n_kv_heads, m->cfg.head_dim, dot, ly->hidden, dot, pc);
-    canvas_text(c, r.x + 1, y++, r.w - 2, line, ROLE_HEADER, 0);
+    detail_line(c, r, &y, line, ROLE_HEADER);
     const cce_block_result *b = tui_block(a, l);
     if (!b) {
         tui_block_missing(a, l, line, sizeof line);
@@ -283,7 +295,7 @@ static void draw_detail(app *a, canvas *c, rect r) {
                                 b->angular_distance, dot, b->influence, dot, b->update_rms, dot);
     if (l > 0 && l - 1 < nd) o += (size_t)snprintf(line + o, sizeof line - o, " with %d %.3f", l - 1, (double)cka[l * L + l - 1]);
     if (l + 1 < nd) o += (size_t)snprintf(line + o, sizeof line - o, " with %d %.3f", l + 1, (double)cka[l * L + l + 1]);
-    if (l + 1 >= nd && l == 0) snprintf(line + o, sizeof line - o, " (waiting for block 1)");
+    if (!(l > 0 && l - 1 < nd) && !(l + 1 < nd)) snprintf(line + o, sizeof line - o, " no neighbour analysed");
     detail_line(c, r, &y, line, ROLE_DEFAULT);
     snprintf(line, sizeof line, "near identity (angular distance < 1e-3, a drop candidate): %s", b->near_identity ? "yes" : "no");
     detail_line(c, r, &y, line, b->near_identity ? ROLE_WARN : ROLE_DEFAULT);
@@ -322,9 +334,19 @@ static void layers_draw(app *a, canvas *c, rect r) {
         if (b && b->angular_distance > cx.max_ang) cx.max_ang = b->angular_distance;
     }
     draw_header(a, c, r, vis, nv);
-    int detail_h = r.h >= 18 ? 10 : r.h >= 12 ? 6 : 0;
-    int rows = r.h - 2 - (detail_h ? detail_h + 1 : 0);
-    if (rows > L) rows = L;
+    /* every block if they fit, the detail panel in what is left (at least 3 rows); a model
+     * taller than the screen gives a third of it (up to 10 rows) to the detail panel */
+    int avail = r.h - 2;
+    int rows = L <= avail ? L : avail;
+    int detail_h = avail - rows - 1;
+    if (L > rows) {
+        int dw = avail / 3 < 10 ? avail / 3 : 10;
+        if (dw >= 3) {
+            rows = avail - dw - 1;
+            detail_h = dw;
+        }
+    }
+    if (detail_h < 3) detail_h = 0;
     if (rows < 1) rows = 1;
     a->page_rows = rows;
     int top = a->layer < rows ? 0 : a->layer - rows + 1;

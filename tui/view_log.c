@@ -41,28 +41,34 @@ void tui_log(app *a, int level, const char *fmt, ...) {
 
 static const log_entry *entry(const app *a, int i) { return &a->log[(a->log_first + i) % LOG_CAP]; }
 
+/* Entries newest at the bottom, each wrapped under its text column; log_back entries are
+ * scrolled off the bottom. */
 static void log_draw(app *a, canvas *c, rect r) {
     static const char *tags[] = {"info ", "event", "warn ", "error"};
     static const int roles[] = {ROLE_DEFAULT, ROLE_GOOD, ROLE_WARN, ROLE_ERROR};
     canvas_printf(c, r.x + 1, r.y, r.w - 2, ROLE_HEADER, 0, "Log: %d message%s%s", a->log_n, a->log_n == 1 ? "" : "s",
                   a->log_back ? "  (scrolled back; End returns)" : "");
-    int rows = r.h - 1;
+    int rows = r.h - 1, tx = r.x + 16, tw = r.x + r.w - 1 - tx;
     a->page_rows = rows;
-    int max_back = a->log_n > rows ? a->log_n - rows : 0;
-    if (a->log_back > max_back) a->log_back = max_back;
+    if (a->log_back > a->log_n - 1) a->log_back = a->log_n > 0 ? a->log_n - 1 : 0;
     int last = a->log_n - a->log_back;   // one past the newest shown
-    int first = last - rows < 0 ? 0 : last - rows;
-    for (int i = first, y = r.y + 1; i < last; i++, y++) {
+    /* how many entries fit, counting their wrapped rows from the newest back */
+    int first = last, used = 0;
+    while (first > 0) {
+        int n = draw_wrapped(NULL, tx, 0, tw, rows, entry(a, first - 1)->text, 0, 0);
+        if (used + n > rows) break;
+        used += n;
+        first--;
+    }
+    int y = r.y + 1;
+    for (int i = first; i < last; i++) {
         const log_entry *e = entry(a, i);
         char t[32];
         if (a->mask_times) snprintf(t, sizeof t, "%8s", "-");
         else snprintf(t, sizeof t, "%7.2fs", e->t);
-        int x = r.x + 1;
-        x += canvas_text(c, x, y, r.w - 2, t, ROLE_DIM, 0);
-        x += canvas_text(c, x, y, 1, " ", ROLE_DEFAULT, 0);
-        x += canvas_text(c, x, y, r.x + r.w - 1 - x, tags[e->level & 3], roles[e->level & 3], 0);
-        x += canvas_text(c, x, y, 1, " ", ROLE_DEFAULT, 0);
-        canvas_text(c, x, y, r.x + r.w - 1 - x, e->text, e->level >= LOG_WARN ? roles[e->level & 3] : ROLE_DEFAULT, 0);
+        canvas_text(c, r.x + 1, y, 8, t, ROLE_DIM, 0);
+        canvas_text(c, r.x + 10, y, 5, tags[e->level & 3], roles[e->level & 3], 0);
+        y += draw_wrapped(c, tx, y, tw, r.y + r.h - y, e->text, e->level >= LOG_WARN ? roles[e->level & 3] : ROLE_DEFAULT, 0);
     }
 }
 
@@ -78,7 +84,7 @@ static int log_move(app *a, move_kind m) {
     default: return R_NONE;
     }
     if (a->log_back < 0) a->log_back = 0;
-    if (a->log_back > a->log_n) a->log_back = a->log_n;   // clamped to the page when drawn
+    if (a->log_back > a->log_n - 1) a->log_back = a->log_n > 0 ? a->log_n - 1 : 0;
     return R_REDRAW;
 }
 

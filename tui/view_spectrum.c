@@ -75,9 +75,9 @@ static void draw_table(app *a, canvas *c, rect r, const cce_block_result *b, int
     int x = r.x, y = r.y;
     canvas_text(c, x + 1, y, 9, "site", ROLE_HEADER, 0);
     put_r(c, x + 15, y, "n", ROLE_HEADER, 0);
-    snprintf(t, sizeof t, "%smax", g->lambda);
+    snprintf(t, sizeof t, "%smax", a->th.utf8 ? g->lambda : "");
     put_r(c, x + 24, y, t, ROLE_HEADER, 0);
-    snprintf(t, sizeof t, "%s<%s", g->lambda, g->eps);
+    snprintf(t, sizeof t, "%s<%s", a->th.utf8 ? g->lambda : "", g->eps);
     put_r(c, x + 32, y, t, ROLE_HEADER, 0);
     y++;
     for (int s = 0; s < CCE_COV_COUNT && y < r.y + r.h; s++, y++) {
@@ -98,7 +98,7 @@ static void draw_table(app *a, canvas *c, rect r, const cce_block_result *b, int
     if (y >= r.y + r.h) return;
     canvas_text(c, x + 1, y, 4, "W", ROLE_HEADER, 0);
     put_r(c, x + 15, y, "shape", ROLE_HEADER, 0);
-    snprintf(t, sizeof t, "%smax", g->sigma);
+    snprintf(t, sizeof t, "%smax", a->th.utf8 ? g->sigma : "");
     put_r(c, x + 24, y, t, ROLE_HEADER, 0);
     put_r(c, x + 30, y, "srank", ROLE_HEADER, 0);
     snprintf(t, sizeof t, "aw<%s", g->tau);
@@ -148,7 +148,7 @@ static void draw_plot(app *a, canvas *c, rect r, const spec_sel *s, int layer) {
     char title[256], tv[32];
     knob_format(s->is_weight ? KNOB_TAU : KNOB_EPS, s->thresh, tv, sizeof tv);
     const char *sym = s->is_weight ? g->sigma : g->lambda, *kn = s->is_weight ? g->tau : g->eps;
-    snprintf(title, sizeof title, "block %d %s: %d %s, log %s/%smax", layer, s->name, s->n,
+    snprintf(title, sizeof title, "block %d %s: %d %s %s/%smax", layer, s->name, s->n,
              s->is_weight ? "singular values" : "eigenvalues", sym, sym);
     canvas_text(c, r.x, r.y, r.w, title, ROLE_HEADER, 0);
     snprintf(title, sizeof title, "%d of %d below %s%s%smax (%s %s)", k, s->n, kn, a->th.utf8 ? "·" : "*", sym, kn, tv);
@@ -184,8 +184,11 @@ static void draw_plot(app *a, canvas *c, rect r, const spec_sel *s, int layer) {
         if (e8 == 0) canvas_put(c, p.x + col, p.y + p.h - 1, g->vbar[1], ROLE_BAR_LOW, 0);
         for (int row = 0; row < p.h; row++) {
             int e = e8 - row * 8;
-            if (e <= 0) break;
-            canvas_put(c, p.x + col, p.y + p.h - 1 - row, e >= 8 ? (low ? g->low : g->full) : g->vbar[e], role, 0);
+            if (e <= 0 || (low && e < 4)) break;
+            /* below the threshold every cell is the "low" glyph (half a cell or more), so the
+             * redundant part reads the same without colour */
+            const char *gl = low ? g->low : e >= 8 ? g->full : g->vbar[e];
+            canvas_put(c, p.x + col, p.y + p.h - 1 - row, gl, role, 0);
         }
         if (s->v2 && s->v2[0] > 0 && s->v2[i] > 0) {
             double y2 = log10((double)s->v2[i] / s->v2[0]);
