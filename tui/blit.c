@@ -92,6 +92,33 @@ int term_open(app *a, int force_depth, char *err, size_t cap) {
     return 0;
 }
 
+int term_open_offscreen(app *a, int w, int h, char *err, size_t cap) {
+    FILE *out = fopen("/dev/null", "w"), *in = fopen("/dev/null", "r");
+    if (!out || !in) {
+        if (out) fclose(out);
+        if (in) fclose(in);
+        snprintf(err, cap, "cannot open /dev/null");
+        return -1;
+    }
+    screen = newterm("xterm-256color", out, in);
+    if (!screen) {
+        fclose(out);
+        fclose(in);
+        snprintf(err, cap, "no terminfo entry for xterm-256color");
+        return -1;
+    }
+    set_term(screen);
+    active = 1;
+    if (!atexit_done) atexit(term_close);
+    atexit_done = 1;
+    resizeterm(h, w);
+    if (a->th.depth != DEPTH_NONE && has_colors() && start_color() == OK) {
+        have_default_colors = use_default_colors() == OK;
+        init_pairs(&a->th);
+    }
+    return 0;   // the FILEs stay open for the life of the process (curses writes to out)
+}
+
 void term_size(int *w, int *h) {
     *w = getmaxx(stdscr);
     *h = getmaxy(stdscr);

@@ -237,6 +237,9 @@ extern volatile sig_atomic_t tui_signal;
  * -1 detect, else at most 0/8/256 colours; a->ascii_forced: ASCII glyphs) and set a->w, a->h.
  * Returns 0, or -1 with a one-line reason in err. */
 int term_open(app *a, int force_depth, char *err, size_t cap);
+/* A curses screen of w x h writing to /dev/null as an xterm-256color would be written to, for
+ * timing the blit in headless benchmarks. 0 or -1 with err. */
+int term_open_offscreen(app *a, int w, int h, char *err, size_t cap);
 /* Restore the terminal; idempotent, also registered with atexit. */
 void term_close(void);
 /* The next key, or 0 when none is waiting (never blocks). */
