@@ -388,7 +388,7 @@ const action tui_actions[] = {
     {"next-matrix", VIEW_HEATMAP, {'m'}, NULL, NULL, COMPL_NONE, "next matrix: layers, heads, KV groups", act_heat_matrix, 0},
     {"pick-block", VIEW_HEATMAP, {TK_ENTER}, NULL, NULL, COMPL_NONE, "select the block under the cursor (layer matrix)", act_heat_pick, 0},
     {"zoom", VIEW_HIST, {'z', TK_ENTER}, NULL, NULL, COMPL_NONE, "one site large / all sites", act_hist_zoom, 0},
-    {"log-scale", VIEW_HIST, {'y'}, NULL, NULL, COMPL_NONE, "counts on a linear / log scale", act_hist_log, 0},
+    {"log-scale", VIEW_HIST, {'y'}, NULL, NULL, COMPL_NONE, "counts on a log (default) / linear scale", act_hist_log, 0},
 };
 const int tui_n_actions = (int)(sizeof tui_actions / sizeof tui_actions[0]);
 

@@ -253,7 +253,7 @@ int tui_on_wake(app *a) {
         else if (s == JOB_CANCELLED)
             tui_log(a, LOG_WARN, "%s; %d of %d blocks kept (r reruns)", worker_error(a->wk), done > 0 ? done - 1 : 0,
                     tui_n_layers(a));
-        else if (s == JOB_FAILED) tui_log(a, LOG_ERROR, "%s", worker_error(a->wk));
+        else if (s == JOB_FAILED) tui_log(a, LOG_ERROR, "%s: %s", a->calib_path, worker_error(a->wk));
         a->last_state = s;
         fl |= R_REDRAW;
     }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
 #include "tui.h"
@@ -135,6 +136,8 @@ static int parse_args(int argc, char **argv, tui_args *t) {
             return cli_fail("tui: --screen %s: expected WxH, e.g. 120x40 (1..1000)", scr), 2;
     }
     if (t->headless && !t->script) return cli_fail("tui: --headless needs --script FILE"), 2;
+    if (t->dump && mkdir(t->dump, 0777) && errno != EEXIST)
+        return cli_fail("%s: cannot create the dump directory: %s", t->dump, strerror(errno)), 1;
     return 0;
 }
 
@@ -223,6 +226,7 @@ int tui_main(int argc, char **argv) {
     for (int k = 0; k < KNOB_COUNT; k++) a->knob[k] = tui_knobs[k].def;
     a->knob_sel = KNOB_EPS;
     a->view = a->prev_view = VIEW_LAYERS;
+    a->hist_log = 1;   // activation tails matter for compression and vanish on a linear scale
     rc = 1;
     if (open_inputs(a, &t)) goto done_free_inputs;
     int p[2];
@@ -239,6 +243,9 @@ int tui_main(int argc, char **argv) {
             a->model->cfg.dim, (long long)pc.non_embedding);
     tui_log(a, LOG_INFO, "calibration %s", a->calib_desc);
     rc = t.headless ? run_headless(a, &t) : run_terminal(a, &t);
+    /* a failed analysis is bad input (the calibration text, usually): after the terminal is
+     * back, say so once more on stderr and exit non-zero */
+    if (rc == 0 && a->wk && worker_state(a->wk) == JOB_FAILED) rc = cli_fail("%s: %s", a->calib_path, worker_error(a->wk));
     cmdline_free(a);
     worker_free(a->wk);
     a->wk = NULL;

@@ -5,10 +5,12 @@
  *
  * Each histogram has fixed, symmetric bins over [-hi, hi) chosen from the first calibration
  * batch (include/stats.h) plus an outside count on each side; the panel shows the bins as
- * vertical bars with eighth-cell resolution, counts on a linear or log scale (y), the range,
- * and the number of values outside it. With fewer columns than bins, adjacent bins are summed
- * (k bins per column, drawn at their mean count, so the shape is not distorted). The committed plan's histograms will be
- * drawn over these with the same edges (cce_hist_init_edges) once the planner exists.
+ * vertical bars with eighth-cell resolution, the range, and the number of values outside it.
+ * Counts are on a log scale by default (y: linear): the tails and outliers, which compression
+ * disturbs first, vanish on a linear scale. With fewer columns than bins, k adjacent bins share
+ * a column, drawn at their mean count, so the shape is not distorted. The committed plan's
+ * histograms will be drawn over these with the same edges (cce_hist_init_edges) once the
+ * planner exists.
  */
 #include <math.h>
 #include <stdio.h>

@@ -36,8 +36,17 @@ static void cell_num(canvas *c, int x, int y, int w, double v, int role) {
     canvas_printf(c, x, y, w, role, 0, "%*s", w, b);
 }
 
+/* "k/n" centred on the slash, or "p%" of n when k/n does not fit in w (wide models). */
 static void cell_count(canvas *c, int x, int y, int w, int k, int n) {
-    canvas_printf(c, x, y, w, k > 0 ? ROLE_ACCENT : ROLE_DEFAULT, 0, "%*d/%-*d", (w - 1) / 2, k, w - 1 - (w - 1) / 2, n);
+    char b[48];
+    int role = k > 0 ? ROLE_ACCENT : ROLE_DEFAULT;
+    int kw = snprintf(b, sizeof b, "%d", k), nw = snprintf(b, sizeof b, "%d", n);
+    int left = (w - 1) / 2, right = w - 1 - left;
+    if (kw <= left && nw <= right) canvas_printf(c, x, y, w, role, 0, "%*d/%-*d", left, k, right, n);
+    else {
+        snprintf(b, sizeof b, "%.0f%%", n > 0 ? 100.0 * k / n : 0.0);
+        canvas_printf(c, x, y, w, role, 0, "%*s", w, b);
+    }
 }
 
 static void c_blk(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {

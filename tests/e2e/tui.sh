@@ -88,6 +88,8 @@ expect_error model 1 'nonexistent.bin' "$CCE" tui "$T/nonexistent.bin" --script 
 printf 'not a model at all' > "$T/junk.bin"
 expect_error junk_model 1 'junk.bin' "$CCE" tui "$T/junk.bin" --script "$T/bad.script"
 expect_error calib 1 'nope.txt' "$CCE" tui "$M" --calib "$T/nope.txt" --script "$T/bad.script"
+printf 'hello there\n' > "$T/short.txt"; printf 'wait analysis\nexpect error\n' > "$T/wait.script"
+expect_error calib_too_short 1 'short.txt: calibration: the text has' "$CCE" tui "$M" --calib "$T/short.txt" --script "$T/wait.script"
 expect_error screen 2 'screen' "$CCE" tui "$M" --screen 0x5 --script "$T/bad.script"
 expect_error headless 2 'needs --script' "$CCE" tui "$M" --headless
 expect_error no_terminal 1 'needs a terminal' "$CCE" tui "$M"
