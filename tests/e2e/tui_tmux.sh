@@ -8,6 +8,8 @@
 # with status 0, SIGTERM and Ctrl-C restore the terminal (143, 130), NO_COLOR gives no colour
 # escapes, TERM=vt100 and LANG=C give ASCII only. Without tmux it prints SKIP.
 set -u
+CCE=$(cd "$(dirname "$CCE")" && pwd)/$(basename "$CCE")
+CCE_DATA=$(cd "$CCE_DATA" 2>/dev/null && pwd)
 if ! command -v tmux >/dev/null 2>&1; then echo "SKIP tui_tmux: tmux is not installed"; exit 0; fi
 M="$CCE_DATA/llama2c/stories260K.bin"
 BIG="$CCE_DATA/llama2c/tinystories_2m5.bin"
