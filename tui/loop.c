@@ -69,7 +69,8 @@ static void progress_text(app *a, char *buf, size_t cap, double *frac, int terse
     case JOB_RUNNING:
         *frac = total > 0 ? (double)done / total : 0;
         if (worker_held(a->wk)) snprintf(buf, cap, terse ? "%d/%d held" : "%d/%d held by the script", done, total);
-        else snprintf(buf, cap, terse ? "%d/%d" : "%d/%d %s", done, total, phase);
+        else if (terse) snprintf(buf, cap, "%d/%d", done, total);
+        else snprintf(buf, cap, "%s", phase);   // "block 3/5 eigen": the bar shows the whole
         break;
     case JOB_DONE:
         fmt_seconds(a, worker_elapsed(a->wk), t, sizeof t);

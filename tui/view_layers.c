@@ -279,9 +279,41 @@ static void draw_detail_redundancy(app *a, canvas *c, rect r, int *y, const cce_
     detail_line(c, r, y, line, ROLE_DEFAULT);
 }
 
+/* One line over all finished blocks: how many, the ε and τ counts summed, near-identity ones. */
+static void draw_summary(app *a, canvas *c, rect r, int *y) {
+    const theme_glyphs *g = &a->th.g;
+    int L = tui_n_layers(a), done = 0, k[CCE_COV_COUNT] = {0}, n[CCE_COV_COUNT] = {0}, kr = 0, nr = 0;
+    char near[128] = "";
+    size_t no = 0;
+    for (int l = 0; l < L; l++) {
+        const cce_block_result *b = tui_block(a, l);
+        if (!b) continue;
+        done++;
+        for (int s = 0; s < CCE_COV_COUNT; s++) {
+            k[s] += cce_spectrum_count_below(b->eig[s].values, b->eig[s].n, (float)a->knob[KNOB_EPS]);
+            n[s] += b->eig[s].n;
+        }
+        for (int i = 0; i < b->n_weights; i++) {
+            kr += cce_spectrum_count_below(b->weights[i].sv_aw, b->weights[i].n, (float)a->knob[KNOB_TAU]);
+            nr += b->weights[i].n;
+        }
+        if (b->near_identity && no < sizeof near - 8) no += (size_t)snprintf(near + no, sizeof near - no, " %d", l);
+    }
+    if (!done) return;
+    char line[512];
+    size_t o = (size_t)snprintf(line, sizeof line, "%d/%d blocks: %s<%s", done, L, g->lambda, g->eps);
+    for (int s = 0; s < CCE_COV_COUNT && o < sizeof line; s++)
+        o += (size_t)snprintf(line + o, sizeof line - o, " %s %d/%d", cce_cov_site_name((cce_cov_site)s), k[s], n[s]);
+    if (o < sizeof line)
+        o += (size_t)snprintf(line + o, sizeof line - o, "%s%s(WL)<%s %d/%d%snear-id:%s", a->th.utf8 ? " · " : " | ",
+                              g->sigma, g->tau, kr, nr, a->th.utf8 ? " · " : " | ", no ? near : " none");
+    detail_line(c, r, y, line, ROLE_ACCENT);
+}
+
 static void draw_detail(app *a, canvas *c, rect r) {
     const cce_model *m = a->model;
     int l = a->layer, y = r.y;
+    draw_summary(a, c, r, &y);
     const cce_layer *ly = &m->layers[l];
     const theme_glyphs *g = &a->th.g;
     const char *dot = a->th.utf8 ? " · " : " | ";
