@@ -63,7 +63,13 @@ static void react(script *s, int fl) {
     s->flags |= fl & R_QUIT;
 }
 
-static void press(script *s, int key) { react(s, tui_dispatch_key(s->a, key)); }
+/* A key, then a frame when it asks for one, as the terminal loop does (views keep scroll
+ * state that follows the frames, so a script sees exactly what a user would). */
+static void press(script *s, int key) {
+    int fl = tui_dispatch_key(s->a, key);
+    react(s, fl);
+    if (fl & (R_REDRAW | R_RELAYOUT)) tui_render(s->a, &s->c);
+}
 
 /* Pump wake-ups until done(a) or quit; 0, or -1 after timeout seconds. */
 static int pump_until(script *s, int (*done)(app *), double timeout) {

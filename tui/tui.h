@@ -192,8 +192,10 @@ struct app {
     int w, h;
     int view, prev_view;
     int layer;                     // the selected block
+    int layers_top;                // Layers: first row shown (scrolls only to keep the selection in view)
     int spec_sel;                  // spectrum: 0..3 covariance sites, 4.. weight matrices
     int heat_kind, heat_r, heat_c; // heatmap: 0 layers, 1 heads, 2 KV groups; cursor
+    int heat_r0, heat_c0;          // heatmap: first row and column shown
     int hist_sel, hist_zoom, hist_log;
     int hist_cols;                 // histogram panels per row in the last frame
     int help_top, log_back;        // help: first line; log: lines scrolled back from the end

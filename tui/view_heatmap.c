@@ -156,7 +156,16 @@ static void heatmap_draw(app *a, canvas *c, rect r) {
         if (ch < 1) ch = 1;
     }
     int vr = ah / ch < s.n ? ah / ch : s.n, vc = aw / cw < s.n ? aw / cw : s.n;
-    int r0 = a->heat_r < vr ? 0 : a->heat_r - vr + 1, c0 = a->heat_c < vc ? 0 : a->heat_c - vc + 1;
+    /* scroll only as far as needed to keep the cursor in view */
+    if (a->heat_r0 > a->heat_r) a->heat_r0 = a->heat_r;
+    if (a->heat_r0 < a->heat_r - vr + 1) a->heat_r0 = a->heat_r - vr + 1;
+    if (a->heat_r0 > s.n - vr) a->heat_r0 = s.n - vr;
+    if (a->heat_c0 > a->heat_c) a->heat_c0 = a->heat_c;
+    if (a->heat_c0 < a->heat_c - vc + 1) a->heat_c0 = a->heat_c - vc + 1;
+    if (a->heat_c0 > s.n - vc) a->heat_c0 = s.n - vc;
+    if (a->heat_r0 < 0) a->heat_r0 = 0;
+    if (a->heat_c0 < 0) a->heat_c0 = 0;
+    int r0 = a->heat_r0, c0 = a->heat_c0;
     a->page_rows = vr;
     int mx = r.x + 1 + lab_w, my = r.y + 2;
     /* column labels: every label that fits */

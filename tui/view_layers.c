@@ -390,7 +390,11 @@ static void layers_draw(app *a, canvas *c, rect r) {
     if (detail_h < 3) detail_h = 0;
     if (rows < 1) rows = 1;
     a->page_rows = rows;
-    int top = a->layer < rows ? 0 : a->layer - rows + 1;
+    if (a->layers_top > a->layer) a->layers_top = a->layer;
+    if (a->layers_top < a->layer - rows + 1) a->layers_top = a->layer - rows + 1;
+    if (a->layers_top > L - rows) a->layers_top = L - rows > 0 ? L - rows : 0;
+    if (a->layers_top < 0) a->layers_top = 0;
+    int top = a->layers_top;
     for (int i = 0; i < rows && top + i < L; i++) draw_row(a, c, r.y + 2 + i, top + i, r, vis, nv, &cx);
     if (top > 0) canvas_put(c, r.x + r.w - 1, r.y + 2, a->th.g.up, ROLE_DIM, 0);
     if (top + rows < L) canvas_put(c, r.x + r.w - 1, r.y + 1 + rows, a->th.g.down, ROLE_DIM, 0);
