@@ -9,6 +9,7 @@
  *   tokenizer_bpe.c      byte-level BPE: bytes_to_unicode, initial symbols per pre-token, the
  *                        GGUF "gpt2" builder
  *   tokenizer_pretok.c   the pre-tokenisation regexes we implement by hand, character classes
+ *   tokenizer_ucd.c      Unicode 16.0 tables: letters, numbers, whitespace, word characters
  *   tokenizer_hf.c       tokenizer.json reader (validation, pipeline recognition, build)
  *   tokenizer_hf_write.c tokenizer.json writer
  */
@@ -116,6 +117,15 @@ cce_status tok_finish(cce_tokenizer *t, bool derive);
 /* Byte tokens for s[0..n), else one <unk>; -1 when neither exists. */
 int tok_push_bytes(const cce_tokenizer *t, tok_work *w, size_t *m, size_t seg_start,
                    const uint8_t *s, size_t n);
+
+/* ---- tokenizer_ucd.c ---- */
+
+enum { TOK_UCD_L = 1, TOK_UCD_N = 2, TOK_UCD_S = 4, TOK_UCD_W = 8 };
+
+/* Unicode 16.0 properties of codepoint cp: TOK_UCD_L (General_Category L*), TOK_UCD_N (N*),
+ * TOK_UCD_S (White_Space), TOK_UCD_W (regex \w: Alphabetic, M*, Nd, Pc, Join_Control); 0 for
+ * anything else, including cp < 0 (an invalid byte). */
+unsigned tok_ucd_flags(int32_t cp);
 
 /* ---- tokenizer_pretok.c ---- */
 

@@ -7,60 +7,11 @@
 #include <stdint.h>
 #include "tokenizer_int.h"
 
-/* GPT-2 pre-tokeniser character classes. ASCII is exact. Beyond ASCII this is an approximation
- * of \p{L} / \p{N} / \s: the Unicode whitespace set is exact, digits/number forms of common
- * scripts are N, the Latin-1 / general punctuation, currency, arrows, maths, box drawing, CJK
- * punctuation, symbol and emoji blocks, combining marks (generic, Hebrew, Arabic, Thai, the Indic
- * vowel signs), format characters and private use are "other", and every remaining codepoint
- * counts as a letter. Invalid UTF-8 bytes are "other". */
-
+/* Character classes of the regexes: \s, \p{L}, \p{N}, and everything else, by the Unicode 16.0
+ * tables of tokenizer_ucd.c (the categories are disjoint). Invalid UTF-8 bytes are "other". */
 static int tok_cp_class(int32_t c) {
-    if (c < 0) return CC_OTHER;
-    if (c < 0x80) {
-        if (c == ' ' || (c >= 9 && c <= 13)) return CC_SPACE;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return CC_LETTER;
-        if (c >= '0' && c <= '9') return CC_NUMBER;
-        return CC_OTHER;
-    }
-    if (c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
-        c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000)
-        return CC_SPACE;
-    if (c == 0xB2 || c == 0xB3 || c == 0xB9 || (c >= 0xBC && c <= 0xBE) || (c >= 0x660 && c <= 0x669) ||
-        (c >= 0x6F0 && c <= 0x6F9) || (c >= 0x966 && c <= 0x96F) || c == 0x2070 ||
-        (c >= 0x2074 && c <= 0x2079) || (c >= 0x2080 && c <= 0x2089) || (c >= 0x2150 && c <= 0x2189) ||
-        (c >= 0x2460 && c <= 0x249B) || (c >= 0x24EA && c <= 0x24FF) || (c >= 0x2776 && c <= 0x2793) ||
-        (c >= 0xFF10 && c <= 0xFF19))
-        return CC_NUMBER;
-    if (c == 0xAA || c == 0xB5 || c == 0xBA) return CC_LETTER;
-    if ((c >= 0x80 && c <= 0xBF) || c == 0xD7 || c == 0xF7 || (c >= 0x2C2 && c <= 0x2C5) ||
-        (c >= 0x2D2 && c <= 0x2DF) || (c >= 0x300 && c <= 0x36F) || (c >= 0x2010 && c <= 0x206F) ||
-        (c >= 0x20A0 && c <= 0x20FF) || (c >= 0x2190 && c <= 0x245F) ||
-        (c >= 0x2500 && c <= 0x2775) || (c >= 0x2794 && c <= 0x2BFF) || (c >= 0x2E00 && c <= 0x2E7F) ||
-        (c >= 0x3001 && c <= 0x303F) || (c >= 0xE000 && c <= 0xF8FF) || (c >= 0xFE00 && c <= 0xFE0F) ||
-        (c >= 0xFE30 && c <= 0xFE6F) || (c >= 0xFF01 && c <= 0xFF0F) || (c >= 0xFF1A && c <= 0xFF20) ||
-        (c >= 0xFF3B && c <= 0xFF40) || (c >= 0xFF5B && c <= 0xFF65) || (c >= 0xFFF0 && c <= 0xFFFF) ||
-        (c >= 0x1F000 && c <= 0x1FAFF) || (c >= 0x200B && c <= 0x200F) || c == 0xFEFF ||
-        (c >= 0x0591 && c <= 0x05C7) || (c >= 0x064B && c <= 0x065F) || c == 0x0670 ||
-        (c >= 0x06D6 && c <= 0x06ED) || c == 0x0E31 || (c >= 0x0E34 && c <= 0x0E3A) ||
-        (c >= 0x0E47 && c <= 0x0E4E) || (c >= 0x1AB0 && c <= 0x1AFF) || (c >= 0x1DC0 && c <= 0x1DFF) ||
-        (c >= 0xFE20 && c <= 0xFE2F))
-        return CC_OTHER;
-    if (c >= 0x2100 && c <= 0x214F) {   /* letterlike symbols: mostly letters (ℕ, ℓ, K), some not */
-        static const uint16_t sym[] = { 0x2100, 0x2101, 0x2103, 0x2104, 0x2105, 0x2106, 0x2108, 0x2109,
-            0x2114, 0x2116, 0x2117, 0x2118, 0x211E, 0x211F, 0x2120, 0x2121, 0x2122, 0x2123, 0x2125,
-            0x2127, 0x2129, 0x212E, 0x213A, 0x213B, 0x2140, 0x2141, 0x2142, 0x2143, 0x2144, 0x214A,
-            0x214B, 0x214C, 0x214D, 0x214F };
-        for (size_t k = 0; k < sizeof sym / sizeof sym[0]; k++)
-            if (c == sym[k]) return CC_OTHER;
-        return CC_LETTER;
-    }
-    if (c >= 0x0900 && c <= 0x0DFF) {   /* Indic blocks share one layout: vowel signs and viramas */
-        int o = c & 0x7F;
-        if (o <= 0x03 || (o >= 0x3A && o <= 0x4F && o != 0x3D) || (o >= 0x51 && o <= 0x57) ||
-            o == 0x62 || o == 0x63)
-            return CC_OTHER;
-    }
-    return CC_LETTER;
+    unsigned f = tok_ucd_flags(c);
+    return f & TOK_UCD_S ? CC_SPACE : f & TOK_UCD_L ? CC_LETTER : f & TOK_UCD_N ? CC_NUMBER : CC_OTHER;
 }
 
 int tok_class_at(const uint8_t *s, size_t len, size_t i, size_t *clen) {
