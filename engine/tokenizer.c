@@ -663,6 +663,7 @@ static int tok_sp_symbols(const cce_tokenizer *t, tok_work *w, const uint8_t *s,
     return 0;
 }
 
+/* Leftmost-longest match of an added token in s[p..len): *at = len when there is none. */
 static void tok_find_added(const cce_tokenizer *t, const uint8_t *s, size_t len, size_t p,
                            size_t *at, size_t *mlen, int32_t *mid) {
     *at = len; *mlen = 0; *mid = -1;

@@ -12,6 +12,8 @@
 #include "tokenizer_int.h"
 #include "util.h"
 
+/* GPT-2 bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes to
+ * U+0100.. in byte order. b2u[byte] = codepoint; u2b[codepoint < 324] = byte or -1. */
 void tok_byte_tables(uint16_t b2u[256], int16_t u2b[324]) {
     for (int i = 0; i < 324; i++) u2b[i] = -1;
     int extra = 0;
@@ -22,6 +24,10 @@ void tok_byte_tables(uint16_t b2u[256], int16_t u2b[324]) {
     }
 }
 
+
+/* Byte-level initial symbols: one segment per word, one symbol per byte. With a Digits
+ * pre-tokenizer the text is first cut at digits (each digit alone, or digit runs) and the
+ * words are found inside each piece. */
 
 int tok_bl_symbols(const cce_tokenizer *t, tok_work *w, const uint8_t *s, size_t len,
                           size_t *m, size_t *bad) {
@@ -54,9 +60,6 @@ int tok_bl_symbols(const cce_tokenizer *t, tok_work *w, const uint8_t *s, size_t
     }
     return 0;
 }
-
-/* Leftmost-longest match of an added token in s[p..len): *at = len when there is none. */
-
 
 /* NUL-terminated copy of s[0..n) into a scratch buffer grown as needed; NULL on a NUL byte
  * inside or on allocation failure (*nul_inside tells which). */

@@ -98,10 +98,6 @@ size_t tok_word_end(const cce_tokenizer *t, const uint8_t *s, size_t len, size_t
     }
 }
 
-/* Byte-level initial symbols: one segment per word, one symbol per byte. With a Digits
- * pre-tokenizer the text is first cut at digits (each digit alone, or digit runs) and the
- * words are found inside each piece. */
-
 /* The Split regexes we implement by hand, as they appear in tokenizer.json (TOK_PT_* order). */
 const char *const tok_split_regex[3] = {
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
