@@ -120,8 +120,6 @@ size_t tok_utf8_put(uint32_t cp, char *out) {
     out[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); out[3] = (char)(0x80 | (cp & 0x3F)); return 4;
 }
 
-/* GPT-2 bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes to
- * U+0100.. in byte order. b2u[byte] = codepoint; u2b[codepoint < 324] = byte or -1. */
 /* ---- string index ---- */
 
 /* Build an index over ids 0..n-1 with ptr[i] != NULL (and, if type, mergeable types only).
