@@ -309,6 +309,7 @@ void cce_tokenizer_free(cce_tokenizer *t) {
     cce_free(t->mslot);
     cce_free(t->in_merge);
     cce_free(t->added);
+    cce_free(t->added_arena);
     cce_free(t);
 }
 
@@ -408,7 +409,7 @@ cce_status cce_tokenizer_load_llama2c(const char *path, int vocab_size, cce_toke
                 t->byte_id[(uint8_t)t->piece[i][0]] = i;
     t->kind = CCE_TOK_SP;
     t->unk = 0; t->bos = 1; t->eos = 2;
-    t->prefix_space = true;
+    t->norm_prepend = true;
     t->byte_fallback = true;
     if ((st = tok_finish(t, true))) {
         cce_err_set(err, st, "%s: out of memory building the merge table", path);
@@ -491,7 +492,7 @@ cce_status cce_tokenizer_build_sp(int n, const char *const *pieces, const size_t
     }
     t->kind = CCE_TOK_SP;
     t->bos = bos_id; t->eos = eos_id; t->unk = unk_id;
-    t->prefix_space = true;
+    t->norm_prepend = true;
     t->byte_fallback = true;
     t->map_metaspace = true;
     if ((st = tok_finish(t, true))) {
@@ -529,7 +530,8 @@ size_t cce_tokenizer_decode(const cce_tokenizer *t, int prev, int id, char *buf,
     if (ty == TT_CONTROL || ty == TT_UNUSED) return 0;
     const char *p = t->piece[id];
     size_t n = t->plen[id];
-    if (t->kind == CCE_TOK_SP && prev >= 0 && prev == t->bos && n > 0 && p[0] == ' ') { p++; n--; }
+    bool prefixed = t->norm_prepend || t->meta_scheme == TOK_META_ALWAYS || t->meta_scheme == TOK_META_FIRST;
+    if (t->kind == CCE_TOK_SP && prefixed && prev >= 0 && prev == t->bos && n > 0 && p[0] == ' ') { p++; n--; }
     if (n > cap - 1) n = cap - 1;
     memcpy(buf, p, n);
     buf[n] = 0;
@@ -623,104 +625,215 @@ int tok_push_bytes(const cce_tokenizer *t, tok_work *w, size_t *m, size_t seg_st
         for (size_t k = 0; k < n; k++) tok_push_sym(t, w, m, seg_start, t->byte_id[s[k]]);
         return 0;
     }
-    if (t->unk < 0) return -1;
+    if (t->unk < 0) return t->drop_unknown ? 0 : -1;
     tok_push_sym(t, w, m, seg_start, t->unk);
     return 0;
 }
 
-/* SP initial symbols: dummy prefix, then llama2.c's codepoint groups. */
+/* SP initial symbols of s[0..len) (already normalised: any prefix space is in s, and U+2581 is
+ * a space by now). Words: the whole text, or with split_words one word per space (each space
+ * starts a word, as Metaspace split does). With ignore_merges a word that is itself a piece is
+ * one symbol; otherwise each llama2.c codepoint group (a lead byte and up to three continuation
+ * bytes) found in the vocab is one symbol, else its bytes fall back. pre: s[0] is a prefix space,
+ * a group of its own (as llama2.c looks up its dummy prefix alone, before the text). */
 static int tok_sp_symbols(const cce_tokenizer *t, tok_work *w, const uint8_t *s, size_t len,
-                          bool prefix, size_t *m, size_t *bad) {
+                          bool pre, size_t *m, size_t *bad) {
     *m = 0;
     w->nseg = 0;
-    w->seg[w->nseg++] = 0;
-    if (prefix) {
-        int32_t id = tok_find(t, " ", 1);
-        if (id >= 0) tok_push_sym(t, w, m, 0, id);
-        else if (tok_push_bytes(t, w, m, 0, (const uint8_t *)" ", 1)) { *bad = 0; return -1; }
-    }
     size_t i = 0;
     while (i < len) {
-        size_t j = i + 1;
-        while (j < len && (s[j] & 0xC0) == 0x80 && j - i < 4) j++;
-        const char *key = (const char *)s + i;
-        size_t klen = j - i;
-        bool space = klen == 1 && s[i] == ' ';
-        if (t->map_metaspace && klen == 3 && s[i] == 0xE2 && s[i + 1] == 0x96 && s[i + 2] == 0x81) {
-            key = " "; klen = 1; space = true;
+        const uint8_t *sp = t->split_words ? memchr(s + i + 1, ' ', len - i - 1) : NULL;
+        size_t wend = sp ? (size_t)(sp - s) : len;   /* the word [i, wend) */
+        size_t seg0 = *m;
+        w->seg[w->nseg++] = (int32_t)seg0;
+        if (t->ignore_merges) {
+            int32_t whole = tok_find(t, (const char *)s + i, wend - i);
+            if (whole >= 0) { w->sym[(*m)++] = whole; i = wend; continue; }
         }
-        if (t->split_words && space && *m > (size_t)w->seg[w->nseg - 1]) w->seg[w->nseg++] = (int32_t)*m;
-        int32_t id = tok_find(t, key, klen);
-        if (id >= 0) tok_push_sym(t, w, m, (size_t)w->seg[w->nseg - 1], id);
-        else if (tok_push_bytes(t, w, m, (size_t)w->seg[w->nseg - 1], (const uint8_t *)key, klen)) {
-            *bad = i;
-            return -1;
+        while (i < wend) {
+            size_t j = i + 1;
+            while (j < wend && (s[j] & 0xC0) == 0x80 && j - i < 4 && !(pre && i == 0)) j++;
+            int32_t id = tok_find(t, (const char *)s + i, j - i);
+            if (id >= 0) tok_push_sym(t, w, m, seg0, id);
+            else if (tok_push_bytes(t, w, m, seg0, s + i, j - i)) { *bad = i; return -1; }
+            i = j;
         }
-        i = j;
     }
     return 0;
 }
 
-/* Leftmost-longest match of an added token in s[p..len): *at = len when there is none. */
-static void tok_find_added(const cce_tokenizer *t, const uint8_t *s, size_t len, size_t p,
-                           size_t *at, size_t *mlen, int32_t *mid) {
-    *at = len; *mlen = 0; *mid = -1;
-    for (size_t i = p; i < len; i++) {
-        if (!(t->added_first[s[i] >> 3] & (1u << (s[i] & 7)))) continue;
-        for (int k = 0; k < t->n_added; k++) {
-            int32_t id = t->added[k];
-            size_t n = t->plen[id];
-            if (n > *mlen && n <= len - i && !memcmp(t->piece[id], s + i, n)) { *mlen = n; *mid = id; }
+/* ---- added tokens ---- */
+
+/* Is the character ending at s[0..at) / starting at s[at..len) a regex \w? (false at the edges
+ * and for invalid bytes) */
+static bool tok_word_before(const uint8_t *s, size_t at) {
+    if (at == 0) return false;
+    size_t b = at - 1;
+    while (b > 0 && at - b < 4 && (s[b] & 0xC0) == 0x80) b--;
+    int32_t cp;
+    if (tok_utf8_next(s, at, b, &cp) != at - b) cp = -1;
+    return tok_ucd_flags(cp) & TOK_UCD_W;
+}
+
+static bool tok_word_after(const uint8_t *s, size_t len, size_t at) {
+    if (at >= len) return false;
+    int32_t cp;
+    tok_utf8_next(s, len, at, &cp);
+    return tok_ucd_flags(cp) & TOK_UCD_W;
+}
+
+/* Whitespace for lstrip/rstrip (regex \s: White_Space). After a Replace(' ' -> U+2581)
+ * normaliser a space is U+2581, which is not whitespace (space_ws false). */
+static size_t tok_ws_len(const uint8_t *s, size_t len, size_t i, bool space_ws) {
+    int32_t cp;
+    size_t n = tok_utf8_next(s, len, i, &cp);
+    if (cp == ' ' && !space_ws) return 0;
+    return tok_ucd_flags(cp) & TOK_UCD_S ? n : 0;
+}
+
+/* Hugging Face AddedVocabulary::find_matches, one match at a time: the leftmost-longest added
+ * token of pass `pass` in s[*scan..len) (the search resumes after every match found, even one
+ * that single_word then discards), with single_word checked on the characters around the match
+ * inside s, lstrip extending the match over the whitespace before it (not past done, the end of
+ * the previous match) and rstrip over the whitespace after it. Returns the id, or -1 with
+ * *ms = *me = len when there is none. */
+static int32_t tok_next_added(const cce_tokenizer *t, int pass, const uint8_t *s, size_t len,
+                              size_t *scan, size_t done, bool space_ws, size_t *ms, size_t *me) {
+    for (;;) {
+        const tok_added *best = NULL;
+        size_t at = len;
+        for (size_t i = *scan; i < len && !best; i++) {
+            if (!(t->added_first[pass][s[i] >> 3] & (1u << (s[i] & 7)))) continue;
+            for (int k = 0; k < t->n_added; k++) {
+                const tok_added *a = &t->added[k];
+                if (a->pass != pass || a->plen > len - i || (best && a->plen <= best->plen)) continue;
+                if (!memcmp(t->added_arena + a->pat, s + i, a->plen)) best = a;
+            }
+            if (best) at = i;
         }
-        if (*mid >= 0) { *at = i; return; }
+        if (!best) { *ms = *me = len; return -1; }
+        size_t a0 = at, a1 = at + best->plen;
+        *scan = a1;
+        if (best->single_word && (tok_word_before(s, a0) || tok_word_after(s, len, a1))) continue;
+        if (best->lstrip) {
+            size_t b = a0;
+            while (b > done) {   /* step back one character at a time over whitespace */
+                size_t c = b - 1;
+                while (c > done && b - c < 4 && (s[c] & 0xC0) == 0x80) c--;
+                if (tok_ws_len(s, b, c, space_ws) != b - c) break;
+                b = c;
+            }
+            a0 = b;
+        }
+        if (best->rstrip)
+            for (size_t n; a1 < len && (n = tok_ws_len(s, len, a1, space_ws)) > 0;) a1 += n;
+        *ms = a0 < done ? done : a0;
+        *me = a1;
+        return best->id;
     }
 }
 
-/* Encode one stretch of text without added tokens, appending ids to res at *o. at_start: the
- * stretch begins the text (for prepend_scheme "first"). tmp has room for len + 1 bytes. */
-static cce_status tok_encode_part(const cce_tokenizer *t, tok_work *w, const uint8_t *s, size_t len,
-                                  bool at_start, uint8_t *tmp, int *res, size_t *o, cce_err *err) {
+/* ---- encoding ---- */
+
+typedef struct {
+    tok_work w;
+    uint8_t *nb;   /* (len + 2) one normalised stretch */
+    uint8_t *pb;   /* (len + 2) one pre-tokenizer piece with its prefix */
+    int *res;      /* (rcap) ids so far */
+    size_t o, rcap;
+} tok_enc;
+
+static bool tok_res_room(tok_enc *e, size_t more) {
+    if (e->o + more <= e->rcap) return true;
+    size_t cap = e->rcap * 2 > e->o + more ? e->rcap * 2 : e->o + more + 16;
+    int *r = cce_realloc(e->res, cap, sizeof *r);
+    if (!r) return false;
+    e->res = r;
+    e->rcap = cap;
+    return true;
+}
+
+/* Pre-tokenize and BPE one stretch s[0..len) of normalised text that holds no added token,
+ * appending ids. at_start: the stretch begins the text (Metaspace prepend_scheme "first");
+ * pre: s[0] is the normaliser's prefix space. */
+static cce_status tok_encode_part(const cce_tokenizer *t, tok_enc *e, const uint8_t *s, size_t len,
+                                  bool at_start, bool pre, cce_err *err) {
+    tok_work *w = &e->w;
     size_t m = 0, bad = 0;
     int rc;
-    if (t->kind == CCE_TOK_SP) {
-        bool prefix = len > 0 && t->prefix_space && (at_start || !t->prefix_first_only) &&
-                      !(t->prefix_unless_space && (s[0] == ' ' || (len >= 3 && !memcmp(s, METASPACE, 3))));
-        rc = tok_sp_symbols(t, w, s, len, prefix, &m, &bad);
-    } else {
-        if (t->prefix_space && len > 0 && s[0] != ' ') {   /* ByteLevel add_prefix_space */
-            tmp[0] = ' ';
-            memcpy(tmp + 1, s, len);
-            s = tmp;
-            len++;
+    bool lead_space = s[0] == ' ' || (t->map_metaspace && len >= 3 && !memcmp(s, METASPACE, 3));
+    bool prefix = t->kind == CCE_TOK_SP &&   /* byte-level prefixes are per unit, tokenizer_bpe.c */
+        (t->meta_scheme == TOK_META_ALWAYS || (t->meta_scheme == TOK_META_FIRST && at_start)) && !lead_space;
+    uint8_t *pb = e->pb;   /* the piece with its prefix space (part of the first word) */
+    size_t pn = 0;
+    if (prefix) pb[pn++] = ' ';
+    if (t->kind == CCE_TOK_SP && t->map_metaspace) {
+        for (size_t i = 0; i < len; i++) {
+            if (i + 2 < len && !memcmp(s + i, METASPACE, 3)) { pb[pn++] = ' '; i += 2; }
+            else pb[pn++] = s[i];
         }
-        rc = tok_bl_symbols(t, w, s, len, &m, &bad);
+    } else {
+        memcpy(pb + pn, s, len);
+        pn += len;
     }
+    s = pb;
+    len = pn;
+    rc = t->kind == CCE_TOK_SP ? tok_sp_symbols(t, w, s, len, pre || prefix, &m, &bad) : tok_bl_symbols(t, w, s, len, &m, &bad);
     if (rc)
         return cce_err_set(err, CCE_EINVAL, "tokenizer: encode: byte 0x%02x has no token and the vocabulary has no <unk>",
                            bad < len ? s[bad] : 0);
     /* A symbol that is in no merge can never change, so no merge spans it: cut the segments
      * around it. Same result, but the heap stays small (a paragraph, not the whole text). */
     for (size_t k = 0; k < m; k++) w->next[k] = 0;
-    for (size_t k = 0; k < w->nseg; k++) w->next[w->seg[k]] = 1;
+    for (size_t k = 0; k < w->nseg; k++) if ((size_t)w->seg[k] < m) w->next[w->seg[k]] = 1;
     w->nseg = 0;
     for (size_t k = 0; k < m; k++)
         if (w->next[k] || !t->in_merge[w->sym[k]] || (k > 0 && !t->in_merge[w->sym[k - 1]]))
             w->seg[w->nseg++] = (int32_t)k;
-    if (w->nseg == 0) w->seg[w->nseg++] = 0;
     for (size_t k = 0; k < w->nseg; k++) {
         int32_t s0 = w->seg[k], s1 = k + 1 < w->nseg ? w->seg[k + 1] : (int32_t)m;
         if (tok_bpe(t, w, s0, s1))
             return cce_err_set(err, CCE_ENOMEM, "tokenizer: encode: out of memory for a %d-symbol word", (int)(s1 - s0));
     }
+    if (!tok_res_room(e, m)) return cce_err_set(err, CCE_ENOMEM, "tokenizer: encode: out of memory for %zu ids", e->o + m);
     for (size_t k = 0; k < m; k++)
-        if (w->sym[k] >= 0) res[(*o)++] = w->sym[k];
+        if (w->sym[k] >= 0) e->res[e->o++] = w->sym[k];
     return CCE_OK;
 }
 
-/* Encode len bytes (any bytes; invalid UTF-8 falls back to byte tokens). t is only read and all
- * scratch is per call, so one tokenizer may encode from several threads at once. *ids is
+/* One stretch of raw text between pass-1 added tokens: normalise it (Prepend adds the space,
+ * after Replace U+2581 and space are one), cut out the pass-2 (normalized) added tokens, and
+ * encode the pieces between them. */
+static cce_status tok_encode_stretch(const cce_tokenizer *t, tok_enc *e, const uint8_t *s, size_t len,
+                                     bool at_start, cce_err *err) {
+    uint8_t *nb = e->nb;
+    size_t n = 0;
+    if (t->norm_prepend) nb[n++] = ' ';
+    for (size_t i = 0; i < len; i++) {
+        if (t->norm_replace && i + 2 < len && !memcmp(s + i, METASPACE, 3)) { nb[n++] = ' '; i += 2; }
+        else nb[n++] = s[i];
+    }
+    size_t q = 0, scan = 0;
+    for (;;) {
+        size_t ms = n, me = n;
+        int32_t id = t->n_added ? tok_next_added(t, 1, nb, n, &scan, q, !t->norm_replace, &ms, &me) : -1;
+        cce_status st;
+        if (ms > q && (st = tok_encode_part(t, e, nb + q, ms - q, at_start && q == 0, t->norm_prepend && q == 0, err))) return st;
+        if (id < 0) return CCE_OK;
+        if (!tok_res_room(e, 1)) return cce_err_set(err, CCE_ENOMEM, "tokenizer: encode: out of memory for %zu ids", e->o + 1);
+        e->res[e->o++] = id;
+        q = me;
+    }
+}
+
+/* Encode len bytes (any bytes; invalid UTF-8 falls back to byte tokens). The order is Hugging
+ * Face's: pass-1 added tokens (normalized false) are cut out of the raw text, each stretch
+ * between them is normalised and cut at the pass-2 added tokens (normalized true, matched in
+ * their normalised form), and the pieces left are pre-tokenised and merged. t is only read and
+ * all scratch is per call, so one tokenizer may encode from several threads at once. *ids is
  * allocated with cce_alloc (caller frees with cce_free); EINVAL when a byte has neither a token
- * nor an <unk> to fall back to, ENOMEM on allocation failure (then *ids is NULL). */
+ * nor an <unk> to fall back to (llama2.c and GGUF vocabularies; a tokenizer.json one drops such
+ * a character, as Hugging Face does), ENOMEM on allocation failure (then *ids is NULL). */
 cce_status cce_tokenizer_encode(const cce_tokenizer *t, const char *text, size_t len, int add_bos,
                                 int **ids, size_t *n, cce_err *err) {
     *ids = NULL;
@@ -730,42 +843,49 @@ cce_status cce_tokenizer_encode(const cce_tokenizer *t, const char *text, size_t
     if (len > TOK_MAX_TEXT)
         return cce_err_set(err, CCE_EINVAL, "tokenizer: encode: text of %zu bytes is longer than %zu", len, TOK_MAX_TEXT);
     const uint8_t *s = (const uint8_t *)text;
-    size_t cap = len + 2;   /* symbols of one stretch: one per byte, plus a prefix */
-    tok_work w = {0};
+    /* symbols of one piece: one per byte, plus two prefix spaces; byte-level with a prefix per
+     * Digits / Split unit: up to one more per byte */
+    bool per_unit = t->kind == CCE_TOK_BYTELEVEL && t->bl_prefix && (t->digits || t->pretok != TOK_PT_GPT2);
+    size_t cap = (per_unit ? 2 * len : len) + 3;
+    tok_enc e = {0};
     cce_status st = CCE_OK;
-    w.sym = cce_alloc(cap, sizeof *w.sym);
-    w.next = cce_alloc(cap, sizeof *w.next);
-    w.prev = cce_alloc(cap, sizeof *w.prev);
-    w.seg = cce_alloc(cap + 1, sizeof *w.seg);
-    uint8_t *tmp = cce_alloc(cap, 1);
-    int *res = cce_alloc(cap, 2 * sizeof *res);   /* ids: at most 2 per byte (prefix per stretch) + BOS */
-    if (!w.sym || !w.next || !w.prev || !w.seg || !tmp || !res) {
+    e.w.sym = cce_alloc(cap, sizeof *e.w.sym);
+    e.w.next = cce_alloc(cap, sizeof *e.w.next);
+    e.w.prev = cce_alloc(cap, sizeof *e.w.prev);
+    e.w.seg = cce_alloc(cap + 1, sizeof *e.w.seg);
+    e.w.scratch = cce_alloc(cap, 1);
+    e.nb = cce_alloc(cap, 1);
+    e.pb = cce_alloc(cap, 1);
+    e.rcap = len + 16;
+    e.res = cce_alloc(e.rcap, sizeof *e.res);
+    if (!e.w.sym || !e.w.next || !e.w.prev || !e.w.seg || !e.w.scratch || !e.nb || !e.pb || !e.res) {
         st = cce_err_set(err, CCE_ENOMEM, "tokenizer: encode: out of memory for %zu bytes of text", len);
         goto cleanup;
     }
-    size_t o = 0, p = 0;
-    if (add_bos && t->bos >= 0) res[o++] = t->bos;
-    while (p < len) {
-        size_t at = len, mlen = 0;
-        int32_t mid = -1;
-        if (t->n_added) tok_find_added(t, s, len, p, &at, &mlen, &mid);
-        if (at > p && (st = tok_encode_part(t, &w, s + p, at - p, p == 0, tmp, res, &o, err))) goto cleanup;
-        if (mid < 0) break;
-        res[o++] = mid;
-        p = at + mlen;
+    if (add_bos && t->bos >= 0) e.res[e.o++] = t->bos;
+    size_t p = 0, scan = 0;
+    for (;;) {
+        size_t ms = len, me = len;
+        int32_t id = t->n_added ? tok_next_added(t, 0, s, len, &scan, p, true, &ms, &me) : -1;
+        if (ms > p && (st = tok_encode_stretch(t, &e, s + p, ms - p, p == 0, err))) goto cleanup;
+        if (id < 0) break;
+        if (!tok_res_room(&e, 1)) { st = cce_err_set(err, CCE_ENOMEM, "tokenizer: encode: out of memory for %zu ids", e.o + 1); goto cleanup; }
+        e.res[e.o++] = id;
+        p = me;
     }
-    int *fit = cce_realloc(res, o ? o : 1, sizeof *res);   /* give back the worst-case room */
-    *ids = fit ? fit : res;
-    *n = o;
-    res = NULL;
+    int *fit = cce_realloc(e.res, e.o ? e.o : 1, sizeof *e.res);   /* give back the spare room */
+    *ids = fit ? fit : e.res;
+    *n = e.o;
+    e.res = NULL;
 cleanup:
-    cce_free(w.sym);
-    cce_free(w.next);
-    cce_free(w.prev);
-    cce_free(w.seg);
-    cce_free(w.heap);
-    cce_free(res);
-    cce_free(tmp);
+    cce_free(e.w.sym);
+    cce_free(e.w.next);
+    cce_free(e.w.prev);
+    cce_free(e.w.seg);
+    cce_free(e.w.scratch);
+    cce_free(e.w.heap);
+    cce_free(e.res);
+    cce_free(e.nb);
+    cce_free(e.pb);
     return st;
 }
-

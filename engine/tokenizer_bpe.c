@@ -25,14 +25,46 @@ void tok_byte_tables(uint16_t b2u[256], int16_t u2b[324]) {
 }
 
 
-/* Byte-level initial symbols: one segment per word, one symbol per byte. With a Digits
- * pre-tokenizer the text is first cut at digits (each digit alone, or digit runs) and the
- * words are found inside each piece. */
+/* One word u[0..n) of a unit: a segment, one symbol per byte (or the whole word with
+ * ignore_merges when it is a piece). */
+static int tok_bl_word(const cce_tokenizer *t, tok_work *w, const uint8_t *u, size_t n, size_t *m) {
+    size_t seg0 = *m;
+    w->seg[w->nseg++] = (int32_t)seg0;
+    int32_t whole = t->ignore_merges ? tok_find(t, (const char *)u, n) : -1;
+    if (whole >= 0) { w->sym[(*m)++] = whole; return 0; }
+    for (size_t k = 0; k < n; k++)
+        if (tok_push_bytes(t, w, m, seg0, u + k, 1)) return -1;
+    return 0;
+}
 
+/* A unit u[0..n) as it reaches the ByteLevel pre-tokenizer: with add_prefix_space it gets a
+ * space unless it starts with one, then the GPT-2 regex (use_regex) cuts it into words. */
+static int tok_bl_unit(const cce_tokenizer *t, tok_work *w, const uint8_t *u, size_t n, size_t *m) {
+    if (t->bl_prefix && u[0] != ' ') {
+        w->scratch[0] = ' ';
+        memcpy(w->scratch + 1, u, n);
+        u = w->scratch;
+        n++;
+    }
+    if (t->pretok != TOK_PT_GPT2) return tok_bl_word(t, w, u, n, m);
+    for (size_t i = 0; i < n;) {
+        size_t j = tok_word_end(t, u, n, i);
+        if (tok_bl_word(t, w, u + i, j - i, m)) return -1;
+        i = j;
+    }
+    return 0;
+}
+
+/* Byte-level initial symbols of s[0..len), pre-tokenised as Hugging Face's Sequence does: a
+ * Digits pre-tokenizer cuts the text at digits (each digit alone, or digit runs), a Split regex
+ * cuts each of those pieces into words, and each resulting unit goes through ByteLevel (prefix
+ * space, GPT-2 regex when use_regex). Every unit can gain a prefix byte, so w holds 2 * len + 3
+ * symbols when a prefix meets Digits or Split (cce_tokenizer_encode sizes it). */
 int tok_bl_symbols(const cce_tokenizer *t, tok_work *w, const uint8_t *s, size_t len,
-                          size_t *m, size_t *bad) {
+                   size_t *m, size_t *bad) {
     *m = 0;
     w->nseg = 0;
+    bool split = t->pretok == TOK_PT_LLAMA3 || t->pretok == TOK_PT_QWEN2;
     size_t c0 = 0;
     while (c0 < len) {
         size_t c1 = len, cl;
@@ -42,18 +74,9 @@ int tok_bl_symbols(const cce_tokenizer *t, tok_work *w, const uint8_t *s, size_t
             if (!dig || t->digits == 2)
                 while (c1 < len && (tok_class_at(s, len, c1, &cl) == CC_NUMBER) == dig) c1 += cl;
         }
-        size_t i = c0;
-        while (i < c1) {
-            size_t j = tok_word_end(t, s, c1, i);
-            w->seg[w->nseg++] = (int32_t)*m;
-            int32_t whole = t->ignore_merges ? tok_find(t, (const char *)s + i, j - i) : -1;
-            if (whole >= 0) {
-                w->sym[(*m)++] = whole;
-            } else {
-                for (size_t k = i; k < j; k++) {
-                    if (tok_push_bytes(t, w, m, (size_t)w->seg[w->nseg - 1], s + k, 1)) { *bad = k; return -1; }
-                }
-            }
+        for (size_t i = c0; i < c1;) {
+            size_t j = split ? tok_word_end(t, s, c1, i) : c1;
+            if (tok_bl_unit(t, w, s + i, j - i, m)) { *bad = i; return -1; }
             i = j;
         }
         c0 = c1;

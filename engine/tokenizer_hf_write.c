@@ -1,5 +1,11 @@
 /*
  * tokenizer_hf_write.c — writing a tokenizer as a Hugging Face tokenizer.json.
+ *
+ * The file is the one that tokenizer_hf.c (and Hugging Face tokenizers) reads back with the same
+ * encodings: the pipeline of the tokenizer's kind (plain, Llama-2 normalizer, Metaspace, or
+ * [Digits] [Split] ByteLevel), the pieces in their JSON form, the merges in rank order (for a
+ * score vocabulary, the derived pair table), and the added tokens: a tokenizer.json's own with
+ * their options, or for llama2.c / GGUF vocabularies the control, unknown and user tokens.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,6 +27,9 @@ static size_t tok_json_piece(const cce_tokenizer *t, const uint16_t b2u[256], in
         o = n;
     } else if (ty == TT_BYTE) {
         o = (size_t)snprintf(out, 8, "<0x%02X>", (uint8_t)s[0]);
+    } else if (t->kind == CCE_TOK_SP && t->plain) {
+        memcpy(out, s, n);
+        o = n;
     } else if (t->kind == CCE_TOK_SP) {
         for (size_t k = 0; k < n; k++) {
             if (s[k] == ' ') { memcpy(out + o, METASPACE, 3); o += 3; }
@@ -55,19 +64,24 @@ cJSON *tok_jtype(cJSON *parent, const char *key, const char *type, bool *ok) {
     return o;
 }
 
-/* Llama-2 style normalizer / decoder / post-processor, or GPT-2 ByteLevel ones. */
+/* The normalizer, pre-tokenizer, post-processor and decoder of t's kind. */
 static void tok_json_pipeline(const cce_tokenizer *t, cJSON *root, const char *bos_name, bool *ok) {
-    if (t->kind == CCE_TOK_SP && (t->prefix_unless_space || t->split_words)) {
+    if (t->kind == CCE_TOK_SP && t->plain) {
+        if (t->nfc) tok_jtype(root, "normalizer", "NFC", ok);
+        else tok_jadd(root, "normalizer", cJSON_CreateNull(), ok);
+        tok_jadd(root, "pre_tokenizer", cJSON_CreateNull(), ok);
+    } else if (t->kind == CCE_TOK_SP && t->meta_scheme != TOK_META_NONE) {
         /* newer Llama-family form: Metaspace pre-tokenizer, no normalizer */
         tok_jadd(root, "normalizer", cJSON_CreateNull(), ok);
         cJSON *pre = tok_jtype(root, "pre_tokenizer", "Metaspace", ok);
         tok_jadd(pre, "replacement", cJSON_CreateString(METASPACE), ok);
-        tok_jadd(pre, "prepend_scheme", cJSON_CreateString(!t->prefix_space ? "never" : t->prefix_first_only ? "first" : "always"), ok);
+        static const char *const scheme[4] = { "never", "always", "first", "never" };
+        tok_jadd(pre, "prepend_scheme", cJSON_CreateString(scheme[t->meta_scheme & 3]), ok);
         tok_jadd(pre, "split", cJSON_CreateBool(t->split_words), ok);
     } else if (t->kind == CCE_TOK_SP) {
         cJSON *norm = tok_jtype(root, "normalizer", "Sequence", ok);
         cJSON *list = tok_jadd(norm, "normalizers", cJSON_CreateArray(), ok);
-        if (t->prefix_space) {
+        if (t->norm_prepend) {
             cJSON *pre = tok_jtype(list, NULL, "Prepend", ok);
             tok_jadd(pre, "prepend", cJSON_CreateString(METASPACE), ok);
         }
@@ -75,9 +89,11 @@ static void tok_json_pipeline(const cce_tokenizer *t, cJSON *root, const char *b
         cJSON *pat = tok_jadd(rep, "pattern", cJSON_CreateObject(), ok);
         tok_jadd(pat, "String", cJSON_CreateString(" "), ok);
         tok_jadd(rep, "content", cJSON_CreateString(METASPACE), ok);
+        if (t->nfc) tok_jtype(list, NULL, "NFC", ok);
         tok_jadd(root, "pre_tokenizer", cJSON_CreateNull(), ok);
     } else {
-        tok_jadd(root, "normalizer", cJSON_CreateNull(), ok);
+        if (t->nfc) tok_jtype(root, "normalizer", "NFC", ok);
+        else tok_jadd(root, "normalizer", cJSON_CreateNull(), ok);
         /* [Digits] [Split regex] ByteLevel, as a Sequence when there is more than ByteLevel */
         bool split = t->pretok == TOK_PT_LLAMA3 || t->pretok == TOK_PT_QWEN2;
         cJSON *list = NULL;
@@ -97,7 +113,7 @@ static void tok_json_pipeline(const cce_tokenizer *t, cJSON *root, const char *b
             tok_jadd(sp, "invert", cJSON_CreateFalse(), ok);
         }
         cJSON *pre = list ? tok_jtype(list, NULL, "ByteLevel", ok) : tok_jtype(root, "pre_tokenizer", "ByteLevel", ok);
-        tok_jadd(pre, "add_prefix_space", cJSON_CreateBool(t->prefix_space), ok);
+        tok_jadd(pre, "add_prefix_space", cJSON_CreateBool(t->bl_prefix), ok);
         tok_jadd(pre, "trim_offsets", cJSON_CreateTrue(), ok);
         tok_jadd(pre, "use_regex", cJSON_CreateBool(t->pretok == TOK_PT_GPT2), ok);
     }
@@ -135,7 +151,12 @@ static void tok_json_pipeline(const cce_tokenizer *t, cJSON *root, const char *b
         }
         tok_jadd(post, "special_tokens", cJSON_CreateObject(), ok);
     }
-    if (t->kind == CCE_TOK_SP) {
+    if (t->kind == CCE_TOK_SP && t->plain) {
+        cJSON *dec = tok_jtype(root, "decoder", "Sequence", ok);
+        cJSON *list = tok_jadd(dec, "decoders", cJSON_CreateArray(), ok);
+        tok_jtype(list, NULL, "ByteFallback", ok);
+        tok_jtype(list, NULL, "Fuse", ok);
+    } else if (t->kind == CCE_TOK_SP) {
         cJSON *dec = tok_jtype(root, "decoder", "Sequence", ok);
         cJSON *list = tok_jadd(dec, "decoders", cJSON_CreateArray(), ok);
         cJSON *rep = tok_jtype(list, NULL, "Replace", ok);
@@ -164,6 +185,7 @@ cce_status cce_tokenizer_save_hf(const cce_tokenizer *t, const char *path, cce_e
     if (!t || !path) return cce_err_set(err, CCE_EINVAL, "tokenizer: save: no tokenizer or no path");
     cce_status st = CCE_OK;
     char **js = NULL, *arena = NULL, *buf = NULL, *outs = NULL;
+    int32_t *aix = NULL;   /* (n) index into t->added, -1 for others */
     size_t *jl = NULL;
     tok_index ix = {0};
     cJSON *root = NULL;
@@ -180,9 +202,17 @@ cce_status cce_tokenizer_save_hf(const cce_tokenizer *t, const char *path, cce_e
     jl = cce_alloc_zero((size_t)t->n, sizeof *jl);
     arena = cce_alloc(alen, 1);
     buf = cce_alloc(12 * maxl + 24, 1);
-    if (!js || !jl || !arena || !buf) { st = cce_err_set(err, CCE_ENOMEM, "%s: out of memory", path); goto cleanup; }
+    aix = cce_alloc((size_t)t->n, sizeof *aix);
+    if (!js || !jl || !arena || !buf || !aix) { st = cce_err_set(err, CCE_ENOMEM, "%s: out of memory", path); goto cleanup; }
+    for (int i = 0; i < t->n; i++) aix[i] = -1;
+    for (int k = 0; k < t->n_added; k++) aix[t->added[k].id] = k;
     size_t used = 0;
     for (int i = 0; i < t->n; i++) {
+        if (aix[i] >= 0) {   /* a tokenizer.json's added tokens keep their text */
+            js[i] = t->added_arena + t->added[aix[i]].content;
+            jl[i] = t->added[aix[i]].clen;
+            continue;
+        }
         if (t->type[i] == TT_UNUSED || !t->piece[i]) continue;
         js[i] = arena + used;
         jl[i] = tok_json_piece(t, b2u, i, js[i]);
@@ -209,15 +239,18 @@ cce_status cce_tokenizer_save_hf(const cce_tokenizer *t, const char *path, cce_e
     tok_jadd(root, "padding", cJSON_CreateNull(), &ok);
     cJSON *added = tok_jadd(root, "added_tokens", cJSON_CreateArray(), &ok);
     for (int i = 0; i < t->n && ok; i++) {
-        if (!js[i] || (t->type[i] != TT_CONTROL && t->type[i] != TT_UNKNOWN && t->type[i] != TT_USER)) continue;
+        const tok_added *ta = aix[i] >= 0 ? &t->added[aix[i]] : NULL;
+        if (!js[i] || (t->json_added ? !ta : t->type[i] != TT_CONTROL && t->type[i] != TT_UNKNOWN && t->type[i] != TT_USER))
+            continue;
+        bool special = ta ? ta->special : t->type[i] != TT_USER;
         cJSON *a = tok_jadd(added, NULL, cJSON_CreateObject(), &ok);
         tok_jadd(a, "id", cJSON_CreateNumber(i), &ok);
         tok_jadd(a, "content", cJSON_CreateString(js[i]), &ok);
-        tok_jadd(a, "single_word", cJSON_CreateFalse(), &ok);
-        tok_jadd(a, "lstrip", cJSON_CreateFalse(), &ok);
-        tok_jadd(a, "rstrip", cJSON_CreateFalse(), &ok);
-        tok_jadd(a, "normalized", cJSON_CreateBool(t->type[i] == TT_USER), &ok);
-        tok_jadd(a, "special", cJSON_CreateBool(t->type[i] != TT_USER), &ok);
+        tok_jadd(a, "single_word", cJSON_CreateBool(ta && ta->single_word), &ok);
+        tok_jadd(a, "lstrip", cJSON_CreateBool(ta && ta->lstrip), &ok);
+        tok_jadd(a, "rstrip", cJSON_CreateBool(ta && ta->rstrip), &ok);
+        tok_jadd(a, "normalized", cJSON_CreateBool(ta ? ta->pass == 1 : !special), &ok);
+        tok_jadd(a, "special", cJSON_CreateBool(special), &ok);
     }
     tok_json_pipeline(t, root, t->bos >= 0 && js[t->bos] ? js[t->bos] : NULL, &ok);
     cJSON *model = tok_jtype(root, "model", "BPE", &ok);
@@ -261,6 +294,7 @@ cleanup:
     cJSON_Delete(root);
     cce_free(js);
     cce_free(jl);
+    cce_free(aix);
     cce_free(arena);
     cce_free(buf);
     cce_free(ix.slot);

@@ -39,6 +39,19 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5
 
 typedef struct { int32_t left, right, result, rank; } tok_merge;
 
+/* Metaspace prepend_scheme (none: no Metaspace pre-tokenizer). */
+enum { TOK_META_NONE = 0, TOK_META_ALWAYS = 1, TOK_META_FIRST = 2, TOK_META_NEVER = 3 };
+
+/* A tokenizer.json added token. Pass 0 tokens (normalized false) are matched in the raw text,
+ * pass 1 tokens (normalized true) in the normalised text, by their normalised content. */
+typedef struct {
+    int32_t id;
+    uint8_t pass;
+    bool special, lstrip, rstrip, single_word;
+    size_t content, clen;   /* content as in the file: added_arena[content .. content + clen) */
+    size_t pat, plen;       /* what is matched: added_arena[pat .. pat + plen) */
+} tok_added;
+
 /* Open-addressing index over strings (ptr[i], len[i]): slot holds an id or -1. */
 typedef struct { int32_t *slot; size_t cap; } tok_index;
 
@@ -59,19 +72,26 @@ struct cce_tokenizer {
     uint8_t *in_merge;      /* (n) 1 if the id is the left or right part of some merge */
     size_t mcap;
     bool map_metaspace;     /* SP: U+2581 in the input is a space (HF / GGUF conventions) */
-    bool prefix_space;      /* SP: dummy prefix; byte-level: add_prefix_space */
+    bool norm_prepend;      /* SP: dummy prefix space (llama2.c, GGUF, normalizer Prepend U+2581) */
+    bool norm_replace;      /* SP: normalizer Replace(' ' -> U+2581): a space is no whitespace for
+                               lstrip/rstrip of normalized added tokens */
+    uint8_t meta_scheme;    /* SP: Metaspace pre-tokenizer prefix: TOK_META_* */
     bool split_words;       /* SP: Metaspace split=true, BPE per space-led word */
-    bool prefix_unless_space; /* SP: Metaspace prefix: only when the text does not start with a space */
-    bool prefix_first_only; /* SP: Metaspace prepend_scheme "first": prefix only at the text start */
+    bool bl_prefix;         /* byte-level: ByteLevel add_prefix_space */
+    bool plain;             /* SP kind with no normalizer or pre-tokenizer: pieces as in the file */
+    bool drop_unknown;      /* a character with no token, byte token or <unk> is dropped (HF) */
+    bool nfc;               /* normalizer NFC (taken as the identity; written back) */
+    bool json_added;        /* built from a tokenizer.json tree: its added tokens are exactly `added` */
     bool fuse_unk;          /* consecutive <unk> symbols become one */
     bool byte_fallback;     /* SP: <0xXX> pieces are byte tokens (always for llama2.c / GGUF) */
-    bool ignore_merges;     /* byte-level: a word that is itself a piece is taken whole */
+    bool ignore_merges;     /* a word that is itself a piece is taken whole */
     uint8_t pretok;         /* byte-level word splitter: TOK_PT_* */
     uint8_t digits;         /* Digits pre-tokenizer first: 0 none, 1 each digit alone, 2 digit runs */
     bool from_scores;       /* merges derived from scores (llama2.c / GGUF) */
-    int32_t *added;         /* (n_added) tokenizer.json added tokens, matched in the text first */
+    tok_added *added;       /* (n_added) tokenizer.json added tokens, in file order */
     int n_added;
-    uint8_t added_first[32];/* bitmap of the first bytes of the added tokens */
+    char *added_arena;      /* contents and patterns of the added tokens */
+    uint8_t added_first[2][32]; /* per pass: bitmap of the first bytes of its patterns */
 };
 
 static inline bool tok_mergeable(uint8_t ty) { return ty == TT_NORMAL || ty == TT_USER; }
@@ -84,6 +104,7 @@ typedef struct {
     int32_t *next;    /* (cap) */
     int32_t *prev;    /* (cap) */
     int32_t *seg;     /* (cap + 1) start index of each BPE segment (word) */
+    uint8_t *scratch; /* (cap) one byte-level unit with its prefix space */
     size_t nseg;
     tok_cand *heap;   /* (hcap) grown to 3x the longest segment seen */
     size_t hn, hcap;

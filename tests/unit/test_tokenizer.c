@@ -987,7 +987,8 @@ TEST(hf_rejects_defects) {
     expect_hf_error("unk.json", PRE "\"unk_token\":\"<unk>\",\"vocab\":{\"a\":0},\"merges\":[]}}", CCE_EFORMAT, "unk_token");
     expect_hf_error("pretok.json", "{\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
                     CCE_EUNSUPPORTED, "Whitespace");
-    expect_hf_error("nokind.json", "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}", CCE_EUNSUPPORTED, "ByteLevel");
+    expect_hf_error("prependonly.json", "{\"normalizer\":{\"type\":\"Prepend\",\"prepend\":\"\xE2\x96\x81\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
+                    CCE_EUNSUPPORTED, "Prepend");
     CHECK_EQ_INT(cce_tokenizer_load_hf(tmp_path("missing.json"), &t, &err), CCE_EIO);
     CHECK(t == NULL);
 }
