@@ -510,7 +510,8 @@ fail_free_cat:
 /* t->added from added_tokens (file order), with each token's matching pattern: its content, or
  * for normalized tokens the content as the normalizer leaves it (Prepend adds a space; after
  * Replace U+2581 and ' ' are both ' ', as in the normalised text the encoder matches). */
-static cce_status tok_hf_added(const char *path, const cJSON *added, int n_added, cce_tokenizer *t, cce_err *err) {
+static cce_status tok_hf_added(const char *path, const cJSON *added, const tok_hf_ids *h, cce_tokenizer *t, cce_err *err) {
+    int n_added = h->n_added;
     if (!n_added) return CCE_OK;
     size_t alen = 0;
     for (const cJSON *c = added->child; c; c = c->next)
@@ -524,6 +525,7 @@ static cce_status tok_hf_added(const char *path, const cJSON *added, int n_added
         bool normalized;
         tok_hf_added_flags(c, &a->special, &normalized, &a->lstrip, &a->rstrip, &a->single_word);
         a->id = (int32_t)cJSON_GetObjectItemCaseSensitive(c, "id")->valuedouble;
+        a->in_vocab = h->invocab[a->id];
         const char *s = cJSON_GetObjectItemCaseSensitive(c, "content")->valuestring;
         size_t n = strlen(s);
         a->content = used;
@@ -643,7 +645,7 @@ cce_status tok_hf_build(const cJSON *root, const char *path, cce_tokenizer **out
     t->unk = unk;
     if ((st = tok_hf_pieces(path, &h, t, unk, byte_fallback, err)) ||
         (st = tok_hf_merges(path, merges, &h, t, err)) ||
-        (st = tok_hf_added(path, added, h.n_added, t, err)))
+        (st = tok_hf_added(path, added, &h, t, err)))
         goto fail_free_tok;
 
     /* special ids: BOS from the post-processor template (the Llama-2 family without one: <s>) */

@@ -263,7 +263,7 @@ cce_status cce_tokenizer_save_hf(const cce_tokenizer *t, const char *path, cce_e
     tok_jadd(model, "ignore_merges", cJSON_CreateBool(t->ignore_merges), &ok);
     cJSON *vocab = tok_jadd(model, "vocab", cJSON_CreateObject(), &ok);
     for (int i = 0; i < t->n && ok; i++)
-        if (js[i]) tok_jadd(vocab, js[i], cJSON_CreateNumber(i), &ok);
+        if (js[i] && (aix[i] < 0 || t->added[aix[i]].in_vocab)) tok_jadd(vocab, js[i], cJSON_CreateNumber(i), &ok);
     cJSON *mlist = tok_jadd(model, "merges", cJSON_CreateArray(), &ok);
     for (size_t k = 0; k < t->n_merges; k++)
         if (!js[t->merges[k].left] || !js[t->merges[k].right]) {

@@ -48,6 +48,7 @@ typedef struct {
     int32_t id;
     uint8_t pass;
     bool special, lstrip, rstrip, single_word;
+    bool in_vocab;          /* also in model.vocab (written back there) */
     size_t content, clen;   /* content as in the file: added_arena[content .. content + clen) */
     size_t pat, plen;       /* what is matched: added_arena[pat .. pat + plen) */
 } tok_added;
