@@ -505,6 +505,17 @@ cce_status cce_tokenizer_build_sp(int n, const char *const *pieces, const size_t
 
 /* ---- accessors ---- */
 
+size_t cce_tokenizer_utf8_check(const char *s, size_t len) {
+    const uint8_t *u = (const uint8_t *)s;
+    for (size_t i = 0; i < len;) {
+        int32_t cp;
+        size_t n = tok_utf8_next(u, len, i, &cp);
+        if (cp < 0) return i;
+        i += n;
+    }
+    return len;
+}
+
 /* Accessors: read-only, safe from any thread. */
 cce_tok_kind cce_tokenizer_kind(const cce_tokenizer *t) { return t->kind; }
 int cce_tokenizer_vocab_size(const cce_tokenizer *t) { return t->n; }

@@ -53,6 +53,12 @@ size_t cce_tokenizer_decode(const cce_tokenizer *t, int prev, int id, char *buf,
 const char *cce_tokenizer_piece(const cce_tokenizer *t, int id, size_t *len);
 float cce_tokenizer_score(const cce_tokenizer *t, int id);
 
+/* Offset of the first byte of s[0..len) that is not part of valid UTF-8 (a stray or missing
+ * continuation byte, an overlong form, a surrogate, a codepoint above U+10FFFF), or len when the
+ * whole text is valid. Encoding accepts any bytes (invalid ones fall back to byte tokens); a
+ * front end uses this to warn that the text is not what a reference tokenizer would accept. */
+size_t cce_tokenizer_utf8_check(const char *s, size_t len);
+
 /* Write a tokenizer.json equivalent to this tokenizer (loads back with identical encodings). */
 cce_status cce_tokenizer_save_hf(const cce_tokenizer *t, const char *path, cce_err *err);
 
