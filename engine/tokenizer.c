@@ -518,6 +518,19 @@ size_t cce_tokenizer_utf8_check(const char *s, size_t len) {
 
 /* Accessors: read-only, safe from any thread. */
 cce_tok_kind cce_tokenizer_kind(const cce_tokenizer *t) { return t->kind; }
+
+const char *cce_tokenizer_form(const cce_tokenizer *t) {
+    if (t->kind == CCE_TOK_BYTELEVEL) {
+        static const char *const bl[4] = { "byte-level BPE, GPT-2 regex", "byte-level BPE, Llama-3 regex",
+                                           "byte-level BPE, Qwen2 regex", "byte-level BPE, no regex" };
+        if (t->digits && t->pretok == TOK_PT_GPT2) return "byte-level BPE, digits split, GPT-2 regex";
+        return bl[t->pretok & 3];
+    }
+    if (t->plain) return t->byte_fallback ? "BPE over the raw text, byte fallback" : "BPE over the raw text";
+    if (t->meta_scheme != TOK_META_NONE) return "SentencePiece-style BPE, Metaspace pre-tokenizer";
+    if (t->from_scores) return "SentencePiece-style BPE, merges by score";
+    return "SentencePiece-style BPE, Llama-2 normalizer";
+}
 int cce_tokenizer_vocab_size(const cce_tokenizer *t) { return t->n; }
 int cce_tokenizer_bos(const cce_tokenizer *t) { return t->bos; }
 int cce_tokenizer_eos(const cce_tokenizer *t) { return t->eos; }

@@ -183,6 +183,7 @@ cce_status cce_tokenizer_build_bpe(int n, const char *const *pieces, const size_
             tok_jadd(a, "id", cJSON_CreateNumber(i), &ok);
             tok_jadd(a, "content", cJSON_CreateString(key), &ok);
             tok_jadd(a, "special", cJSON_CreateBool(control), &ok);
+            tok_jadd(a, "normalized", cJSON_CreateFalse(), &ok);   /* llama.cpp matches both in the raw text */
         }
     }
     cJSON *ml = tok_jadd(model, "merges", cJSON_CreateArray(), &ok);

@@ -170,6 +170,7 @@ TEST(tok512_reference_vector) {
     cce_tokenizer *t = load_tok512();
     CHECK(t);
     CHECK_EQ_INT(cce_tokenizer_kind(t), CCE_TOK_SP);
+    CHECK_STR(cce_tokenizer_form(t), "SentencePiece-style BPE, merges by score");
     CHECK_EQ_INT(cce_tokenizer_vocab_size(t), 512);
     CHECK_EQ_INT(cce_tokenizer_bos(t), 1);
     CHECK_EQ_INT(cce_tokenizer_eos(t), 2);
@@ -396,6 +397,7 @@ TEST(hf_sp_roundtrip_tok512) {
     cce_tokenizer *t = NULL;
     CHECK_MSG(!cce_tokenizer_load_hf(p1, &t, &err), "%s", err.msg);
     CHECK_EQ_INT(cce_tokenizer_kind(t), CCE_TOK_SP);
+    CHECK_STR(cce_tokenizer_form(t), "SentencePiece-style BPE, Llama-2 normalizer");
     CHECK_EQ_INT(cce_tokenizer_vocab_size(t), 512);
     CHECK_EQ_INT(cce_tokenizer_bos(t), 1);
     CHECK_EQ_INT(cce_tokenizer_eos(t), 2);

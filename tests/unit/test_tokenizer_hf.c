@@ -190,6 +190,7 @@ TEST(plain_bpe_byte_fallback) {
     free(json);
     CHECK(t);
     CHECK_EQ_INT(cce_tokenizer_kind(t), CCE_TOK_SP);
+    CHECK_STR(cce_tokenizer_form(t), "BPE over the raw text, byte fallback");
     check_plain_bf(t);
     char buf[16];
     CHECK_EQ_INT(cce_tokenizer_decode(t, 1, 265, buf, sizeof buf), 2);   /* no prefix to strip after BOS */
@@ -299,6 +300,7 @@ TEST(llama2_form) {
     cce_tokenizer *t = load_json("llama2.json", llama2_json());
     CHECK(t);
     CHECK_EQ_INT(cce_tokenizer_kind(t), CCE_TOK_SP);
+    CHECK_STR(cce_tokenizer_form(t), "SentencePiece-style BPE, Llama-2 normalizer");
     check_llama2(t);
     cce_tokenizer *t2 = harness_cur_failed ? NULL : resave(t, "llama2-saved.json");
     cce_tokenizer_free(t);
@@ -350,6 +352,7 @@ TEST(llama3_form) {
     free(json);
     CHECK(t);
     CHECK_EQ_INT(cce_tokenizer_kind(t), CCE_TOK_BYTELEVEL);
+    CHECK_STR(cce_tokenizer_form(t), "byte-level BPE, Llama-3 regex");
     check_llama3(t);
     cce_tokenizer *t2 = harness_cur_failed ? NULL : resave(t, "llama3-saved.json");
     cce_tokenizer_free(t);
@@ -366,6 +369,7 @@ TEST(qwen2_form) {
     free(json);
     CHECK(t);
     CHECK_EQ_INT(cce_tokenizer_bos(t), -1);
+    CHECK_STR(cce_tokenizer_form(t), "byte-level BPE, Qwen2 regex");
     CHECK_ENC(t, "12345", 0, 49, 50, 51, 52, 53);             /* \p{N}: every digit alone */
     CHECK_ENC(t, "\xD9\xA3\xD9\xA4", 0, 217, 163, 217, 164);  /* so merge 11 cannot fire */
     CHECK_ENC(t, "IT'S", 0, 73, 84, 257);
@@ -384,6 +388,7 @@ TEST(gpt2_regex_same_vocab) {
     cce_tokenizer *t = load_json("gpt2-l3.json", json);
     free(json);
     CHECK(t);
+    CHECK_STR(cce_tokenizer_form(t), "byte-level BPE, GPT-2 regex");
     CHECK_ENC(t, "IT'S", 0, 73, 84, 39, 83);
     CHECK_ENC(t, "12345", 0, 259, 258, 53);
     CHECK_ENC(t, "hello", 0, 264, 111);
