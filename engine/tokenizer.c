@@ -751,8 +751,8 @@ static int32_t tok_next_added(const cce_tokenizer *t, int pass, const uint8_t *s
         }
         if (best->rstrip)
             for (size_t n; a1 < len && (n = tok_ws_len(s, len, a1, space_ws)) > 0;) a1 += n;
-        *ms = a0 < done ? done : a0;
-        *me = a1;
+        *ms = a0 < done ? done : a0;   /* a match inside the previous one's rstrip: keep order */
+        *me = a1 < *ms ? *ms : a1;
         return best->id;
     }
 }
