@@ -550,6 +550,43 @@ static cce_status tok_hf_added(const char *path, const cJSON *added, const tok_h
     return CCE_OK;
 }
 
+/* The model object's fields: only BPE, without dropout or subword affixes. */
+typedef struct {
+    const cJSON *vocab, *merges;
+    int byte_fallback, fuse_unk, ignore_merges;
+} tok_hf_model;
+
+static cce_status tok_hf_model_read(const char *path, const cJSON *model, tok_hf_model *o, cce_err *err) {
+    char sa[64];
+    const cJSON *mtype = cJSON_GetObjectItemCaseSensitive(model, "type");
+    if (mtype && !(cJSON_IsString(mtype) && !strcmp(mtype->valuestring, "BPE")))
+        return cce_err_set(err, cJSON_IsString(mtype) ? CCE_EUNSUPPORTED : CCE_EFORMAT,
+                         "%s: model.type %s%s%s is not supported (only BPE)", path,
+                         cJSON_IsString(mtype) ? "'" : "", cJSON_IsString(mtype) ? tok_show(mtype->valuestring, strlen(mtype->valuestring), sa, sizeof sa) : "(not a string)",
+                         cJSON_IsString(mtype) ? "'" : "");
+    const cJSON *vocab = o->vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *merges = o->merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (!cJSON_IsObject(vocab)) return cce_err_set(err, CCE_EFORMAT, "%s: model.vocab is missing or not an object", path);
+    if (merges && !cJSON_IsNull(merges) && !cJSON_IsArray(merges))
+        return cce_err_set(err, CCE_EFORMAT, "%s: model.merges is not an array", path);
+    if (!mtype && !cJSON_IsArray(merges)) return cce_err_set(err, CCE_EFORMAT, "%s: model has no type and no merges", path);
+    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
+    if (dropout && !cJSON_IsNull(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0))
+        return cce_err_set(err, CCE_EUNSUPPORTED, "%s: model.dropout is not supported", path);
+    const char *affix[2] = { "continuing_subword_prefix", "end_of_word_suffix" };
+    for (int k = 0; k < 2; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(model, affix[k]);
+        if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && !v->valuestring[0]))
+            return cce_err_set(err, CCE_EUNSUPPORTED, "%s: model.%s is not supported", path, affix[k]);
+    }
+    o->byte_fallback = tok_json_bool(model, "byte_fallback", 0);
+    o->fuse_unk = tok_json_bool(model, "fuse_unk", 0);
+    o->ignore_merges = tok_json_bool(model, "ignore_merges", 0);
+    if (o->byte_fallback < 0 || o->fuse_unk < 0 || o->ignore_merges < 0)
+        return cce_err_set(err, CCE_EFORMAT, "%s: model.byte_fallback/fuse_unk/ignore_merges is not a boolean", path);
+    return CCE_OK;
+}
+
 /* Build a tokenizer from a parsed tokenizer.json object; every error names `path`. */
 cce_status tok_hf_build(const cJSON *root, const char *path, cce_tokenizer **out, cce_err *err) {
     *out = NULL;
@@ -560,42 +597,10 @@ cce_status tok_hf_build(const cJSON *root, const char *path, cce_tokenizer **out
     if (!cJSON_IsObject(root)) { st = cce_err_set(err, CCE_EFORMAT, "%s: top level is not a JSON object", path); goto fail_free_ids; }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(model)) { st = cce_err_set(err, CCE_EFORMAT, "%s: 'model' is missing or not an object", path); goto fail_free_ids; }
-    const cJSON *mtype = cJSON_GetObjectItemCaseSensitive(model, "type");
-    if (mtype && !(cJSON_IsString(mtype) && !strcmp(mtype->valuestring, "BPE"))) {
-        st = cce_err_set(err, cJSON_IsString(mtype) ? CCE_EUNSUPPORTED : CCE_EFORMAT,
-                         "%s: model.type %s%s%s is not supported (only BPE)", path,
-                         cJSON_IsString(mtype) ? "'" : "", cJSON_IsString(mtype) ? tok_show(mtype->valuestring, strlen(mtype->valuestring), sa, sizeof sa) : "(not a string)",
-                         cJSON_IsString(mtype) ? "'" : "");
-        goto fail_free_ids;
-    }
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    if (!cJSON_IsObject(vocab)) { st = cce_err_set(err, CCE_EFORMAT, "%s: model.vocab is missing or not an object", path); goto fail_free_ids; }
-    if (merges && !cJSON_IsNull(merges) && !cJSON_IsArray(merges)) {
-        st = cce_err_set(err, CCE_EFORMAT, "%s: model.merges is not an array", path);
-        goto fail_free_ids;
-    }
-    if (!mtype && !cJSON_IsArray(merges)) { st = cce_err_set(err, CCE_EFORMAT, "%s: model has no type and no merges", path); goto fail_free_ids; }
-    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
-    if (dropout && !cJSON_IsNull(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0)) {
-        st = cce_err_set(err, CCE_EUNSUPPORTED, "%s: model.dropout is not supported", path);
-        goto fail_free_ids;
-    }
-    const char *affix[2] = { "continuing_subword_prefix", "end_of_word_suffix" };
-    for (int k = 0; k < 2; k++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(model, affix[k]);
-        if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && !v->valuestring[0])) {
-            st = cce_err_set(err, CCE_EUNSUPPORTED, "%s: model.%s is not supported", path, affix[k]);
-            goto fail_free_ids;
-        }
-    }
-    int byte_fallback = tok_json_bool(model, "byte_fallback", 0);
-    int fuse_unk = tok_json_bool(model, "fuse_unk", 0);
-    int ignore_merges = tok_json_bool(model, "ignore_merges", 0);
-    if (byte_fallback < 0 || fuse_unk < 0 || ignore_merges < 0) {
-        st = cce_err_set(err, CCE_EFORMAT, "%s: model.byte_fallback/fuse_unk/ignore_merges is not a boolean", path);
-        goto fail_free_ids;
-    }
+    tok_hf_model mo = {0};
+    if ((st = tok_hf_model_read(path, model, &mo, err))) goto fail_free_ids;
+    const cJSON *vocab = mo.vocab, *merges = mo.merges;
+    int byte_fallback = mo.byte_fallback, fuse_unk = mo.fuse_unk, ignore_merges = mo.ignore_merges;
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added)) { st = cce_err_set(err, CCE_EFORMAT, "%s: added_tokens is not an array", path); goto fail_free_ids; }
     if ((st = tok_hf_ids_read(path, vocab, added, &h, err))) goto fail_free_ids;
