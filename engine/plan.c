@@ -90,6 +90,9 @@ cce_status cce_plan_init(cce_plan *p, const cce_model *m, cce_err *err) {
     snprintf(p->method, sizeof p->method, "cce");
     cce_knobs_default(&p->knobs);
     cce_encode_opts_default(&p->enc);
+    /* the refit improves with calibration tokens (measured: stories260K at 20 %: 8k 7.19, 32k 6.95,
+     * 64k 6.90 ppl); its cost grows with them and with the model, so small models get more */
+    if (cce_model_params(m).non_embedding <= 100000000) p->enc.tokens = 32768;
     p->n_blocks = m->cfg.n_layers;
     p->blocks = cce_alloc_zero((size_t)p->n_blocks, sizeof *p->blocks);
     if (!p->blocks) return cce_err_set(err, CCE_ENOMEM, "plan: cannot allocate %d blocks", p->n_blocks);

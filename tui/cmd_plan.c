@@ -105,7 +105,7 @@ int cmd_plan(int argc, char **argv) {
         {"no-refit-inputs", 0, "do not refit q/k/v and gate/up rows", NULL},
         {"refit", 1, "changed | all: which blocks the encoder refits (default all)", NULL},
         {"analysis", 1, "reuse an analysis file of `cce analyze` for this model and calibration", NULL},
-        {"search", 1, "refine the allocation by encoding and scoring N candidate plans on held-out calibration windows", NULL},
+        {"search", 1, "N | auto: refine the allocation by encoding and scoring N candidate plans on held-out calibration windows (auto: 2L+6 on models up to 5M parameters, else 0)", NULL},
         {"tokenizer", 1, "tokenizer file", NULL},
         {"output", 1, "plan file to write", NULL},
         {"json", 0, "print the plan as one JSON object", NULL},
@@ -135,8 +135,11 @@ int cmd_plan(int argc, char **argv) {
     double ridge = 1e-3;
     if (cli_get_long(opts, n_opts, "tokens", 2, 1L << 24, &tokens) || cli_get_long(opts, n_opts, "seq-len", 2, 1 << 20, &seq_len) ||
         cli_get_long(opts, n_opts, "seed", 0, (1L << 53), &seed) || cli_get_long(opts, n_opts, "enc-tokens", 2, 1L << 24, &enc_tokens) ||
-        cli_get_double(opts, n_opts, "ridge", 1e-12, 1e3, &ridge) || cli_get_long(opts, n_opts, "search", 0, 100000, &search))
+        cli_get_double(opts, n_opts, "ridge", 1e-12, 1e3, &ridge))
         return 2;
+    const char *search_s = cli_get(opts, n_opts, "search");
+    int search_auto = !search_s || !strcmp(search_s, "auto");
+    if (!search_auto && cli_get_long(opts, n_opts, "search", 0, 100000, &search)) return 2;
     const char *redist = cli_get(opts, n_opts, "redistribute"), *refit = cli_get(opts, n_opts, "refit");
     if (redist && strcmp(redist, "none") && strcmp(redist, "lsq") && strcmp(redist, "bias"))
         return cli_fail("plan: --redistribute must be none, lsq or bias, not '%s'", redist);
@@ -192,6 +195,7 @@ int cmd_plan(int argc, char **argv) {
         rc = cli_fail_err(&err);
         goto done;
     }
+    if (search_auto) search = cce_search_auto(m);
     if (search > 0) {
         cce_search_opts so;
         cce_search_opts_default(&so);
