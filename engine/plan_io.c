@@ -451,7 +451,7 @@ cce_status cce_plan_from_json(const char *text, size_t len, const char *what, co
         else if (!strcmp(buf, "bias")) p->enc.redistribute = CCE_REDIST_BIAS;
         else { s = rd_fail(&r, "encoding.redistribute", "is not none, lsq or bias"); goto fail; }
         if ((s = rd_num(&r, en, "ridge", "encoding.ridge", 0, p->enc.ridge, &p->enc.ridge))) goto fail;
-        if (!(p->enc.ridge > 0 && p->enc.ridge < 1e3)) { s = rd_fail(&r, "encoding.ridge", "is out of range (0, 1000)"); goto fail; }
+        if (!(p->enc.ridge > 0 && p->enc.ridge <= 1e3)) { s = rd_fail(&r, "encoding.ridge", "is out of range (0, 1000]"); goto fail; }
         if ((s = rd_bool(&r, en, "intercept", "encoding.intercept", p->enc.intercept, &p->enc.intercept)) ||
             (s = rd_bool(&r, en, "refit_inputs", "encoding.refit_inputs", p->enc.refit_inputs, &p->enc.refit_inputs)) ||
             (s = rd_bool(&r, en, "refit_all", "encoding.refit_all", p->enc.refit_all, &p->enc.refit_all)))

@@ -60,7 +60,7 @@ static void pl_hull(pl_curve *c) {
             int a = c->hull[c->nh - 2], b = c->hull[c->nh - 1];
             double xa = (double)c->c->params[a], ya = pl_f(c, a), xb = (double)c->c->params[b], yb = pl_f(c, b);
             // drop b when it lies on or above the segment a -> k
-            if ((yb - ya) * (x - xa) >= (y - ya) * (xb - xa)) c->nh--;
+            if ((yb - ya) * (x - xa) > (y - ya) * (xb - xa)) c->nh--;
             else break;
         }
         c->hull[c->nh++] = k;
