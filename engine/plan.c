@@ -196,15 +196,27 @@ static int int_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Sort and deduplicate a[0..*n); -1 when a value is outside [0, hi). */
+/* Sort and deduplicate a[0..*n); -1 when a value is outside [0, hi). Indices are bounded by a
+ * layer's width, so a mark per index sorts in O(n + hi) (the planner calls this on every
+ * re-plan); qsort for very wide layers. */
 static int sort_unique(int *a, int *n, int hi) {
     if (*n <= 0) return 0;
+    for (int i = 0; i < *n; i++)
+        if (a[i] < 0 || a[i] >= hi) return -1;
+    unsigned char *mark = hi <= (1 << 22) ? cce_alloc_zero((size_t)hi, 1) : NULL;
+    if (mark) {
+        for (int i = 0; i < *n; i++) mark[a[i]] = 1;
+        int w = 0;
+        for (int v = 0; v < hi; v++)
+            if (mark[v]) a[w++] = v;
+        *n = w;
+        cce_free(mark);
+        return 0;
+    }
     qsort(a, (size_t)*n, sizeof(int), int_cmp);
     int w = 0;
-    for (int i = 0; i < *n; i++) {
-        if (a[i] < 0 || a[i] >= hi) return -1;
+    for (int i = 0; i < *n; i++)
         if (w == 0 || a[w - 1] != a[i]) a[w++] = a[i];
-    }
     *n = w;
     return 0;
 }

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include "analysis.h"
 #include "plan.h"
 #include "util.h"
@@ -41,7 +42,9 @@ typedef struct {
     int L;
     int *dropped;         // (L) 0 none, 1 attn, 2 ffn, 3 both / block (bit mask)
     unsigned char *analysed;   // (L) the block has results
-    int *heap, n_heap;    // curve indices by next-segment slope
+    int *heap, n_heap;    // curve indices, a min-heap by key
+    double *key;          // (n_cv) cached slope of each curve's next segment
+    int *pos;             // (n_cv) position of each curve in the heap, -1 when not in it
 } planner;
 
 static double pl_f(const pl_curve *c, int k) {
@@ -79,9 +82,15 @@ static double pl_next_slope(const planner *P, int i) {
     return dx > 0 ? dy / dx : (dy <= 0 ? -INFINITY : INFINITY);
 }
 
-static void heap_swap(planner *P, int a, int b) { int t = P->heap[a]; P->heap[a] = P->heap[b]; P->heap[b] = t; }
+static void heap_swap(planner *P, int a, int b) {
+    int t = P->heap[a];
+    P->heap[a] = P->heap[b];
+    P->heap[b] = t;
+    P->pos[P->heap[a]] = a;
+    P->pos[P->heap[b]] = b;
+}
 static int heap_less(const planner *P, int a, int b) {
-    double x = pl_next_slope(P, P->heap[a]), y = pl_next_slope(P, P->heap[b]);
+    double x = P->key[P->heap[a]], y = P->key[P->heap[b]];
     return x < y || (x == y && P->heap[a] < P->heap[b]);   // ties: the lower index (deterministic)
 }
 static void heap_down(planner *P, int i) {
@@ -95,7 +104,13 @@ static void heap_down(planner *P, int i) {
     }
 }
 static void heap_build(planner *P) {
+    for (int i = 0; i < P->n_heap; i++) P->pos[P->heap[i]] = i;
     for (int i = P->n_heap / 2 - 1; i >= 0; i--) heap_down(P, i);
+}
+/* Curve i's key grew (it advanced, or its sublayer was dropped): refresh and sift down. */
+static void heap_update(planner *P, int i) {
+    P->key[i] = pl_next_slope(P, i);
+    if (P->pos[i] >= 0) heap_down(P, P->pos[i]);
 }
 
 /* Which sublayer a curve belongs to: 0 attention, 1 FFN, -1 a drop curve. */
@@ -249,6 +264,8 @@ static void pl_free(planner *P) {
     cce_free(P->dropped);
     cce_free(P->analysed);
     cce_free(P->heap);
+    cce_free(P->key);
+    cce_free(P->pos);
     memset(P, 0, sizeof *P);
 }
 
@@ -272,7 +289,9 @@ static cce_status pl_init(planner *P, const cce_plan *p, const cce_model *m, con
     P->dropped = cce_alloc_zero((size_t)P->L, sizeof(int));
     P->analysed = cce_alloc_zero((size_t)P->L, 1);
     P->heap = cce_alloc((size_t)P->L, CCE_CURVE_COUNT * sizeof(int));
-    if (!P->block_cv || !P->cv || !P->dropped || !P->analysed || !P->heap)
+    P->key = cce_alloc((size_t)P->L, CCE_CURVE_COUNT * sizeof(double));
+    P->pos = cce_alloc((size_t)P->L, CCE_CURVE_COUNT * sizeof(int));
+    if (!P->block_cv || !P->cv || !P->dropped || !P->analysed || !P->heap || !P->key || !P->pos)
         return cce_err_set(err, CCE_ENOMEM, "planner: out of memory");
     for (int b = 0; b < P->L; b++) P->analysed[b] = blocks[b] != NULL && !m->layers[b].dropped;
     int n_analysed = 0;   // β and γ act on means over the analysed blocks (plan.h totals)
@@ -354,25 +373,27 @@ static void pl_start(planner *P) {
     }
 }
 
-/* Estimated parameters removed (curves of dropped sublayers replaced by their drop). */
+/* Estimated parameters removed in block b (curves of dropped sublayers replaced by their drop). */
+static int64_t pl_block_removed(const planner *P, int b) {
+    int64_t n = 0;
+    int dm = P->dropped[b];
+    if (dm == 3) {
+        int i = P->block_cv[b * CCE_CURVE_COUNT + CCE_CURVE_DROP_BLOCK];
+        if (i >= 0 && P->cv[i].k) return P->cv[i].c->params[1];
+    }
+    for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
+        int i = P->block_cv[b * CCE_CURVE_COUNT + kind];
+        if (i < 0 || kind == CCE_CURVE_DROP_BLOCK) continue;
+        int sl = curve_sublayer(kind);
+        if (sl >= 0 && (dm & (1 << sl))) continue;
+        n += P->cv[i].c->params[P->cv[i].k];
+    }
+    return n;
+}
+
 static int64_t pl_removed(const planner *P) {
     int64_t n = 0;
-    for (int b = 0; b < P->L; b++) {
-        int dm = P->dropped[b];
-        if (dm == 3) {
-            int i = P->block_cv[b * CCE_CURVE_COUNT + CCE_CURVE_DROP_BLOCK];
-            if (i >= 0 && P->cv[i].k) { n += P->cv[i].c->params[1]; continue; }
-        }
-        for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
-            int i = P->block_cv[b * CCE_CURVE_COUNT + kind];
-            if (i < 0) continue;
-            int sl = curve_sublayer(kind);
-            const pl_curve *c = &P->cv[i];
-            if (sl >= 0 && (dm & (1 << sl))) continue;
-            if (kind == CCE_CURVE_DROP_BLOCK) continue;
-            n += c->c->params[c->k];
-        }
-    }
+    for (int b = 0; b < P->L; b++) n += pl_block_removed(P, b);
     return n;
 }
 
@@ -386,33 +407,37 @@ static void pl_take_drop(planner *P, int b, int w) {
         }
 }
 
-/* Greedy budget loop until the estimate reaches goal (parameters). */
+/* Greedy budget loop until the estimate reaches goal (parameters). Each move changes one
+ * block, so the estimate, the drop slope and the keys are refreshed for that block only. */
 static void pl_greedy(planner *P, int64_t goal, double *drop_slope, int *drop_which) {
-    while (pl_removed(P) < goal) {
+    int64_t removed = pl_removed(P);
+    while (removed < goal) {
         int top = P->n_heap > 0 ? P->heap[0] : -1;
-        double s_curve = top >= 0 ? pl_next_slope(P, top) : INFINITY;
+        double s_curve = top >= 0 ? P->key[top] : INFINITY;
         int bb = -1;
         double s_drop = INFINITY;
         for (int b = 0; b < P->L; b++)
             if (drop_slope[b] < s_drop) s_drop = drop_slope[b], bb = b;
         if (!isfinite(s_curve) && !isfinite(s_drop) && !(s_curve < 0)) break;   // nothing left
-        int block;
+        int block = s_drop < s_curve ? bb : P->cv[top].block;
+        int64_t before = pl_block_removed(P, block);
         if (s_drop < s_curve) {
             pl_take_drop(P, bb, drop_which[bb]);
-            block = bb;
+            /* curves of dropped sublayers take no more steps */
+            for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
+                int i = P->block_cv[block * CCE_CURVE_COUNT + kind], sl = curve_sublayer(kind);
+                if (i >= 0 && sl >= 0 && (P->dropped[block] & (1 << sl))) {
+                    P->cv[i].hi = P->cv[i].nh;
+                    heap_update(P, i);
+                }
+            }
         } else {
             pl_curve *c = &P->cv[top];
             c->hi++;
             c->k = c->hull[c->hi];
-            heap_down(P, 0);
-            block = c->block;
+            heap_update(P, top);
         }
-        /* curves of dropped sublayers take no more steps */
-        for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
-            int i = P->block_cv[block * CCE_CURVE_COUNT + kind], sl = curve_sublayer(kind);
-            if (i >= 0 && sl >= 0 && (P->dropped[block] & (1 << sl))) P->cv[i].hi = P->cv[i].nh;
-        }
-        heap_build(P);
+        removed += pl_block_removed(P, block) - before;
         drop_slope[block] = pl_best_drop(P, block, &drop_which[block]);
     }
 }
@@ -472,6 +497,8 @@ cce_status cce_plan_build_blocks(cce_plan *p, const cce_model *m, const cce_bloc
         P.n_heap = 0;
         for (int i = 0; i < P.n_cv; i++) {   // drops are moves of their own (pl_best_drop), not heap curves
             pl_hull(&P.cv[i]);
+            P.pos[i] = -1;
+            P.key[i] = pl_next_slope(&P, i);
             if (curve_sublayer(P.cv[i].kind) >= 0) P.heap[P.n_heap++] = i;
         }
         heap_build(&P);
