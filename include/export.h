@@ -16,6 +16,10 @@
  *    (llama2.c, GGUF: rope_interleaved = 1) get the rows of wq and wk (and their biases and
  *    low-rank U factors) permuted within each head to HF's half rotation: new row j < hd/2 is
  *    old row 2j, new row hd/2 + j is old row 2j + 1.
+ *    RoPE scaling is written as "rope_scaling" (linear / llama3); a model with a sliding
+ *    window as "MistralForCausalLM" with "sliding_window" (Qwen2: "use_sliding_window": true,
+ *    "max_window_layers": 0); per-pair RoPE divisors (from a GGUF rope_freqs tensor) as the
+ *    extension key "cce_rope_freq_div" (read back by cce, not by transformers).
  *  - GPT-2: "GPT2LMHeadModel", names transformer.{wte,wpe,ln_f}.*, transformer.h.N.{ln_1,ln_2,
  *    attn.c_attn,attn.c_proj,mlp.c_fc,mlp.c_proj}.*, dense weights in Conv1D (in, out) layout.
  *  - Compressed models are written as standard as possible: dropped blocks are left out and the
