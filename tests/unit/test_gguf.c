@@ -12,7 +12,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include "export.h"
 #include "forward.h"
 #include "gguf.h"
 #include "harness.h"
@@ -1658,6 +1662,463 @@ TEST(tokenizer_byte_level) {
     CHECK_MSG(strstr(err.msg, "'deepseek-coder'"), "%s", err.msg);
 }
 
+/* ---- the writer (cce_export_gguf) ---- */
+
+/* Max |logit difference| of the reference forward of a and b over T tokens of ids; and, when
+ * nll is given, the difference of their mean next-token NLL. */
+static double logit_diff(const cce_model *a, const cce_model *b, const int *ids, int T, double *nll) {
+    int V = a->cfg.vocab_size;
+    float *la = malloc((size_t)T * V * sizeof(float)), *lb = malloc((size_t)T * V * sizeof(float));  // (T, V)
+    cce_err err = {{0}};
+    double d = INFINITY, s[2] = {0, 0};
+    if (cce_ref_forward(a, ids, T, la, NULL, NULL, &err) || cce_ref_forward(b, ids, T, lb, NULL, NULL, &err)) goto out;
+    d = 0;
+    for (size_t i = 0; i < (size_t)T * V; i++) {
+        double x = fabs((double)la[i] - lb[i]);
+        if (!(x <= d)) d = x;
+    }
+    for (int t = 0; t + 1 < T; t++)
+        for (int k = 0; k < 2; k++) {
+            const float *row = (k ? lb : la) + (size_t)t * V;
+            double mx = row[0], z = 0;
+            for (int v = 1; v < V; v++) mx = fmax(mx, row[v]);
+            for (int v = 0; v < V; v++) z += exp(row[v] - mx);
+            s[k] += (log(z) + mx - row[ids[t + 1]]) / (T - 1);
+        }
+    if (nll) *nll = fabs(s[0] - s[1]);
+out:
+    free(la);
+    free(lb);
+    return d;
+}
+
+/* 1 if a and b encode every sample text to the same ids (with BOS). */
+static int same_encodings(const cce_tokenizer *a, const cce_tokenizer *b, char *why, size_t cap) {
+    static const char *const texts[] = {"Once upon a time, there was a little girl named Lily.",
+                                        "  two  spaces\tand a tab\nnewline", "hello world", "digits 12345 and 3.14",
+                                        "", "caf\xc3\xa9 na\xc3\xafve \xe2\x82\xac", "<s> not special </s>"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        int *x = NULL, *y = NULL;
+        size_t nx = 0, ny = 0;
+        cce_err err = {{0}};
+        int ok = !cce_tokenizer_encode(a, texts[i], strlen(texts[i]), 1, &x, &nx, &err) &&
+                 !cce_tokenizer_encode(b, texts[i], strlen(texts[i]), 1, &y, &ny, &err) && nx == ny &&
+                 (nx == 0 || !memcmp(x, y, nx * sizeof *x));
+        if (!ok) snprintf(why, cap, "text %zu (\"%.40s\"): %zu vs %zu ids %s", i, texts[i], nx, ny, err.msg);
+        cce_free(x);
+        cce_free(y);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+static int ids_25[25] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338,
+                         401, 396, 267, 337, 335, 311, 267, 422};
+
+/* A model (+ tokenizer) -> GGUF of dtype -> reload: config, weights (F32: bit-identical), logits
+ * and NLL within the bounds, encodings identical. */
+static void check_write_read(const cce_model *m, const cce_tokenizer *tok, cce_wtype dtype, const char *name,
+                             double max_logit, double max_nll, const char *want_arch) {
+    const char *path = tmp_path(name);
+    cce_err err = {{0}};
+    cce_gguf_export_info info;
+    cce_status st = cce_export_gguf_ex(m, tok, path, dtype, &info, &err);
+    CHECK_MSG(st == CCE_OK, "export: %s", err.msg);
+    CHECK_STR(info.arch, want_arch);
+    cce_model *g = NULL;
+    cce_tokenizer *gt = NULL;
+    CHECK_MSG(cce_load_gguf(path, &g, tok ? &gt : NULL, &err) == CCE_OK, "reload: %s", err.msg);
+    double nll = INFINITY, d = logit_diff(m, g, ids_25, 25, &nll);
+    int same_cfg = g->cfg.dim == m->cfg.dim && g->cfg.head_dim == m->cfg.head_dim && g->cfg.tied == m->cfg.tied &&
+                   g->cfg.vocab_size == m->cfg.vocab_size && g->cfg.norm_eps == m->cfg.norm_eps &&
+                   g->cfg.rope_theta == m->cfg.rope_theta && g->cfg.rope_interleaved == 1 && g->cfg.seq_len == m->cfg.seq_len;
+    int bit_same = 1;
+    if (dtype == CCE_WT_F32 && m->cfg.rope_interleaved && g->cfg.n_layers == m->cfg.n_layers) {
+        float *x = malloc(512 * 512 * sizeof(float)), *y = malloc(512 * 512 * sizeof(float));
+        for (int l = 0; l < m->cfg.n_layers && bit_same; l++)
+            for (int k = 0; k < CCE_LIN_COUNT && bit_same; k++) {
+                const cce_linear *a = cce_layer_lin_c(&m->layers[l], k), *b = cce_layer_lin_c(&g->layers[l], k);
+                if (!cce_linear_present(a) || a->out * a->in > 512 * 512) continue;
+                cce_linear_rows(a, 0, a->out, x);
+                cce_linear_rows(b, 0, b->out, y);
+                bit_same = a->out == b->out && a->in == b->in && !memcmp(x, y, (size_t)a->out * a->in * sizeof(float));
+            }
+        free(x);
+        free(y);
+    }
+    char why[300] = "";
+    int enc_same = !tok || (gt && same_encodings(tok, gt, why, sizeof why));
+    printf("# %s (%s): max |logit diff| %.3g, NLL diff %.3g, %llu bytes%s%s\n", name, cce_wtype_name(dtype), d, nll,
+           (unsigned long long)info.bytes, info.note[0] ? "; note: " : "", info.note);
+    cce_tokenizer_free(gt);
+    cce_model_free(g);
+    CHECK_MSG(same_cfg, "config differs after the round trip");
+    CHECK_MSG(bit_same, "an F32 weight differs after the round trip");
+    CHECK_MSG(d <= max_logit, "max |logit diff| %.3g > %.3g", d, max_logit);
+    CHECK_MSG(nll <= max_nll, "NLL diff %.3g > %.3g", nll, max_nll);
+    CHECK_MSG(enc_same, "tokenizer encodes differently after the round trip: %s", why);
+}
+
+/* Measured (max |logit diff| / NLL diff over 25 tokens): F32 0 / 0 for both (bit-identical
+ * weights, the same sums); F16 0.0113 / 3.5e-5 (stories260K), 0.0029 / 1.5e-5 (tinystories_2m5);
+ * Q8_0 0.276 / 5.3e-4 and 0.084 / 7.4e-4 (stories260K keeps its 172-wide down projections in
+ * F16). Bounds ~2-3x; the whole-text losses are in tests/e2e/export.sh. */
+TEST(write_read_stories260k) {
+    cce_model *m = NULL;
+    cce_tokenizer *tok = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_model_open(harness_data("llama2c/stories260K.bin"), NULL, &m, &tok, &err) == CCE_OK, "%s", err.msg);
+    check_write_read(m, tok, CCE_WT_F32, "s260k_f32.gguf", 1e-5, 1e-6, "llama");
+    check_write_read(m, tok, CCE_WT_F16, "s260k_f16.gguf", 0.03, 1e-4, "llama");
+    check_write_read(m, tok, CCE_WT_Q8_0, "s260k_q8_0.gguf", 0.6, 1.5e-3, "llama");
+    cce_tokenizer_free(tok);
+    cce_model_free(m);
+}
+
+TEST(write_read_tinystories_2m5) {
+    cce_model *m = NULL;
+    cce_tokenizer *tok = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_model_open(harness_data("llama2c/tinystories_2m5.bin"), NULL, &m, &tok, &err) == CCE_OK, "%s", err.msg);
+    check_write_read(m, tok, CCE_WT_F32, "2m5_f32.gguf", 1e-5, 1e-6, "llama");
+    check_write_read(m, tok, CCE_WT_F16, "2m5_f16.gguf", 0.01, 5e-5, "llama");
+    check_write_read(m, tok, CCE_WT_Q8_0, "2m5_q8_0.gguf", 0.25, 2.5e-3, "llama");
+    cce_tokenizer_free(tok);
+    cce_model_free(m);
+}
+
+/* Random f32 buffer owned by m. */
+static float *rnd_buf(cce_model *m, cce_rng *r, size_t n, float scale) {
+    float *p = cce_model_alloc(m, n, sizeof(float));
+    for (size_t i = 0; p && i < n; i++) p[i] = scale * cce_rng_normal(r);
+    return p;
+}
+
+/* Rows [rows] (n of them) of the f32 (out, in) matrix of l, into a new dense f32 linear. */
+static cce_linear take_rows(cce_model *m, const cce_linear *l, const int *rows, int n) {
+    float *w = cce_model_alloc(m, (size_t)n * l->in, sizeof(float));
+    for (int i = 0; w && i < n; i++) cce_linear_rows(l, rows[i], 1, w + (size_t)i * l->in);
+    return cce_linear_of(n, l->in, w);
+}
+/* Columns [cols] (n) of l. */
+static cce_linear take_cols(cce_model *m, const cce_linear *l, const int *cols, int n) {
+    float *w = cce_model_alloc(m, (size_t)l->out * n, sizeof(float)), row[512];
+    for (int r = 0; w && r < l->out; r++) {
+        cce_linear_rows(l, r, 1, row);
+        for (int j = 0; j < n; j++) w[(size_t)r * n + j] = row[cols[j]];
+    }
+    return cce_linear_of(l->out, n, w);
+}
+
+/* A compressed-shape model derived from stories260K (d 64, 8 heads of 8, 4 KV heads, FFN 172):
+ * block 0 keeps 6 heads over 3 KV heads and 128 FFN neurons; block 1 has no attention; block 2
+ * is dropped; block 3 has its query heads reordered under an explicit (even, non-default) head
+ * -> KV map; block 4 has a low-rank down projection and encoding biases on ffn_down and
+ * attn_output. */
+static cce_model *compressed_model(const cce_model *src) {
+    cce_model *d = NULL;
+    cce_err err;
+    if (cce_model_derive(src, &d, &err)) return NULL;
+    cce_rng r;
+    cce_rng_seed(&r, 2024);
+    int hd = 8;
+    cce_layer *L = &d->layers[0];
+    static const int heads0[6] = {0, 1, 2, 3, 6, 7}, kv0[3] = {0, 1, 3};
+    int qrows[48], kvrows[24], hrows[128];
+    for (int h = 0; h < 6; h++) for (int j = 0; j < hd; j++) qrows[h * hd + j] = heads0[h] * hd + j;
+    for (int g = 0; g < 3; g++) for (int j = 0; j < hd; j++) kvrows[g * hd + j] = kv0[g] * hd + j;
+    for (int i = 0; i < 128; i++) hrows[i] = i + i / 3;   // 128 of the 172 neurons
+    L->wq = take_rows(d, &src->layers[0].wq, qrows, 48);
+    L->wk = take_rows(d, &src->layers[0].wk, kvrows, 24);
+    L->wv = take_rows(d, &src->layers[0].wv, kvrows, 24);
+    L->wo = take_cols(d, &src->layers[0].wo, qrows, 48);
+    L->w1 = take_rows(d, &src->layers[0].w1, hrows, 128);
+    L->w3 = take_rows(d, &src->layers[0].w3, hrows, 128);
+    L->w2 = take_cols(d, &src->layers[0].w2, hrows, 128);
+    L->n_heads = 6;
+    L->n_kv_heads = 3;
+    L->hidden = 128;
+    L = &d->layers[1];
+    memset(&L->wq, 0, sizeof L->wq); memset(&L->wk, 0, sizeof L->wk);
+    memset(&L->wv, 0, sizeof L->wv); memset(&L->wo, 0, sizeof L->wo);
+    L->n_heads = L->n_kv_heads = 0;
+    L->attn_norm = NULL;
+    d->layers[2].dropped = 1;
+    L = &d->layers[3];
+    static const int perm[8] = {2, 0, 3, 1, 4, 5, 6, 7};
+    static int head_kv3[8];
+    int prows[64];
+    for (int h = 0; h < 8; h++) {
+        head_kv3[h] = perm[h] / 2;
+        for (int j = 0; j < hd; j++) prows[h * hd + j] = perm[h] * hd + j;
+    }
+    L->wq = take_rows(d, &src->layers[3].wq, prows, 64);
+    L->wo = take_cols(d, &src->layers[3].wo, prows, 64);
+    L->head_kv = head_kv3;
+    L = &d->layers[4];
+    int rank = 16;
+    memset(&L->w2, 0, sizeof L->w2);
+    L->w2 = (cce_linear){.out = 64, .in = 172, .rank = rank, .u = rnd_buf(d, &r, 64 * (size_t)rank, 0.05f),
+                         .v = rnd_buf(d, &r, (size_t)rank * 172, 0.05f), .b = rnd_buf(d, &r, 64, 0.05f)};
+    L->wo.b = rnd_buf(d, &r, 64, 0.05f);
+    if (cce_model_validate(d, "compressed", &err)) {
+        fprintf(stderr, "validate: %s\n", err.msg);
+        cce_model_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+TEST(write_read_compressed_deci) {
+    cce_model *src = NULL, *d = NULL, *g = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_load_llama2c(harness_data("llama2c/stories260K.bin"), &src, &err) == CCE_OK, "%s", err.msg);
+    d = compressed_model(src);
+    if (!d) { cce_model_free(src); FAILF("could not build the compressed model"); }
+    const char *path = tmp_path("compressed.gguf");
+    cce_gguf_export_info info;
+    cce_status st = cce_export_gguf_ex(d, NULL, path, CCE_WT_F32, &info, &err);
+    if (st) { cce_model_free(d); cce_model_free(src); FAILF("export: %s", err.msg); }
+    st = cce_load_gguf(path, &g, NULL, &err);
+    if (st) { cce_model_free(d); cce_model_free(src); FAILF("reload: %s", err.msg); }
+    double nll = 1, diff = logit_diff(d, g, ids_25, 25, &nll);
+    CHECK_STR(info.arch, "deci");
+    CHECK_EQ_INT(info.n_blocks, 4);
+    CHECK_EQ_INT(info.n_lowrank, 1);
+    CHECK_MSG(strstr(info.note, "1 low-rank linear(s) multiplied out"), "note: %s", info.note);
+    CHECK_EQ_INT(g->cfg.n_layers, 4);
+    static const int want[4][3] = {{6, 3, 128}, {0, 0, 172}, {8, 4, 172}, {8, 4, 172}};
+    for (int l = 0; l < 4; l++)
+        CHECK_MSG(g->layers[l].n_heads == want[l][0] && g->layers[l].n_kv_heads == want[l][1] && g->layers[l].hidden == want[l][2] &&
+                  !g->layers[l].head_kv, "block %d: %d heads, %d kv, ffn %d", l, g->layers[l].n_heads,
+                  g->layers[l].n_kv_heads, g->layers[l].hidden);
+    CHECK(g->layers[3].w2.b && g->layers[3].wo.b && g->layers[3].w2.rank == 0);
+    printf("# compressed deci F32 round trip: max |logit diff| %.3g, NLL diff %.3g\n", diff, nll);
+    CHECK_MSG(diff < 1e-5, "max |logit diff| %.3g", diff);
+    /* and Q8_0 (rows of 128 and 172 neurons: the 172-wide down projections fall back to F16) */
+    cce_model_free(g);
+    g = NULL;
+    CHECK_MSG(cce_export_gguf_ex(d, NULL, path, CCE_WT_Q8_0, &info, &err) == CCE_OK, "%s", err.msg);
+    CHECK_MSG(cce_load_gguf(path, &g, NULL, &err) == CCE_OK, "%s", err.msg);
+    diff = logit_diff(d, g, ids_25, 25, &nll);
+    printf("# compressed deci Q8_0 round trip: max |logit diff| %.3g, NLL diff %.3g (%d F16 fallbacks)\n", diff, nll,
+           info.n_f16_fallback);
+    /* measured 0.35 / 0.0105: the random low-rank factors and biases make this model's logits
+     * larger than the trained ones' */
+    CHECK_MSG(diff < 0.8 && nll < 0.03, "Q8_0: max |logit diff| %.3g, NLL %.3g", diff, nll);
+    CHECK_EQ_INT(g->layers[0].w1.wt, CCE_WT_Q8_0);
+    CHECK_EQ_INT(g->layers[0].w2.wt, CCE_WT_Q8_0);   // 128 columns
+    CHECK_EQ_INT(g->layers[1].w2.wt, CCE_WT_F16);    // 172 columns
+    cce_model_free(g);
+    cce_model_free(d);
+    cce_model_free(src);
+}
+
+/* Half-rotation (Hugging Face) models: q/k rows and biases permuted into llama.cpp's order. */
+TEST(write_read_half_rotation_with_biases) {
+    cce_model *src = NULL, *d = NULL, *g = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_load_llama2c(harness_data("llama2c/stories260K.bin"), &src, &err) == CCE_OK, "%s", err.msg);
+    CHECK(cce_model_derive(src, &d, &err) == CCE_OK);
+    /* the same model in half-rotation order: rows of wq / wk permuted within heads */
+    int hd = 8;
+    cce_rng r;
+    cce_rng_seed(&r, 5);
+    d->cfg.rope_interleaved = 0;
+    for (int l = 0; l < 5; l++) {
+        cce_layer *L = &d->layers[l];
+        cce_linear *qk[2] = {&L->wq, &L->wk};
+        for (int k = 0; k < 2; k++) {
+            int n = qk[k]->out, rows[64];
+            for (int j = 0; j < n; j++) {
+                int h = j / hd, jj = j % hd;
+                rows[j] = h * hd + (jj < hd / 2 ? 2 * jj : 2 * (jj - hd / 2) + 1);
+            }
+            *qk[k] = take_rows(d, qk[k], rows, n);
+            qk[k]->b = rnd_buf(d, &r, (size_t)n, 0.1f);
+        }
+        L->wv.b = rnd_buf(d, &r, (size_t)L->wv.out, 0.1f);
+    }
+    const char *path = tmp_path("half.gguf");
+    CHECK_MSG(cce_export_gguf(d, NULL, path, CCE_WT_F32, &err) == CCE_OK, "%s", err.msg);
+    CHECK_MSG(cce_load_gguf(path, &g, NULL, &err) == CCE_OK, "%s", err.msg);
+    double diff = logit_diff(d, g, ids_25, 25, NULL);
+    CHECK_EQ_INT(g->cfg.rope_interleaved, 1);
+    CHECK(g->layers[2].wq.b && g->layers[2].wk.b && g->layers[2].wv.b);
+    cce_model_free(g);
+    cce_model_free(d);
+    cce_model_free(src);
+    CHECK_MSG(diff < 1e-5, "half rotation -> GGUF: max |logit diff| %.3g", diff);
+}
+
+/* Llama-3 and linear RoPE scaling survive the round trip (as rope_freqs / rope.scaling.type). */
+TEST(write_read_rope_scaling) {
+    cce_model *src = NULL, *d = NULL, *g = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_load_llama2c(harness_data("llama2c/stories260K.bin"), &src, &err) == CCE_OK, "%s", err.msg);
+    for (int kind = 0; kind < 2; kind++) {
+        CHECK(cce_model_derive(src, &d, &err) == CCE_OK);
+        d->cfg.rope_scaling = kind ? CCE_ROPE_SCALING_LINEAR : CCE_ROPE_SCALING_LLAMA3;
+        d->cfg.rope_factor = 8;
+        d->cfg.rope_low_freq_factor = 1;
+        d->cfg.rope_high_freq_factor = 4;
+        d->cfg.rope_orig_ctx = 64;
+        const char *path = tmp_path("rope.gguf");
+        CHECK_MSG(cce_export_gguf(d, NULL, path, CCE_WT_F32, &err) == CCE_OK, "%s", err.msg);
+        CHECK_MSG(cce_load_gguf(path, &g, NULL, &err) == CCE_OK, "%s", err.msg);
+        CHECK_EQ_INT(g->cfg.rope_scaling, kind ? CCE_ROPE_SCALING_LINEAR : CCE_ROPE_SCALING_NONE);
+        CHECK((g->cfg.rope_freq_div != NULL) == !kind);
+        double worst = 0;
+        for (int j = 0; j < 4; j++) worst = fmax(worst, fabs(cce_rope_inv_freq(&g->cfg, j) / cce_rope_inv_freq(&d->cfg, j) - 1));
+        double diff = logit_diff(d, g, ids_25, 25, NULL);
+        cce_model_free(g);
+        cce_model_free(d);
+        CHECK_MSG(worst < 1e-6, "frequencies differ by %.3g (relative)", worst);
+        CHECK_MSG(diff < 1e-4, "%s: max |logit diff| %.3g", kind ? "linear" : "llama3", diff);
+    }
+    cce_model_free(src);
+}
+
+/* What llama.cpp cannot run is refused in one line naming the block, and nothing is written. */
+TEST(write_refusals) {
+    cce_model *src = NULL, *d = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_load_llama2c(harness_data("llama2c/stories260K.bin"), &src, &err) == CCE_OK, "%s", err.msg);
+    const char *path = tmp_path("refused.gguf");
+    struct { int what; const char *msg; cce_status st; } cases[] = {
+        {0, "block 2 has attention but no feed-forward sublayer", CCE_EUNSUPPORTED},
+        {1, "block 1 maps its 8 query heads unevenly onto 4 KV heads", CCE_EUNSUPPORTED},
+        {2, "block 0 has a q bias of 48 rows", CCE_EUNSUPPORTED},
+        {3, "GGUF export writes Llama-family models", CCE_EUNSUPPORTED},
+        {4, "every block of the model is dropped", CCE_EINVAL},
+        {5, "GGUF export type bf16 is not supported", CCE_EINVAL},
+    };
+    static const int uneven[8] = {0, 0, 0, 1, 2, 2, 3, 3};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK(cce_model_derive(src, &d, &err) == CCE_OK);
+        cce_wtype dt = CCE_WT_F32;
+        cce_layer *L = &d->layers[cases[i].what == 1 ? 1 : cases[i].what == 2 ? 0 : 2];
+        switch (cases[i].what) {
+        case 0:
+            L->hidden = 0;
+            L->ffn_norm = NULL;
+            memset(&L->w1, 0, sizeof L->w1); memset(&L->w2, 0, sizeof L->w2); memset(&L->w3, 0, sizeof L->w3);
+            break;
+        case 1: L->head_kv = uneven; break;
+        case 2: {
+            int rows[48];
+            for (int j = 0; j < 48; j++) rows[j] = j;
+            L->wq = take_rows(d, &src->layers[0].wq, rows, 48);
+            int cols[48];
+            for (int j = 0; j < 48; j++) cols[j] = j;
+            L->wo = take_cols(d, &src->layers[0].wo, cols, 48);
+            L->n_heads = 6;
+            L->n_kv_heads = 3;
+            int kvr[24];
+            for (int j = 0; j < 24; j++) kvr[j] = j;
+            L->wk = take_rows(d, &src->layers[0].wk, kvr, 24);
+            L->wv = take_rows(d, &src->layers[0].wv, kvr, 24);
+            cce_rng r;
+            cce_rng_seed(&r, 1);
+            L->wq.b = rnd_buf(d, &r, 48, 0.1f);
+            break;
+        }
+        case 3: d->cfg.arch = CCE_ARCH_GPT2; break;
+        case 4: for (int l = 0; l < 5; l++) d->layers[l].dropped = 1; break;
+        case 5: dt = CCE_WT_BF16; break;
+        }
+        unlink(path);
+        cce_status st = cce_export_gguf(d, NULL, path, dt, &err);
+        CHECK_MSG(st == cases[i].st && strstr(err.msg, cases[i].msg) && strstr(err.msg, path) && !strchr(err.msg, '\n'),
+                  "case %d: status %d: %s", cases[i].what, (int)st, err.msg);
+        CHECK_MSG(access(path, F_OK) != 0, "case %d: a file was written", cases[i].what);
+        cce_model_free(d);
+    }
+    cce_model_free(src);
+}
+
+/* A byte-level tokenizer survives the round trip (tokens, types, merges, pre-tokenizer). */
+TEST(write_read_byte_level_tokenizer) {
+    bl_vocab();
+    tcfg c = SMALL;
+    c.vocab = BL_VOCAB;
+    const char *pres[2] = {"gpt-2", "qwen2"};
+    for (int k = 0; k < 2; k++) {
+        gspec g;
+        gs_llama(&g, c, T_F32, 0, NULL);
+        kv_str(&g, "tokenizer.ggml.model", "gpt2");
+        kv_str(&g, "tokenizer.ggml.pre", pres[k]);
+        kv_arr(&g, "tokenizer.ggml.tokens", V_STR, BL_VOCAB, bl_tokens);
+        kv_arr(&g, "tokenizer.ggml.token_type", V_I32, BL_VOCAB, bl_types);
+        kv_arr(&g, "tokenizer.ggml.merges", V_STR, 5, bl_merges);
+        kv_u32(&g, "tokenizer.ggml.eos_token_id", 261);
+        cce_model *m = NULL, *m2 = NULL;
+        cce_tokenizer *tok = NULL, *tok2 = NULL;
+        cce_err err = {{0}};
+        int ok = load_ok(gs_file(&g, "bl_src.gguf"), &m, &tok, &err);
+        gs_free(&g);
+        CHECK_MSG(ok, "%s", err.msg);
+        const char *out = tmp_path("bl_out.gguf");
+        cce_gguf_export_info info;
+        CHECK_MSG(cce_export_gguf_ex(m, tok, out, CCE_WT_F16, &info, &err) == CCE_OK, "%s", err.msg);
+        CHECK_MSG(!info.note[0], "note: %s", info.note);
+        CHECK_MSG(cce_load_gguf(out, &m2, &tok2, &err) == CCE_OK && tok2, "%s", err.msg);
+        char why[300] = "";
+        int same = same_encodings(tok, tok2, why, sizeof why);
+        int *ids = NULL;
+        size_t n = 0;
+        CHECK(cce_tokenizer_encode(tok2, "hello world", 11, 0, &ids, &n, &err) == CCE_OK);
+        int first = n ? ids[0] : -1;
+        cce_free(ids);
+        CHECK_EQ_INT(cce_tokenizer_kind(tok2), CCE_TOK_BYTELEVEL);
+        CHECK_EQ_INT(cce_tokenizer_eos(tok2), 261);
+        cce_tokenizer_free(tok);
+        cce_tokenizer_free(tok2);
+        cce_model_free(m);
+        cce_model_free(m2);
+        CHECK_MSG(same, "%s", why);
+        CHECK_EQ_INT(first, 259);   // "hello" still merges
+    }
+}
+
+/* Atomic writes: an interrupted export (cce_interrupted between tensors) leaves the previous file
+ * as it was and no temporary file; run in a child process, as the interrupt flag is one-way. */
+TEST(write_interrupted_keeps_previous) {
+    cce_model *m = NULL;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_load_llama2c(harness_data("llama2c/stories260K.bin"), &m, &err) == CCE_OK, "%s", err.msg);
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/atomic", harness_tmpdir());
+    mkdir(dir, 0777);
+    char path[800];
+    snprintf(path, sizeof path, "%s/model.gguf", dir);
+    CHECK(file_write(path, "previous contents", 17) == 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        cce_interrupt();
+        cce_err e2 = {{0}};
+        cce_status st = cce_export_gguf(m, NULL, path, CCE_WT_F32, &e2);
+        _exit(st == CCE_ECANCEL && strstr(e2.msg, "interrupted") ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    cce_model_free(m);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the interrupted export did not fail with ECANCEL");
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(cce_read_file(path, 1 << 20, &text, &len, &err) == CCE_OK);
+    int same = len == 17 && !memcmp(text, "previous contents", 17);
+    cce_free(text);
+    CHECK_MSG(same, "the previous file was changed");
+    DIR *dd = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (dd && (de = readdir(dd))) n += de->d_name[0] != '.';
+    if (dd) closedir(dd);
+    CHECK_MSG(n == 1, "%d files in %s (a temporary file was left)", n, dir);
+}
+
 /* Fail the n-th allocation for every n: each load fails with ENOMEM naming the file, or
  * succeeds once n is past the last allocation (ASan builds also check nothing leaks). */
 TEST(allocation_failures) {
@@ -1740,6 +2201,14 @@ int main(void) {
     RUN(bad_per_layer_metadata);
     RUN(rope_scaling_and_window);
     RUN(tokenizer_byte_level);
+    RUN(write_read_stories260k);
+    RUN(write_read_tinystories_2m5);
+    RUN(write_read_compressed_deci);
+    RUN(write_read_half_rotation_with_biases);
+    RUN(write_read_rope_scaling);
+    RUN(write_refusals);
+    RUN(write_read_byte_level_tokenizer);
+    RUN(write_interrupted_keeps_previous);
     RUN(allocation_failures);
     free(TB.b);
     return harness_done();
