@@ -593,3 +593,80 @@ cleanup_map:
     return st;
 }
 
+
+/* ---- metadata listing ---- */
+
+/* Render one scalar of type vt at file offset pos into buf (cap bytes). Returns the offset
+ * after it. */
+static size_t gg_render(const gg_file *gf, uint32_t vt, size_t pos, char *buf, size_t cap) {
+    const uint8_t *p = gf->p + pos;
+    if (vt == GG_STRING) {
+        size_t n = (size_t)cce_ggf_le(p, 8);
+        char tmp[120];
+        snprintf(buf, cap, "\"%s\"", cce_ggf_printable(p + 8, n, tmp, sizeof tmp));
+        return pos + 8 + n;
+    }
+    if (vt == GG_F32) {
+        uint32_t u = (uint32_t)cce_ggf_le(p, 4);
+        float f;
+        memcpy(&f, &u, 4);
+        snprintf(buf, cap, "%.9g", (double)f);
+    } else if (vt == GG_F64) {
+        uint64_t u = cce_ggf_le(p, 8);
+        double d;
+        memcpy(&d, &u, 8);
+        snprintf(buf, cap, "%.17g", d);
+    } else if (vt == GG_BOOL) {
+        snprintf(buf, cap, "%s", p[0] ? "true" : "false");
+    } else {
+        int64_t v;
+        if (cce_ggf_int_at(gf, vt, pos, &v)) snprintf(buf, cap, "%lld", (long long)v);
+        else snprintf(buf, cap, "%llu", (unsigned long long)cce_ggf_le(p, 8));
+    }
+    return pos + cce_ggf_vtype_size[vt];
+}
+
+cce_status cce_gguf_list_meta(const char *path, cce_gguf_meta **meta, int *n, cce_err *err) {
+    *meta = NULL;
+    *n = 0;
+    cce_mapped map;
+    cce_status st = cce_map_file(path, &map, err);
+    if (st) return st;
+    gg_file gf;
+    st = cce_ggf_parse(path, map.data, map.len, &gf, err);
+    if (st) goto cleanup_map;
+    if (gf.n_kv) {
+        cce_gguf_meta *out = cce_alloc_zero(gf.n_kv, sizeof *out);
+        if (!out) {
+            st = cce_err_set(err, CCE_ENOMEM, "%s: out of memory listing %zu metadata entries", path, gf.n_kv);
+            goto cleanup_file;
+        }
+        for (size_t i = 0; i < gf.n_kv; i++) {
+            const gg_kv *kv = &gf.kv[i];
+            cce_gguf_meta *o = &out[i];
+            cce_ggf_printable(kv->key, kv->key_len, o->key, sizeof o->key);
+            if (kv->type != GG_ARRAY) {
+                snprintf(o->type, sizeof o->type, "%s", cce_ggf_vtype_names[kv->type]);
+                gg_render(&gf, kv->type, kv->pos, o->value, sizeof o->value);
+                continue;
+            }
+            snprintf(o->type, sizeof o->type, "array[%s]", cce_ggf_vtype_names[kv->arr_type]);
+            size_t k = (size_t)snprintf(o->value, sizeof o->value, "%llu items%s", (unsigned long long)kv->arr_n,
+                                        kv->arr_n ? ": " : "");
+            size_t pos = kv->pos;
+            for (uint64_t j = 0; j < kv->arr_n && j < 4 && k < sizeof o->value; j++) {
+                char one[140];
+                pos = gg_render(&gf, kv->arr_type, pos, one, sizeof one);
+                k += (size_t)snprintf(o->value + k, sizeof o->value - k, "%s%s", j ? ", " : "", one);
+            }
+            if (kv->arr_n > 4 && k < sizeof o->value) snprintf(o->value + k, sizeof o->value - k, ", ...");
+        }
+        *meta = out;
+        *n = (int)gf.n_kv;
+    }
+cleanup_file:
+    cce_ggf_free(&gf);
+cleanup_map:
+    cce_unmap(&map);
+    return st;
+}

@@ -912,6 +912,21 @@ TEST(list_other_arch) {
     CHECK_EQ_INT(ts[1].offset, ts[0].offset + 2 * 4 * 144);
     CHECK_EQ_INT(ts[2].offset, ts[1].offset + 32);
     cce_free(ts);
+    /* the metadata, rendered */
+    cce_gguf_meta *meta = NULL;
+    int nm = 0;
+    st = cce_gguf_list_meta(path, &meta, &nm, &err);
+    CHECK_MSG(st == CCE_OK, "metadata listing failed: %s", err.msg);
+    CHECK_EQ_INT(nm, 4);
+    CHECK_STR(meta[0].key, "general.architecture");
+    CHECK_STR(meta[0].type, "string");
+    CHECK_STR(meta[0].value, "\"gpt2\"");
+    CHECK_STR(meta[1].type, "array[bool]");
+    CHECK_STR(meta[1].value, "3 items: true, false, true");
+    CHECK_STR(meta[2].type, "int64");
+    CHECK_STR(meta[2].value, "-5");
+    CHECK_STR(meta[3].value, "2.5");
+    cce_free(meta);
     char why[700];
     CHECK_MSG(expect_fail(path, 1, CCE_EUNSUPPORTED, why, sizeof why), "%s", why);
     CHECK_MSG(strstr(why, "unsupported architecture 'gpt2'"), "%s", why);
@@ -2157,6 +2172,19 @@ TEST(allocation_failures) {
         cce_alloc_fail_after(0);
         if (st == CCE_OK) { loaded = 1; CHECK_EQ_INT(cnt, 21); cce_free(ts); break; }
         CHECK_MSG(st == CCE_ENOMEM && ts == NULL && strstr(err.msg, path), "n=%ld: status %d: %s", n, (int)st, err.msg);
+    }
+    CHECK(loaded);
+    /* and the metadata listing */
+    loaded = 0;
+    for (long n = 1; n < 100 && !loaded; n++) {
+        cce_gguf_meta *mt = NULL;
+        int cnt = 0;
+        cce_err err = {{0}};
+        cce_alloc_fail_after(n);
+        cce_status st = cce_gguf_list_meta(path, &mt, &cnt, &err);
+        cce_alloc_fail_after(0);
+        if (st == CCE_OK) { loaded = 1; CHECK(cnt > 10 && !strcmp(mt[0].key, "general.architecture")); cce_free(mt); break; }
+        CHECK_MSG(st == CCE_ENOMEM && mt == NULL && strstr(err.msg, path), "n=%ld: status %d: %s", n, (int)st, err.msg);
     }
     CHECK(loaded);
 }
