@@ -237,6 +237,8 @@ static void gen_gguf(void) {
     gen_gguf_one("tiny_mixed.gguf", "llama", 0, 1);
     gen_gguf_one("tiny_align64.gguf", "llama", 64, 1);
     gen_gguf_one("tiny_other_arch.gguf", "qwen9", 0, 0);
+    gen_gguf_one("tiny_qwen2.gguf", "qwen2", 0, 1);
+    gen_gguf_one("tiny_deci.gguf", "deci", 0, 0);
     size_t n;
     uint8_t *d = read_head("gguf/stories260K.gguf", 14176, &n); /* header, metadata, tensor infos */
     if (d && n) emit("gguf", "real_260k_head.gguf", d, n);
