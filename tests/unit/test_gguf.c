@@ -2057,8 +2057,8 @@ TEST(write_read_byte_level_tokenizer) {
     bl_vocab();
     tcfg c = SMALL;
     c.vocab = BL_VOCAB;
-    const char *pres[2] = {"gpt-2", "qwen2"};
-    for (int k = 0; k < 2; k++) {
+    const char *pres[4] = {"gpt-2", "qwen2", "llama-bpe", "smollm"};
+    for (int k = 0; k < 4; k++) {
         gspec g;
         gs_llama(&g, c, T_F32, 0, NULL);
         kv_str(&g, "tokenizer.ggml.model", "gpt2");
@@ -2077,6 +2077,18 @@ TEST(write_read_byte_level_tokenizer) {
         cce_gguf_export_info info;
         CHECK_MSG(cce_export_gguf_ex(m, tok, out, CCE_WT_F16, &info, &err) == CCE_OK, "%s", err.msg);
         CHECK_MSG(!info.note[0], "note: %s", info.note);
+        const char *want_pre = pres[k];
+        cce_gguf_meta *meta = NULL;
+        int nm = 0, pre_ok = 0;
+        CHECK(cce_gguf_list_meta(out, &meta, &nm, &err) == CCE_OK);
+        for (int i = 0; i < nm; i++)
+            if (!strcmp(meta[i].key, "tokenizer.ggml.pre")) {
+                char q[40];
+                snprintf(q, sizeof q, "\"%s\"", want_pre);
+                pre_ok = !strcmp(meta[i].value, q);
+            }
+        cce_free(meta);
+        CHECK_MSG(pre_ok, "tokenizer.ggml.pre is not '%s'", want_pre);
         CHECK_MSG(cce_load_gguf(out, &m2, &tok2, &err) == CCE_OK && tok2, "%s", err.msg);
         char why[300] = "";
         int same = same_encodings(tok, tok2, why, sizeof why);
