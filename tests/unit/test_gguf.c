@@ -1147,7 +1147,7 @@ TEST(bad_llama_metadata) {
     /* head_count_kv as an array (per-layer counts) loads; one of the wrong length does not */
     gs_llama(&g, SMALL, T_F32, 0, NULL);
     kv_del(&g, "llama.attention.head_count_kv");
-    static const int32_t per_layer[2] = {2, 1};
+    static const int32_t per_layer[3] = {2, 1, 2};   // the third entry for the too-long variant below
     kv_arr(&g, "llama.attention.head_count_kv", V_I32, 2, per_layer);
     const char *kp = gs_file(&g, "kvarr.gguf");
     cce_model *km = NULL;

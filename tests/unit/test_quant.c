@@ -164,7 +164,7 @@ TEST(random_blocks_match_reference) {
 TEST(dequant_rows_stride) {
     cce_rng r;
     cce_rng_seed(&r, 77);
-    static uint8_t buf[3 * 2 * 210];
+    static uint8_t buf[3 * 512 * 4];   // three rows of 512 of the widest type (f32)
     static float y[3 * 512], z[512];
     for (int k = 0; k < N_TYPES; k++) {
         int n = 512, rb = (int)cce_wtype_row_bytes(TYPES[k].t, n), per_row = n / qr_block(TYPES[k].ggml);
