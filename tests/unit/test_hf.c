@@ -854,6 +854,28 @@ TEST(rope_scaling_llama3) {
     cce_model_free(back);
 }
 
+/* Per-pair RoPE divisors (a GGUF rope_freqs tensor) are kept by the HF writer as the extension
+ * key cce_rope_freq_div and read back. */
+TEST(rope_freq_div_round_trip) {
+    cce_model *a = make_model(CCE_ARCH_LLAMA, 2, 99), *b = NULL;
+    CHECK(a);
+    make_ones(a);
+    float *div = cce_model_alloc(a, 2, sizeof(float));
+    div[0] = 1.0f;
+    div[1] = 3.25f;
+    a->cfg.rope_freq_div = div;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_export_hf(a, NULL, tmp("freq_div"), &err) == CCE_OK, "%s", err.msg);
+    CHECK_MSG(cce_load_hf(tmp("freq_div"), &b, &err) == CCE_OK, "%s", err.msg);
+    CHECK(b->cfg.rope_freq_div && b->cfg.rope_freq_div[0] == 1.0f && b->cfg.rope_freq_div[1] == 3.25f);
+    int ids[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    char msg[600] = "";
+    double d = logits_diff(a, b, ids, 8, msg, sizeof msg);
+    cce_model_free(a);
+    cce_model_free(b);
+    CHECK_MSG(d >= 0 && d < 1e-5, "max logit diff %g %s", d, msg);
+}
+
 TEST(rope_scaling_configs) {
     cce_err err = {{0}};
     CHECK_MSG(cce_synth("tiny", 42, tmp("tiny"), &err) == CCE_OK, "%s", err.msg);
@@ -1152,6 +1174,7 @@ int main(void) {
     RUN(config_defects);
     RUN(sharded_and_bf16);
     RUN(rope_scaling_llama3);
+    RUN(rope_freq_div_round_trip);
     RUN(rope_scaling_configs);
     RUN(sliding_window_configs);
     RUN(allocation_failures);
