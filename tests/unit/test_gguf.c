@@ -1,10 +1,23 @@
 /*
- * test_gguf.c — the GGUF reader: the real stories260K file (and its bit-identity with the
- * llama2.c checkpoint), a test-only GGUF writer that builds valid llama models in F32, F16,
- * BF16 and Q8_0 with known values, and every class of malformed file, each of which must fail
+ * test_gguf.c — the GGUF reader and writer.
+ *
+ * Reader: the real stories260K file (and its bit-identity with the llama2.c checkpoint); a
+ * test-only GGUF writer that builds valid models with known values in every storage type
+ * (F32, F16, BF16 exactly; Q8_0 with power-of-two scales; Q4_0 ... Q6_K encoded by
+ * cce_quantize, their expected values read back by the independent decoder of quant_ref.h),
+ * each loaded in place and run (fast forward = reference forward); the architectures llama,
+ * mistral, qwen2 (checked against the equivalent llama form) and deci (per-layer arrays, blocks
+ * without attention, identity blocks); RoPE divisors, linear scaling, sliding windows; both
+ * tokenizer kinds from the metadata; and every class of malformed file, each of which must fail
  * cleanly with an error naming the file.
  *
- * The writer records the byte position of every header field under a label ("n_kv",
+ * Writer (cce_export_gguf): stories260K and tinystories_2m5 -> F32 / F16 / Q8_0 -> reload (F32
+ * bit-identical; the others within measured bounds, stated at the tests); a compressed-shape
+ * model (per-layer heads, a block without attention, a dropped block, a reordered head -> KV
+ * map, a low-rank linear, encoding biases) -> deci -> the same logits; half-rotation models
+ * with biases; RoPE scaling; byte-level tokenizers; the one-line refusals; an interrupted write.
+ *
+ * The test writer records the byte position of every header field under a label ("n_kv",
  * "kv:llama.block_count:value", "t:blk.0.attn_q.weight:offset", ...), so a defect is one
  * patch of one field of an otherwise valid file.
  */

@@ -2,7 +2,8 @@
  * test_hf.c — Hugging Face directories: loader (config.json and shard defects), export round
  * trips (stories260K with the RoPE row permutation, GPT-2 Conv1D layout, compressed per-layer
  * shapes / low-rank / dropped blocks) compared weight by weight and by reference-forward logits,
- * and synth determinism.
+ * synth determinism, Llama-3 / linear rope_scaling (against a direct transcription of Hugging
+ * Face's remapping), Mistral / Qwen2 sliding windows and Qwen2 tied / untied heads.
  *
  * Everything is generated in harness_tmpdir(); the real model comes from $CCE_DATA.
  * Tolerances: weights must round-trip bit-exactly (F32); logits within 1e-5 (the permuted model
