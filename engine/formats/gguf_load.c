@@ -417,6 +417,43 @@ static cce_status gl_read_hparams(gg_file *gf, gl_hparams *h, cce_config *cfg, c
     return CCE_OK;
 }
 
+/* Block l's tensors into m->layers[l]: norms and the seven linears (with their optional
+ * biases) of the sublayers its head count and FFN width say it has. */
+static cce_status gl_layer(gg_file *gf, cce_model *m, const gl_hparams *h, int l, cce_err *err) {
+    cce_status st;
+    char name[112];
+    cce_layer *ly = &m->layers[l];
+    int64_t D = h->dim, hd = h->hd, Q = h->heads[l] * hd, KV = h->kv[l] * hd, H = h->hidden[l];
+    ly->n_heads = (int)h->heads[l];
+    ly->n_kv_heads = (int)h->kv[l];
+    ly->hidden = (int)H;
+    ly->head_kv = NULL;
+    ly->dropped = !Q && !H;
+    const struct { const char *suffix; int64_t in, out; cce_linear *dst; int attn; } want[] = {
+        {"attn_q", D, Q, &ly->wq, 1},   {"attn_k", D, KV, &ly->wk, 1},    {"attn_v", D, KV, &ly->wv, 1},
+        {"attn_output", Q, D, &ly->wo, 1}, {"ffn_gate", D, H, &ly->w1, 0}, {"ffn_up", D, H, &ly->w3, 0},
+        {"ffn_down", H, D, &ly->w2, 0},
+    };
+    if (Q) {
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+        if ((st = gl_tensor_f32(gf, m, name, D, 0, false, &ly->attn_norm, err))) return st;
+    }
+    if (H) {
+        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+        if ((st = gl_tensor_f32(gf, m, name, D, 0, false, &ly->ffn_norm, err))) return st;
+    }
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        if (!(want[k].attn ? Q : H)) continue;   // the sublayer does not exist
+        char prefix[96];
+        snprintf(prefix, sizeof prefix, "blk.%d.%s", l, want[k].suffix);
+        snprintf(name, sizeof name, "%s.weight", prefix);
+        if ((st = gl_weight(gf, m, name, want[k].in, want[k].out, false, want[k].dst, err)) ||
+            (st = gl_bias(gf, m, prefix, want[k].out, want[k].dst, err)))
+            return st;
+    }
+    return CCE_OK;
+}
+
 cce_status cce_load_gguf(const char *path, cce_model **out, struct cce_tokenizer **tok, cce_err *err) {
     cce_status st;
     cce_mapped map;
@@ -424,7 +461,6 @@ cce_status cce_load_gguf(const char *path, cce_model **out, struct cce_tokenizer
     cce_model *m = NULL;
     cce_tokenizer *t = NULL;
     gl_hparams h = {0};
-    char name[112];
     *out = NULL;
     if (tok) *tok = NULL;
 
@@ -494,37 +530,8 @@ cce_status cce_load_gguf(const char *path, cce_model **out, struct cce_tokenizer
         m->lm_head = m->tok_emb;
         m->cfg.tied = 1;
     }
-    for (int l = 0; l < (int)h.n_layers; l++) {
-        cce_layer *ly = &m->layers[l];
-        int64_t Q = h.heads[l] * hd, KV = h.kv[l] * hd, H = h.hidden[l];
-        ly->n_heads = (int)h.heads[l];
-        ly->n_kv_heads = (int)h.kv[l];
-        ly->hidden = (int)H;
-        ly->head_kv = NULL;
-        ly->dropped = !Q && !H;
-        const struct { const char *suffix; int64_t in, out; cce_linear *dst; int attn; } want[] = {
-            {"attn_q", D, Q, &ly->wq, 1},   {"attn_k", D, KV, &ly->wk, 1},    {"attn_v", D, KV, &ly->wv, 1},
-            {"attn_output", Q, D, &ly->wo, 1}, {"ffn_gate", D, H, &ly->w1, 0}, {"ffn_up", D, H, &ly->w3, 0},
-            {"ffn_down", H, D, &ly->w2, 0},
-        };
-        if (Q) {
-            snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
-            if ((st = gl_tensor_f32(&gf, m, name, D, 0, false, &ly->attn_norm, err))) goto cleanup_model;
-        }
-        if (H) {
-            snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
-            if ((st = gl_tensor_f32(&gf, m, name, D, 0, false, &ly->ffn_norm, err))) goto cleanup_model;
-        }
-        for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
-            if (!(want[k].attn ? Q : H)) continue;   // the sublayer does not exist
-            char prefix[96];
-            snprintf(prefix, sizeof prefix, "blk.%d.%s", l, want[k].suffix);
-            snprintf(name, sizeof name, "%s.weight", prefix);
-            if ((st = gl_weight(&gf, m, name, want[k].in, want[k].out, false, want[k].dst, err)) ||
-                (st = gl_bias(&gf, m, prefix, want[k].out, want[k].dst, err)))
-                goto cleanup_model;
-        }
-    }
+    for (int l = 0; l < (int)h.n_layers; l++)
+        if ((st = gl_layer(&gf, m, &h, l, err))) goto cleanup_model;
     /* A tensor we do not use means a variant we would run wrongly (MoE, extra norms, ...). */
     for (size_t i = 0; i < gf.n_t; i++) {
         if (!gf.t[i].used) {
