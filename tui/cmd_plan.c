@@ -251,7 +251,7 @@ int cmd_apply(int argc, char **argv) {
         {"plan", 1, "plan file (cce plan)", NULL},
         {"output", 1, "output directory (hf) or file (gguf)", NULL},
         {"format", 1, "hf | gguf (default hf)", NULL},
-        {"dtype", 1, "weights: f32 | f16 | bf16 (hf)", NULL},
+        {"dtype", 1, "weights: f32 | f16 | bf16 (hf); f32 | f16 | q8_0 (gguf)", NULL},
         {"calib", 1, "calibration text, if not where the plan says", NULL},
         {"tokenizer", 1, "tokenizer file", NULL},
         {"json", 0, "one JSON object on stdout", NULL},
@@ -266,13 +266,17 @@ int cmd_apply(int argc, char **argv) {
     if (!out_path) return cli_fail("apply: -o OUT is required");
     if (format && strcmp(format, "hf") && strcmp(format, "gguf"))
         return cli_fail("apply: --format must be hf or gguf, not '%s'", format);
-    if (format && !strcmp(format, "gguf"))
-        return cli_fail("apply: --format gguf needs the GGUF writer, which this build lacks");
+    int gguf = format ? !strcmp(format, "gguf") : cce_str_ends_with(out_path, ".gguf");
     int dtype = CCE_ST_F32;
-    if (dtype_s) {
+    cce_wtype gtype = CCE_WT_F32;
+    if (dtype_s && gguf) {
+        if (!strcmp(dtype_s, "f16")) gtype = CCE_WT_F16;
+        else if (!strcmp(dtype_s, "q8_0")) gtype = CCE_WT_Q8_0;
+        else if (strcmp(dtype_s, "f32")) return cli_fail("apply: --dtype for gguf must be f32, f16 or q8_0, not '%s'", dtype_s);
+    } else if (dtype_s) {
         if (!strcmp(dtype_s, "f16")) dtype = CCE_ST_F16;
         else if (!strcmp(dtype_s, "bf16")) dtype = CCE_ST_BF16;
-        else if (strcmp(dtype_s, "f32")) return cli_fail("apply: --dtype must be f32, f16 or bf16, not '%s'", dtype_s);
+        else if (strcmp(dtype_s, "f32")) return cli_fail("apply: --dtype for hf must be f32, f16 or bf16, not '%s'", dtype_s);
     }
     cce_model *m = NULL, *c = NULL;
     cce_tokenizer *tok = NULL;
@@ -283,23 +287,32 @@ int cmd_apply(int argc, char **argv) {
     if (cli_open_model(n_pos ? pos[0] : NULL, cli_get(opts, n_opts, "tokenizer"), 1, &m, &tok)) goto done;
     if ((rc = cli_open_plan(m, tok, plan_path, cli_get(opts, n_opts, "calib"), &p, &c))) goto done;
     rc = 1;
-    if (cce_export_hf_dtype(c, tok, out_path, dtype, &err)) {
-        rc = cli_fail_err(&err);
+    cce_gguf_export_info gi;
+    memset(&gi, 0, sizeof gi);
+    if (gguf ? cce_export_gguf_ex(c, tok, out_path, gtype, &gi, &err) : cce_export_hf_dtype(c, tok, out_path, dtype, &err)) {
+        if (cli_interrupted) {
+            fprintf(stderr, "cce: interrupted\n");
+            rc = 130;
+        } else rc = cli_fail_err(&err);
         goto done;
     }
+    if (gguf && gi.note[0]) fprintf(stderr, "cce: note: %s: %s\n", out_path, gi.note);
     cce_param_count pc = cce_model_params(c), p0 = cce_model_params(m);
-    uint64_t bytes = cce_export_dir_bytes(out_path);
+    uint64_t bytes = gguf ? gi.bytes : cce_export_dir_bytes(out_path);
+    const char *fmt_name = gguf ? "gguf" : "hf";
     if (cli_get(opts, n_opts, "json")) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "output", out_path);
-        cJSON_AddStringToObject(o, "format", "hf");
+        cJSON_AddStringToObject(o, "format", fmt_name);
+        if (gguf) cJSON_AddStringToObject(o, "arch", gi.arch);
         cJSON_AddNumberToObject(o, "params_before", (double)p0.non_embedding);
         cJSON_AddNumberToObject(o, "params_after", (double)pc.non_embedding);
         cJSON_AddNumberToObject(o, "removed_fraction", 1.0 - (double)pc.non_embedding / (double)p0.non_embedding);
         cJSON_AddNumberToObject(o, "bytes", (double)bytes);
         cli_json_print(o);
     } else {
-        printf("wrote %s (hf): non-embedding parameters %lld -> %lld (%.2f%% removed), %llu bytes on disk\n", out_path,
+        printf("wrote %s (%s%s%s): non-embedding parameters %lld -> %lld (%.2f%% removed), %llu bytes on disk\n", out_path,
+               fmt_name, gguf ? ", architecture " : "", gguf ? gi.arch : "",
                (long long)p0.non_embedding, (long long)pc.non_embedding,
                100.0 * (1.0 - (double)pc.non_embedding / (double)p0.non_embedding), (unsigned long long)bytes);
     }
