@@ -477,6 +477,23 @@ static cce_status rd_plan(rd *r, const cJSON *root, const cce_model *m, cce_plan
     cJSON_free(text);
     if (s) return s;
     if (m && (s = cce_plan_finish(p, m, r->err))) return cce_err_prefix(r->err, s, what);
+    /* the predictions as they were saved (the plan reader recomputes nothing it cannot: a
+     * session keeps them until the same analysis is there to recompute them) */
+    static const char *const lk[4] = {"L_rec", "L_sim", "L_reg", "L_CCE"};
+    const cJSON *pr = get(po, "predicted"), *bl = get(po, "blocks");
+    double *tot[4] = {&p->L_rec, &p->L_sim, &p->L_reg, &p->L_cce};
+    for (int k = 0; cJSON_IsObject(pr) && k < 4; k++) {
+        const cJSON *v = get(pr, lk[k]);
+        if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) *tot[k] = v->valuedouble;
+    }
+    int l = 0;
+    for (const cJSON *b = cJSON_IsArray(bl) ? bl->child : NULL; b && l < p->n_blocks; b = b->next, l++) {
+        double *v4[4] = {&p->blocks[l].L_rec, &p->blocks[l].L_sim, &p->blocks[l].L_reg, &p->blocks[l].L_cce};
+        for (int k = 0; k < 4; k++) {
+            const cJSON *v = get(b, lk[k]);
+            if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) *v4[k] = v->valuedouble;
+        }
+    }
     return CCE_OK;
 }
 

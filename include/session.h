@@ -25,7 +25,9 @@
  * pins and forces by the model's component counts), block, kind and component indices in range
  * for the model, an unknown major format_version refused, and — given the model — its shapes
  * and sha256 must be the session's. The plan goes through plan.h's validating reader and
- * cce_plan_finish against the model. Every refusal is one line naming the file and the field.
+ * cce_plan_finish against the model; its predicted losses are kept as saved (finite numbers
+ * only), for the caller to recompute (cce_plan_losses) once the same analysis is there. Every
+ * refusal is one line naming the file and the field.
  *
  * Session names (the NAME of `:save NAME`) are file names without a directory: 1..64 of
  * [A-Za-z0-9_.-], starting with a letter or digit, not ending in ".analysis" (the analysis file
