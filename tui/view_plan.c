@@ -96,6 +96,13 @@ static int pins_on_block(const app *a, int l, int *forces) {
     return n;
 }
 
+/* The first of n texts that fits in w columns (the last one, cut, when none does). */
+static int text_fit(canvas *c, int x, int y, int w, const char *const *forms, int n, int role, int attr) {
+    for (int i = 0; i < n; i++)
+        if (canvas_text_width(forms[i]) <= w || i == n - 1) return canvas_text(c, x, y, w, forms[i], role, attr);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ sections */
 
 static void draw_budget(app *a, canvas *c, rect r, int y, const cce_plan *p) {
@@ -123,14 +130,21 @@ static void draw_budget(app *a, canvas *c, rect r, int y, const cce_plan *p) {
     }
     fmt_count(p->params_before, before, sizeof before);
     fmt_count(p->params_after, kept, sizeof kept);
-    if (target > 0)
+    char f2[256], f3[128];
+    if (target > 0) {
         snprintf(line, sizeof line, "%.1f%% removed (target %.1f%%) of %s non-embedding parameters %s %s", 100 * f,
                  100 * target, before, g->right, kept);
-    else
+        snprintf(f2, sizeof f2, "%.1f%% of %s removed (target %.1f%%) %s %s", 100 * f, before, 100 * target, g->right, kept);
+        snprintf(f3, sizeof f3, "%.1f%% removed (target %.1f%%)", 100 * f, 100 * target);
+    } else {
         snprintf(line, sizeof line, "threshold mode: %s and %s decide each block; %.1f%% of %s non-embedding parameters %s %s",
                  g->eps, g->tau, 100 * f, before, g->right, kept);
+        snprintf(f2, sizeof f2, "thresholds %s %s decide: %.1f%% of %s removed", g->eps, g->tau, 100 * f, before);
+        snprintf(f3, sizeof f3, "thresholds: %.1f%% removed", 100 * f);
+    }
     int role = target > 0 && f + 1e-9 < target ? ROLE_WARN : ROLE_DEFAULT;
-    draw_wrapped(c, x, y, r.x + r.w - x - 1, 1, line, role, 0);
+    const char *forms[3] = {line, f2, f3};
+    text_fit(c, x, y, r.x + r.w - x - 1, forms, 3, role, 0);
 }
 
 static void draw_predicted(app *a, canvas *c, rect r, int y, const cce_plan *p) {
@@ -152,18 +166,26 @@ static void draw_predicted(app *a, canvas *c, rect r, int y, const cce_plan *p) 
     x += canvas_text(c, x, y, 11, "predicted ", ROLE_HEADER, 0);
     /* "L_rec 0.132 · L_sim 0.0559 · L_reg 0.849 · L_CCE = 1·L_rec + 0·L_sim + 0·L_reg = 0.132" */
     const char *mul = a->th.utf8 ? "·" : "*";
+    char f2[256];
     snprintf(line, sizeof line, "L_rec %s%sL_sim %s%sL_reg %s%sL_CCE = %s%sL_rec + %s%sL_sim + %s%sL_reg = ", rec, dot, sim, dot,
              reg, dot, al, mul, be, mul, ga, mul);
-    x += canvas_text(c, x, y, r.x + r.w - x, line, ROLE_DEFAULT, 0);
-    x += canvas_text(c, x, y, r.x + r.w - x, cc, ROLE_ACCENT, ATTR_BOLD);
-    /* right: blocks used, re-plan time or state */
+    snprintf(f2, sizeof f2, "L_rec %s%sL_sim %s%sL_reg %s%sL_CCE ", rec, dot, sim, dot, reg, dot);
+    int room = r.x + r.w - x - 1 - (int)strlen(cc);
+    const char *forms[2] = {line, f2};
+    x += text_fit(c, x, y, room, forms, 2, ROLE_DEFAULT, 0);
+    canvas_text(c, x, y, r.x + r.w - x, cc, ROLE_ACCENT, ATTR_BOLD);
+    /* the next row: what the plan is made from, and how fresh it is */
+    y++;
     if (a->mask_times) snprintf(ms, sizeof ms, "- ms");
     else snprintf(ms, sizeof ms, "%.2f ms", a->plan_ms);
-    if (a->plan_frozen) snprintf(line, sizeof line, "restored from session %s", a->session_name);
-    else if (a->plan_want != a->plan_have) snprintf(line, sizeof line, "%d/%d blocks%sre-planning%s", a->plan_blocks, L, dot, g->ellipsis);
-    else snprintf(line, sizeof line, "%d/%d blocks%sre-plan %s", a->plan_blocks, L, dot, ms);
-    int w = canvas_text_width(line);
-    if (r.x + r.w - 1 - w > x + 2) canvas_text(c, r.x + r.w - 1 - w, y, w, line, ROLE_DIM, 0);
+    char state[200];
+    if (a->plan_frozen) snprintf(state, sizeof state, "restored from session %s (kept until a knob, pin or force changes)", a->session_name);
+    else if (a->plan_want != a->plan_have) snprintf(state, sizeof state, "re-planning%s", g->ellipsis);
+    else snprintf(state, sizeof state, "re-plan %s", ms);
+    snprintf(line, sizeof line, "%s%s%s mode%s%d/%d blocks%spins %d%sforces %d", state, dot,
+             a->knob[KNOB_TARGET] > 0 ? "budget" : "threshold", dot, a->plan_blocks < 0 ? 0 : a->plan_blocks, L, dot,
+             a->n_pins, dot, a->n_forces);
+    canvas_text(c, r.x + 11, y, r.w - 12, line, ROLE_DIM, 0);
 }
 
 typedef struct {
@@ -216,9 +238,9 @@ static void draw_cell(app *a, canvas *c, int col, int x, int y, int w, int l, co
         break;
     case TC_REMOVED: {
         double rm = (double)(b->params_before - b->params_after), f = b->params_before ? rm / (double)b->params_before : 0;
-        fmt_params_short(rm, buf, sizeof buf);
+        fmt_params_short(rm, buf, sizeof buf);   // negative: the refit's biases add a few
         canvas_printf(c, x, y, 6, ROLE_DEFAULT, 0, "%6s", buf);
-        canvas_printf(c, x + 6, y, 5, ROLE_DIM, 0, "%4.0f%%", 100 * f);
+        canvas_printf(c, x + 6, y, 5, ROLE_DIM, 0, "%4.0f%%", f > -0.005 && f < 0 ? 0.0 : 100 * f);
         draw_hbar(a, c, x + 12, y, w - 12, f, ROLE_BAR);
         break;
     }
@@ -333,16 +355,14 @@ static void draw_strip(app *a, canvas *c, rect r, int y) {
         first--;
     }
     if (first > 0) x += canvas_text(c, x, y, 1, a->th.g.left, ROLE_DIM, 0);
-    for (int i = first; i < n && x < x1 - 1; i++) {
+    int i;
+    for (i = first; i < n && x < x1 - 1; i++) {
         plan_component(a, l, i, &pc);
         int st = tui_pin_state(a, l, pc.kind, pc.index), removed = plan_comp_removed(a, l, &pc);
         char item[24];
         snprintf(item, sizeof item, "%s%s%s", st == 1 ? "+" : st == 2 ? "!" : "", pc.label, removed ? a->th.g.times : "");
         int w = canvas_text_width(item);
-        if (x + w >= x1 - 1 && i < n - 1) {
-            canvas_text(c, x1 - 1, y, 1, a->th.g.right, ROLE_DIM, 0);
-            break;
-        }
+        if (x + w >= x1 - 1 && i < n - 1) break;
         int role = i == a->plan_comp ? ROLE_CURSOR : removed ? ROLE_BAR_LOW : st ? ROLE_ACCENT : ROLE_DEFAULT;
         canvas_text(c, x, y, w, item, role, i == a->plan_comp ? ATTR_BOLD : 0);
         x += w + 1;
@@ -351,6 +371,7 @@ static void draw_strip(app *a, canvas *c, rect r, int y) {
             x += 2;
         }
     }
+    if (i < n) canvas_text(c, x1 - 1, y, 1, a->th.g.right, ROLE_DIM, 0);   // more to the right
 }
 
 /* What the component under the cursor is and what the keys do with it. */
@@ -397,9 +418,10 @@ static void draw_commit(app *a, canvas *c, rect r, int y, int rows) {
     }
     if (rows <= 0) return;
     if (!a->n_commits) {
-        canvas_text(c, r.x + 1, y, r.w - 2,
-                    "no commit yet: C or :commit encodes this plan and measures perplexity, accuracy and tokens/s before and after",
-                    ROLE_DIM, 0);
+        static const char *const forms[3] = {
+            "no commit yet: C or :commit encodes this plan and measures perplexity, accuracy and tokens/s before and after",
+            "no commit yet: C encodes this plan and measures ppl, accuracy, tokens/s", "no commit yet (C commits)"};
+        text_fit(c, r.x + 1, y, r.w - 2, forms, 3, ROLE_DIM, 0);
         return;
     }
     const cce_commit_record *m = &a->commits[a->n_commits - 1];
@@ -476,9 +498,13 @@ static void draw_commit(app *a, canvas *c, rect r, int y, int rows) {
     if (rows > 0) {
         char line[1400];
         const char *base = strrchr(m->eval_path, '/');
-        snprintf(line, sizeof line, "measured on %s: %ld tokens in windows of %d %s eval.h's protocol; `cce eval` with --max-tokens %ld agrees",
+        char f2[1200];
+        snprintf(line, sizeof line, "measured on %s: %ld tokens in windows of %d %s `cce eval DIR --text FILE --max-tokens %ld` measures the same",
                  base ? base + 1 : m->eval_path, m->eval_tokens, m->eval_seq_len, g->dash, m->eval_tokens);
-        canvas_text(c, r.x + 3, y, r.w - 4, line, ROLE_DIM, 0);
+        snprintf(f2, sizeof f2, "measured on %s: %ld tokens, windows of %d", base ? base + 1 : m->eval_path, m->eval_tokens,
+                 m->eval_seq_len);
+        const char *forms[2] = {line, f2};
+        text_fit(c, r.x + 3, y, r.w - 4, forms, 2, ROLE_DIM, 0);
     }
 }
 
@@ -496,7 +522,8 @@ static void plan_draw(app *a, canvas *c, rect r) {
         draw_center(c, r, r.y + r.h / 2, "the planner has not answered yet", ROLE_DIM, 0);
         return;
     }
-    draw_predicted(a, c, r, y++, p);
+    draw_predicted(a, c, r, y, p);
+    y += 2;
     if (a->plan_err[0]) {
         char line[700];
         snprintf(line, sizeof line, "re-plan failed: %s (the plan shown is the previous one)", a->plan_err);
