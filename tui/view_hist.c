@@ -112,7 +112,7 @@ static void draw_panel(app *a, canvas *c, rect r, const cce_block_result *b, int
     const cce_hist *cmp = committed_hist(a, a->layer, s, h);
     char title[96], tv[48] = "";
     if (cmp) snprintf(tv, sizeof tv, "  TV %.3f", cce_hist_tv_distance(h, cmp));
-    else if (h && a->committed) snprintf(tv, sizeof tv, "  not run when committed");
+    else if (h && a->committed) snprintf(tv, sizeof tv, "  dropped");
     snprintf(title, sizeof title, "%s%s%s", cce_tap_site_name((cce_tap_site)s), selected && !verbose ? " *" : "", tv);
     draw_box(a, c, r, title, selected ? ROLE_ACCENT : ROLE_DIM);
     if (selected) canvas_set_role(c, (rect){r.x + 1, r.y, canvas_text_width(title) + 2, 1}, ROLE_TAB_ACTIVE);
@@ -139,10 +139,12 @@ static void hist_draw(app *a, canvas *c, rect r) {
     char t[300], t2[200];
     snprintf(t, sizeof t, "block %d activations, %s counts  (arrows: site, z: %s, y: %s scale)", a->layer,
              a->hist_log ? "log" : "linear", a->hist_zoom ? "all sites" : "zoom", a->hist_log ? "linear" : "log");
-    int x = r.x + 1 + canvas_text(c, r.x + 1, r.y, r.w - 2, t, ROLE_HEADER, 0);
     if (a->committed) snprintf(t2, sizeof t2, "   %s original  %s committed #%d%s", a->th.g.full, a->th.g.dot, a->n_commits,
                                a->committed_same ? "" : " (an earlier plan)");
     else snprintf(t2, sizeof t2, "   original (C commits the plan; its histograms are drawn over these)");
+    if (canvas_text_width(t) + canvas_text_width(t2) > r.w - 2 && a->committed)   // the legend matters more than the key hints
+        snprintf(t, sizeof t, "block %d activations, %s counts", a->layer, a->hist_log ? "log" : "linear");
+    int x = r.x + 1 + canvas_text(c, r.x + 1, r.y, r.w - 2, t, ROLE_HEADER, 0);
     if (x < r.x + r.w - 2) canvas_text(c, x, r.y, r.x + r.w - 1 - x, t2, a->committed ? ROLE_ACCENT : ROLE_DIM, 0);
     rect area = {r.x, r.y + 1, r.w, r.h - 1};
     if (a->hist_zoom) {

@@ -122,10 +122,6 @@ static void c_premoved(app *a, canvas *c, int x, int y, int w, int l, const cce_
     draw_hbar(a, c, x + 7, y, w - 7, f, ROLE_BAR);
 }
 
-static void c_hd(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
-    canvas_printf(c, x, y, w, ROLE_DEFAULT, 0, "%*d", w, a->model->cfg.head_dim);
-}
-
 static void c_params(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
     double p = (double)cce_layer_params(a->model, l);
     char b[32];
@@ -200,7 +196,6 @@ static const layer_col cols[] = {
     {"plan", "L_reg", 6, 5, 0, c_preg},
     {"plan", "L_CCE", 6, 1, 0, c_pcce},
     {"plan", "removed", 13, 1, 0, c_premoved},
-    {"shape", "d_h", 4, 9, 0, c_hd},
     {"shape", "params", 7, 7, 0, c_params},
     {"distance", "angular", 14, 4, 1, c_ang},
     {"distance", "infl.", 6, 8, 1, c_infl},

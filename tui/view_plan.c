@@ -429,7 +429,7 @@ static void draw_commit(app *a, canvas *c, rect r, int y, int rows) {
     const char *state = a->committed ? (a->committed_same ? "the plan shown" : "the plan shown has changed since")
                                      : "from the session; C commits the plan shown";
     snprintf(head, sizeof head, "last commit #%d (%s)", a->n_commits, state);
-    int cw[5] = {24, 16, 16, 12, 0};   // label, before, after, change, predicted (the rest)
+    int cw[5] = {23, 15, 15, 11, 0};   // label, before, after, change, predicted (the rest)
     int x = r.x + 1;
     canvas_text(c, x, y, r.w - 2, head, ROLE_HEADER, 0);
     y++;
@@ -532,11 +532,12 @@ static void plan_draw(app *a, canvas *c, rect r) {
     /* rows: the table (header + blocks), a rule, the block (2-4), a rule, the commit (2-8) */
     int left = r.y + r.h - y;
     int commit_rows = tui_task_running(a) ? 9 : a->n_commits ? 8 : 1;
-    int block_rows = 3;
+    int block_rows = 4;
     int table_rows = L;
     while (1 + table_rows + 1 + block_rows + 1 + commit_rows > left) {
-        if (block_rows > 2) block_rows--;
+        if (block_rows > 3) block_rows--;
         else if (commit_rows > 7) commit_rows--;
+        else if (block_rows > 2) block_rows--;
         else if (table_rows > 3) table_rows--;
         else if (commit_rows > 2) commit_rows--;
         else if (table_rows > 1) table_rows--;
