@@ -172,8 +172,8 @@ static int switch_view(app *a, int id) {
 }
 
 static int act_quit(app *a, const action *act, const char *args) {
-    if (!a->dirty) return R_QUIT;
-    a->asking_quit = 1;   // tui_dispatch_key takes the answer
+    if (!a->dirty && !tui_task_running(a)) return R_QUIT;
+    a->asking_quit = 1;   // tui_dispatch_key takes the answer (a running commit would be lost too)
     return R_REDRAW;
 }
 

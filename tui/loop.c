@@ -158,8 +158,8 @@ static void draw_bottom(app *a, canvas *c, int y) {
     if (a->asking_quit) {
         char q[300], nm[72];
         tui_default_session_name(a, nm, sizeof nm);
-        snprintf(q, sizeof q, "Unsaved changes%s. Save session '%s' before quitting? y: save and quit  n: quit  Esc: stay",
-                 tui_task_running(a) ? " (the running commit is cancelled)" : "", nm);
+        snprintf(q, sizeof q, "%s. Save session '%s' before quitting? y: save and quit  n: quit  Esc: stay",
+                 tui_task_running(a) ? "A commit is running (quitting cancels it)" : "Unsaved changes", nm);
         canvas_text(c, 1, y, a->w - 2, q, ROLE_WARN, ATTR_BOLD);
         return;
     }

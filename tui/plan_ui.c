@@ -468,7 +468,8 @@ int tui_export(app *a, const char *path) {
     cce_status s = cce_plan_save(&p, path, &err);
     int L = tui_n_layers(a);
     if (s) tui_log(a, LOG_ERROR, "export: %s", err.msg);
-    else
+    else tui_message(a, LOG_INFO, "exported the plan to %s (cce apply MODEL --plan %s -o DIR)", path, path);
+    if (!s)
         tui_log(a, LOG_EVENT, "exported the plan to %s: %.1f%% of non-embedding parameters removed, %d/%d blocks analysed (cce apply MODEL --plan %s -o DIR)",
                 path, 100 * p.removed_fraction, a->plan_blocks, L, path);
     cce_plan_free(&p);
@@ -538,6 +539,7 @@ int tui_session_save(app *a, const char *name_in) {
     a->dirty = 0;
     tui_log(a, LOG_EVENT, "saved session %s to %s (%d commit%s%s)", name, path, a->n_commits, a->n_commits == 1 ? "" : "s",
             afile[0] ? ", analysis beside it" : "");
+    tui_message(a, LOG_INFO, "saved %s", path);
     return 0;
 }
 
@@ -646,6 +648,8 @@ int tui_session_load(app *a, const char *name) {
     a->dirty = 0;
     tui_log(a, LOG_EVENT, "loaded session %s (%s, %s): %.1f%% of parameters removed, %d commit%s; analysis %s", name,
             s.program, path, 100 * a->plan.removed_fraction, a->n_commits, a->n_commits == 1 ? "" : "s", how);
+    tui_message(a, LOG_INFO, "loaded session %s: %.1f%% removed, %d commit%s; analysis %s", name,
+                100 * a->plan.removed_fraction, a->n_commits, a->n_commits == 1 ? "" : "s", how);
     cce_session_free(&s);
     return restart ? R_RESTART | R_REDRAW : R_REDRAW;
 }

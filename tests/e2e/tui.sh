@@ -124,7 +124,9 @@ sed 's/"format_version":\t"1.0"/"format_version":\t"7.0"/' sessions/tour.json > 
 sed '0,/"sha256":\t"[0-9a-f]*"/s//"sha256":\t"0000000000000000000000000000000000000000000000000000000000000000"/' sessions/tour.json > sessions/other.json
 sed 's/"heads_removed":\t\[\([0-9]\)/"heads_removed":\t[99, \1/' sessions/tour.json > sessions/range.json
 head -c 300 sessions/tour.json > sessions/cut.json
-printf 'wait analysis\ncmd :load future\nexpect major version 7 is not supported\ncmd :load other\nexpect made for another model\ncmd :load range\nexpect a removed head is outside 0..7\ncmd :load cut\nexpect not valid JSON\ncmd :load ../etc\nexpect is not allowed\ncmd :load nosuch\nexpect saved:\nkey 5\nexpect 21.3%% removed\n' > "$T/hostile.script"
+awk '/"sha256":/ && ++n == 2 { sub(/"[0-9a-f]+"/, "\"1111111111111111111111111111111111111111111111111111111111111111\"") } 1' \
+    sessions/tour.json > sessions/calib.json   # the second sha256 is the calibration's
+printf 'wait analysis\ncmd :load future\nexpect major version 7 is not supported\ncmd :load other\nexpect made for another model\ncmd :load range\nexpect a removed head is outside 0..7\ncmd :load cut\nexpect not valid JSON\ncmd :load calib\nexpect was made with the calibration text\ncmd :load ../etc\nexpect is not allowed\ncmd :load nosuch\nexpect saved:\nkey 5\nexpect 21.3%% removed\n' > "$T/hostile.script"
 if "$CCE" tui "$M" --script "$T/hostile.script" 2> "$T/hostile.err"; then echo "PASS tui_session_hostile_refused"
 else echo "FAIL tui_session_hostile_refused: $(head -2 "$T/hostile.err")"; fi
 
