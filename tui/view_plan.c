@@ -108,7 +108,7 @@ static int text_fit(canvas *c, int x, int y, int w, const char *const *forms, in
 static void draw_budget(app *a, canvas *c, rect r, int y, const cce_plan *p) {
     char line[512], kept[32], before[32];
     const theme_glyphs *g = &a->th.g;
-    double target = a->knob[KNOB_TARGET];
+    double target = p ? p->knobs.target : a->knob[KNOB_TARGET];
     int bar_w = r.w >= 100 ? 30 : 16;
     int x = r.x + 1;
     x += canvas_text(c, x, y, 8, "budget ", ROLE_HEADER, 0);
@@ -154,9 +154,9 @@ static void draw_predicted(app *a, canvas *c, rect r, int y, const cce_plan *p) 
     int L = tui_n_layers(a);
     if (!p) return;
     char al[16], be[16], ga[16];
-    fmt_num(a->knob[KNOB_ALPHA], al, sizeof al);
-    fmt_num(a->knob[KNOB_BETA], be, sizeof be);
-    fmt_num(a->knob[KNOB_GAMMA], ga, sizeof ga);
+    fmt_num(p->knobs.alpha, al, sizeof al);   // the knobs this plan was made with
+    fmt_num(p->knobs.beta, be, sizeof be);
+    fmt_num(p->knobs.gamma, ga, sizeof ga);
     char rec[16], sim[16], reg[16], cc[16];
     fmt_num(p->L_rec, rec, sizeof rec);
     fmt_num(p->L_sim, sim, sizeof sim);
@@ -183,7 +183,7 @@ static void draw_predicted(app *a, canvas *c, rect r, int y, const cce_plan *p) 
     else if (a->plan_want != a->plan_have) snprintf(state, sizeof state, "re-planning%s", g->ellipsis);
     else snprintf(state, sizeof state, "re-plan %s", ms);
     snprintf(line, sizeof line, "%s%s%s mode%s%d/%d blocks%spins %d%sforces %d", state, dot,
-             a->knob[KNOB_TARGET] > 0 ? "budget" : "threshold", dot, a->plan_blocks < 0 ? 0 : a->plan_blocks, L, dot,
+             p->knobs.target > 0 ? "budget" : "threshold", dot, a->plan_blocks < 0 ? 0 : a->plan_blocks, L, dot,
              a->n_pins, dot, a->n_forces);
     canvas_text(c, r.x + 11, y, r.w - 12, line, ROLE_DIM, 0);
 }
@@ -247,9 +247,9 @@ static void draw_cell(app *a, canvas *c, int col, int x, int y, int w, int l, co
     case TC_PIN: {
         int nf, np = pins_on_block(a, l, &nf);
         if (np || nf) {
-            snprintf(buf, sizeof buf, "%s%d%s%s%d", np ? "+" : "", np, np && nf ? " " : "", nf ? "!" : "", nf);
-            if (!np) snprintf(buf, sizeof buf, "!%d", nf);
-            if (!nf) snprintf(buf, sizeof buf, "+%d", np);
+            if (np && nf) snprintf(buf, sizeof buf, "+%d !%d", np, nf);
+            else if (np) snprintf(buf, sizeof buf, "+%d", np);
+            else snprintf(buf, sizeof buf, "!%d", nf);
             canvas_text(c, x, y, w, buf, ROLE_ACCENT, 0);
         }
         break;
