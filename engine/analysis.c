@@ -215,23 +215,46 @@ cleanup:
     return st;
 }
 
-/* Contribution energy tr(W_c C_cc W_cᵀ) of each component, for the scores. */
-static void contribution_energy(const double *cov, int n, const cce_components *comps, const float *w, int d,
-                                int ldw, double *var) {
-    for (int c = 0; c < comps->n_comp; c++) {
+/* Contribution energy tr(W_c C_cc W_cᵀ) of each component, for the scores: single columns
+ * C_ii ‖w_i‖²; blocks through one GEMM T = W_c C_cc (d, s) and <T, W_c>. */
+static cce_status contribution_energy(const double *cov, int n, const cce_components *comps, const float *w, int d,
+                                      int ldw, double *var, cce_err *err) {
+    int smax = 1;
+    for (int c = 0; c < comps->n_comp; c++)
+        if (comps->off[c + 1] - comps->off[c] > smax) smax = comps->off[c + 1] - comps->off[c];
+    double *wc = NULL, *cc = NULL, *t = NULL;
+    if (smax > 1) {
+        wc = cce_alloc((size_t)(d > 0 ? d : 1), (size_t)smax * sizeof(double));   // (d, s)
+        cc = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));              // (s, s)
+        t = cce_alloc((size_t)(d > 0 ? d : 1), (size_t)smax * sizeof(double));    // (d, s)
+        if (!wc || !cc || !t) {
+            cce_free(wc); cce_free(cc); cce_free(t);
+            return cce_err_set(err, CCE_ENOMEM, "redundancy: cannot allocate (%d, %d) scratch", d, smax);
+        }
+    }
+    cce_status st = CCE_OK;
+    for (int c = 0; c < comps->n_comp && !st; c++) {
         const int *ic = comps->idx + comps->off[c];
         int s = comps->off[c + 1] - comps->off[c];
         double v = 0;
-        for (int r = 0; r < d; r++) {
-            const float *wr = w + (size_t)r * ldw;
-            for (int x = 0; x < s; x++) {
-                double t = 0;
-                for (int y = 0; y < s; y++) t += cov[(size_t)ic[x] * n + ic[y]] * wr[ic[y]];
-                v += t * wr[ic[x]];
-            }
+        if (s == 1) {
+            for (int r = 0; r < d; r++) v += (double)w[(size_t)r * ldw + ic[0]] * w[(size_t)r * ldw + ic[0]];
+            v *= cov[(size_t)ic[0] * n + ic[0]];
+        } else {
+            for (int r = 0; r < d; r++)
+                for (int x = 0; x < s; x++) wc[(size_t)r * s + x] = w[(size_t)r * ldw + ic[x]];
+            for (int x = 0; x < s; x++)
+                for (int y = 0; y < s; y++) cc[x * s + y] = cov[(size_t)ic[x] * n + ic[y]];
+            cce_matd W = {wc, d, s, s}, C = {cc, s, s, s}, T = {t, d, s, s};
+            st = cce_linalg_gemm_d(0, 0, 1.0, &W, &C, 0.0, &T, err);
+            for (size_t i = 0; i < (size_t)d * s; i++) v += t[i] * wc[i];
         }
         var[c] = v;
     }
+    cce_free(wc);
+    cce_free(cc);
+    cce_free(t);
+    return st;
 }
 
 cce_status cce_redundancy(const double *cov, int n, const cce_components *comps, const float *w,
@@ -249,7 +272,7 @@ cce_status cce_redundancy(const double *cov, int n, const cce_components *comps,
         goto cleanup;
     }
     if ((st = cce_select_obs_loo(cov, n, comps, w, d, ldw, ridge, 0, ord, curve, loo, NULL, NULL, err))) goto cleanup;
-    contribution_energy(cov, n, comps, w, d, ldw, var);
+    if ((st = contribution_energy(cov, n, comps, w, d, ldw, var, err))) goto cleanup;
     for (int c = 0; c < nc; c++) {
         double res = loo[c] < var[c] ? loo[c] : var[c];
         if (cost) cost[c] = (float)res;
@@ -698,15 +721,21 @@ static cce_status weight_spectrum(const cce_linear *lin, const float *w, const c
     cce_matd W = {wd, out, in, in}, Gm = {g, n, n, n}, Am = {a, n, n, n};
     if ((st = cce_linalg_syrk_d(out > in, 1.0, &W, 0.0, &Gm, err))) goto cleanup;
     cce_linalg_symmetrize_d(g, n);
-    if (out <= in) {   // aware Gram W M Wᵀ (out, out): T = W M (out, in), then T Wᵀ
-        cce_matd Mm = {(double *)m2, in, in, in}, T = {a, out, in, in};
-        double *t2 = cce_alloc((size_t)out, (size_t)out * sizeof(double));
-        if (!t2) { st = cce_err_set(err, CCE_ENOMEM, "analysis: %s: cannot allocate (%d, %d)", name, out, out); goto cleanup; }
-        cce_matd T2 = {t2, out, out, out};
-        st = cce_linalg_gemm_d(0, 0, 1.0, &W, &Mm, 0.0, &T, err);
-        if (!st) st = cce_linalg_gemm_d(0, 1, 1.0, &T, &W, 0.0, &T2, err);
-        if (!st) memcpy(a, t2, (size_t)out * out * sizeof(double));
-        cce_free(t2);
+    if (out <= in) {   // aware Gram W M Wᵀ (out, out): T = W M (out, in), then T Wᵀ, in float: M
+                       // itself is only float-accurate (accumulated by float ssyrk per chunk)
+        float *mf = cce_alloc((size_t)in, (size_t)in * sizeof(float)), *tf = cce_alloc((size_t)out, (size_t)in * sizeof(float));
+        float *af = cce_alloc((size_t)out, (size_t)out * sizeof(float));
+        if (!mf || !tf || !af) {
+            cce_free(mf); cce_free(tf); cce_free(af);
+            st = cce_err_set(err, CCE_ENOMEM, "analysis: %s: cannot allocate (%d, %d)", name, in, in);
+            goto cleanup;
+        }
+        for (size_t i = 0; i < (size_t)in * in; i++) mf[i] = (float)m2[i];
+        cce_mat Wf = {(float *)w, out, in, in}, Mf = {mf, in, in, in}, Tf = {tf, out, in, in}, Af = {af, out, out, out};
+        st = cce_linalg_gemm(0, 0, 1.0f, &Wf, &Mf, 0.0f, &Tf, err);
+        if (!st) st = cce_linalg_gemm(0, 1, 1.0f, &Tf, &Wf, 0.0f, &Af, err);
+        for (size_t i = 0; !st && i < (size_t)out * out; i++) a[i] = af[i];
+        cce_free(mf); cce_free(tf); cce_free(af);
         if (st) goto cleanup;
     } else {           // aware Gram Lᵀ (WᵀW) L (in, in)
         double md = 0;
@@ -868,13 +897,13 @@ static cce_status gram_add_columns(const float *w, int d, int ldw, const int *co
 }
 
 /* Nuclear norm of W restricted to the columns that remain after each prefix of order: exact at
- * up to 17 evenly spaced prefixes k (all of them when n_comp <= 16), linear between them. The
+ * every k when n_comp <= 16 (heads), else at 9 evenly spaced k (neurons), linear between them. The
  * (d, d) Gram of the remaining columns is kept by downdates; once at most d columns remain, their
  * own (m, m) Gram is used instead (the smaller eigenproblem). nuc (n_comp + 1). */
 static cce_status nuc_curve(const float *w, int d, int ldw, const cce_components *comps, const int *order,
                             double *nuc, cce_analysis *j, cce_err *err) {
     int nc = comps->n_comp, nn = comps->off[nc];
-    int npts = nc + 1 <= 17 ? nc + 1 : 17;
+    int npts = nc + 1 <= 17 ? nc + 1 : 9;
     double *A = cce_alloc_zero((size_t)d, (size_t)d * sizeof(double));   // (d, d)
     double *S = cce_alloc((size_t)d, (size_t)d * sizeof(double));        // (d, d) Gram scratch
     float *Sf = cce_alloc((size_t)d, (size_t)d * sizeof(float));         // (d, d) its float copy
@@ -985,11 +1014,15 @@ struct block_ctx {
     const float *w[CCE_LIN_COUNT];
     float *owned[CCE_LIN_COUNT];
     int n_tasks;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int neurons_done;   // 0 running, 1 order ready, -1 failed (under mu)
     struct { int kind, arg; double secs, blas; cce_status st; cce_err err; } task[16];
     atomic_int next;
+    int sync_ready;   // mu / cv initialised
 };
 
-enum { TK_NEURONS, TK_HEADS, TK_EIGEN, TK_SPECTRUM };
+enum { TK_NEURONS, TK_HEADS, TK_EIGEN, TK_SPECTRUM, TK_NEURON_NUC };
 static const int lin_site[CCE_LIN_COUNT] = {CCE_COV_ATTN_IN, CCE_COV_ATTN_IN, CCE_COV_ATTN_IN, CCE_COV_HEADS,
                                              CCE_COV_FFN_IN, CCE_COV_FFN_IN, CCE_COV_FFN_ACT};
 
@@ -1025,7 +1058,7 @@ static cce_status task_neurons(block_ctx *b, cce_err *err) {
     const float *w2 = b->w[CCE_LIN_W2];
     st = cce_select_obs_loo(cov, m, &comps, w2, d, m, j->opts.ridge, 0, cv->order, cv->cost, loo, obs_cancel, j, err);
     if (st) goto cleanup;
-    contribution_energy(cov, m, &comps, w2, d, m, var);
+    if ((st = contribution_energy(cov, m, &comps, w2, d, m, var, err))) goto cleanup;
     for (int i = 0; i < m; i++) {
         double res = loo[i] < var[i] ? loo[i] : var[i];
         r->neuron_cost[i] = (float)res;
@@ -1036,8 +1069,11 @@ static cce_status task_neurons(block_ctx *b, cce_err *err) {
     for (int k = 0; k <= m; k++) cv->params[k] = per * k;
     corr_ctx cc = {cov, m};
     sim_curve(m, cv->order, abs_corr, &cc, cv->sim);
-    st = nuc_curve(w2, d, m, &comps, cv->order, cv->nuc, j, err);
 cleanup:
+    pthread_mutex_lock(&b->mu);   // the nuclear-norm task waits for the order
+    b->neurons_done = st ? -1 : 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
     cce_free(off);
     cce_free(idx);
     cce_free(loo);
@@ -1076,7 +1112,7 @@ static cce_status task_heads(block_ctx *b, cce_err *err) {
     if ((st = cce_cka_from_cov(cov, qd, &heads, wo, d, qd, r->head_cka, err))) goto cleanup;
     st = cce_select_obs_loo(cov, qd, &heads, wo, d, qd, j->opts.ridge, 0, cv->order, cv->cost, loo, obs_cancel, j, err);
     if (st) goto cleanup;
-    contribution_energy(cov, qd, &heads, wo, d, qd, var);
+    if ((st = contribution_energy(cov, qd, &heads, wo, d, qd, var, err))) goto cleanup;
     for (int h = 0; h < nh; h++) {
         double res = loo[h] < var[h] ? loo[h] : var[h];
         r->head_cost[h] = (float)res;
@@ -1121,6 +1157,30 @@ cleanup:
     return st;
 }
 
+/* The neurons' nuclear-norm curve, once task_neurons has the order (it was taken earlier). */
+static cce_status task_neuron_nuc(block_ctx *b, cce_err *err) {
+    pthread_mutex_lock(&b->mu);
+    while (!b->neurons_done) pthread_cond_wait(&b->cv, &b->mu);
+    int ok = b->neurons_done > 0;
+    pthread_mutex_unlock(&b->mu);
+    if (!ok) return CCE_OK;   // the neurons task reports its own failure
+    int m = b->ly->hidden;
+    int *off = cce_alloc((size_t)m + 1, sizeof(int)), *idx = cce_alloc((size_t)m, sizeof(int));
+    cce_status st;
+    if (!off || !idx) {
+        st = cce_err_set(err, CCE_ENOMEM, "analysis: block %d: cannot allocate %d components", b->l, m);
+    } else {
+        for (int i = 0; i <= m; i++) off[i] = i;
+        for (int i = 0; i < m; i++) idx[i] = i;
+        cce_components comps = {m, off, idx};
+        cce_curve *cv = &b->r->curves[CCE_CURVE_NEURONS];
+        st = nuc_curve(b->w[CCE_LIN_W2], b->r->dim, m, &comps, cv->order, cv->nuc, b->j, err);
+    }
+    cce_free(off);
+    cce_free(idx);
+    return st;
+}
+
 static cce_status eigen_of(const double *cov, int n, float eps, cce_spectrum *sp, cce_err *err) {
     sp->n = n;
     sp->values = cce_alloc((size_t)n, sizeof(float));
@@ -1145,6 +1205,7 @@ static cce_status task_run(block_ctx *b, int t, cce_err *err) {
     switch (kind) {
     case TK_NEURONS: return task_neurons(b, err);
     case TK_HEADS: return task_heads(b, err);
+    case TK_NEURON_NUC: return task_neuron_nuc(b, err);
     case TK_EIGEN: return eigen_of(b->cov[k], b->dims[k], j->opts.eps, &b->r->eig[k], err);
     default: {
         const cce_linear *lin = cce_layer_lin_c(b->ly, k);
@@ -1163,6 +1224,12 @@ static void *task_worker(void *arg) {
         if (t >= b->n_tasks) break;
         if (atomic_load(&b->j->cancel)) {
             b->task[t].st = cce_err_set(&b->task[t].err, CCE_ECANCEL, "analysis: cancelled");
+            if (b->task[t].kind == TK_NEURONS) {
+                pthread_mutex_lock(&b->mu);
+                b->neurons_done = -1;
+                pthread_cond_broadcast(&b->cv);
+                pthread_mutex_unlock(&b->mu);
+            }
             continue;
         }
         double t0 = cce_now(), b0 = cce_linalg_thread_seconds();
@@ -1231,6 +1298,10 @@ static cce_status block_analyse(cce_analysis *j, int l, cce_block_result *r, cce
     int eig_sites[3] = {CCE_COV_ATTN_IN, CCE_COV_HEADS, CCE_COV_FFN_IN};
     for (int q = 0; q < 3; q++)
         if (dims[eig_sites[q]]) { b->task[b->n_tasks].kind = TK_EIGEN; b->task[b->n_tasks++].arg = eig_sites[q]; }
+    if (ly->hidden > 0) b->task[b->n_tasks++].kind = TK_NEURON_NUC;   // last: it waits for TK_NEURONS (task 0)
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->sync_ready = 1;
     atomic_store(&b->next, 0);
     atomic_store(&j->phase, PH_REDUNDANCY);
     int threads = j->opts.threads > 0 ? j->opts.threads : 2;
@@ -1245,7 +1316,7 @@ static cce_status block_analyse(cce_analysis *j, int l, cce_block_result *r, cce
         double secs = b->task[t].secs;
         r->t_blas += b->task[t].blas;
         if (b->task[t].kind == TK_EIGEN) r->t_eigen += secs;
-        else if (b->task[t].kind == TK_SPECTRUM) r->t_svd += secs;
+        else if (b->task[t].kind == TK_SPECTRUM || b->task[t].kind == TK_NEURON_NUC) r->t_svd += secs;
         else r->t_redundancy += secs;
     }
     for (int t = 0; t < b->n_tasks && !st; t++)   // the first failure in task order: deterministic
@@ -1299,6 +1370,10 @@ cleanup:
         cce_free(b->m2[s]);
     }
     for (int k = 0; k < CCE_LIN_COUNT; k++) cce_free(b->owned[k]);
+    if (b->sync_ready) {
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->cv);
+    }
     cce_free(b);
     return st;
 }

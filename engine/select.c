@@ -208,6 +208,11 @@ static int small_chol(double *a, int s, const double *floor, double *keep) {
         return 0;
     }
     memcpy(keep, a, (size_t)s * s * sizeof(double));
+    if (s >= 16) {   // LAPACK first; the scalar loop with jitter only when it fails
+        cce_matd A = {a, s, s, s};
+        if (cce_linalg_cholesky_d(&A, NULL) == CCE_OK) return 0;
+        memcpy(a, keep, (size_t)s * s * sizeof(double));
+    }
     double tr = 0;
     for (int i = 0; i < s; i++) tr += fabs(a[i * s + i]);
     double jit = tr > 0 ? tr / s * 1e-13 : 1e-300;
@@ -252,6 +257,17 @@ static void rows_times_linvt(double *x, int rows, int ldx, const double *l, int 
 /* e (s, s) = L⁻¹ g L⁻ᵀ for symmetric g; returns its trace <g, (L Lᵀ)⁻¹>. */
 static double linv_g_linvt(const double *l, const double *g, int s, double *e) {
     memcpy(e, g, (size_t)s * s * sizeof(double));
+    if (s >= 16) {   // two triangular solves through BLAS: L⁻¹ (g L⁻ᵀ)
+        cce_matd Lm = {(double *)l, s, s, s}, Em = {e, s, s, s};
+        if (cce_linalg_trsm_d(1, 1, 1, &Lm, &Em, NULL) == CCE_OK && cce_linalg_trsm_d(0, 1, 0, &Lm, &Em, NULL) == CCE_OK) {
+            double tr = 0;
+            for (int i = 0; i < s; i++) tr += e[i * s + i];
+            for (int i = 0; i < s; i++)
+                for (int j = i + 1; j < s; j++) e[i * s + j] = e[j * s + i] = 0.5 * (e[i * s + j] + e[j * s + i]);
+            return tr;
+        }
+        memcpy(e, g, (size_t)s * s * sizeof(double));
+    }
     rows_times_linvt(e, s, s, l, s);   // g L⁻ᵀ
     for (int i = 0; i < s; i++)        // transpose in place, then again: L⁻¹ (g L⁻ᵀ)
         for (int j = i + 1; j < s; j++) { double t = e[i * s + j]; e[i * s + j] = e[j * s + i]; e[j * s + i] = t; }
@@ -263,16 +279,11 @@ static double linv_g_linvt(const double *l, const double *g, int s, double *e) {
     return tr;
 }
 
-/* Element (i, j) of a symmetric matrix whose upper triangle (ld) is valid. */
-static inline double upper_get(const double *m, int ld, int i, int j) {
-    return i <= j ? m[(size_t)i * ld + j] : m[(size_t)j * ld + i];
-}
-
 /* ------------------------------------------------------------------ greedy OBS */
 
 typedef struct {
     int nc, N, R, r;      // components, stored positions, flush width, factor columns in use
-    double *P0, *G0;      // (N, N) upper triangles valid after a flush (ld N)
+    double *P0, *G0;      // (N, N) full symmetric (ld N), as of the last flush
     double *Z, *V;        // (N, R) factors since the last flush (ld R)
     double *pc, *gc;      // (N, smax) current columns of the component that goes
     double *dP, *dG;      // per component (s_c, s_c) current diagonal blocks, at boff[c]
@@ -299,13 +310,26 @@ static void obs_reload_blocks(obs_state *o) {
         double *bp = o->dP + o->boff[c], *bg = o->dG + o->boff[c];
         for (int t = 0; t < s; t++)
             for (int u = 0; u < s; u++) {
-                bp[t * s + u] = upper_get(o->P0, o->N, a + t, a + u);
-                bg[t * s + u] = upper_get(o->G0, o->N, a + t, a + u);
+                bp[t * s + u] = o->P0[(size_t)(a + t) * o->N + a + u];
+                bg[t * s + u] = o->G0[(size_t)(a + t) * o->N + a + u];
             }
     }
 }
 
-/* Fold Z, V into P0, G0; compact when the living positions fell below 80 %. */
+/* Copy the upper triangle of a (n, n) into its lower one, in 64 x 64 tiles (cache-friendly), so
+ * that a column can be read as the contiguous row. */
+static void mirror_upper(double *a, int n) {
+    enum { T = 64 };
+    for (int i0 = 0; i0 < n; i0 += T)
+        for (int j0 = 0; j0 <= i0; j0 += T) {
+            int i1 = i0 + T < n ? i0 + T : n, j1 = j0 + T < n ? j0 + T : n;
+            for (int i = i0; i < i1; i++)
+                for (int j = j0; j < j1 && j < i; j++) a[(size_t)i * n + j] = a[(size_t)j * n + i];
+        }
+}
+
+/* Fold Z, V into P0, G0 (then full symmetric again); compact when the living positions fell
+ * below 80 %. */
 static cce_status obs_flush(obs_state *o, cce_err *err) {
     if (o->r == 0) return CCE_OK;
     int N = o->N;
@@ -341,6 +365,8 @@ static cce_status obs_flush(obs_state *o, cce_err *err) {
         memset(o->dead, 0, (size_t)live);
         o->N = live;
     }
+    mirror_upper(o->P0, o->N);
+    mirror_upper(o->G0, o->N);
     obs_reload_blocks(o);
     return CCE_OK;
 }
@@ -366,12 +392,20 @@ static cce_status obs_remove(obs_state *o, int c, double *inc, cce_err *err) {
     int N = o->N, a = o->start[c], s = o->size[c], r = o->r, R = o->R;
     cce_status st;
     // current columns pc = P0[:, a..a+s) − Z Z_cᵀ, gc = G0[:, a..a+s) − Z V_cᵀ − V Z_cᵀ, (N, s)
-    for (int i = 0; i < N; i++)
-        for (int t = 0; t < s; t++) {
-            o->pc[(size_t)i * s + t] = upper_get(o->P0, N, i, a + t);
-            o->gc[(size_t)i * s + t] = upper_get(o->G0, N, i, a + t);
+    for (int t = 0; t < s; t++) {   // P0, G0 are full symmetric between flushes: column = row
+        const double *pr = o->P0 + (size_t)(a + t) * N, *gr = o->G0 + (size_t)(a + t) * N;
+        for (int i = 0; i < N; i++) {
+            o->pc[(size_t)i * s + t] = pr[i];
+            o->gc[(size_t)i * s + t] = gr[i];
         }
-    if (r > 0) {
+    }
+    if (r > 0 && s == 1) {   // single columns: three matrix-vector products
+        cce_matd Zm = {o->Z, N, r, R}, Vm = {o->V, N, r, R};
+        const double *zc = o->Z + (size_t)a * R, *vc = o->V + (size_t)a * R;
+        if ((st = cce_linalg_gemv_d(0, -1.0, &Zm, zc, 1.0, o->pc, err))) return st;
+        if ((st = cce_linalg_gemv_d(0, -1.0, &Zm, vc, 1.0, o->gc, err))) return st;
+        if ((st = cce_linalg_gemv_d(0, -1.0, &Vm, zc, 1.0, o->gc, err))) return st;
+    } else if (r > 0) {
         cce_matd Zm = {o->Z, N, r, R}, Vm = {o->V, N, r, R};
         cce_matd Zc = {o->Z + (size_t)a * R, s, r, R}, Vc = {o->V + (size_t)a * R, s, r, R};
         cce_matd Pc = {o->pc, N, s, s}, Gc = {o->gc, N, s, s};
@@ -400,15 +434,19 @@ static cce_status obs_remove(obs_state *o, int c, double *inc, cce_err *err) {
             if ((st = cce_linalg_trsm_d(1, 1, 1, &Lm, &Pc, err))) return st;
             if ((st = cce_linalg_trsm_d(1, 1, 1, &Lm, &Gc, err))) return st;
         }
+        if (s > 1) {   // v = u − z E / 2 through BLAS, in place of u
+            cce_matd Zc = {o->pc, N, s, s}, Em = {o->e, s, s, s}, Uc = {o->gc, N, s, s};
+            if ((st = cce_linalg_gemm_d(0, 0, -0.5, &Zc, &Em, 1.0, &Uc, err))) return st;
+        } else {
+            for (int i = 0; i < N; i++) o->gc[i] -= 0.5 * o->pc[i] * o->e[0];
+        }
         for (int i = 0; i < N; i++) {
-            double *zi = o->pc + (size_t)i * s, *vi = o->gc + (size_t)i * s;
+            const double *zi = o->pc + (size_t)i * s, *vi = o->gc + (size_t)i * s;
             int dead = o->dead[i] || (i >= a && i < a + s);
+            double *zd = o->Z + (size_t)i * R + r, *vd = o->V + (size_t)i * R + r;
             for (int t = 0; t < s; t++) {
-                double ze = 0;
-                for (int q = 0; q < s; q++) ze += zi[q] * o->e[q * s + t];
-                double zv = dead ? 0 : zi[t], vv = dead ? 0 : vi[t] - 0.5 * ze;
-                o->Z[(size_t)i * R + r + t] = zv;
-                o->V[(size_t)i * R + r + t] = vv;
+                zd[t] = dead ? 0 : zi[t];
+                vd[t] = dead ? 0 : vi[t];
             }
         }
         o->r = r + s;

@@ -14,6 +14,7 @@
  * (with the same OPENBLAS_NUM_THREADS: BLAS may round differently with another thread count).
  * Human output: one line per block; --json: a short summary object on stdout.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,10 @@ int cmd_analyze(int argc, char **argv) {
     ao.eps = (float)eps;
     ao.tau = (float)tau;
 
+    /* Each block allocates and frees the same large buffers (covariances, inverses); keep them in
+     * the heap instead of returning them to the kernel, which zeroes fresh pages on every block. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     int rc = 1;
     cce_err err = {{0}};
     char *text = NULL;
