@@ -339,8 +339,8 @@ static const cce_tap_site cov_tap[CCE_COV_COUNT] = {CCE_TAP_ATTN_IN, CCE_TAP_HEA
 
 /* Upper bound of the bytes an analysis with these (validated) options holds at its peak: the
  * calibration hidden states and their copy, the forward scratch of one chunk (2048 rows), one
- * block's statistics (double accumulator, covariance and eigenvectors per site), the redundancy
- * workspace of the widest site, the token subsample of every block's update, and the text. */
+ * block's statistics, the OBS workspace of the widest site with one weight spectrum beside it (the
+ * two task threads), the token subsample of every block's update, and the text. */
 static uint64_t analysis_memory_estimate(const cce_model *m, const cce_analysis_opts *o, size_t text_len,
                                          size_t n_ids) {
     const cce_config *c = &m->cfg;
@@ -355,8 +355,10 @@ static uint64_t analysis_memory_estimate(const cce_model *m, const cce_analysis_
     uint64_t wide = hid > q ? hid : q;
     uint64_t bytes = rows * d * 4 * 2 + rows * 4;                          /* h, h_prev, ids */
     bytes += chunk * (2 * d + 2 * q + 2 * kv + 2 * hid) * 4; /* forward scratch */
-    bytes += (2 * d * d + q * q + hid * hid) * 8 * 3;                      /* per-site moments, covariance, vectors */
-    bytes += wide * wide * 8 * 4;                                           /* redundancy workspace */
+    bytes += (2 * d * d + q * q + hid * hid) * 36;   /* per site: moments (double + float scratch), covariance,
+                                                      second moment, the float eigenproblem */
+    bytes += wide * wide * 8 * 3 + wide * 8 * 160;    /* OBS: P, G and H̃ rows; factors Z, V (R <= 2 s_max + 64) */
+    bytes += (hid * d + d * d) * 8 * 3;               /* a weight spectrum (W in double, Grams) on the other thread */
     bytes += (uint64_t)c->n_layers * sub * (d < sub ? d : sub) * 4;         /* update subsample (or Gram) */
     bytes += text_len + n_ids * 4 + (text_len ? text_len * 4 : 0);          /* text and its token stream */
     return bytes;

@@ -284,7 +284,7 @@ static double linv_g_linvt(const double *l, const double *g, int s, double *e) {
 typedef struct {
     int nc, N, R, r;      // components, stored positions, flush width, factor columns in use
     double *P0, *G0;      // (N, N) full symmetric (ld N), as of the last flush
-    double *Z, *V;        // (N, R) factors since the last flush (ld R)
+    double *Z, *V;        // (R, N) the factors since the last flush, one per row (ld N): Z = Zᵀ stored
     double *pc, *gc;      // (N, smax) current columns of the component that goes
     double *dP, *dG;      // per component (s_c, s_c) current diagonal blocks, at boff[c]
     double *floor;        // per position: 1 / H̃_ii (the exact lower bound of P_ii)
@@ -334,9 +334,9 @@ static cce_status obs_flush(obs_state *o, cce_err *err) {
     if (o->r == 0) return CCE_OK;
     int N = o->N;
     cce_matd Pm = {o->P0, N, N, N}, Gm = {o->G0, N, N, N};
-    cce_matd Zm = {o->Z, N, o->r, o->R}, Vm = {o->V, N, o->r, o->R};
-    cce_status st = cce_linalg_syrk_d(0, -1.0, &Zm, 1.0, &Pm, err);
-    if (!st) st = cce_linalg_syr2k_d(-1.0, &Zm, &Vm, 1.0, &Gm, err);
+    cce_matd Zm = {o->Z, o->r, N, N}, Vm = {o->V, o->r, N, N};
+    cce_status st = cce_linalg_syrk_d(1, -1.0, &Zm, 1.0, &Pm, err);
+    if (!st) st = cce_linalg_syr2k_d(1, -1.0, &Zm, &Vm, 1.0, &Gm, err);
     if (st) return st;
     o->r = 0;
     int live = 0;
@@ -389,7 +389,7 @@ static double obs_candidate(obs_state *o, int c) {
 
 /* Remove component c: record its increment, extend Z and V, correct the diagonal blocks. */
 static cce_status obs_remove(obs_state *o, int c, double *inc, cce_err *err) {
-    int N = o->N, a = o->start[c], s = o->size[c], r = o->r, R = o->R;
+    int N = o->N, a = o->start[c], s = o->size[c], r = o->r;
     cce_status st;
     // current columns pc = P0[:, a..a+s) − Z Z_cᵀ, gc = G0[:, a..a+s) − Z V_cᵀ − V Z_cᵀ, (N, s)
     for (int t = 0; t < s; t++) {   // P0, G0 are full symmetric between flushes: column = row
@@ -400,18 +400,22 @@ static cce_status obs_remove(obs_state *o, int c, double *inc, cce_err *err) {
         }
     }
     if (r > 0 && s == 1) {   // single columns: three matrix-vector products
-        cce_matd Zm = {o->Z, N, r, R}, Vm = {o->V, N, r, R};
-        const double *zc = o->Z + (size_t)a * R, *vc = o->V + (size_t)a * R;
-        if ((st = cce_linalg_gemv_d(0, -1.0, &Zm, zc, 1.0, o->pc, err))) return st;
-        if ((st = cce_linalg_gemv_d(0, -1.0, &Zm, vc, 1.0, o->gc, err))) return st;
-        if ((st = cce_linalg_gemv_d(0, -1.0, &Vm, zc, 1.0, o->gc, err))) return st;
+        cce_matd Zm = {o->Z, r, N, N}, Vm = {o->V, r, N, N};
+        double *zc = o->e + 0, *vc = o->keep;   // (r) c's factor coefficients, gathered
+        for (int q = 0; q < r; q++) {
+            zc[q] = o->Z[(size_t)q * N + a];
+            vc[q] = o->V[(size_t)q * N + a];
+        }
+        if ((st = cce_linalg_gemv_d(1, -1.0, &Zm, zc, 1.0, o->pc, err))) return st;
+        if ((st = cce_linalg_gemv_d(1, -1.0, &Zm, vc, 1.0, o->gc, err))) return st;
+        if ((st = cce_linalg_gemv_d(1, -1.0, &Vm, zc, 1.0, o->gc, err))) return st;
     } else if (r > 0) {
-        cce_matd Zm = {o->Z, N, r, R}, Vm = {o->V, N, r, R};
-        cce_matd Zc = {o->Z + (size_t)a * R, s, r, R}, Vc = {o->V + (size_t)a * R, s, r, R};
+        cce_matd Zm = {o->Z, r, N, N}, Vm = {o->V, r, N, N};
+        cce_matd Zc = {o->Z + a, r, s, N}, Vc = {o->V + a, r, s, N};
         cce_matd Pc = {o->pc, N, s, s}, Gc = {o->gc, N, s, s};
-        if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Zm, &Zc, 1.0, &Pc, err))) return st;
-        if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Zm, &Vc, 1.0, &Gc, err))) return st;
-        if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Vm, &Zc, 1.0, &Gc, err))) return st;
+        if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Zm, &Zc, 1.0, &Pc, err))) return st;
+        if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Zm, &Vc, 1.0, &Gc, err))) return st;
+        if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Vm, &Zc, 1.0, &Gc, err))) return st;
     }
     // L = chol(P_cc) (fresh), E = L⁻¹ G_cc L⁻ᵀ, increment tr(E)
     for (int t = 0; t < s; t++)
@@ -440,13 +444,12 @@ static cce_status obs_remove(obs_state *o, int c, double *inc, cce_err *err) {
         } else {
             for (int i = 0; i < N; i++) o->gc[i] -= 0.5 * o->pc[i] * o->e[0];
         }
-        for (int i = 0; i < N; i++) {
-            const double *zi = o->pc + (size_t)i * s, *vi = o->gc + (size_t)i * s;
-            int dead = o->dead[i] || (i >= a && i < a + s);
-            double *zd = o->Z + (size_t)i * R + r, *vd = o->V + (size_t)i * R + r;
-            for (int t = 0; t < s; t++) {
-                zd[t] = dead ? 0 : zi[t];
-                vd[t] = dead ? 0 : vi[t];
+        for (int t = 0; t < s; t++) {   // factor rows r+t, contiguous over positions
+            double *zd = o->Z + (size_t)(r + t) * N, *vd = o->V + (size_t)(r + t) * N;
+            for (int i = 0; i < N; i++) {
+                int dead = o->dead[i] || (i >= a && i < a + s);
+                zd[i] = dead ? 0 : o->pc[(size_t)i * s + t];
+                vd[i] = dead ? 0 : o->gc[(size_t)i * s + t];
             }
         }
         o->r = r + s;
@@ -456,21 +459,20 @@ static cce_status obs_remove(obs_state *o, int c, double *inc, cce_err *err) {
             int pb = o->start[b], sb = o->size[b];
             double *bp = o->dP + o->boff[b], *bg = o->dG + o->boff[b];
             if (sb * s >= 64) {   // blocks: three small GEMMs
-                cce_matd Zb = {o->Z + (size_t)pb * R + r, sb, s, R}, Vb = {o->V + (size_t)pb * R + r, sb, s, R};
+                cce_matd Zb = {o->Z + (size_t)r * N + pb, s, sb, N}, Vb = {o->V + (size_t)r * N + pb, s, sb, N};
                 cce_matd Bp = {bp, sb, sb, sb}, Bg = {bg, sb, sb, sb};
-                if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Zb, &Zb, 1.0, &Bp, err))) return st;
-                if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Zb, &Vb, 1.0, &Bg, err))) return st;
-                if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Vb, &Zb, 1.0, &Bg, err))) return st;
+                if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Zb, &Zb, 1.0, &Bp, err))) return st;
+                if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Zb, &Vb, 1.0, &Bg, err))) return st;
+                if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Vb, &Zb, 1.0, &Bg, err))) return st;
                 continue;
             }
             for (int x = 0; x < sb; x++) {
-                const double *zx = o->Z + (size_t)(pb + x) * R + r, *vx = o->V + (size_t)(pb + x) * R + r;
                 for (int y = 0; y < sb; y++) {
-                    const double *zy = o->Z + (size_t)(pb + y) * R + r, *vy = o->V + (size_t)(pb + y) * R + r;
                     double zz = 0, zv = 0;
                     for (int t = 0; t < s; t++) {
-                        zz += zx[t] * zy[t];
-                        zv += zx[t] * vy[t] + vx[t] * zy[t];
+                        const double *zr = o->Z + (size_t)(r + t) * N, *vr = o->V + (size_t)(r + t) * N;
+                        zz += zr[pb + x] * zr[pb + y];
+                        zv += zr[pb + x] * vr[pb + y] + vr[pb + x] * zr[pb + y];
                     }
                     bp[x * sb + y] -= zz;
                     bg[x * sb + y] -= zv;
@@ -496,8 +498,8 @@ static cce_status obs_greedy(sel_prep *p, int *order, double *cost, double *loo,
     o.G0 = p->G;
     size_t bsum = 0;
     for (int c = 0; c < nc; c++) bsum += (size_t)(p->off[c + 1] - p->off[c]) * (size_t)(p->off[c + 1] - p->off[c]);
-    o.Z = cce_alloc((size_t)nn, (size_t)o.R * sizeof(double));
-    o.V = cce_alloc((size_t)nn, (size_t)o.R * sizeof(double));
+    o.Z = cce_alloc((size_t)o.R, (size_t)nn * sizeof(double));
+    o.V = cce_alloc((size_t)o.R, (size_t)nn * sizeof(double));
     o.pc = cce_alloc((size_t)nn, (size_t)smax * sizeof(double));
     o.gc = cce_alloc((size_t)nn, (size_t)smax * sizeof(double));
     o.dP = cce_alloc(bsum, sizeof(double));
@@ -508,10 +510,11 @@ static cce_status obs_greedy(sel_prep *p, int *order, double *cost, double *loo,
     o.boff = cce_alloc((size_t)nc, sizeof(size_t));
     o.dead = cce_alloc_zero((size_t)nn, 1);
     o.alive = cce_alloc((size_t)nc, sizeof(int));
-    o.blk = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));
-    o.keep = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));
-    o.lf = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));
-    o.e = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));
+    size_t sq = (size_t)smax * smax > (size_t)o.R ? (size_t)smax * smax : (size_t)o.R;   // also gathers of R
+    o.blk = cce_alloc(sq, sizeof(double));
+    o.keep = cce_alloc(sq, sizeof(double));
+    o.lf = cce_alloc(sq, sizeof(double));
+    o.e = cce_alloc(sq, sizeof(double));
     cce_status st = CCE_OK;
     if (!o.Z || !o.V || !o.pc || !o.gc || !o.dP || !o.dG || !o.floor || !o.start || !o.size || !o.boff || !o.dead ||
         !o.alive || !o.blk || !o.keep || !o.lf || !o.e) {

@@ -637,6 +637,7 @@ TEST(allocation_failures_are_clean) {
     cce_analysis_opts_default(&o);
     o.tokens = 128;
     o.seq_len = 32;
+    o.threads = 1;   // the injected failure counter is process-wide: one thread keeps the n-th allocation fixed
     int n, failures = 0;
     for (n = 1; n < 5000; n++) {
         cce_analysis *job = NULL;
