@@ -682,8 +682,9 @@ cce_status cce_fwd_logits(cce_fwd *f, const float *h, int rows, float *logits, c
     return CCE_OK;
 }
 
-cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, int seq_len,
-                       double *sum_nll, long *count, cce_err *err) {
+/* The NLL head; correct (may be NULL) counts predictions whose argmax is the target. */
+static cce_status fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, int seq_len,
+                          double *sum_nll, long *count, long *correct, cce_err *err) {
     cce_status s = fwd_check_batch(f, n_seq, seq_len, err);
     if (s) return s;
     const cce_model *m = f->m;
@@ -694,7 +695,7 @@ cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, in
     fwd_norm(m, h, rows, m->final_norm, m->final_norm_b, f->xn);
     int chunk = f->nll_chunk;
     double total = 0.0;
-    long cnt = 0;
+    long cnt = 0, ok = 0;
     for (int r0 = 0; r0 < rows; r0 += chunk) {
         int nr = rows - r0 < chunk ? rows - r0 : chunk;
         fwd_linear(f, &m->lm_head, f->xn + (size_t)r0 * d, nr, f->logits);
@@ -703,6 +704,7 @@ cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, in
             if (r % seq_len == seq_len - 1) continue;  // last position predicts nothing here
             float *lg = f->logits + (size_t)i * V;
             float mx = fwd_vmax(lg, V), target = lg[ids[r + 1]];
+            if (correct) ok += cce_argmax(lg, V) == ids[r + 1];
             double se = fwd_vexp_sum(lg, V, mx);   // overwrites the row with exp(lg - mx)
             total += log(se) + (double)mx - (double)target;
             cnt++;
@@ -710,16 +712,27 @@ cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, in
     }
     *sum_nll += total;
     *count += cnt;
+    if (correct) *correct += ok;
     return CCE_OK;
+}
+
+cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, int seq_len,
+                       double *sum_nll, long *count, cce_err *err) {
+    return fwd_nll(f, h, ids, n_seq, seq_len, sum_nll, count, NULL, err);
+}
+
+cce_status cce_fwd_sequences_nll_acc(cce_fwd *f, const int *ids, int n_seq, int seq_len,
+                                     double *sum_nll, long *count, long *correct, cce_err *err) {
+    cce_status s = cce_fwd_embed(f, ids, n_seq, seq_len, f->h, err);
+    for (int li = 0; !s && li < f->m->cfg.n_layers; li++)
+        s = cce_fwd_block(f, li, f->h, n_seq, seq_len, NULL, NULL, err);
+    if (!s) s = fwd_nll(f, f->h, ids, n_seq, seq_len, sum_nll, count, correct, err);
+    return s;
 }
 
 cce_status cce_fwd_sequences_nll(cce_fwd *f, const int *ids, int n_seq, int seq_len,
                                  double *sum_nll, long *count, cce_err *err) {
-    cce_status s = cce_fwd_embed(f, ids, n_seq, seq_len, f->h, err);
-    for (int li = 0; !s && li < f->m->cfg.n_layers; li++)
-        s = cce_fwd_block(f, li, f->h, n_seq, seq_len, NULL, NULL, err);
-    if (!s) s = cce_fwd_nll(f, f->h, ids, n_seq, seq_len, sum_nll, count, err);
-    return s;
+    return cce_fwd_sequences_nll_acc(f, ids, n_seq, seq_len, sum_nll, count, NULL, err);
 }
 
 /* ---------------------------------------------------------------- decoder */

@@ -122,7 +122,7 @@ typedef struct {
     float jitter;          // Cholesky jitter used on the input second moment
 } cce_weight_spectrum;
 
-typedef struct {
+typedef struct cce_block_result {
     int layer, dropped;
     int dim, n_heads, n_kv_heads, head_dim, hidden;
     cce_spectrum eig[CCE_COV_COUNT];

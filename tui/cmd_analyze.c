@@ -133,7 +133,7 @@ int cmd_analyze(int argc, char **argv) {
         calib_path = "random-tokens";
         snprintf(calib_sha, sizeof calib_sha, "none");
     } else {
-        if (cce_read_file(calib_path, (size_t)1 << 32, &text, &len, &err)) return cli_fail_err(&err);
+        if (cli_read_text(calib_path, &text, &len)) return 1;
         if (cce_sha256_file(calib_path, calib_sha, &err)) { rc = cli_fail_err(&err); goto cleanup; }
     }
     if (cli_open_model(model_path, cli_get(opts, n_opts, "tokenizer"), !random_tokens, &m,
