@@ -165,10 +165,30 @@ void plan_kept_free(plan_kept *k) {
     memset(k, 0, sizeof *k);
 }
 
-int plan_block_changes(const cce_block_plan *bp, const cce_encode_opts *enc) {
+/* Sublayer position q = 2·layer + ffn: present in the source, and kept by the plan. */
+static int pos_exists(const cce_model *m, int q) {
+    const cce_layer *L = &m->layers[q / 2];
+    return !L->dropped && (q % 2 ? L->hidden > 0 : L->n_heads > 0);
+}
+static int pos_kept(const cce_plan *p, const cce_model *m, int q) {
+    const cce_block_plan *b = &p->blocks[q / 2];
+    return pos_exists(m, q) && !b->drop && !(q % 2 ? b->drop_ffn : b->drop_attn);
+}
+
+int plan_block_refits(const cce_plan *p, const cce_model *m, int l) {
+    const cce_block_plan *bp = &p->blocks[l];
+    const cce_encode_opts *enc = &p->enc;
+    if (m->layers[l].dropped) return 0;
     int any = bp->drop || bp->drop_attn || bp->drop_ffn || bp->n_heads_removed || bp->n_neurons_removed;
     for (int k = 0; k < CCE_LIN_COUNT; k++) any |= bp->rank[k] > 0;
-    return any || (enc->redistribute == CCE_REDIST_LSQ && enc->refit_all);
+    if (any) return 1;
+    if (enc->redistribute != CCE_REDIST_LSQ) return 0;
+    if (enc->refit_all) return 1;
+    int last = pos_kept(p, m, 2 * l + 1) ? 2 * l + 1 : pos_kept(p, m, 2 * l) ? 2 * l : -1;
+    if (last < 0) return 0;
+    for (int q = last + 1; q < 2 * p->n_blocks && !pos_kept(p, m, q); q++)
+        if (pos_exists(m, q)) return 1;   // a dropped sublayer follows: folded into this block
+    return 0;
 }
 
 static int int_cmp(const void *a, const void *b) {
@@ -194,8 +214,8 @@ static int rank_saves(int r, int out, int in) {
     return r > 0 && (int64_t)r * (out + in) < (int64_t)out * in;
 }
 
-cce_status plan_kept_of(const cce_model *m, const cce_block_plan *bp, const cce_encode_opts *enc, plan_kept *k,
-                        cce_err *err) {
+cce_status plan_kept_of(const cce_model *m, const cce_block_plan *bp, const cce_encode_opts *enc, int refits,
+                        plan_kept *k, cce_err *err) {
     memset(k, 0, sizeof *k);
     const cce_layer *L = &m->layers[bp->block];
     const cce_config *c = &m->cfg;
@@ -264,8 +284,7 @@ cce_status plan_kept_of(const cce_model *m, const cce_block_plan *bp, const cce_
         int exists = (i < CCE_LIN_W1 ? k->attn : k->ffn) && cce_linear_present(cce_layer_lin_c(L, i));
         k->rank[i] = exists && rank_saves(bp->rank[i], shp[i][0], shp[i][1]) ? bp->rank[i] : 0;
     }
-    int changed = plan_block_changes(bp, enc);
-    int adds = changed && ((enc->redistribute == CCE_REDIST_LSQ && enc->intercept) ||
+    int adds = refits && ((enc->redistribute == CCE_REDIST_LSQ && enc->intercept) ||
                            enc->redistribute == CCE_REDIST_BIAS);
     k->out_bias[0] = k->attn && (L->wo.b || (adds && (enc->redistribute != CCE_REDIST_BIAS || bp->n_heads_removed)));
     k->out_bias[1] = k->ffn && (L->w2.b || (adds && (enc->redistribute != CCE_REDIST_BIAS || bp->n_neurons_removed)));
@@ -329,8 +348,11 @@ cce_status cce_plan_finish(cce_plan *p, const cce_model *m, cce_err *err) {
             b->neurons_removed = NULL;
             b->n_neurons_removed = 0;
         }
+    }
+    for (int l = 0; l < p->n_blocks; l++) {   // shapes and counts, once every drop flag is final
+        cce_block_plan *b = &p->blocks[l];
         plan_kept k;
-        cce_status s = plan_kept_of(m, b, &p->enc, &k, err);
+        cce_status s = plan_kept_of(m, b, &p->enc, plan_block_refits(p, m, l), &k, err);
         if (s) return s;
         b->n_heads = k.n_heads;
         b->n_kv_heads = k.n_kv;

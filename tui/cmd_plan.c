@@ -186,7 +186,8 @@ int cmd_plan(int argc, char **argv) {
     size_t stream = 0;
     int n_seq = 0, sl = 0;
     cce_analysis_calib_info(job, &stream, &n_seq, &sl);
-    snprintf(p.calib.path, sizeof p.calib.path, "%s", cal.path);
+    char absolute[4096];   // the plan names its calibration by a path that works from anywhere
+    snprintf(p.calib.path, sizeof p.calib.path, "%s", realpath(cal.path, absolute) ? absolute : cal.path);
     memcpy(p.calib.sha256, cal.sha256, sizeof p.calib.sha256);
     p.calib.tokens = (long)n_seq * sl;
     p.calib.seq_len = sl;
@@ -219,6 +220,10 @@ int cmd_plan(int argc, char **argv) {
         rc = cli_fail_err(&err);
         goto done;
     }
+    if (p.knobs.target > 0 && p.removed_fraction + 1e-12 < p.knobs.target)
+        fprintf(stderr, "cce: warning: the plan removes %.2f%% of the non-embedding parameters, short of the %.2f%% "
+                        "target (pins, or nothing left that the analysis can price)\n",
+                100 * p.removed_fraction, 100 * p.knobs.target);
     if (cli_get(opts, n_opts, "json")) {
         char *text = NULL;
         if (cce_plan_to_json(&p, &text, &err)) { rc = cli_fail_err(&err); goto done; }
