@@ -691,9 +691,11 @@ static cce_status gram_sqrt_values(double *a, int n, double *lam, float *sv, cce
 }
 
 /* Plain and activation-aware spectra of one weight matrix (w (out, in) f32) from the smaller
- * Gram matrix in double: σ(W)² = eig(W Wᵀ) or eig(WᵀW); σ(W L)² = eig(W M Wᵀ) (out <= in) or
- * eig(Lᵀ WᵀW L) with L Lᵀ = M (out > in, Cholesky with jitter), M (in, in) the uncentred second
- * moment of the input. Also the rank curve of the matrix (see select.h / analysis.h). */
+ * Gram matrix: σ(W)² = eig(W Wᵀ) or eig(WᵀW) in double; σ(W L)² = eig(W M Wᵀ) (out <= in, float
+ * products) or eig(Lᵀ WᵀW L) with L Lᵀ = M (out > in, double Cholesky with jitter), M (in, in) the
+ * uncentred second moment of the input, float eigenvalues: M is accumulated by float ssyrk per
+ * chunk (~1e-6 relative), so the aware spectrum is float-accurate whatever the arithmetic after
+ * it. Also the rank curve of the matrix (see select.h / analysis.h). */
 static cce_status weight_spectrum(const cce_linear *lin, const float *w, const char *name, const double *m2,
                                   float tau, cce_weight_spectrum *ws, cce_curve *cv, cce_err *err) {
     memset(ws, 0, sizeof *ws);
@@ -767,7 +769,25 @@ static cce_status weight_spectrum(const cce_linear *lin, const float *w, const c
     ws->spectral_norm = ws->sv[0];
     ws->stable_rank = ws->spectral_norm > 0 ? fro / ((double)ws->spectral_norm * ws->spectral_norm) : 0;
     ws->below_tau = cce_spectrum_count_below(ws->sv, n, tau);
-    if ((st = gram_sqrt_values(a, n, lam, ws->sv_aw, err))) goto cleanup;
+    {   // the aware Gram is float-accurate (float statistics, float products): float eigenvalues
+        float *af = cce_alloc((size_t)n, (size_t)n * sizeof(float)), *lf = cce_alloc((size_t)n, sizeof(float));
+        if (!af || !lf) {
+            cce_free(af);
+            cce_free(lf);
+            st = cce_err_set(err, CCE_ENOMEM, "analysis: %s: cannot allocate (%d, %d)", name, n, n);
+            goto cleanup;
+        }
+        for (size_t i = 0; i < (size_t)n * n; i++) af[i] = (float)a[i];
+        cce_mat Af = {af, n, n, n};
+        st = cce_linalg_eigh(&Af, lf, 0, err);
+        for (int i = 0; !st && i < n; i++) {
+            lam[i] = lf[i];
+            ws->sv_aw[i] = sqrtf(lf[i] > 0 ? lf[i] : 0);
+        }
+        cce_free(af);
+        cce_free(lf);
+        if (st) goto cleanup;
+    }
     ws->aw_below_tau = cce_spectrum_count_below(ws->sv_aw, n, tau);
     /* rank curve: ranks r0, r0−1, ..., 1 with r0 the largest rank whose factors U (out, r),
      * V (r, in) hold fewer parameters than the matrix; cost = Σ_{i>=r} σ_aw,i² (λ, unrounded) */

@@ -134,7 +134,7 @@ const char *cce_analysis_readings_text(int i, const char **name) {
         {"head_similarity", "linear CKA between head contributions o_h W_o[:,h]^T, from the per-head output covariance; "
                             "group_similarity: the same over KV groups"},
         {"weights", "singular values of W and activation-aware sigma(W L) with E[x x^T] = L L^T of the matrix input "
-                    "(uncentred), from the smaller Gram matrix in double; below_tau = count of sigma < tau * sigma_max"},
+                    "(uncentred), from the eigenvalues of the smaller Gram matrix; below_tau = count of sigma < tau * sigma_max"},
         {"redundancy", "greedy optimal-brain-surgeon order on the centred covariance with the updated weights (first = "
                        "first to remove); cost = leave-one-out cost tr(W_c ((C+lambda I)^-1)_cc^-1 W_c^T); score = 1 - "
                        "cost / tr(W_c C_cc W_c^T); groups: the same over whole KV groups with its cumulative cost"},

@@ -27,9 +27,11 @@
  *    σ(W L) with E[x xᵀ] = L Lᵀ over the matrix's input site (uncentred: the output error of a
  *    truncation is measured on y = W x itself); σ < τ·σ_max counted; spectral norm, Frobenius
  *    norm and stable rank ‖W‖_F²/‖W‖_2². Computed as square roots of the eigenvalues of the
- *    smaller Gram matrix in double (W Wᵀ or WᵀW; W M Wᵀ, or Lᵀ WᵀW L with a Cholesky factor of
- *    M when W is tall), dsyevd: σ_i within ~n·1e-16·σ_max²/σ_i of exact (below float rounding
- *    for σ_i > 1e-6 σ_max; ~3e-7 σ_max absolute at worst), measured in test_linalg / here.
+ *    smaller Gram matrix: plain σ from W Wᵀ or WᵀW in double (dsyevd: σ_i within ~n·1e-16·σ_max²/σ_i
+ *    of exact, below float rounding for σ_i > 1e-6 σ_max, ~3e-7 σ_max absolute at worst); aware σ
+ *    from W M Wᵀ (or Lᵀ WᵀW L with a Cholesky factor of M when W is tall) with float eigenvalues,
+ *    because M itself is accumulated by float ssyrk per chunk (~1e-6 relative), so σ_aw is
+ *    float-accurate in any case (~1e-3 σ_max absolute for the smallest values).
  *  - redundancy: greedy OBS selection (include/select.h) on the centred covariance C of the
  *    consumer's input (FFN activation with W₂; per-head outputs with W_o): at each step the
  *    component whose removal costs least given the *current, updated* weights and the downdated
