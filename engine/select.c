@@ -135,7 +135,8 @@ static cce_status comps_validate(const double *H, int n, const cce_components *c
  * not numerically positive definite, e.g. a covariance with rounding-negative eigenvalues), and
  * G = WᵀW over the same columns (computed 256 rows of W at a time in double). */
 static cce_status prep_build(const double *H, int n, const cce_components *c, const float *w, int d, int ldw,
-                             double ridge, int want_G, const char *what, sel_prep *p, cce_err *err) {
+                             double ridge, int want_G, const char *what, int (*cancel)(void *), void *user,
+                             sel_prep *p, cce_err *err) {
     memset(p, 0, sizeof *p);
     cce_status st = comps_validate(H, n, c, w, d, ldw, ridge, what, err);
     if (st) return st;
@@ -184,6 +185,10 @@ static cce_status prep_build(const double *H, int n, const cce_components *c, co
         }
         cce_matd Gm = {p->G, nn, nn, nn};
         for (int r0 = 0; r0 < d && !st; r0 += rows) {
+            if (cancel && cancel(user)) {   // polled between the inverse and each piece of G
+                st = cce_err_set(err, CCE_ECANCEL, "%s: cancelled", what);
+                break;
+            }
             int k = d - r0 < rows ? d - r0 : rows;
             for (int r = 0; r < k; r++) {
                 const float *wr = w + (size_t)(r0 + r) * ldw;
@@ -196,7 +201,7 @@ static cce_status prep_build(const double *H, int n, const cce_components *c, co
         cce_free(wc);
         if (st) {
             prep_free(p);
-            return cce_err_prefix(err, st, what);
+            return st == CCE_ECANCEL ? st : cce_err_prefix(err, st, what);
         }
         cce_linalg_symmetrize_d(p->G, nn);
     }
@@ -661,7 +666,7 @@ cce_status cce_select_obs_loo(const double *H, int n, const cce_components *comp
     if (!order || !cost) return cce_err_set(err, CCE_EINVAL, "select: order and cost outputs are required");
     if (swap_passes < 0) return cce_err_set(err, CCE_EINVAL, "select: swap_passes %d is negative", swap_passes);
     sel_prep p;
-    cce_status st = prep_build(H, n, comps, w, d, ldw, ridge, 1, "select", &p, err);
+    cce_status st = prep_build(H, n, comps, w, d, ldw, ridge, 1, "select", cancel, user, &p, err);
     if (st) return st;
     cost[0] = 0;
     if (p.nc == 0) {
@@ -703,7 +708,7 @@ cce_status cce_select_cost(const double *H, int n, const cce_components *comps, 
                            double ridge, const int *removed, int n_removed, double *cost, cce_err *err) {
     *cost = 0;
     sel_prep p;   // validates, and fixes λ exactly as the greedy does (its inverse is not used)
-    cce_status st = prep_build(H, n, comps, w, d, ldw, ridge, 0, "select cost", &p, err);
+    cce_status st = prep_build(H, n, comps, w, d, ldw, ridge, 0, "select cost", NULL, NULL, &p, err);
     if (st) return st;
     int nc = p.nc, nn = p.nn;
     if (n_removed < 0 || n_removed > nc || (n_removed > 0 && !removed)) {
