@@ -1039,8 +1039,7 @@ struct block_ctx {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int neurons_done;   // 0 running, 1 order ready, -1 failed (under mu)
-    struct { int kind, arg; double secs, blas; cce_status st; cce_err err; } task[16];
-    atomic_int next;
+    struct { int kind, arg, taken; double secs, blas; cce_status st; cce_err err; } task[16];
     int sync_ready;   // mu / cv initialised
 };
 
@@ -1179,10 +1178,10 @@ cleanup:
     return st;
 }
 
-/* The neurons' nuclear-norm curve, once task_neurons has the order (it was taken earlier). */
+/* The neurons' nuclear-norm curve, once task_neurons has the order (task_pick hands it out only
+ * then). */
 static cce_status task_neuron_nuc(block_ctx *b, cce_err *err) {
     pthread_mutex_lock(&b->mu);
-    while (!b->neurons_done) pthread_cond_wait(&b->cv, &b->mu);
     int ok = b->neurons_done > 0;
     pthread_mutex_unlock(&b->mu);
     if (!ok) return CCE_OK;   // the neurons task reports its own failure
@@ -1237,13 +1236,33 @@ static cce_status task_run(block_ctx *b, int t, cce_err *err) {
     }
 }
 
-/* Worker loop: take the next task until none is left; each records its status, error, wall time
- * and the BLAS/LAPACK time of its own thread. */
+/* The next task for a worker (under mu): the first one not taken whose input is ready (the
+ * neurons' nuclear-norm curve needs the OBS order); waits while only that one is left. -1: none. */
+static int task_pick(block_ctx *b) {
+    pthread_mutex_lock(&b->mu);
+    int pick = -1;
+    for (;;) {
+        int waiting = 0;
+        for (int t = 0; t < b->n_tasks && pick < 0; t++) {
+            if (b->task[t].taken) continue;
+            if (b->task[t].kind == TK_NEURON_NUC && !b->neurons_done) { waiting = 1; continue; }
+            pick = t;
+        }
+        if (pick >= 0 || !waiting) break;
+        pthread_cond_wait(&b->cv, &b->mu);
+    }
+    if (pick >= 0) b->task[pick].taken = 1;
+    pthread_mutex_unlock(&b->mu);
+    return pick;
+}
+
+/* Worker loop: take tasks until none is left; each records its status, error, wall time and the
+ * BLAS/LAPACK time of its own thread. */
 static void *task_worker(void *arg) {
     block_ctx *b = arg;
     for (;;) {
-        int t = atomic_fetch_add(&b->next, 1);
-        if (t >= b->n_tasks) break;
+        int t = task_pick(b);
+        if (t < 0) break;
         if (atomic_load(&b->j->cancel)) {
             b->task[t].st = cce_err_set(&b->task[t].err, CCE_ECANCEL, "analysis: cancelled");
             if (b->task[t].kind == TK_NEURONS) {
@@ -1315,16 +1334,18 @@ static cce_status block_analyse(cce_analysis *j, int l, cce_block_result *r, cce
     if (ly->n_heads > 0) b->task[b->n_tasks++].kind = TK_HEADS;
     static const int spec_order[CCE_LIN_COUNT] = {CCE_LIN_W2, CCE_LIN_W1, CCE_LIN_W3, CCE_LIN_WQ, CCE_LIN_WO,
                                                   CCE_LIN_WK, CCE_LIN_WV};
-    for (int q = 0; q < CCE_LIN_COUNT; q++)
+    for (int q = 0; q < CCE_LIN_COUNT; q++) {
         if (b->w[spec_order[q]]) { b->task[b->n_tasks].kind = TK_SPECTRUM; b->task[b->n_tasks++].arg = spec_order[q]; }
+        // the neurons' nuclear norms once the OBS order is there (about when w2's spectrum is done);
+        // a worker skips it until then
+        if (q == 0 && ly->hidden > 0) b->task[b->n_tasks++].kind = TK_NEURON_NUC;
+    }
     int eig_sites[3] = {CCE_COV_ATTN_IN, CCE_COV_HEADS, CCE_COV_FFN_IN};
     for (int q = 0; q < 3; q++)
         if (dims[eig_sites[q]]) { b->task[b->n_tasks].kind = TK_EIGEN; b->task[b->n_tasks++].arg = eig_sites[q]; }
-    if (ly->hidden > 0) b->task[b->n_tasks++].kind = TK_NEURON_NUC;   // last: it waits for TK_NEURONS (task 0)
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
     b->sync_ready = 1;
-    atomic_store(&b->next, 0);
     atomic_store(&j->phase, PH_REDUNDANCY);
     int threads = j->opts.threads > 0 ? j->opts.threads : 2;
     pthread_t th;
