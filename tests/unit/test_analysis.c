@@ -961,7 +961,10 @@ TEST(curves_on_the_planted_model) {
     cce_model_free(m);
 }
 
-/* Blocks without attention or without FFN analyse; their absent sites and curves are empty. */
+static int blocks_equal(const cce_block_result *x, const cce_block_result *y, char *why, size_t cap);
+
+/* Blocks without attention or without FFN analyse; their absent sites and curves are empty, and
+ * the analysis file round-trips them. */
 TEST(blocks_without_attention_or_ffn) {
     cce_model *m = planted_model();
     cce_layer *l0 = &m->layers[0], *l1 = &m->layers[1];
@@ -992,6 +995,22 @@ TEST(blocks_without_attention_or_ffn) {
     // FFN-only block: dropping the block is dropping its FFN
     CHECK_NEAR(b0->curves[CCE_CURVE_DROP_BLOCK].cost[1], b0->curves[CCE_CURVE_DROP_FFN].cost[1],
                1e-6 * b0->curves[CCE_CURVE_DROP_FFN].cost[1]);
+    // the file round-trips with the absent sites and curves (the model identifies by a file)
+    char mpath[600], apath[600], sha[65];
+    snprintf(mpath, sizeof mpath, "%s/planted.bin", harness_tmpdir());
+    snprintf(apath, sizeof apath, "%s/planted.json", harness_tmpdir());
+    CHECK_OK(cce_write_file_atomic(mpath, "planted model", 13, &err));
+    m->path = cce_strdup(mpath);
+    CHECK_OK(cce_model_sha256(mpath, sha, &err));
+    cce_analysis_identity id = {mpath, sha, "ids", "none", 0};
+    CHECK_OK(cce_analysis_save(job, m, &id, apath, &err));
+    cce_analysis *back = NULL;
+    st = cce_analysis_load(apath, m, &back, &err);
+    CHECK_MSG(st == CCE_OK, "%s", err.msg);
+    char why[200] = "";
+    for (int l = 0; l < TL; l++)
+        CHECK_MSG(blocks_equal(cce_analysis_block(job, l), cce_analysis_block(back, l), why, sizeof why), "%s", why);
+    cce_analysis_free(back);
     cce_analysis_free(job);
     cce_free(ids);
     cce_model_free(m);
