@@ -348,6 +348,8 @@ struct cce_analysis {
     cce_status failed;
     char fail_msg[sizeof(((cce_err *)0)->msg)];
     atomic_int steps_done;      // 0: nothing; 1: calibration ready; ℓ+2: block ℓ done
+    char calib_path[4096];      // calibration identity recorded with the job ("" when unknown)
+    char calib_sha256[65];
     atomic_int phase, phase_block, cancel;
 };
 
@@ -486,6 +488,13 @@ void cce_analysis_free(cce_analysis *j) {
 }
 
 int cce_analysis_n_layers(const cce_analysis *job) { return job->L; }
+
+void cce_analysis_set_calib_identity(cce_analysis *job, const char *path, const char *sha256) {
+    snprintf(job->calib_path, sizeof job->calib_path, "%s", path ? path : "");
+    snprintf(job->calib_sha256, sizeof job->calib_sha256, "%s", sha256 ? sha256 : "");
+}
+const char *cce_analysis_calib_path(const cce_analysis *job) { return job->calib_path; }
+const char *cce_analysis_calib_sha256(const cce_analysis *job) { return job->calib_sha256; }
 const cce_analysis_opts *cce_analysis_get_opts(const cce_analysis *job) { return &job->opts; }
 
 int cce_analysis_finished(const cce_analysis *job) {

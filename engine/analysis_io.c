@@ -720,6 +720,8 @@ cce_status cce_analysis_load(const char *path, const cce_model *m, cce_analysis 
     o.ridge = ridge;
     o.hist_bins = bins;
     if ((st = cce_analysis_new_loaded(m, &o, (size_t)stream, n_seq, seq_len, &job, err))) goto done;
+    const cJSON *cp = cJSON_GetObjectItemCaseSensitive(co, "path"), *cs = cJSON_GetObjectItemCaseSensitive(co, "sha256");
+    cce_analysis_set_calib_identity(job, cJSON_IsString(cp) ? cp->valuestring : "", cJSON_IsString(cs) ? cs->valuestring : "");
     int L = c->n_layers;
     const cJSON *ls = member(&r, root, "", "layer_similarity");
     if ((st = get_square(&r, ls, "layer_similarity", "matrix", L, cce_analysis_layer_cka_slot(job)))) goto done;

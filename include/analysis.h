@@ -189,6 +189,12 @@ const float *cce_analysis_layer_cka(const cce_analysis *job, int *n_done);
 /* Calibration facts, valid after step 0 (else zeros): tokens in the stream, rows used. */
 void cce_analysis_calib_info(const cce_analysis *job, size_t *stream_tokens, int *n_seq, int *seq_len);
 int cce_analysis_n_layers(const cce_analysis *job);
+/* The calibration text a job analysed (its path and SHA-256): recorded by the creator with
+ * cce_analysis_set_calib_identity, or read from the file by cce_analysis_load; "" when unknown.
+ * Set it before the job runs (not thread-safe against readers). */
+void cce_analysis_set_calib_identity(cce_analysis *job, const char *path, const char *sha256);
+const char *cce_analysis_calib_path(const cce_analysis *job);
+const char *cce_analysis_calib_sha256(const cce_analysis *job);
 const cce_analysis_opts *cce_analysis_get_opts(const cce_analysis *job);
 void cce_analysis_free(cce_analysis *job);
 

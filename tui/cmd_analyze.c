@@ -138,7 +138,7 @@ int cmd_analyze(int argc, char **argv) {
         snprintf(calib_sha, sizeof calib_sha, "none");
     } else {
         if (cli_read_text(calib_path, &text, &len)) return 1;
-        if (cce_sha256_file(calib_path, calib_sha, &err)) { rc = cli_fail_err(&err); goto cleanup; }
+        cce_sha256_hex(text, len, calib_sha);   // the bytes analysed (a directory's concatenation)
     }
     if (cli_open_model(model_path, cli_get(opts, n_opts, "tokenizer"), !random_tokens, &m,
                        random_tokens ? NULL : &tok))
