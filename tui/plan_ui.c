@@ -325,6 +325,15 @@ int tui_pin_set(app *a, int block, int kind, int index, int how) {
 
 /* ------------------------------------------------------------------ commit and search */
 
+/* A pending re-plan answers the newest inputs: wait for it (milliseconds; at most 10 s). */
+static void wait_replan(app *a) {
+    for (int i = 0; i < 20000 && a->plan_want != a->plan_have && !a->plan_frozen; i++) {
+        struct timespec ts = {0, 500 * 1000};
+        nanosleep(&ts, NULL);
+        tui_plan_poll(a);
+    }
+}
+
 /* Why the current plan cannot be encoded now, or NULL. */
 static const char *why_not_encode(const app *a) {
     if (tui_task_running(a)) return "a commit or search is already running (Esc cancels it)";
@@ -339,6 +348,7 @@ static const char *why_not_encode(const app *a) {
 }
 
 static int start_task(app *a, task_kind kind, int evaluations) {
+    if (worker_state(a->wk) > JOB_RUNNING) wait_replan(a);   // a knob changed just before :commit
     const char *why = why_not_encode(a);
     const char *what = kind == TASK_COMMIT ? "commit" : "search";
     if (!why && kind == TASK_COMMIT && !a->eval_path[0]) why = "no evaluation text (pass --eval FILE)";
@@ -445,12 +455,7 @@ static int plan_for_file(app *a, const char *what, cce_plan *out) {
         if (cce_model_id_of(a->model, &a->model_id, &err)) return tui_log(a, LOG_ERROR, "%s: %s", what, err.msg), -1;
         a->have_model_id = 1;
     }
-    /* a pending re-plan answers the newest inputs: wait for it (milliseconds) */
-    for (int i = 0; i < 20000 && a->plan_want != a->plan_have && !a->plan_frozen; i++) {
-        struct timespec ts = {0, 500 * 1000};
-        nanosleep(&ts, NULL);
-        tui_plan_poll(a);
-    }
+    wait_replan(a);
     if (cce_plan_copy(out, &a->plan, &err)) return tui_log(a, LOG_ERROR, "%s: %s", what, err.msg), -1;
     stamp(a, out);
     return 0;
