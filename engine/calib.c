@@ -9,6 +9,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include "calib.h"
 #include "eval.h"
 #include "util.h"
@@ -174,4 +177,78 @@ cce_status cce_calib_block(cce_calib *c, cce_tap_fn tap, void *user, cce_err *er
     }
     c->layer++;
     return CCE_OK;
+}
+
+/* ---- calibration text from a file or a directory ---- */
+
+static int calib_name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+cce_status cce_calib_read_text(const char *path, char **text, size_t *len, char sha[65], cce_err *err) {
+    *text = NULL;
+    *len = 0;
+    struct stat st;
+    if (stat(path, &st) != 0) return cce_err_set(err, CCE_EIO, "%s: no such file or directory", path);
+    cce_status s;
+    if (!S_ISDIR(st.st_mode)) {
+        if ((s = cce_read_file(path, (size_t)1 << 32, text, len, err))) return s;
+        if (sha) cce_sha256_hex(*text, *len, sha);
+        return CCE_OK;
+    }
+    DIR *dir = opendir(path);
+    if (!dir) return cce_err_set(err, CCE_EIO, "%s: cannot read the directory", path);
+    char *names[1024];
+    int n = 0;
+    s = CCE_OK;
+    for (struct dirent *e; (e = readdir(dir));) {
+        if (e->d_name[0] == '.') continue;
+        if (n == 1024) {
+            s = cce_err_set(err, CCE_EINVAL, "%s: more than 1024 files", path);
+            break;
+        }
+        if (!(names[n] = cce_strdup(e->d_name))) {
+            s = cce_err_set(err, CCE_ENOMEM, "%s: out of memory", path);
+            break;
+        }
+        n++;
+    }
+    closedir(dir);
+    if (s) goto done;
+    qsort(names, (size_t)n, sizeof names[0], calib_name_cmp);
+    char *buf = NULL;
+    size_t used = 0;
+    for (int i = 0; i < n && !s; i++) {
+        char p[4096];
+        if (snprintf(p, sizeof p, "%s/%s", path, names[i]) >= (int)sizeof p) {
+            s = cce_err_set(err, CCE_EINVAL, "%s: file name too long", path);
+            break;
+        }
+        struct stat fs;
+        if (stat(p, &fs) != 0 || !S_ISREG(fs.st_mode)) continue;
+        char *part = NULL;
+        size_t plen = 0;
+        if ((s = cce_read_file(p, (size_t)1 << 32, &part, &plen, err))) break;
+        size_t need;
+        if (!cce_size_add(used, plen + 3, &need)) s = cce_err_set(err, CCE_ENOMEM, "%s: too large", path);
+        char *nb = s ? NULL : cce_realloc(buf, need, 1);
+        if (!s && !nb) s = cce_err_set(err, CCE_ENOMEM, "%s: out of memory for %zu bytes", path, need);
+        if (!s) {
+            buf = nb;
+            if (used) { memcpy(buf + used, "\n\n", 2); used += 2; }   // files never run into each other
+            memcpy(buf + used, part, plen);
+            used += plen;
+            buf[used] = 0;
+        }
+        cce_free(part);
+    }
+    if (!s && !used) s = cce_err_set(err, CCE_EINVAL, "%s: the directory holds no text files", path);
+    if (s) {
+        cce_free(buf);
+        goto done;
+    }
+    *text = buf;   // cce_realloc memory: released by cce_free like any other
+    *len = used;
+    if (sha) cce_sha256_hex(*text, *len, sha);
+done:
+    for (int i = 0; i < n; i++) cce_free(names[i]);
+    return s;
 }

@@ -138,10 +138,10 @@ cce_status cce_eval_ids(const cce_model *m, const int *ids, size_t n, int seq_le
     cce_status s = cce_fwd_new(m, (int)rows, seq_len, &f, err);
     if (s) return s;
     double t0 = cce_now(), sum = 0.0;
-    long count = 0;
+    long count = 0, correct = 0;
     for (size_t w = 0; w < windows; w += (size_t)batch_seqs) {
         int nb = windows - w < (size_t)batch_seqs ? (int)(windows - w) : batch_seqs;
-        if ((s = cce_fwd_sequences_nll(f, ids + w * (size_t)seq_len, nb, seq_len, &sum, &count, err)))
+        if ((s = cce_fwd_sequences_nll_acc(f, ids + w * (size_t)seq_len, nb, seq_len, &sum, &count, &correct, err)))
             goto cleanup;
         if (progress && progress(user, (long)(w + (size_t)nb), (long)windows)) {
             s = cce_err_set(err, CCE_ECANCEL, "eval: cancelled after %zu of %zu windows", w + (size_t)nb, windows);
@@ -155,6 +155,7 @@ cce_status cce_eval_ids(const cce_model *m, const int *ids, size_t n, int seq_le
     res->predictions = count;
     res->loss = sum / (double)count;
     res->ppl = exp(res->loss);
+    res->accuracy = (double)correct / (double)count;
     res->tokens_per_s = res->seconds > 0 ? (double)windows * seq_len / res->seconds : 0.0;
 cleanup:
     cce_fwd_free(f);
@@ -171,5 +172,25 @@ cce_status cce_eval_text(const cce_model *m, const cce_tokenizer *tok, const cha
     if (max_tokens > 0 && (size_t)max_tokens < n) n = (size_t)max_tokens;
     s = cce_eval_ids(m, ids, n, seq_len, batch_seqs, progress, user, res, err);
     cce_free(ids);
+    return s;
+}
+
+cce_status cce_decode_speed(const cce_model *m, int n_tokens, int repeats, double *tokens_per_s, cce_err *err) {
+    *tokens_per_s = 0;
+    if (n_tokens < 2 || repeats < 1) return cce_err_set(err, CCE_EINVAL, "decode speed: %d tokens x %d runs", n_tokens, repeats);
+    if (m->cfg.arch == CCE_ARCH_GPT2 && n_tokens > m->cfg.seq_len) n_tokens = m->cfg.seq_len;
+    int *ids = cce_alloc((size_t)n_tokens, sizeof(int));   // (n_tokens) greedy continuation from BOS/EOS
+    if (!ids) return cce_err_set(err, CCE_ENOMEM, "decode speed: out of memory");
+    ids[0] = m->cfg.bos_id >= 0 ? m->cfg.bos_id : m->cfg.eos_id >= 0 ? m->cfg.eos_id : 0;
+    cce_status s = CCE_OK;
+    double best = 0;
+    for (int r = 0; r < repeats && !s; r++) {
+        double t0 = cce_now();
+        s = cce_greedy_ids(m, ids, n_tokens, err);
+        double dt = cce_now() - t0, tps = dt > 0 ? (n_tokens - 1) / dt : 0;
+        if (!s && tps > best) best = tps;
+    }
+    cce_free(ids);
+    if (!s) *tokens_per_s = best;
     return s;
 }

@@ -28,7 +28,8 @@
  * The decoder (its own section below) reads each weight once per token with kernels.h.
  *
  * RoPE: cos/sin tables (max_seq_len, hd/2) are computed in double once in cce_fwd_new /
- * cce_decoder_new; pair j of a head rotates by pos·theta^(-2j/hd), with the pair being
+ * cce_decoder_new; pair j of a head rotates by pos·cce_rope_inv_freq(cfg, j) (theta^(-2j/hd)
+ * unless the config scales it), with the pair being
  * (2j, 2j+1) when cfg.rope_interleaved and (j, j+hd/2) otherwise (Hugging Face layout).
  */
 #include <math.h>
@@ -94,6 +95,7 @@ struct cce_fwd {
     int nll_rows, nll_vocab;  // block of rows x slice of the vocabulary per NLL-head GEMM
     float *logits;   // (nll_rows, nll_vocab)
     float *nll_max, *nll_tgt;  // (nll_rows) running maximum and target logit per row
+    int *nll_arg;              // (nll_rows) index of the running maximum (first of ties)
     double *nll_sum;           // (nll_rows) Σ exp(logit − running maximum)
     float *rope_cos, *rope_sin;  // (max_seq, head_dim/2)
 };
@@ -164,21 +166,27 @@ static fwd_maxes fwd_model_maxes(const cce_model *m) {
     return x;
 }
 
-/* cos/sin tables (n_pos, hd/2), double-precision angles. */
+/* cos/sin tables (n_pos, hd/2), double-precision angles from cce_rope_inv_freq. Sequences
+ * longer than a sliding attention window are refused here, where their length is first known. */
 static cce_status fwd_rope_tables(const cce_config *c, int n_pos, float **cs, float **sn, cce_err *err) {
     int half = c->head_dim / 2 > 0 ? c->head_dim / 2 : 1;
+    *cs = *sn = NULL;
+    cce_status s = cce_config_check_positions(c, n_pos, err);
+    if (s) return s;
     *cs = cce_alloc((size_t)n_pos, (size_t)half * sizeof(float));
     *sn = cce_alloc((size_t)n_pos, (size_t)half * sizeof(float));
     if (!*cs || !*sn) {
         cce_free(*cs); cce_free(*sn); *cs = *sn = NULL;
         return cce_err_set(err, CCE_ENOMEM, "forward: out of memory for RoPE tables (%d positions)", n_pos);
     }
-    for (int p = 0; p < n_pos; p++)
-        for (int j = 0; j < c->head_dim / 2; j++) {
-            double ang = p * pow(c->rope_theta, -2.0 * j / c->head_dim);
+    for (int j = 0; j < c->head_dim / 2; j++) {
+        double freq = cce_rope_inv_freq(c, j);
+        for (int p = 0; p < n_pos; p++) {
+            double ang = p * freq;
             (*cs)[(size_t)p * half + j] = (float)cos(ang);
             (*sn)[(size_t)p * half + j] = (float)sin(ang);
         }
+    }
     return CCE_OK;
 }
 
@@ -228,9 +236,10 @@ cce_status cce_fwd_new(const cce_model *m, int max_rows, int max_seq_len, cce_fw
     f->nll_max = cce_alloc((size_t)f->nll_rows, sizeof(float));
     f->nll_tgt = cce_alloc((size_t)f->nll_rows, sizeof(float));
     f->nll_sum = cce_alloc((size_t)f->nll_rows, sizeof(double));
+    f->nll_arg = cce_alloc((size_t)f->nll_rows, sizeof(int));
     if (!f->h || !f->xn || !f->out || !f->q || !f->att || !f->k || !f->v || !f->a || !f->b ||
         !f->lr || (mx.wtile && !f->wtile) || !f->kt || !f->scores || !f->logits ||
-        !f->nll_max || !f->nll_tgt || !f->nll_sum) {
+        !f->nll_max || !f->nll_tgt || !f->nll_sum || !f->nll_arg) {
         cce_fwd_free(f);
         return cce_err_set(err, CCE_ENOMEM, "forward: out of memory for %d rows of scratch", max_rows);
     }
@@ -248,7 +257,7 @@ void cce_fwd_free(cce_fwd *f) {
     cce_free(f->k); cce_free(f->v); cce_free(f->a); cce_free(f->b); cce_free(f->lr); cce_free(f->wtile);
     cce_pool_free(f->pool);
     cce_free(f->kt); cce_free(f->scores);
-    cce_free(f->logits); cce_free(f->nll_max); cce_free(f->nll_tgt); cce_free(f->nll_sum);
+    cce_free(f->logits); cce_free(f->nll_max); cce_free(f->nll_tgt); cce_free(f->nll_sum); cce_free(f->nll_arg);
     cce_free(f->rope_cos); cce_free(f->rope_sin);
     cce_free(f);
 }
@@ -652,8 +661,9 @@ cce_status cce_fwd_logits(cce_fwd *f, const float *h, int rows, float *logits, c
     return CCE_OK;
 }
 
-cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, int seq_len,
-                       double *sum_nll, long *count, cce_err *err) {
+/* The NLL head; correct (may be NULL) counts predictions whose argmax is the target. */
+static cce_status fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, int seq_len,
+                          double *sum_nll, long *count, long *correct, cce_err *err) {
     cce_status s = fwd_check_batch(f, n_seq, seq_len, err);
     if (s) return s;
     const cce_model *m = f->m;
@@ -664,13 +674,14 @@ cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, in
     fwd_norm(m, h, rows, m->final_norm, m->final_norm_b, f->xn);
     const cce_linear *head = &m->lm_head;
     double total = 0.0;
-    long cnt = 0;
+    long cnt = 0, ok = 0;
     for (int r0 = 0; r0 < rows; r0 += f->nll_rows) {
         int nr = rows - r0 < f->nll_rows ? rows - r0 : f->nll_rows;
         for (int i = 0; i < nr; i++) {
             f->nll_max[i] = -INFINITY;
             f->nll_sum[i] = 0.0;
             f->nll_tgt[i] = 0.0f;
+            f->nll_arg[i] = 0;
         }
         for (int v0 = 0; v0 < V; v0 += f->nll_vocab) {
             if (cce_interrupted()) return cce_err_set(err, CCE_ECANCEL, "forward: interrupted in the LM head");
@@ -687,9 +698,10 @@ cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, in
                 float *lg = f->logits + (size_t)i * nv, cm = fwd_vmax(lg, nv);
                 int t = ids[r + 1] - v0;
                 if (t >= 0 && t < nv) f->nll_tgt[i] = lg[t];
-                if (cm > f->nll_max[i]) {
+                if (cm > f->nll_max[i]) {   // strictly: ties keep the first index, as cce_argmax does
                     f->nll_sum[i] *= exp((double)f->nll_max[i] - (double)cm);
                     f->nll_max[i] = cm;
+                    if (correct) f->nll_arg[i] = v0 + cce_argmax(lg, nv);
                 }
                 f->nll_sum[i] += fwd_vexp_sum(lg, nv, f->nll_max[i]);   // overwrites the row with exps
             }
@@ -697,21 +709,33 @@ cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, in
         for (int i = 0; i < nr; i++) {
             if ((r0 + i) % seq_len == seq_len - 1) continue;
             total += log(f->nll_sum[i]) + (double)f->nll_max[i] - (double)f->nll_tgt[i];
+            if (correct) ok += f->nll_arg[i] == ids[r0 + i + 1];
             cnt++;
         }
     }
     *sum_nll += total;
     *count += cnt;
+    if (correct) *correct += ok;
     return CCE_OK;
+}
+
+cce_status cce_fwd_nll(cce_fwd *f, const float *h, const int *ids, int n_seq, int seq_len,
+                       double *sum_nll, long *count, cce_err *err) {
+    return fwd_nll(f, h, ids, n_seq, seq_len, sum_nll, count, NULL, err);
+}
+
+cce_status cce_fwd_sequences_nll_acc(cce_fwd *f, const int *ids, int n_seq, int seq_len,
+                                     double *sum_nll, long *count, long *correct, cce_err *err) {
+    cce_status s = cce_fwd_embed(f, ids, n_seq, seq_len, f->h, err);
+    for (int li = 0; !s && li < f->m->cfg.n_layers; li++)
+        s = cce_fwd_block(f, li, f->h, n_seq, seq_len, NULL, NULL, err);
+    if (!s) s = fwd_nll(f, f->h, ids, n_seq, seq_len, sum_nll, count, correct, err);
+    return s;
 }
 
 cce_status cce_fwd_sequences_nll(cce_fwd *f, const int *ids, int n_seq, int seq_len,
                                  double *sum_nll, long *count, cce_err *err) {
-    cce_status s = cce_fwd_embed(f, ids, n_seq, seq_len, f->h, err);
-    for (int li = 0; !s && li < f->m->cfg.n_layers; li++)
-        s = cce_fwd_block(f, li, f->h, n_seq, seq_len, NULL, NULL, err);
-    if (!s) s = cce_fwd_nll(f, f->h, ids, n_seq, seq_len, sum_nll, count, err);
-    return s;
+    return cce_fwd_sequences_nll_acc(f, ids, n_seq, seq_len, sum_nll, count, NULL, err);
 }
 
 /* ---------------------------------------------------------------- decoder

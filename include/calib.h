@@ -62,4 +62,9 @@ void cce_calib_free(cce_calib *c);
  * advance c->layer. CCE_ECANCEL when the tap asked to stop (h is then partly updated). */
 cce_status cce_calib_block(cce_calib *c, cce_tap_fn tap, void *user, cce_err *err);
 
+/* Read a calibration text: a file, or a directory whose regular files (not starting with '.')
+ * are concatenated in name order, separated by a blank line. sha (may be NULL) receives the
+ * SHA-256 of the bytes returned. *text is NUL-terminated (cce_free). */
+cce_status cce_calib_read_text(const char *path, char **text, size_t *len, char sha[65], cce_err *err);
+
 #endif

@@ -11,7 +11,8 @@
  *   5. Optionally keep only the first max_tokens tokens of the stream.
  *   6. Cut the stream into non-overlapping windows of seq_len tokens; drop the last partial one.
  *   7. loss = mean next-token NLL (nats) over every predicted position: seq_len-1 per window
- *      (a window's first token is context only). ppl = exp(loss).
+ *      (a window's first token is context only). ppl = exp(loss). accuracy = the share of the
+ *      same predictions whose most likely token (argmax, first on ties) is the next token.
  * Windows are independent sequences (positions restart at 0), evaluated batch_seqs at a time
  * with the batched forward pass.
  */
@@ -30,6 +31,7 @@ cce_status cce_text_tokens(const cce_tokenizer *tok, const char *text, size_t le
 
 typedef struct {
     double loss, ppl;       // mean NLL (nats/token) and exp(loss)
+    double accuracy;        // share of predictions whose argmax (first on ties) is the next token
     long tokens;            // tokens in the stream that was evaluated (after max_tokens)
     long windows;           // full windows evaluated
     long predictions;       // windows * (seq_len - 1)
@@ -53,5 +55,9 @@ cce_status cce_eval_ids(const cce_model *m, const int *ids, size_t n, int seq_le
 cce_status cce_eval_text(const cce_model *m, const cce_tokenizer *tok, const char *text, size_t len,
                          int seq_len, long max_tokens, int batch_seqs, cce_eval_progress_fn progress,
                          void *user, cce_eval_result *res, cce_err *err);
+
+/* KV-cached greedy decoding speed: the best of `repeats` runs of n_tokens steps from BOS (EOS
+ * when there is none), decoder setup included, tokens per second. Measured, never asserted. */
+cce_status cce_decode_speed(const cce_model *m, int n_tokens, int repeats, double *tokens_per_s, cce_err *err);
 
 #endif

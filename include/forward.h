@@ -81,6 +81,9 @@ cce_status cce_fwd_logits(cce_fwd *f, const float *h, int rows, float *logits, c
 /* Whole-model convenience: mean NLL over n_seq sequences of ids. */
 cce_status cce_fwd_sequences_nll(cce_fwd *f, const int *ids, int n_seq, int seq_len,
                                  double *sum_nll, long *count, cce_err *err);
+/* The same, also adding to *correct the predictions whose argmax (first on ties) is the target. */
+cce_status cce_fwd_sequences_nll_acc(cce_fwd *f, const int *ids, int n_seq, int seq_len,
+                                     double *sum_nll, long *count, long *correct, cce_err *err);
 
 /* KV-cached incremental decoding of one sequence. */
 typedef struct cce_decoder cce_decoder;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "calib.h"
 
 volatile sig_atomic_t cli_interrupted;
 
@@ -147,6 +148,21 @@ int cli_open_model(const char *path, const char *tok_path, int need_tok, cce_mod
         *model = NULL;
         return cli_fail("%s: no tokenizer found beside the model; pass --tokenizer FILE", path);
     }
+    return 0;
+}
+
+void cli_warn_utf8(const char *what, const char *s, size_t len) {
+    size_t bad = cce_tokenizer_utf8_check(s, len);
+    if (bad < len)
+        fprintf(stderr, "cce: warning: %s: not valid UTF-8 at byte offset %zu (such bytes are encoded as byte tokens)\n",
+                what, bad);
+}
+
+int cli_read_text(const char *path, char **text, size_t *len) {
+    cce_err err = {{0}};
+    /* a file, or a directory of files (calibration texts such as text/train/) */
+    if (cce_calib_read_text(path, text, len, NULL, &err)) return cli_fail_err(&err);
+    cli_warn_utf8(path, *text, *len);
     return 0;
 }
 

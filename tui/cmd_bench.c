@@ -1,7 +1,10 @@
 /*
- * cmd_bench.c — `cce bench MODEL [--seq-len N] [--batch N] [--decode-steps N] [--peak-size N]
- * [--json]`: throughput and utilisation of the forward pass and the decoder, measured (never
- * asserted) on this machine, beside the machine's own SGEMM peak and DRAM read bandwidth.
+ * cmd_bench.c — `cce bench MODEL [--seq-len N] [--batch N] [--decode-steps N] [--prompt-len N]
+ * [--peak-size N] [--tokenizer FILE] [--json]`: throughput and utilisation of the forward pass
+ * and the decoder, measured (never asserted) on this machine, beside the machine's own SGEMM
+ * peak and DRAM read bandwidth. The benchmark feeds random ids; --tokenizer is accepted as by
+ * every command that reads a model (the tokenizer is loaded and checked against the model, then
+ * not used).
  *
  * Figures:
  *  - gemm_peak_gflops: best of 8 timed 2048x2048x2048 products (--peak-size; each as four
@@ -225,6 +228,7 @@ int cmd_bench(int argc, char **argv) {
         {"decode-steps", 1, "positions per decoding run (default min(256, model context))", NULL},
         {"prompt-len", 1, "tokens of the prompt-processing runs (default min(512, model context))", NULL},
         {"peak-size", 1, "size of the square SGEMM that measures the peak (default 2048)", NULL},
+        {"tokenizer", 1, "tokenizer file (loaded and checked; the benchmark itself feeds random ids)", NULL},
         {"json", 0, "one JSON object on stdout", NULL},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -242,7 +246,9 @@ int cmd_bench(int argc, char **argv) {
 
     double t0 = cce_now();
     cce_model *m = NULL;
-    if (cli_open_model(n_pos ? pos[0] : NULL, NULL, 0, &m, NULL)) return 1;
+    cce_tokenizer *tok = NULL;
+    const char *tok_path = cli_get(opts, n_opts, "tokenizer");
+    if (cli_open_model(n_pos ? pos[0] : NULL, tok_path, 0, &m, tok_path ? &tok : NULL)) return 1;
     double open_s = cce_now() - t0;
     bench_touch(m);
     double load_s = cce_now() - t0;
@@ -399,6 +405,7 @@ cleanup:
     cce_fwd_free(f);
     cce_free(ids);
     cce_free(logits);
+    cce_tokenizer_free(tok);
     cce_model_free(m);
     return rc;
 }

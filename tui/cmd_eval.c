@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include "cli.h"
+#include "cli_plan.h"
 #include "eval.h"
 
 static int eval_progress(void *user, long done, long total) {
@@ -23,6 +24,8 @@ int cmd_eval(int argc, char **argv) {
         {"max-tokens", 1, "use only the first N tokens of the stream", NULL},
         {"batch", 1, "windows per forward batch (default: ~2048 tokens)", NULL},
         {"tokenizer", 1, "tokenizer file", NULL},
+        {"plan", 1, "evaluate the compressed model of this plan (encoded in memory)", NULL},
+        {"calib", 1, "with --plan: the calibration text, if not where the plan says", NULL},
         {"json", 0, "one JSON object on stdout", NULL},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -41,7 +44,7 @@ int cmd_eval(int argc, char **argv) {
     cce_err err = {{0}};
     char *text = NULL;
     size_t len = 0;
-    if (cce_read_file(text_path, (size_t)1 << 32, &text, &len, &err)) return cli_fail_err(&err);
+    if (cli_read_text(text_path, &text, &len)) return 1;
     cce_model *m = NULL;
     cce_tokenizer *tok = NULL;
     if (cli_open_model(n_pos ? pos[0] : NULL, cli_get(opts, n_opts, "tokenizer"), 1, &m, &tok)) {
@@ -49,12 +52,27 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     }
     if (!seq_len) seq_len = m->cfg.seq_len < 256 ? m->cfg.seq_len : 256;
+    cce_model *c = NULL;
+    cce_plan plan;
+    const char *plan_path = cli_get(opts, n_opts, "plan");
+    if (plan_path) {
+        int rc = cli_open_plan(m, tok, plan_path, cli_get(opts, n_opts, "calib"), &plan, &c);
+        if (rc) {
+            cce_free(text);
+            cce_tokenizer_free(tok);
+            cce_model_free(m);
+            return rc;
+        }
+        cce_plan_free(&plan);
+    }
     cce_eval_result r;
-    cce_status s = cce_eval_text(m, tok, text, len, (int)seq_len, max_tokens, (int)batch, eval_progress,
+    cce_status s = cce_eval_text(c ? c : m, tok, text, len, (int)seq_len, max_tokens, (int)batch, eval_progress,
                                  NULL, &r, &err);
+    cce_param_count pc = cce_model_params(c ? c : m);
     cli_progress_end();
     cce_free(text);
     cce_tokenizer_free(tok);
+    cce_model_free(c);
     cce_model_free(m);
     if (s == CCE_ECANCEL && cli_interrupted) {
         fprintf(stderr, "cce: interrupted\n");
@@ -65,6 +83,8 @@ int cmd_eval(int argc, char **argv) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "loss", r.loss);
         cJSON_AddNumberToObject(o, "ppl", r.ppl);
+        cJSON_AddNumberToObject(o, "accuracy", r.accuracy);
+        cJSON_AddNumberToObject(o, "params_non_embedding", (double)pc.non_embedding);
         cJSON_AddNumberToObject(o, "tokens", (double)r.tokens);
         cJSON_AddNumberToObject(o, "windows", (double)r.windows);
         cJSON_AddNumberToObject(o, "predictions", (double)r.predictions);
@@ -73,8 +93,10 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "tokens_per_s", r.tokens_per_s);
         cli_json_print(o);
     } else {
-        printf("loss %.5f  ppl %.4f  (%ld tokens, %ld windows of %d, %ld predictions, %.2f s, %.0f tokens/s)\n",
-               r.loss, r.ppl, r.tokens, r.windows, r.seq_len, r.predictions, r.seconds, r.tokens_per_s);
+        printf("loss %.5f  ppl %.4f  accuracy %.4f  (%ld tokens, %ld windows of %d, %ld predictions, %.2f s, "
+               "%.0f tokens/s; %lld non-embedding parameters)\n",
+               r.loss, r.ppl, r.accuracy, r.tokens, r.windows, r.seq_len, r.predictions, r.seconds, r.tokens_per_s,
+               (long long)pc.non_embedding);
     }
     return 0;
 }

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
+#ifndef CCE_BATCH_ONLY
+#include "tui_main.h"
+#endif
 
 typedef struct {
     const char *name;
@@ -21,6 +24,8 @@ static const command commands[] = {
     {"export", cmd_export, "export MODEL -o DIR [--dtype f32|f16|bf16] [--no-tokenizer] [--json]   write a Hugging Face directory"},
     {"synth", cmd_synth, "synth --like NAME -o DIR [--seed S] [--json]   random-weight model of a real shape (tiny smollm-135m gpt2 qwen2.5-0.5b llama-3.2-1b)"},
     {"bench", cmd_bench, "bench MODEL [--json]   throughput and utilisation"},
+    {"plan", cmd_plan, "plan MODEL [--calib FILE|DIR] [--target P | --eps E --tau T] [--alpha A --beta B --gamma G] [--pin/--force B:KIND[:I]] [--redistribute none|lsq|bias] -o PLAN [--json]   a compression plan"},
+    {"apply", cmd_apply, "apply MODEL --plan PLAN -o DIR [--format hf|gguf] [--dtype f32|f16|bf16] [--calib FILE|DIR] [--json]   write the compressed model"},
     {"analyze", cmd_analyze, "analyze MODEL --calib FILE -o FILE [--tokens N] [--seq-len N] [--seed S] [--eps E] [--tau T] [--json]   the CCE analysis (analyze --help for all options)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
@@ -28,7 +33,8 @@ static const command commands[] = {
 static void usage(FILE *f) {
     fprintf(f, "usage: cce COMMAND [ARGS]\n\ncommands:\n");
 #ifndef CCE_BATCH_ONLY
-    fprintf(f, "  tui [MODEL]   interactive inspector (default model: %s)\n", cli_default_model());
+    fprintf(f, "  tui [MODEL] [--calib FILE] [--eval FILE] [--tokenizer FILE]   the interactive inspector (tui --help;\n"
+               "      no command at all opens it on the default model %s)\n", cli_default_model());
 #endif
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %s\n", commands[i].usage);
     fprintf(f, "\nMODEL: a llama2.c .bin (tokenizer.bin/tok512.bin beside it or --tokenizer),\n"
@@ -40,9 +46,8 @@ int main(int argc, char **argv) {
     cli_install_signals();
     if (argc < 2) {
 #ifndef CCE_BATCH_ONLY
-        /* no TUI yet: show the default model */
-        char *a[] = {"info", NULL};
-        return cmd_info(1, a);
+        char *a[] = {"tui", NULL};
+        return tui_main(1, a);
 #else
         usage(stderr);
         return 2;
@@ -54,9 +59,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "tui")) {
 #ifndef CCE_BATCH_ONLY
-        /* The TUI is its own issue; until it lands `cce tui` shows the model summary. */
-        fprintf(stderr, "cce: the interactive TUI is not built yet; showing `cce info`\n");
-        return cmd_info(argc - 1, argv + 1);
+        return tui_main(argc - 1, argv + 1);
 #else
         return cli_fail("this is cce-batch, built without the TUI; use build/cce tui");
 #endif
