@@ -48,6 +48,7 @@
 #include <unistd.h>
 #include <cblas.h>
 #include "cli.h"
+#include "cli_plan.h"
 #include "forward.h"
 #include "kernels.h"
 
@@ -180,6 +181,19 @@ static double bench_decode_weight_bytes(const cce_model *m) {
     return b;
 }
 
+/* FLOPs of one decoding step at mean context ctx: 2 per weight of every linear (low-rank: its
+ * factors) and of the LM head, plus the attention's Q·K and P·V over ctx positions per head. */
+static double bench_decode_flops(const cce_model *m, double ctx) {
+    double f = 2.0 * (double)m->cfg.vocab_size * m->cfg.dim;
+    for (int li = 0; li < m->cfg.n_layers; li++) {
+        const cce_layer *l = &m->layers[li];
+        if (l->dropped) continue;
+        for (int k = 0; k < CCE_LIN_COUNT; k++) f += 2.0 * (double)cce_linear_params(cce_layer_lin_c(l, k));
+        f += 4.0 * ctx * (double)l->n_heads * m->cfg.head_dim;
+    }
+    return f;
+}
+
 /* KV-cache bytes a step reads, averaged over positions 0..steps-1: Σ_layers 2·(p+1)·kv_dim·4. */
 static double bench_decode_kv_bytes(const cce_model *m, int steps) {
     double kv = 0;
@@ -229,6 +243,8 @@ int cmd_bench(int argc, char **argv) {
         {"prompt-len", 1, "tokens of the prompt-processing runs (default min(512, model context))", NULL},
         {"peak-size", 1, "size of the square SGEMM that measures the peak (default 2048)", NULL},
         {"tokenizer", 1, "tokenizer file (loaded and checked; the benchmark itself feeds random ids)", NULL},
+        {"plan", 1, "benchmark the compressed model of this plan (encoded in memory) beside the original's decode", NULL},
+        {"calib", 1, "with --plan: the calibration text, if not where the plan says", NULL},
         {"json", 0, "one JSON object on stdout", NULL},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -248,7 +264,24 @@ int cmd_bench(int argc, char **argv) {
     cce_model *m = NULL;
     cce_tokenizer *tok = NULL;
     const char *tok_path = cli_get(opts, n_opts, "tokenizer");
-    if (cli_open_model(n_pos ? pos[0] : NULL, tok_path, 0, &m, tok_path ? &tok : NULL)) return 1;
+    const char *plan_path = cli_get(opts, n_opts, "plan");
+    if (cli_open_model(n_pos ? pos[0] : NULL, tok_path, plan_path != NULL, &m, tok_path || plan_path ? &tok : NULL))
+        return 1;
+    cce_model *src = NULL;   // with --plan: the original; m is then the compressed model (it borrows from src)
+    if (plan_path) {
+        cce_plan plan;
+        cce_model *c = NULL;
+        int prc = cli_open_plan(m, tok, plan_path, cli_get(opts, n_opts, "calib"), &plan, &c);
+        if (prc) {
+            cce_tokenizer_free(tok);
+            cce_model_free(m);
+            return prc;
+        }
+        cce_plan_free(&plan);
+        src = m;
+        m = c;
+        t0 = cce_now();
+    }
     double open_s = cce_now() - t0;
     bench_touch(m);
     double load_s = cce_now() - t0;
@@ -341,6 +374,14 @@ int cmd_bench(int argc, char **argv) {
         rc = 130;
         goto cleanup;
     }
+    /* with --plan: the original's decode in the same run, and the speed-up its FLOPs predict */
+    double src_decode = 0, pred_speedup = 0;
+    if (src) {
+        cce_err se = {{0}};
+        if (cce_decode_speed(src, n_dec, 3, &src_decode, &se)) { rc = cli_fail_err(&se); goto cleanup; }
+        double c2 = (n_dec + 1) / 2.0;
+        pred_speedup = bench_decode_flops(src, c2) / bench_decode_flops(m, c2);
+    }
     double flops = bench_prefill_flops(m, n_seq, T);
     double prefill_tps = (double)n_seq * T / best, prefill_gf = flops / best / 1e9;
     double decode_tps = n_dec / dec_best, prompt_tps = n_prompt / prompt_best;
@@ -380,6 +421,12 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "peak_rss_mb", rss);
         cJSON_AddBoolToObject(o, "peak_rss_excludes_probes", excl);
         cJSON_AddNumberToObject(o, "probe_buffers_mb", probe_mb);
+        if (src) {
+            cJSON_AddStringToObject(o, "plan", plan_path);
+            cJSON_AddNumberToObject(o, "original_decode_tokens_per_s", src_decode);
+            cJSON_AddNumberToObject(o, "decode_speedup", src_decode > 0 ? decode_tps / src_decode : 0);
+            cJSON_AddNumberToObject(o, "decode_speedup_predicted", pred_speedup);
+        }
         cli_json_print(o);
     } else {
         printf("model                %s (%lld params, %lld non-embedding; weights %s)\n", m->path ? m->path : "",
@@ -397,6 +444,9 @@ int cmd_bench(int argc, char **argv) {
         printf("decode bytes/token   %.2f MB weights + %.2f MB KV cache (mean); %.2f of the read bandwidth\n",
                wbytes / 1e6, kvbytes / 1e6, share);
         printf("peak rss             %.1f MB (%s the %.0f MB of probe buffers)\n", rss, excl ? "without" : "with", probe_mb);
+        if (src)
+            printf("plan                 %s: decode %.1f tokens/s vs the original's %.1f: %.2fx (FLOPs predict %.2fx)\n",
+                   plan_path, decode_tps, src_decode, src_decode > 0 ? decode_tps / src_decode : 0, pred_speedup);
     }
     rc = 0;
 cleanup:
@@ -407,5 +457,6 @@ cleanup:
     cce_free(logits);
     cce_tokenizer_free(tok);
     cce_model_free(m);
+    cce_model_free(src);
     return rc;
 }

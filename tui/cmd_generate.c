@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
+#include "cli_plan.h"
 #include "forward.h"
 
 typedef struct {
@@ -43,6 +44,8 @@ int cmd_generate(int argc, char **argv) {
         {"n", 1, "number of new tokens (default 64)", NULL},
         {"ids", 0, "print token ids instead of text", NULL},
         {"tokenizer", 1, "tokenizer file", NULL},
+        {"plan", 1, "generate with the compressed model of this plan (encoded in memory)", NULL},
+        {"calib", 1, "with --plan: the calibration text, if not where the plan says", NULL},
         {"json", 0, "one JSON object on stdout", NULL},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -57,6 +60,21 @@ int cmd_generate(int argc, char **argv) {
     cce_model *m = NULL;
     cce_tokenizer *tok = NULL;
     if (cli_open_model(n_pos ? pos[0] : NULL, cli_get(opts, n_opts, "tokenizer"), 0, &m, &tok)) return 1;
+    cce_model *src = NULL;   // with --plan: the original, which the compressed m borrows from
+    const char *plan_path = cli_get(opts, n_opts, "plan");
+    if (plan_path) {
+        cce_plan plan;
+        cce_model *c = NULL;
+        int prc = cli_open_plan(m, tok, plan_path, cli_get(opts, n_opts, "calib"), &plan, &c);
+        if (prc) {
+            cce_tokenizer_free(tok);
+            cce_model_free(m);
+            return prc;
+        }
+        cce_plan_free(&plan);
+        src = m;
+        m = c;
+    }
     int rc = 1;
     cce_err err = {{0}};
     int *ids = NULL;
@@ -167,5 +185,6 @@ cleanup:
     cce_free(text.p);
     cce_tokenizer_free(tok);
     cce_model_free(m);
+    cce_model_free(src);
     return rc;
 }
