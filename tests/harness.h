@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <ftw.h>
+#include <sys/stat.h>
 
 static int harness_failed_total, harness_passed_total, harness_skipped_total, harness_cur_failed, harness_cur_skipped;
 static char harness_msg[1024];
@@ -65,18 +67,25 @@ static inline const char *harness_data(const char *rel) {
 }
 static inline int harness_have(const char *path) { return access(path, R_OK) == 0; }
 
-/* A scratch directory unique to this test program, created on first use. */
+/* A scratch directory unique to this test program, created on first use and removed (with
+ * everything in it) by harness_done; CCE_TEST_KEEP=1 keeps it for a look. */
+static char harness_tmp[512];
+static int harness_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
 static inline const char *harness_tmpdir(void) {
-    static char dir[512];
+    char *dir = harness_tmp;
     if (!dir[0]) {
         const char *t = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/cce-test-XXXXXX", t && *t ? t : "/tmp");
+        snprintf(dir, sizeof harness_tmp, "%s/cce-test-XXXXXX", t && *t ? t : "/tmp");
         if (!mkdtemp(dir)) { perror("mkdtemp"); exit(2); }
     }
     return dir;
 }
 
 static inline int harness_done(void) {
+    if (harness_tmp[0] && !getenv("CCE_TEST_KEEP")) nftw(harness_tmp, harness_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     printf("%d passed, %d failed, %d skipped\n", harness_passed_total, harness_failed_total, harness_skipped_total);
     return harness_failed_total ? 1 : 0;
 }
