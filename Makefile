@@ -3,7 +3,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := libncurses-dev libopenblas-dev liblapacke-dev libreadline-dev libcjson-dev time
+PKGS    := libncurses-dev libopenblas-dev liblapacke-dev libreadline-dev libcjson-dev time tmux
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wvla -Wformat=2
 ifdef CI
@@ -22,15 +22,17 @@ ENGINE_SRC := $(sort $(wildcard engine/*.c engine/formats/*.c))
 BATCH_SRC  := $(sort $(wildcard tui/cli*.c tui/cmd_*.c))
 TUI_SRC    := $(sort $(filter-out tui/main.c $(BATCH_SRC),$(wildcard tui/*.c)))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+TUI_TEST_SRC := $(sort $(wildcard tests/tui/test_*.c))
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
 BATCH_OBJ  := $(BATCH_SRC:%.c=$(BUILD)/%.o)
 TUI_OBJ    := $(TUI_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TUI_TEST_BIN := $(TUI_TEST_SRC:tests/tui/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps-check run test test-unit test-e2e test-asan test-valgrind fuzz fuzz-build bench deps clean
 
-all: deps-check $(BUILD)/cce $(BUILD)/cce-batch $(UNIT_BIN)
+all: deps-check $(BUILD)/cce $(BUILD)/cce-batch $(UNIT_BIN) $(TUI_TEST_BIN)
 
 $(BUILD)/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
@@ -55,6 +57,11 @@ $(BUILD)/tui/main_batch.o: tui/main.c | deps-check
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcce.a tests/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libcce.a $(ENGINE_LIBS)
+
+# Unit tests of the TUI's terminal-free parts link the TUI objects (and so curses/readline).
+$(TUI_TEST_BIN): $(BUILD)/tests/%: tests/tui/%.c $(TUI_OBJ) $(BATCH_OBJ) $(BUILD)/libcce.a tests/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(TUI_OBJ) $(BATCH_OBJ) $(BUILD)/libcce.a $(TUI_LIBS) $(ENGINE_LIBS)
 
 # Install missing Debian packages when root; otherwise print the apt line and stop.
 deps-check:

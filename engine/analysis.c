@@ -17,11 +17,13 @@
  * exactly redundant components make it singular up to the ridge.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "analysis.h"
+#include "analysis_internal.h"
 #include "calib.h"
 #include "linalg.h"
 #include "resource.h"
@@ -132,59 +134,58 @@ static cce_status comps_check(const cce_components *c, int n, const char *what, 
     return CCE_OK;
 }
 
-/* G_c = W_cᵀ W_c (s, s) for the columns idx of w (d, ·, ldw), in double. */
-static void gram_of_columns(const float *w, int d, int ldw, const int *idx, int s, double *g) {
-    for (int p = 0; p < s; p++)
-        for (int q = p; q < s; q++) {
-            double t = 0;
-            for (int k = 0; k < d; k++) t += (double)w[(size_t)k * ldw + idx[p]] * w[(size_t)k * ldw + idx[q]];
-            g[p * s + q] = g[q * s + p] = t;
-        }
+/* G_c = W_cᵀ W_c (s, s) for the columns idx of w (d, ·, ldw), in double: the columns are
+ * gathered into buf (d, s) and multiplied by one dsyrk. */
+static cce_status gram_of_columns(const float *w, int d, int ldw, const int *idx, int s, double *g, double *buf,
+                                  cce_err *err) {
+    for (int k = 0; k < d; k++)
+        for (int p = 0; p < s; p++) buf[(size_t)k * s + p] = w[(size_t)k * ldw + idx[p]];
+    cce_matd B = {buf, d, s, s}, G = {g, s, s, s};
+    cce_status st = cce_linalg_syrk_d(1, 1.0, &B, 0.0, &G, err);
+    if (!st) cce_linalg_symmetrize_d(g, s);
+    return st;
 }
 
-/* <G_a C_ab, C_ab G_b>_F with C_ab = cov[idx_a, idx_b]; scratch x, y (sa, sb). */
-static double contrib_cross(const double *cov, int n, const int *ia, int sa, const int *ib, int sb,
-                            const double *ga, const double *gb, double *c, double *x) {
+/* <G_a C_ab, C_ab G_b>_F with C_ab = cov[idx_a, idx_b]; scratch c, x, y (sa, sb). */
+static cce_status contrib_cross(const double *cov, int n, const int *ia, int sa, const int *ib, int sb,
+                                const double *ga, const double *gb, double *c, double *x, double *y, double *out,
+                                cce_err *err) {
     for (int p = 0; p < sa; p++)
         for (int q = 0; q < sb; q++) c[p * sb + q] = cov[(size_t)ia[p] * n + ib[q]];
-    for (int p = 0; p < sa; p++)   // x = G_a C_ab
-        for (int q = 0; q < sb; q++) {
-            double t = 0;
-            for (int k = 0; k < sa; k++) t += ga[p * sa + k] * c[k * sb + q];
-            x[p * sb + q] = t;
-        }
+    cce_matd Ga = {(double *)ga, sa, sa, sa}, Gb = {(double *)gb, sb, sb, sb}, C = {c, sa, sb, sb};
+    cce_matd X = {x, sa, sb, sb}, Y = {y, sa, sb, sb};
+    cce_status st = cce_linalg_gemm_d(0, 0, 1.0, &Ga, &C, 0.0, &X, err);   // G_a C_ab
+    if (!st) st = cce_linalg_gemm_d(0, 0, 1.0, &C, &Gb, 0.0, &Y, err);    // C_ab G_b
+    if (st) return st;
     double s = 0;
-    for (int p = 0; p < sa; p++)   // sum x .* (C_ab G_b)
-        for (int q = 0; q < sb; q++) {
-            double t = 0;
-            for (int k = 0; k < sb; k++) t += c[p * sb + k] * gb[k * sb + q];
-            s += x[p * sb + q] * t;
-        }
-    return s;
+    for (size_t i = 0; i < (size_t)sa * sb; i++) s += x[i] * y[i];
+    *out = s;
+    return CCE_OK;
 }
 
 cce_status cce_cka_from_cov(const double *cov, int n, const cce_components *comps, const float *w,
                             int d, int ldw, float *out, cce_err *err) {
     cce_status st = comps_check(comps, n, "head cka", err);
     if (st) return st;
-    int nc = comps->n_comp, smax = 0;
+    int nc = comps->n_comp, smax = 1;
     for (int k = 0; k < nc; k++)
         if (comps->off[k + 1] - comps->off[k] > smax) smax = comps->off[k + 1] - comps->off[k];
+    size_t ss = (size_t)smax * smax;
     double **g = cce_alloc_zero((size_t)nc ? (size_t)nc : 1, sizeof(double *));
-    double *c = cce_alloc((size_t)smax ? (size_t)smax : 1, (size_t)(smax ? smax : 1) * sizeof(double));   // (smax, smax)
-    double *x = cce_alloc((size_t)smax ? (size_t)smax : 1, (size_t)(smax ? smax : 1) * sizeof(double));   // (smax, smax)
-    double *self = cce_alloc((size_t)nc ? (size_t)nc : 1, sizeof(double));                                 // (nc)
+    double *c = cce_alloc(ss, sizeof(double)), *x = cce_alloc(ss, sizeof(double)), *y = cce_alloc(ss, sizeof(double));
+    double *buf = cce_alloc((size_t)(d > 0 ? d : 1), (size_t)smax * sizeof(double));   // (d, smax)
+    double *self = cce_alloc((size_t)nc ? (size_t)nc : 1, sizeof(double));           // (nc)
     st = CCE_ENOMEM;
-    if (!g || !c || !x || !self) goto nomem;
+    if (!g || !c || !x || !y || !buf || !self) goto nomem;
     for (int k = 0; k < nc; k++) {
         int s = comps->off[k + 1] - comps->off[k];
         if (!(g[k] = cce_alloc((size_t)s, (size_t)s * sizeof(double)))) goto nomem;
-        gram_of_columns(w, d, ldw, comps->idx + comps->off[k], s, g[k]);
+        if ((st = gram_of_columns(w, d, ldw, comps->idx + comps->off[k], s, g[k], buf, err))) goto cleanup;
     }
     for (int a = 0; a < nc; a++) {
         int sa = comps->off[a + 1] - comps->off[a];
         const int *ia = comps->idx + comps->off[a];
-        self[a] = contrib_cross(cov, n, ia, sa, ia, sa, g[a], g[a], c, x);
+        if ((st = contrib_cross(cov, n, ia, sa, ia, sa, g[a], g[a], c, x, y, &self[a], err))) goto cleanup;
     }
     for (int a = 0; a < nc; a++) {
         int sa = comps->off[a + 1] - comps->off[a];
@@ -192,7 +193,8 @@ cce_status cce_cka_from_cov(const double *cov, int n, const cce_components *comp
         for (int b = a; b < nc; b++) {
             int sb = comps->off[b + 1] - comps->off[b];
             const int *ib = comps->idx + comps->off[b];
-            double k = a == b ? self[a] : contrib_cross(cov, n, ia, sa, ib, sb, g[a], g[b], c, x);
+            double k = self[a];
+            if (a != b && (st = contrib_cross(cov, n, ia, sa, ib, sb, g[a], g[b], c, x, y, &k, err))) goto cleanup;
             double v = (self[a] > 0 && self[b] > 0) ? k / sqrt(self[a] * self[b]) : 0;
             out[a * nc + b] = out[b * nc + a] = (float)v;
         }
@@ -200,48 +202,36 @@ cce_status cce_cka_from_cov(const double *cov, int n, const cce_components *comp
     st = CCE_OK;
     goto cleanup;
 nomem:
-    cce_err_set(err, st, "head cka: cannot allocate scratch for %d components of up to %d", nc, smax);
+    st = cce_err_set(err, CCE_ENOMEM, "head cka: cannot allocate scratch for %d components of up to %d", nc, smax);
 cleanup:
     if (g)
         for (int k = 0; k < nc; k++) cce_free(g[k]);
     cce_free(g);
     cce_free(c);
     cce_free(x);
+    cce_free(y);
+    cce_free(buf);
     cce_free(self);
     return st;
 }
 
-/* Inverse of a small SPD block (s, s) in place, with growing jitter if it lost definiteness
- * to rounding during downdates. Returns 0 on success. */
-static int small_spd_inverse(double *a, int s, double *keep) {
-    if (s == 1) {
-        if (!(a[0] > 0)) return -1;
-        a[0] = 1.0 / a[0];
-        return 0;
+/* Contribution energy tr(W_c C_cc W_cᵀ) of each component, for the scores. */
+static void contribution_energy(const double *cov, int n, const cce_components *comps, const float *w, int d,
+                                int ldw, double *var) {
+    for (int c = 0; c < comps->n_comp; c++) {
+        const int *ic = comps->idx + comps->off[c];
+        int s = comps->off[c + 1] - comps->off[c];
+        double v = 0;
+        for (int r = 0; r < d; r++) {
+            const float *wr = w + (size_t)r * ldw;
+            for (int x = 0; x < s; x++) {
+                double t = 0;
+                for (int y = 0; y < s; y++) t += cov[(size_t)ic[x] * n + ic[y]] * wr[ic[y]];
+                v += t * wr[ic[x]];
+            }
+        }
+        var[c] = v;
     }
-    memcpy(keep, a, (size_t)s * s * sizeof(double));
-    double tr = 0;
-    for (int i = 0; i < s; i++) tr += fabs(a[i * s + i]);
-    double jit = tr > 0 ? tr / s * 1e-12 : 1e-300;
-    for (int attempt = 0; attempt < 8; attempt++) {
-        if (cce_linalg_spd_inverse_d(a, s, NULL) == CCE_OK) return 0;
-        memcpy(a, keep, (size_t)s * s * sizeof(double));
-        for (int i = 0; i < s; i++) a[i * s + i] += jit;
-        jit *= 100;
-    }
-    return -1;
-}
-
-/* Weighted residual <G_c, (P_cc)^-1> of the component whose block starts at position a of the
- * compacted upper-triangular P (ld), size s; blk/keep are (s, s) scratch. -1 when the block is
- * numerically singular (then the caller treats the cost as 0: fully predictable). */
-static double block_cost(const double *p, int ld, int a, int s, const double *gc, double *blk, double *keep) {
-    for (int x = 0; x < s; x++)
-        for (int y = x; y < s; y++) blk[x * s + y] = blk[y * s + x] = p[(size_t)(a + x) * ld + a + y];
-    if (small_spd_inverse(blk, s, keep) != 0) return -1;
-    double res = 0;
-    for (int x = 0; x < s * s; x++) res += gc[x] * blk[x];
-    return res;
 }
 
 cce_status cce_redundancy(const double *cov, int n, const cce_components *comps, const float *w,
@@ -249,116 +239,28 @@ cce_status cce_redundancy(const double *cov, int n, const cce_components *comps,
                           cce_err *err) {
     cce_status st = comps_check(comps, n, "redundancy", err);
     if (st) return st;
-    int nc = comps->n_comp, nn = comps->off[nc], smax = 0;
+    int nc = comps->n_comp;
     if (nc == 0) return CCE_OK;
-    for (int k = 0; k < nc; k++)
-        if (comps->off[k + 1] - comps->off[k] > smax) smax = comps->off[k + 1] - comps->off[k];
-    double *p = cce_alloc((size_t)nn, (size_t)nn * sizeof(double));      // (nn, nn) (C + λI)^-1, compacted
-    double *g = cce_alloc((size_t)nn, (size_t)smax * sizeof(double));    // component k's G at off[k]*smax
-    double *blk = cce_alloc((size_t)smax, (size_t)smax * sizeof(double)); // (smax, smax)
-    double *keep = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));
-    double *bt = cce_alloc((size_t)smax, (size_t)nn * sizeof(double));   // (s, k) P_c,rest (compacted order)
-    double *tt = cce_alloc((size_t)smax, (size_t)nn * sizeof(double));   // (s, k) Q P_c,rest
-    int *cur = cce_alloc((size_t)nc, sizeof(int));                       // living components, position order
-    st = CCE_ENOMEM;
-    if (!p || !g || !blk || !keep || !bt || !tt || !cur) {
-        cce_err_set(err, st, "redundancy: cannot allocate scratch for %d x %d", nn, nn);
+    int *ord = cce_alloc((size_t)nc, sizeof(int));
+    double *curve = cce_alloc((size_t)nc + 1, sizeof(double)), *loo = cce_alloc((size_t)nc, sizeof(double));
+    double *var = cce_alloc((size_t)nc, sizeof(double));
+    if (!ord || !curve || !loo || !var) {
+        st = cce_err_set(err, CCE_ENOMEM, "redundancy: cannot allocate for %d components", nc);
         goto cleanup;
     }
-    double mean_diag = 0;
-    for (int i = 0; i < nn; i++) mean_diag += cov[(size_t)comps->idx[i] * n + comps->idx[i]];
-    mean_diag /= nn;
-    double lambda = mean_diag > 0 ? ridge * mean_diag : 1e-30;
-    for (int i = 0; i < nn; i++)
-        for (int j = 0; j < nn; j++)
-            p[(size_t)i * nn + j] = cov[(size_t)comps->idx[i] * n + comps->idx[j]] + (i == j ? lambda : 0);
-    if ((st = cce_linalg_spd_inverse_d(p, nn, err))) {
-        cce_err_prefix(err, st, "redundancy");
-        goto cleanup;
+    if ((st = cce_select_obs_loo(cov, n, comps, w, d, ldw, ridge, 0, ord, curve, loo, NULL, NULL, err))) goto cleanup;
+    contribution_energy(cov, n, comps, w, d, ldw, var);
+    for (int c = 0; c < nc; c++) {
+        double res = loo[c] < var[c] ? loo[c] : var[c];
+        if (cost) cost[c] = (float)res;
+        if (score) score[c] = var[c] > 0 ? (float)(1.0 - res / var[c]) : 1.0f;
+        if (order) order[c] = ord[c];
     }
-    for (int k = 0; k < nc; k++) {
-        int s = comps->off[k + 1] - comps->off[k];
-        gram_of_columns(w, d, ldw, comps->idx + comps->off[k], s, g + (size_t)comps->off[k] * smax);
-        cur[k] = k;
-    }
-    /* Greedy backward elimination on the compacted P (only its upper triangle is kept up to
-     * date): cost of each living component given the other living ones; the least goes; then
-     * P_rest -= P_rest,c (P_cc)^-1 P_c,rest, with the removed rows and columns squeezed out so
-     * that every update runs over contiguous memory. Step 0's costs are the leave-one-out ones. */
-    int k = nn, ncur = nc;
-    for (int step = 0; step < nc; step++) {
-        int best_t = -1, best_a = 0;
-        double best_cost = INFINITY;
-        for (int t = 0, a = 0; t < ncur; t++) {
-            int c = cur[t], s = comps->off[c + 1] - comps->off[c];
-            double res = block_cost(p, nn, a, s, g + (size_t)comps->off[c] * smax, blk, keep);
-            if (res < 0) res = 0;
-            if (step == 0) {
-                double var = 0;
-                const double *gc = g + (size_t)comps->off[c] * smax;
-                const int *ic = comps->idx + comps->off[c];
-                for (int x = 0; x < s; x++)
-                    for (int y = 0; y < s; y++) var += gc[x * s + y] * cov[(size_t)ic[x] * n + ic[y]];
-                if (res > var) res = var;
-                if (cost) cost[c] = (float)res;
-                if (score) score[c] = var > 0 ? (float)(1.0 - res / var) : 1.0f;
-            }
-            if (res < best_cost) { best_cost = res; best_t = t; best_a = a; }
-            a += s;
-        }
-        if (!order) break;
-        int c = cur[best_t], s = comps->off[c + 1] - comps->off[c], a = best_a, kr = k - s;
-        order[step] = c;
-        for (int t = best_t; t + 1 < ncur; t++) cur[t] = cur[t + 1];
-        ncur--;
-        if (ncur == 0) break;
-        // bt (s, kr): row x = P[a+x, rest] in compacted column order (read from the upper triangle)
-        for (int x = 0; x < s; x++) {
-            double *row = bt + (size_t)x * kr;
-            for (int r = 0; r < a; r++) row[r] = p[(size_t)r * nn + a + x];
-            for (int r = a + s; r < k; r++) row[r - s] = p[(size_t)(a + x) * nn + r];
-        }
-        int singular = block_cost(p, nn, a, s, g + (size_t)comps->off[c] * smax, blk, keep) < 0;
-        // tt = Q bt with Q = (P_cc)^-1 now in blk
-        for (int x = 0; x < s; x++) {
-            double *trow = tt + (size_t)x * kr;
-            for (int r = 0; r < kr; r++) trow[r] = 0;
-            if (singular) continue;
-            for (int y = 0; y < s; y++) {
-                double q = blk[x * s + y];
-                const double *brow = bt + (size_t)y * kr;
-                for (int r = 0; r < kr; r++) trow[r] += q * brow[r];
-            }
-        }
-        // squeeze out rows/columns [a, a+s) and apply the downdate to the upper triangle
-        for (int r = 0; r < k; r++) {
-            if (r >= a && r < a + s) continue;
-            int rd = r < a ? r : r - s;
-            double *dst = p + (size_t)rd * nn;
-            const double *src = p + (size_t)r * nn;
-            if (r < a) {   // columns r..a-1 stay, a+s..k-1 shift left by s
-                memmove(dst + a, src + a + s, (size_t)(k - a - s) * sizeof(double));
-            } else {       // whole row moves up by s and left by s
-                memmove(dst + rd, src + r, (size_t)(k - r) * sizeof(double));
-            }
-            for (int x = 0; x < s; x++) {
-                double f = tt[(size_t)x * kr + rd];
-                if (f == 0) continue;
-                const double *brow = bt + (size_t)x * kr;
-                for (int q = rd; q < kr; q++) dst[q] -= f * brow[q];
-            }
-        }
-        k = kr;
-    }
-    st = CCE_OK;
 cleanup:
-    cce_free(p);
-    cce_free(g);
-    cce_free(blk);
-    cce_free(keep);
-    cce_free(bt);
-    cce_free(tt);
-    cce_free(cur);
+    cce_free(ord);
+    cce_free(curve);
+    cce_free(loo);
+    cce_free(var);
     return st;
 }
 
@@ -387,12 +289,19 @@ struct cce_analysis {
     int *sub_rows;              // (n_sub) rows of the subsample, increasing
     int n_sub;
     float *h_prev;              // (rows, dim) hidden states before the current block
+    size_t loaded_stream;       // a job read from a file (no calib): its calibration facts
+    int loaded_n_seq, loaded_seq_len;
     /* statistics of the block being computed */
     cce_moments mom[CCE_COV_COUNT];
     cce_hist hist[CCE_TAP_COUNT];
     double t_tap;
     cce_status tap_status;
     cce_err tap_err;
+    double drop_sq[3], *drop_sum;   // Σ‖v‖² and Σv (3, dim) of attention output, FFN output, block update
+    double out_sq;                  // Σ‖h_out‖²
+    long drop_rows[3], out_rows;
+    float *attn_chunk;              // (chunk rows, dim) the current chunk's attention output
+    int attn_chunk_rows;
     cce_block_stats_fn hook;
     void *hook_user;
     /* state */
@@ -503,6 +412,9 @@ static void block_result_free(cce_block_result *r) {
     cce_free(r->head_score);
     cce_free(r->head_cost);
     cce_free(r->head_order);
+    cce_free(r->group_order);
+    cce_free(r->group_cost);
+    for (int k = 0; k < CCE_CURVE_COUNT; k++) cce_curve_free(&r->curves[k]);
     for (int s = 0; s < CCE_TAP_COUNT; s++) cce_hist_free(&r->hist[s]);
 }
 
@@ -523,6 +435,8 @@ void cce_analysis_free(cce_analysis *j) {
     cce_free(j->cross);
     cce_free(j->sub_rows);
     cce_free(j->h_prev);
+    cce_free(j->drop_sum);
+    cce_free(j->attn_chunk);
     cce_free(j->text);
     cce_free(j->stream);
     cce_calib_free(j->calib);
@@ -565,9 +479,45 @@ const float *cce_analysis_layer_cka(const cce_analysis *job, int *n_done) {
 
 void cce_analysis_calib_info(const cce_analysis *job, size_t *stream_tokens, int *n_seq, int *seq_len) {
     int ready = atomic_load_explicit(&((cce_analysis *)job)->steps_done, memory_order_acquire) >= 1;
+    if (ready && !job->calib) {   // read from a file
+        if (stream_tokens) *stream_tokens = job->loaded_stream;
+        if (n_seq) *n_seq = job->loaded_n_seq;
+        if (seq_len) *seq_len = job->loaded_seq_len;
+        return;
+    }
     if (stream_tokens) *stream_tokens = ready ? job->n_stream : 0;
     if (n_seq) *n_seq = ready ? job->calib->n_seq : 0;
     if (seq_len) *seq_len = ready ? job->calib->seq_len : 0;
+}
+
+cce_status cce_analysis_new_loaded(const cce_model *m, const cce_analysis_opts *opts, size_t stream_tokens,
+                                   int n_seq, int seq_len, cce_analysis **out, cce_err *err) {
+    *out = NULL;
+    cce_analysis *j = cce_alloc_zero(1, sizeof *j);
+    if (!j) return cce_err_set(err, CCE_ENOMEM, "analysis: cannot allocate the job");
+    j->m = m;
+    j->opts = *opts;
+    j->L = m->cfg.n_layers;
+    int L = j->L > 0 ? j->L : 1;
+    j->res = cce_alloc_zero((size_t)L, sizeof *j->res);
+    j->layer_cka = cce_alloc_zero((size_t)L, (size_t)L * sizeof(float));
+    j->delta_self = cce_alloc_zero((size_t)L, sizeof(double));
+    if (!j->res || !j->layer_cka || !j->delta_self) {
+        cce_analysis_free(j);
+        return cce_err_set(err, CCE_ENOMEM, "analysis: cannot allocate job state for %d layers", L);
+    }
+    j->loaded_stream = stream_tokens;
+    j->loaded_n_seq = n_seq;
+    j->loaded_seq_len = seq_len;
+    *out = j;
+    return CCE_OK;
+}
+
+cce_block_result *cce_analysis_result_slot(cce_analysis *job, int l) { return l >= 0 && l < job->L ? &job->res[l] : NULL; }
+float *cce_analysis_layer_cka_slot(cce_analysis *job) { return job->layer_cka; }
+void cce_analysis_mark_finished(cce_analysis *job) {
+    atomic_store(&job->phase, PH_DONE);
+    atomic_store_explicit(&job->steps_done, job->L + 1, memory_order_release);
 }
 
 static int analysis_should_stop(void *user) { return atomic_load(&((cce_analysis *)user)->cancel); }
@@ -600,7 +550,10 @@ static cce_status analysis_prepare(cce_analysis *j, cce_err *err) {
         !cce_size_mul(per, (size_t)(j->L > 0 ? j->L : 1), &per))
         return cce_err_set(err, CCE_ENOMEM, "analysis: update subsample (%d layers, %d, %d) overflows", j->L, j->n_sub, d);
     j->delta = cce_alloc_zero(per, sizeof(float));
-    if (!j->sub_rows || !j->h_prev || !j->cross || !j->delta)
+    j->drop_sum = cce_alloc_zero(3, (size_t)d * sizeof(double));
+    j->attn_chunk_rows = j->calib->chunk_seqs * j->calib->seq_len;
+    j->attn_chunk = cce_alloc((size_t)j->attn_chunk_rows, (size_t)d * sizeof(float));
+    if (!j->sub_rows || !j->h_prev || !j->cross || !j->delta || !j->drop_sum || !j->attn_chunk)
         return cce_err_set(err, CCE_ENOMEM, "analysis: cannot allocate hidden-state copies for %d rows of %d", rows, d);
     // Seeded subsample: partial Fisher-Yates over all rows, then sorted.
     cce_rng r;
@@ -623,6 +576,59 @@ static int cov_index(cce_tap_site s) {
     return -1;
 }
 
+static void vec_acc(const float *v, int d, double *sum, double *sq) {
+    double q = 0;
+    for (int k = 0; k < d; k++) {
+        sum[k] += v[k];
+        q += (double)v[k] * v[k];
+    }
+    *sq += q;
+}
+
+/* What dropping a sublayer changes, per token: the attention output (ATTN_OUT), the FFN output
+ * (BLOCK_OUT − block input − attention output of the same rows) and the block update; and the
+ * block output energy. The chunk's rows start at calib->chunk_row0. */
+static cce_status drop_tap(cce_analysis *j, const cce_tap *t) {
+    int d = j->calib->dim;
+    if (t->cols != d || t->rows > j->attn_chunk_rows)
+        return cce_err_set(&j->tap_err, CCE_EINVAL, "analysis: block %d site %s has (%d, %d), expected at most (%d, %d)",
+                           t->layer, cce_tap_site_name(t->site), t->rows, t->cols, j->attn_chunk_rows, d);
+    const cce_layer *ly = &j->m->layers[t->layer];
+    if (t->site == CCE_TAP_ATTN_OUT) {
+        for (int r = 0; r < t->rows; r++) {
+            const float *o = t->x + (size_t)r * t->ld;
+            memcpy(j->attn_chunk + (size_t)r * d, o, (size_t)d * sizeof(float));
+            vec_acc(o, d, j->drop_sum, &j->drop_sq[0]);
+        }
+        j->drop_rows[0] += t->rows;
+        return CCE_OK;
+    }
+    int has_attn = !ly->dropped && ly->n_heads > 0, has_ffn = !ly->dropped && ly->hidden > 0;
+    float *u = j->cross;   // scratch (≥ dim floats)
+    for (int r = 0; r < t->rows; r++) {
+        const float *ho = t->x + (size_t)r * t->ld, *hi = j->h_prev + (size_t)(j->calib->chunk_row0 + r) * d;
+        double q = 0;
+        for (int k = 0; k < d; k++) {
+            u[k] = ho[k] - hi[k];
+            q += (double)ho[k] * ho[k];
+        }
+        j->out_sq += q;
+        if (ly->dropped) continue;
+        vec_acc(u, d, j->drop_sum + 2 * (size_t)d, &j->drop_sq[2]);
+        if (has_ffn) {
+            if (has_attn)
+                for (int k = 0; k < d; k++) u[k] -= j->attn_chunk[(size_t)r * d + k];
+            vec_acc(u, d, j->drop_sum + (size_t)d, &j->drop_sq[1]);
+        }
+    }
+    j->out_rows += t->rows;
+    if (!ly->dropped) {
+        j->drop_rows[2] += t->rows;
+        if (has_ffn) j->drop_rows[1] += t->rows;
+    }
+    return CCE_OK;
+}
+
 static int analysis_tap(void *user, const cce_tap *t) {
     cce_analysis *j = user;
     if (atomic_load(&j->cancel)) return 1;
@@ -635,6 +641,7 @@ static int analysis_tap(void *user, const cce_tap *t) {
                              t->layer, cce_tap_site_name(t->site), t->cols, j->mom[k].dim);
         else st = cce_moments_add(&j->mom[k], t->x, t->rows, t->ld, &j->tap_err);
     }
+    if (!st && (t->site == CCE_TAP_ATTN_OUT || t->site == CCE_TAP_BLOCK_OUT)) st = drop_tap(j, t);
     if (!st && t->site < CCE_TAP_COUNT) {
         cce_hist *h = &j->hist[t->site];
         if (!h->counts) st = cce_hist_init(h, j->opts.hist_bins, &j->tap_err);
@@ -648,55 +655,119 @@ static int analysis_tap(void *user, const cce_tap *t) {
     return 0;
 }
 
-/* Dense f32 (out, in) weights of a linear (the stored matrix, or a decoded / U V copy in *owned). */
-static cce_status linear_dense(const cce_linear *lin, float **owned, const float **w, cce_err *err) {
-    cce_status st = cce_linear_dense(lin, w, owned, err);
-    return st ? cce_err_prefix(err, st, "analysis") : CCE_OK;
+/* Eigenvalues (descending) of the symmetric double a (n, n) (destroyed) as σ = sqrt(max(λ, 0))
+ * into sv (n) floats; λ into lam (n) when not NULL. */
+static cce_status gram_sqrt_values(double *a, int n, double *lam, float *sv, cce_err *err) {
+    cce_matd A = {a, n, n, n};
+    cce_status st = cce_linalg_eigh_d(&A, lam, 0, err);
+    if (st) return st;
+    for (int i = 0; i < n; i++) sv[i] = (float)sqrt(lam[i] > 0 ? lam[i] : 0);
+    return CCE_OK;
 }
 
-/* Plain and activation-aware spectra of one weight matrix; m2 (in, in) is the uncentred second
- * moment of its input. */
-static cce_status weight_spectrum(const cce_linear *lin, const char *name, const double *m2, float tau,
-                                  cce_weight_spectrum *ws, cce_err *err) {
+/* Plain and activation-aware spectra of one weight matrix (w (out, in) f32) from the smaller
+ * Gram matrix in double: σ(W)² = eig(W Wᵀ) or eig(WᵀW); σ(W L)² = eig(W M Wᵀ) (out <= in) or
+ * eig(Lᵀ WᵀW L) with L Lᵀ = M (out > in, Cholesky with jitter), M (in, in) the uncentred second
+ * moment of the input. Also the rank curve of the matrix (see select.h / analysis.h). */
+static cce_status weight_spectrum(const cce_linear *lin, const float *w, const char *name, const double *m2,
+                                  float tau, cce_weight_spectrum *ws, cce_curve *cv, cce_err *err) {
     memset(ws, 0, sizeof *ws);
     snprintf(ws->name, sizeof ws->name, "%s", name);
-    ws->rows = lin->out;
-    ws->cols = lin->in;
-    int n = lin->out < lin->in ? lin->out : lin->in;
+    int out = lin->out, in = lin->in, n = out < in ? out : in;
+    ws->rows = out;
+    ws->cols = in;
     ws->n = n;
-    float *owned = NULL, *wl = NULL, *chol = NULL;
-    const float *w;
-    cce_status st = linear_dense(lin, &owned, &w, err);
-    if (st) return st;
-    st = CCE_ENOMEM;
+    double *wd = NULL, *g = NULL, *a = NULL, *lam = NULL, *l = NULL;
+    cce_status st = CCE_ENOMEM;
     ws->sv = cce_alloc((size_t)n, sizeof(float));
     ws->sv_aw = cce_alloc((size_t)n, sizeof(float));
-    wl = cce_alloc((size_t)lin->out, (size_t)lin->in * sizeof(float));    // (out, in) W L
-    chol = cce_alloc((size_t)lin->in, (size_t)lin->in * sizeof(float));   // (in, in) L
-    if (!ws->sv || !ws->sv_aw || !wl || !chol) {
-        cce_err_set(err, st, "analysis: cannot allocate the spectrum of %s (%d, %d)", name, lin->out, lin->in);
+    wd = cce_alloc((size_t)out, (size_t)in * sizeof(double));   // (out, in) W in double
+    g = cce_alloc((size_t)n, (size_t)n * sizeof(double));       // (n, n) plain Gram
+    a = cce_alloc((size_t)n, (size_t)in * sizeof(double));      // (n, in) scratch, then (n, n) aware Gram
+    lam = cce_alloc((size_t)n, sizeof(double));
+    if (out > in) l = cce_alloc((size_t)in, (size_t)in * sizeof(double));   // (in, in) Cholesky of M
+    if (!ws->sv || !ws->sv_aw || !wd || !g || !a || !lam || (out > in && !l)) {
+        cce_err_set(err, st, "analysis: cannot allocate the spectrum of %s (%d, %d)", name, out, in);
         goto cleanup;
     }
-    cce_mat W = {(float *)w, lin->out, lin->in, lin->in};
-    if ((st = cce_linalg_svd_values(&W, ws->sv, err))) goto cleanup;
-    ws->frobenius = sqrt(frob2(w, (size_t)lin->out * lin->in));
+    double fro = 0;
+    for (size_t i = 0; i < (size_t)out * in; i++) {
+        wd[i] = w[i];
+        fro += wd[i] * wd[i];
+    }
+    cce_matd W = {wd, out, in, in}, Gm = {g, n, n, n}, Am = {a, n, n, n};
+    if ((st = cce_linalg_syrk_d(out > in, 1.0, &W, 0.0, &Gm, err))) goto cleanup;
+    cce_linalg_symmetrize_d(g, n);
+    if (out <= in) {   // aware Gram W M Wᵀ (out, out): T = W M (out, in), then T Wᵀ
+        cce_matd Mm = {(double *)m2, in, in, in}, T = {a, out, in, in};
+        double *t2 = cce_alloc((size_t)out, (size_t)out * sizeof(double));
+        if (!t2) { st = cce_err_set(err, CCE_ENOMEM, "analysis: %s: cannot allocate (%d, %d)", name, out, out); goto cleanup; }
+        cce_matd T2 = {t2, out, out, out};
+        st = cce_linalg_gemm_d(0, 0, 1.0, &W, &Mm, 0.0, &T, err);
+        if (!st) st = cce_linalg_gemm_d(0, 1, 1.0, &T, &W, 0.0, &T2, err);
+        if (!st) memcpy(a, t2, (size_t)out * out * sizeof(double));
+        cce_free(t2);
+        if (st) goto cleanup;
+    } else {           // aware Gram Lᵀ (WᵀW) L (in, in)
+        double md = 0;
+        for (int i = 0; i < in; i++) md += m2[(size_t)i * in + i];
+        md = md > 0 ? md / in : 1e-12;
+        cce_matd Lm = {l, in, in, in};
+        float used = 0;
+        for (int attempt = 0; attempt <= 6; attempt++) {
+            memcpy(l, m2, (size_t)in * in * sizeof(double));
+            if (attempt > 0) {
+                used = (float)(md * 1e-9 * pow(10.0, attempt - 1));
+                for (int i = 0; i < in; i++) l[(size_t)i * in + i] += used;
+            }
+            st = cce_linalg_cholesky_d(&Lm, err);
+            if (st != CCE_EFORMAT) break;
+        }
+        if (st) goto cleanup;
+        ws->jitter = used;
+        memcpy(a, g, (size_t)in * in * sizeof(double));
+        if ((st = cce_linalg_trmm_d(1, 1, 0, &Lm, &Am, err))) goto cleanup;   // G L
+        if ((st = cce_linalg_trmm_d(0, 1, 1, &Lm, &Am, err))) goto cleanup;   // Lᵀ G L
+    }
+    if ((st = gram_sqrt_values(g, n, lam, ws->sv, err))) goto cleanup;
+    double nuc_all = 0;
+    for (int i = 0; i < n; i++) nuc_all += ws->sv[i];
+    ws->frobenius = sqrt(fro);
     ws->spectral_norm = ws->sv[0];
-    ws->stable_rank = ws->spectral_norm > 0 ? ws->frobenius * ws->frobenius / (ws->spectral_norm * ws->spectral_norm) : 0;
+    ws->stable_rank = ws->spectral_norm > 0 ? fro / ((double)ws->spectral_norm * ws->spectral_norm) : 0;
     ws->below_tau = cce_spectrum_count_below(ws->sv, n, tau);
-    for (size_t i = 0; i < (size_t)lin->in * lin->in; i++) chol[i] = (float)m2[i];
-    cce_mat C = {chol, lin->in, lin->in, lin->in};
-    if ((st = cce_linalg_cholesky(&C, &ws->jitter, err))) goto cleanup;
-    memcpy(wl, w, (size_t)lin->out * lin->in * sizeof(float));
-    cce_mat WL = {wl, lin->out, lin->in, lin->in};
-    if ((st = cce_linalg_trmm(1, 1, 0, &C, &WL, err))) goto cleanup;
-    if ((st = cce_linalg_svd_values(&WL, ws->sv_aw, err))) goto cleanup;
+    if ((st = gram_sqrt_values(a, n, lam, ws->sv_aw, err))) goto cleanup;
     ws->aw_below_tau = cce_spectrum_count_below(ws->sv_aw, n, tau);
+    /* rank curve: ranks r0, r0−1, ..., 1 with r0 the largest rank whose factors U (out, r),
+     * V (r, in) hold fewer parameters than the matrix; cost = Σ_{i>=r} σ_aw,i² (λ, unrounded) */
+    int64_t wpar = lin->rank > 0 ? (int64_t)lin->rank * (out + in) : (int64_t)out * in;
+    int r0 = (int)((wpar - 1) / (out + in));
+    if (r0 > n) r0 = n;
+    if (r0 < 0) r0 = 0;
+    if ((st = cce_curve_alloc(cv, r0, 1, err))) goto cleanup;
+    double tail = 0, head = 0;
+    for (int i = n - 1; i >= r0; i--) tail += lam[i] > 0 ? lam[i] : 0;
+    for (int i = 0; i < r0; i++) head += ws->sv[i];
+    cv->nuc[0] = nuc_all;
+    for (int k = 1; k <= r0; k++) {
+        int rank = r0 - k + 1;
+        if (k > 1) {   // index `rank` is dropped now
+            tail += lam[rank] > 0 ? lam[rank] : 0;
+            head -= ws->sv[rank];
+        }
+        cv->order[k - 1] = rank;
+        cv->cost[k] = tail;
+        cv->nuc[k] = head > 0 ? head : 0;
+        cv->params[k] = wpar - (int64_t)rank * (out + in);
+    }
     st = CCE_OK;
 cleanup:
     if (st) cce_err_prefix(err, st, name);
-    cce_free(owned);
-    cce_free(wl);
-    cce_free(chol);
+    cce_free(wd);
+    cce_free(g);
+    cce_free(a);
+    cce_free(lam);
+    cce_free(l);
     return st;
 }
 
@@ -777,6 +848,279 @@ static cce_status layer_cka_row(cce_analysis *j, int l, cce_err *err) {
     return CCE_OK;
 }
 
+/* ------------------------------------------------------------------ post-forward tasks */
+
+/* A += alpha W_C W_Cᵀ (d, d, upper triangle) over the columns cols[0..cnt) of w (d, ·, ldw),
+ * 256 columns at a time through buf (d, 256). */
+static cce_status gram_add_columns(const float *w, int d, int ldw, const int *cols, int cnt, double alpha,
+                                   double *A, double *buf, cce_err *err) {
+    enum { CH = 256 };
+    cce_matd Am = {A, d, d, d};
+    for (int c0 = 0; c0 < cnt; c0 += CH) {
+        int k = cnt - c0 < CH ? cnt - c0 : CH;
+        for (int r = 0; r < d; r++)
+            for (int q = 0; q < k; q++) buf[(size_t)r * k + q] = w[(size_t)r * ldw + cols[c0 + q]];
+        cce_matd B = {buf, d, k, k};
+        cce_status st = cce_linalg_syrk_d(0, alpha, &B, 1.0, &Am, err);
+        if (st) return st;
+    }
+    return CCE_OK;
+}
+
+/* Nuclear norm of W restricted to the columns that remain after each prefix of order: exact at
+ * up to 17 evenly spaced prefixes k (all of them when n_comp <= 16), linear between them. The
+ * (d, d) Gram of the remaining columns is kept by downdates; once at most d columns remain, their
+ * own (m, m) Gram is used instead (the smaller eigenproblem). nuc (n_comp + 1). */
+static cce_status nuc_curve(const float *w, int d, int ldw, const cce_components *comps, const int *order,
+                            double *nuc, cce_analysis *j, cce_err *err) {
+    int nc = comps->n_comp, nn = comps->off[nc];
+    int npts = nc + 1 <= 17 ? nc + 1 : 17;
+    double *A = cce_alloc_zero((size_t)d, (size_t)d * sizeof(double));   // (d, d)
+    double *S = cce_alloc((size_t)d, (size_t)d * sizeof(double));        // (d, d) Gram scratch
+    float *Sf = cce_alloc((size_t)d, (size_t)d * sizeof(float));         // (d, d) its float copy
+    float *lamf = cce_alloc((size_t)d + 1, sizeof(float));
+    double *buf = cce_alloc((size_t)d, (size_t)(nn > d ? nn : d) * sizeof(double) + 256 * sizeof(double));
+    double *lam = cce_alloc((size_t)d + 1, sizeof(double));
+    int *cols = cce_alloc((size_t)nn + 1, sizeof(int));
+    unsigned char *gone = cce_alloc_zero((size_t)nc + 1, 1);
+    int *pts = cce_alloc((size_t)npts, sizeof(int));
+    cce_status st = CCE_OK;
+    if (!A || !S || !Sf || !lamf || !buf || !lam || !cols || !gone || !pts) {
+        st = cce_err_set(err, CCE_ENOMEM, "analysis: cannot allocate the nuclear-norm curve (%d, %d)", d, nn);
+        goto cleanup;
+    }
+    for (int i = 0; i < nn; i++) cols[i] = comps->idx[i];
+    if ((st = gram_add_columns(w, d, ldw, cols, nn, 1.0, A, buf, err))) goto cleanup;
+    for (int t = 0; t < npts; t++) pts[t] = (int)((long)t * nc / (npts - 1));
+    int done = 0, prev = 0;
+    for (int t = 0; t < npts; t++) {
+        if (atomic_load(&j->cancel)) { st = cce_err_set(err, CCE_ECANCEL, "analysis: cancelled"); goto cleanup; }
+        int k = pts[t], m = 0;
+        for (; done < k; done++) {   // downdate by the components removed since the last point
+            int c = order[done], cnt = comps->off[c + 1] - comps->off[c];
+            gone[c] = 1;
+            if ((st = gram_add_columns(w, d, ldw, comps->idx + comps->off[c], cnt, -1.0, A, buf, err))) goto cleanup;
+        }
+        for (int c = 0; c < nc; c++)
+            if (!gone[c])
+                for (int q = comps->off[c]; q < comps->off[c + 1]; q++) cols[m++] = comps->idx[q];
+        double v = 0;
+        if (m > 0) {
+            int n = m < d ? m : d;
+            if (m < d) {   // (m, m) Gram of the remaining columns
+                for (int r = 0; r < d; r++)
+                    for (int q = 0; q < m; q++) buf[(size_t)r * m + q] = w[(size_t)r * ldw + cols[q]];
+                cce_matd B = {buf, d, m, m}, Sm = {S, m, m, m};
+                if ((st = cce_linalg_syrk_d(1, 1.0, &B, 0.0, &Sm, err))) goto cleanup;
+            } else {
+                memcpy(S, A, (size_t)d * d * sizeof(double));
+            }
+            // float eigenvalues: each σ = sqrt(λ) carries at most ~sqrt(6e-8)·σ_max absolute error,
+            // well inside "approximately" for a sum of hundreds of them
+            for (int q = 0; q < n; q++)
+                for (int i = 0; i < n; i++) Sf[(size_t)q * n + i] = (float)(i >= q ? S[(size_t)q * n + i] : S[(size_t)i * n + q]);
+            cce_mat Sm = {Sf, n, n, n};
+            if ((st = cce_linalg_eigh(&Sm, lamf, 0, err))) goto cleanup;
+            for (int i = 0; i < n; i++) v += sqrt(lamf[i] > 0 ? (double)lamf[i] : 0);
+        }
+        nuc[k] = v;
+        if (t > 0)   // linear between the exact points
+            for (int q = prev + 1; q < k; q++) nuc[q] = nuc[prev] + (nuc[k] - nuc[prev]) * (q - prev) / (k - prev);
+        prev = k;
+    }
+cleanup:
+    cce_free(A);
+    cce_free(S);
+    cce_free(Sf);
+    cce_free(lamf);
+    cce_free(buf);
+    cce_free(lam);
+    cce_free(cols);
+    cce_free(gone);
+    cce_free(pts);
+    return st;
+}
+
+/* Mean pairwise similarity among the components that remain after each prefix: sim (n + 1),
+ * from a symmetric (n, n) similarity read through get (|correlation| or head CKA). O(n²). */
+static void sim_curve(int n, const int *order, double (*get)(const void *, int, int), const void *ctx, double *sim) {
+    unsigned char *gone = cce_alloc_zero((size_t)n + 1, 1);
+    if (!gone) return;
+    double total = 0;
+    for (int a = 0; a < n; a++)
+        for (int b = a + 1; b < n; b++) total += get(ctx, a, b);
+    for (int k = 0; k <= n; k++) {
+        long rem = n - k;
+        sim[k] = rem >= 2 ? total / ((double)rem * (rem - 1) / 2) : 0;
+        if (k == n) break;
+        int c = order[k];
+        gone[c] = 1;
+        for (int b = 0; b < n; b++)
+            if (!gone[b]) total -= get(ctx, c, b);
+        if (total < 0) total = 0;
+    }
+    cce_free(gone);
+}
+
+typedef struct { const double *cov; int n; } corr_ctx;
+static double abs_corr(const void *p, int a, int b) {
+    const corr_ctx *c = p;
+    double va = c->cov[(size_t)a * c->n + a], vb = c->cov[(size_t)b * c->n + b];
+    return va > 0 && vb > 0 ? fabs(c->cov[(size_t)a * c->n + b]) / sqrt(va * vb) : 0;
+}
+typedef struct { const float *m; int n; } cka_ctx;
+static double cka_get(const void *p, int a, int b) {
+    const cka_ctx *c = p;
+    return c->m[(size_t)a * c->n + b];
+}
+
+typedef struct block_ctx block_ctx;
+struct block_ctx {
+    cce_analysis *j;
+    int l;
+    cce_block_result *r;
+    const cce_layer *ly;
+    int dims[CCE_COV_COUNT];
+    double *cov[CCE_COV_COUNT], *mean[CCE_COV_COUNT], *m2[CCE_COV_COUNT];
+    const float *w[CCE_LIN_COUNT];
+    float *owned[CCE_LIN_COUNT];
+    int n_tasks;
+    struct { int kind, arg; double secs, blas; cce_status st; cce_err err; } task[16];
+    atomic_int next;
+};
+
+enum { TK_NEURONS, TK_HEADS, TK_EIGEN, TK_SPECTRUM };
+static const int lin_site[CCE_LIN_COUNT] = {CCE_COV_ATTN_IN, CCE_COV_ATTN_IN, CCE_COV_ATTN_IN, CCE_COV_HEADS,
+                                             CCE_COV_FFN_IN, CCE_COV_FFN_IN, CCE_COV_FFN_ACT};
+
+static int obs_cancel(void *user) { return atomic_load(&((cce_analysis *)user)->cancel); }
+
+static int64_t lin_row_params(const cce_linear *l) {   // parameters of one output row (with its bias)
+    return l->out > 0 ? (l->rank > 0 ? l->rank : l->in) + (l->b ? 1 : 0) : 0;
+}
+static int64_t lin_col_params(const cce_linear *l) {   // parameters of one input column
+    return l->out > 0 ? (l->rank > 0 ? l->rank : l->out) : 0;
+}
+
+/* FFN neurons: OBS on W₂ over the centred FFN-activation covariance; scores; the curve. */
+static cce_status task_neurons(block_ctx *b, cce_err *err) {
+    cce_analysis *j = b->j;
+    cce_block_result *r = b->r;
+    const cce_layer *ly = b->ly;
+    int m = ly->hidden, d = r->dim;
+    const double *cov = b->cov[CCE_COV_FFN_ACT];
+    int *off = cce_alloc((size_t)m + 1, sizeof(int)), *idx = cce_alloc((size_t)m, sizeof(int));
+    double *loo = cce_alloc((size_t)m, sizeof(double)), *var = cce_alloc((size_t)m, sizeof(double));
+    r->neuron_score = cce_alloc((size_t)m, sizeof(float));
+    r->neuron_cost = cce_alloc((size_t)m, sizeof(float));
+    r->neuron_order = cce_alloc((size_t)m, sizeof(int));
+    cce_curve *cv = &r->curves[CCE_CURVE_NEURONS];
+    cce_status st = cce_curve_alloc(cv, m, 1, err);
+    if (!st && (!off || !idx || !loo || !var || !r->neuron_score || !r->neuron_cost || !r->neuron_order))
+        st = cce_err_set(err, CCE_ENOMEM, "analysis: block %d: cannot allocate the neuron selection (%d)", b->l, m);
+    if (st) goto cleanup;
+    for (int i = 0; i <= m; i++) off[i] = i;
+    for (int i = 0; i < m; i++) idx[i] = i;
+    cce_components comps = {m, off, idx};
+    const float *w2 = b->w[CCE_LIN_W2];
+    st = cce_select_obs_loo(cov, m, &comps, w2, d, m, j->opts.ridge, 0, cv->order, cv->cost, loo, obs_cancel, j, err);
+    if (st) goto cleanup;
+    contribution_energy(cov, m, &comps, w2, d, m, var);
+    for (int i = 0; i < m; i++) {
+        double res = loo[i] < var[i] ? loo[i] : var[i];
+        r->neuron_cost[i] = (float)res;
+        r->neuron_score[i] = var[i] > 0 ? (float)(1.0 - res / var[i]) : 1.0f;
+        r->neuron_order[i] = cv->order[i];
+    }
+    int64_t per = lin_row_params(&ly->w1) + lin_row_params(&ly->w3) + lin_col_params(&ly->w2);
+    for (int k = 0; k <= m; k++) cv->params[k] = per * k;
+    corr_ctx cc = {cov, m};
+    sim_curve(m, cv->order, abs_corr, &cc, cv->sim);
+    st = nuc_curve(w2, d, m, &comps, cv->order, cv->nuc, j, err);
+cleanup:
+    cce_free(off);
+    cce_free(idx);
+    cce_free(loo);
+    cce_free(var);
+    return st;
+}
+
+/* Heads: CKA between heads and KV groups, OBS on W_o over the centred per-head covariance (query
+ * heads, then whole KV groups), scores and the heads curve. */
+static cce_status task_heads(block_ctx *b, cce_err *err) {
+    cce_analysis *j = b->j;
+    cce_block_result *r = b->r;
+    const cce_layer *ly = b->ly;
+    int nh = ly->n_heads, ng = ly->n_kv_heads, hd = r->head_dim, qd = nh * hd, d = r->dim;
+    const double *cov = b->cov[CCE_COV_HEADS];
+    const float *wo = b->w[CCE_LIN_WO];
+    int *off = cce_alloc((size_t)qd + 1, sizeof(int)), *idx = cce_alloc((size_t)qd, sizeof(int));
+    int *left = cce_alloc((size_t)ng, sizeof(int));
+    double *loo = cce_alloc((size_t)nh, sizeof(double)), *var = cce_alloc((size_t)nh, sizeof(double));
+    r->head_cka = cce_alloc((size_t)nh, (size_t)nh * sizeof(float));
+    r->group_cka = cce_alloc((size_t)ng, (size_t)ng * sizeof(float));
+    r->head_score = cce_alloc((size_t)nh, sizeof(float));
+    r->head_cost = cce_alloc((size_t)nh, sizeof(float));
+    r->head_order = cce_alloc((size_t)nh, sizeof(int));
+    r->group_order = cce_alloc((size_t)ng, sizeof(int));
+    r->group_cost = cce_alloc((size_t)ng + 1, sizeof(double));
+    cce_curve *cv = &r->curves[CCE_CURVE_HEADS];
+    cce_status st = cce_curve_alloc(cv, nh, 1, err);
+    if (!st && (!off || !idx || !left || !loo || !var || !r->head_cka || !r->group_cka || !r->head_score ||
+                !r->head_cost || !r->head_order || !r->group_order || !r->group_cost))
+        st = cce_err_set(err, CCE_ENOMEM, "analysis: block %d: cannot allocate the head selection (%d heads)", b->l, nh);
+    if (st) goto cleanup;
+    for (int h = 0; h <= nh; h++) off[h] = h * hd;
+    for (int i = 0; i < qd; i++) idx[i] = i;
+    cce_components heads = {nh, off, idx};
+    if ((st = cce_cka_from_cov(cov, qd, &heads, wo, d, qd, r->head_cka, err))) goto cleanup;
+    st = cce_select_obs_loo(cov, qd, &heads, wo, d, qd, j->opts.ridge, 0, cv->order, cv->cost, loo, obs_cancel, j, err);
+    if (st) goto cleanup;
+    contribution_energy(cov, qd, &heads, wo, d, qd, var);
+    for (int h = 0; h < nh; h++) {
+        double res = loo[h] < var[h] ? loo[h] : var[h];
+        r->head_cost[h] = (float)res;
+        r->head_score[h] = var[h] > 0 ? (float)(1.0 - res / var[h]) : 1.0f;
+        r->head_order[h] = cv->order[h];
+    }
+    // parameters: a query head's wq rows and wo columns; a KV head's wk and wv rows when the
+    // last query head reading it goes
+    for (int g = 0; g < ng; g++) left[g] = 0;
+    for (int h = 0; h < nh; h++) left[cce_layer_kv_of(ly, h)]++;
+    int64_t q_per = hd * (lin_row_params(&ly->wq) + lin_col_params(&ly->wo));
+    int64_t kv_per = hd * (lin_row_params(&ly->wk) + lin_row_params(&ly->wv));
+    for (int k = 1; k <= nh; k++) {
+        int g = cce_layer_kv_of(ly, cv->order[k - 1]);
+        cv->params[k] = cv->params[k - 1] + q_per + (--left[g] == 0 ? kv_per : 0);
+    }
+    cka_ctx kc = {r->head_cka, nh};
+    sim_curve(nh, cv->order, cka_get, &kc, cv->sim);
+    if ((st = nuc_curve(wo, d, qd, &heads, cv->order, cv->nuc, j, err))) goto cleanup;
+    // KV groups: all query heads of a group, in head order
+    int p = 0;
+    for (int g = 0; g < ng; g++) {
+        off[g] = p;
+        for (int h = 0; h < nh; h++)
+            if (cce_layer_kv_of(ly, h) == g)
+                for (int k = 0; k < hd; k++) idx[p++] = h * hd + k;
+        if (p == off[g]) {
+            st = cce_err_set(err, CCE_EINVAL, "analysis: block %d KV head %d has no query head", b->l, g);
+            goto cleanup;
+        }
+    }
+    off[ng] = p;
+    cce_components groups = {ng, off, idx};
+    if ((st = cce_cka_from_cov(cov, qd, &groups, wo, d, qd, r->group_cka, err))) goto cleanup;
+    st = cce_select_obs(cov, qd, &groups, wo, d, qd, j->opts.ridge, 0, r->group_order, r->group_cost, obs_cancel, j, err);
+cleanup:
+    cce_free(off);
+    cce_free(idx);
+    cce_free(left);
+    cce_free(loo);
+    cce_free(var);
+    return st;
+}
+
 static cce_status eigen_of(const double *cov, int n, float eps, cce_spectrum *sp, cce_err *err) {
     sp->n = n;
     sp->values = cce_alloc((size_t)n, sizeof(float));
@@ -795,131 +1139,167 @@ cleanup:
     return st;
 }
 
-/* Everything after the forward pass of block l. */
+static cce_status task_run(block_ctx *b, int t, cce_err *err) {
+    cce_analysis *j = b->j;
+    int kind = b->task[t].kind, k = b->task[t].arg;
+    switch (kind) {
+    case TK_NEURONS: return task_neurons(b, err);
+    case TK_HEADS: return task_heads(b, err);
+    case TK_EIGEN: return eigen_of(b->cov[k], b->dims[k], j->opts.eps, &b->r->eig[k], err);
+    default: {
+        const cce_linear *lin = cce_layer_lin_c(b->ly, k);
+        return weight_spectrum(lin, b->w[k], cce_lin_names[k], b->m2[lin_site[k]], j->opts.tau, &b->r->weights[k],
+                               &b->r->curves[cce_curve_rank_of(k)], err);
+    }
+    }
+}
+
+/* Worker loop: take the next task until none is left; each records its status, error, wall time
+ * and the BLAS/LAPACK time of its own thread. */
+static void *task_worker(void *arg) {
+    block_ctx *b = arg;
+    for (;;) {
+        int t = atomic_fetch_add(&b->next, 1);
+        if (t >= b->n_tasks) break;
+        if (atomic_load(&b->j->cancel)) {
+            b->task[t].st = cce_err_set(&b->task[t].err, CCE_ECANCEL, "analysis: cancelled");
+            continue;
+        }
+        double t0 = cce_now(), b0 = cce_linalg_thread_seconds();
+        b->task[t].st = task_run(b, t, &b->task[t].err);
+        b->task[t].secs = cce_now() - t0;
+        b->task[t].blas = cce_linalg_thread_seconds() - b0;
+    }
+    return NULL;
+}
+
+/* Everything after the forward pass of block l: covariances, then the independent pieces (OBS of
+ * neurons and heads, four eigen spectra, seven weight spectra) as tasks on two threads with BLAS
+ * single-threaded meanwhile (each task's result is the same as on one thread: deterministic), then
+ * the drop curves. */
 static cce_status block_analyse(cce_analysis *j, int l, cce_block_result *r, cce_err *err) {
     const cce_layer *ly = &j->m->layers[l];
-    int hd = j->m->cfg.head_dim, qd = ly->n_heads * hd;
-    double *cov[CCE_COV_COUNT] = {0}, *mean[CCE_COV_COUNT] = {0}, *m2 = NULL;
-    int *idx = NULL, *off = NULL;
-    cce_status st = CCE_ENOMEM;
-    int dims[CCE_COV_COUNT] = {r->dim, qd, r->dim, ly->hidden};
-    int dmax = 0;
+    block_ctx *b = cce_alloc_zero(1, sizeof *b);
+    if (!b) return cce_err_set(err, CCE_ENOMEM, "analysis: block %d: cannot allocate its task state", l);
+    b->j = j;
+    b->l = l;
+    b->r = r;
+    b->ly = ly;
+    int hd = j->m->cfg.head_dim, qd = ly->n_heads * hd, d = r->dim;
+    int dims[CCE_COV_COUNT] = {ly->n_heads > 0 ? d : 0, qd, ly->hidden > 0 ? d : 0, ly->hidden};
+    cce_status st = CCE_OK;
+    double t_post = cce_now();
     for (int s = 0; s < CCE_COV_COUNT; s++) {
-        if (dims[s] > dmax) dmax = dims[s];
-        cov[s] = cce_alloc((size_t)dims[s], (size_t)dims[s] * sizeof(double));
-        mean[s] = cce_alloc((size_t)dims[s], sizeof(double));
-        if (!cov[s] || !mean[s]) goto nomem;
-        cce_moments_cov(&j->mom[s], cov[s]);
-        cce_moments_mean(&j->mom[s], mean[s]);
+        b->dims[s] = dims[s];
+        if (!dims[s]) continue;
+        b->cov[s] = cce_alloc((size_t)dims[s], (size_t)dims[s] * sizeof(double));
+        b->mean[s] = cce_alloc((size_t)dims[s], sizeof(double));
+        b->m2[s] = cce_alloc((size_t)dims[s], (size_t)dims[s] * sizeof(double));
+        if (!b->cov[s] || !b->mean[s] || !b->m2[s]) {
+            st = cce_err_set(err, CCE_ENOMEM, "analysis: block %d: cannot allocate statistics (%d)", l, dims[s]);
+            goto cleanup;
+        }
+        cce_moments_cov(&j->mom[s], b->cov[s]);
+        cce_moments_mean(&j->mom[s], b->mean[s]);
+        cce_moments_second(&j->mom[s], b->m2[s]);
     }
     if (j->hook) {
-        cce_block_stats bs = {.layer = l, .count = j->mom[0].count};
+        cce_block_stats bs = {.layer = l, .count = j->mom[dims[0] ? 0 : 2].count};
         for (int s = 0; s < CCE_COV_COUNT; s++) {
             bs.dims[s] = dims[s];
-            bs.mean[s] = mean[s];
-            bs.cov[s] = cov[s];
+            bs.mean[s] = b->mean[s];
+            bs.cov[s] = b->cov[s];
         }
         j->hook(j->hook_user, &bs);
     }
-    // eigen spectra
-    atomic_store(&j->phase, PH_EIGEN);
-    double t0 = cce_now();
-    for (int s = 0; s < CCE_COV_COUNT; s++)
-        if ((st = eigen_of(cov[s], dims[s], j->opts.eps, &r->eig[s], err))) goto cleanup;
-    r->t_eigen = cce_now() - t0;
-    // weight spectra (inputs' uncentred second moments)
-    atomic_store(&j->phase, PH_SVD);
-    t0 = cce_now();
-    if (!(m2 = cce_alloc((size_t)dmax, (size_t)dmax * sizeof(double)))) goto nomem;
-    r->n_weights = 7;   // so that a failure below frees whatever was filled
-    struct { const char *name; const cce_linear *lin; int site; } mats[7] = {
-        {"wq", &ly->wq, CCE_COV_ATTN_IN}, {"wk", &ly->wk, CCE_COV_ATTN_IN}, {"wv", &ly->wv, CCE_COV_ATTN_IN},
-        {"wo", &ly->wo, CCE_COV_HEADS},   {"w1", &ly->w1, CCE_COV_FFN_IN},  {"w3", &ly->w3, CCE_COV_FFN_IN},
-        {"w2", &ly->w2, CCE_COV_FFN_ACT}};
-    for (int s = 0; s < CCE_COV_COUNT; s++) {   // one second moment per input site, in matrix order
-        int any = 0;
-        for (int k = 0; k < 7; k++) any |= mats[k].site == s && mats[k].lin->out > 0;
-        if (!any) continue;
-        cce_moments_second(&j->mom[s], m2);
-        for (int k = 0; k < 7; k++) {
-            if (mats[k].site != s || mats[k].lin->out <= 0) continue;
-            cce_weight_spectrum *ws = &r->weights[k];
-            st = weight_spectrum(mats[k].lin, mats[k].name, m2, j->opts.tau, ws, err);
-            if (st) goto cleanup;
+    for (int k = 0; k < CCE_LIN_COUNT; k++) {
+        const cce_linear *lin = cce_layer_lin_c(ly, k);
+        if (!cce_linear_present(lin)) continue;
+        if ((st = cce_linear_dense(lin, &b->w[k], &b->owned[k], err))) {
+            cce_err_prefix(err, st, "analysis");
+            goto cleanup;
         }
+    }
+    // tasks, longest first so that two threads finish together
+    if (ly->hidden > 0) b->task[b->n_tasks++].kind = TK_NEURONS;
+    if (ly->hidden > 0) { b->task[b->n_tasks].kind = TK_EIGEN; b->task[b->n_tasks++].arg = CCE_COV_FFN_ACT; }
+    if (ly->n_heads > 0) b->task[b->n_tasks++].kind = TK_HEADS;
+    static const int spec_order[CCE_LIN_COUNT] = {CCE_LIN_W2, CCE_LIN_W1, CCE_LIN_W3, CCE_LIN_WQ, CCE_LIN_WO,
+                                                  CCE_LIN_WK, CCE_LIN_WV};
+    for (int q = 0; q < CCE_LIN_COUNT; q++)
+        if (b->w[spec_order[q]]) { b->task[b->n_tasks].kind = TK_SPECTRUM; b->task[b->n_tasks++].arg = spec_order[q]; }
+    int eig_sites[3] = {CCE_COV_ATTN_IN, CCE_COV_HEADS, CCE_COV_FFN_IN};
+    for (int q = 0; q < 3; q++)
+        if (dims[eig_sites[q]]) { b->task[b->n_tasks].kind = TK_EIGEN; b->task[b->n_tasks++].arg = eig_sites[q]; }
+    atomic_store(&b->next, 0);
+    atomic_store(&j->phase, PH_REDUNDANCY);
+    int threads = j->opts.threads > 0 ? j->opts.threads : 2;
+    pthread_t th;
+    int helper = threads >= 2 && b->n_tasks >= 2;
+    int prev_blas = helper ? cce_linalg_set_threads(1) : 0;
+    if (helper && pthread_create(&th, NULL, task_worker, b) != 0) helper = 0;
+    task_worker(b);
+    if (helper) pthread_join(th, NULL);
+    if (prev_blas > 1) cce_linalg_set_threads(prev_blas);
+    for (int t = 0; t < b->n_tasks; t++) {
+        double secs = b->task[t].secs;
+        r->t_blas += b->task[t].blas;
+        if (b->task[t].kind == TK_EIGEN) r->t_eigen += secs;
+        else if (b->task[t].kind == TK_SPECTRUM) r->t_svd += secs;
+        else r->t_redundancy += secs;
+    }
+    for (int t = 0; t < b->n_tasks && !st; t++)   // the first failure in task order: deterministic
+        if (b->task[t].st) {
+            st = b->task[t].st;
+            if (err) memcpy(err->msg, b->task[t].err.msg, sizeof err->msg);
+        }
+    r->n_weights = CCE_LIN_COUNT;   // so that a failure frees whatever was filled
+    if (st) goto cleanup;
+    // drop curves: what removing the sublayer (or block) changes, centred (an intercept keeps the mean)
+    struct { int kind, idx, present; } drops[3] = {{CCE_CURVE_DROP_ATTN, 0, ly->n_heads > 0},
+                                                   {CCE_CURVE_DROP_FFN, 1, ly->hidden > 0},
+                                                   {CCE_CURVE_DROP_BLOCK, 2, 1}};
+    for (int q = 0; q < 3; q++) {
+        if (!drops[q].present) continue;
+        cce_curve *cv = &r->curves[drops[q].kind];
+        if ((st = cce_curve_alloc(cv, 1, 0, err))) goto cleanup;
+        int x = drops[q].idx;
+        long n = j->drop_rows[x];
+        double e = 0;
+        if (n > 0) {
+            const double *sm = j->drop_sum + (size_t)x * d;
+            double mm = 0;
+            for (int k = 0; k < d; k++) mm += (sm[k] / n) * (sm[k] / n);
+            e = j->drop_sq[x] / n - mm;
+        }
+        cv->cost[1] = e > 0 ? e : 0;
+        int64_t par = 0;
+        double nuc = 0;
+        int lo = x == 1 ? CCE_LIN_W1 : 0, hi = x == 0 ? CCE_LIN_WO : CCE_LIN_W2;
+        for (int k = lo; k <= hi; k++) {
+            par += cce_linear_params(cce_layer_lin_c(ly, k));
+            for (int i = 0; i < r->weights[k].n; i++) nuc += r->weights[k].sv[i];
+        }
+        if (x == 0) par += d + (ly->attn_norm_b ? d : 0);
+        if (x == 1) par += d + (ly->ffn_norm_b ? d : 0);
+        if (x == 2) par = cce_layer_params(j->m, l);
+        cv->params[1] = par;
+        cv->nuc[0] = nuc;
     }
     // compact: keep existing matrices in the fixed order wq wk wv wo w1 w3 w2
     r->n_weights = 0;
-    for (int k = 0; k < 7; k++)
-        if (mats[k].lin->out > 0) r->weights[r->n_weights++] = r->weights[k];
-    for (int k = r->n_weights; k < 7; k++) memset(&r->weights[k], 0, sizeof r->weights[k]);
-    r->t_svd = cce_now() - t0;
-    // head similarity and redundancy
-    atomic_store(&j->phase, PH_REDUNDANCY);
-    t0 = cce_now();
-    int nh = ly->n_heads, ng = ly->n_kv_heads, m = ly->hidden;
-    int nmax = (qd > m ? qd : m);
-    idx = cce_alloc((size_t)nmax, sizeof(int));
-    off = cce_alloc((size_t)nmax + 1, sizeof(int));
-    r->head_cka = cce_alloc((size_t)nh, (size_t)nh * sizeof(float));
-    r->group_cka = cce_alloc((size_t)ng, (size_t)ng * sizeof(float));
-    r->head_score = cce_alloc((size_t)nh, sizeof(float));
-    r->head_cost = cce_alloc((size_t)nh, sizeof(float));
-    r->head_order = cce_alloc((size_t)nh, sizeof(int));
-    r->neuron_score = cce_alloc((size_t)m, sizeof(float));
-    r->neuron_cost = cce_alloc((size_t)m, sizeof(float));
-    r->neuron_order = cce_alloc((size_t)m, sizeof(int));
-    if (!idx || !off || !r->head_cka || !r->group_cka || !r->head_score || !r->head_cost || !r->head_order ||
-        !r->neuron_score || !r->neuron_cost || !r->neuron_order)
-        goto nomem;
-    float *wo_owned = NULL, *w2_owned = NULL;
-    const float *wo, *w2;
-    if ((st = linear_dense(&ly->wo, &wo_owned, &wo, err))) goto cleanup;
-    if ((st = linear_dense(&ly->w2, &w2_owned, &w2, err))) { cce_free(wo_owned); goto cleanup; }
-    for (int h = 0; h <= nh; h++) off[h] = h * hd;
-    for (int i = 0; i < qd; i++) idx[i] = i;
-    cce_components heads = {nh, off, idx};
-    st = cce_cka_from_cov(cov[CCE_COV_HEADS], qd, &heads, wo, r->dim, qd, r->head_cka, err);
-    if (!st)
-        st = cce_redundancy(cov[CCE_COV_HEADS], qd, &heads, wo, r->dim, qd, j->opts.ridge, r->head_score,
-                            r->head_cost, r->head_order, err);
-    if (!st) {   // KV groups: all query heads of a group, in head order
-        int p = 0;
-        for (int g = 0; g < ng; g++) {
-            off[g] = p;
-            for (int h = 0; h < nh; h++)
-                if (cce_layer_kv_of(ly, h) == g)
-                    for (int k = 0; k < hd; k++) idx[p++] = h * hd + k;
-            if (p == off[g]) {
-                st = cce_err_set(err, CCE_EINVAL, "analysis: block %d KV head %d has no query head", l, g);
-                break;
-            }
-        }
-        off[ng] = p;
-        cce_components groups = {ng, off, idx};
-        if (!st) st = cce_cka_from_cov(cov[CCE_COV_HEADS], qd, &groups, wo, r->dim, qd, r->group_cka, err);
-    }
-    if (!st) {
-        for (int i = 0; i <= m; i++) off[i] = i;
-        for (int i = 0; i < m; i++) idx[i] = i;
-        cce_components neurons = {m, off, idx};
-        st = cce_redundancy(cov[CCE_COV_FFN_ACT], m, &neurons, w2, r->dim, m, j->opts.ridge, r->neuron_score,
-                            r->neuron_cost, r->neuron_order, err);
-    }
-    cce_free(wo_owned);
-    cce_free(w2_owned);
-    r->t_redundancy = cce_now() - t0;
-    goto cleanup;
-nomem:
-    st = cce_err_set(err, CCE_ENOMEM, "analysis: block %d: cannot allocate statistics (largest %d)", l, dmax);
+    for (int k = 0; k < CCE_LIN_COUNT; k++)
+        if (cce_linear_present(cce_layer_lin_c(ly, k))) r->weights[r->n_weights++] = r->weights[k];
+    for (int k = r->n_weights; k < CCE_LIN_COUNT; k++) memset(&r->weights[k], 0, sizeof r->weights[k]);
+    r->t_post = cce_now() - t_post;
 cleanup:
     for (int s = 0; s < CCE_COV_COUNT; s++) {
-        cce_free(cov[s]);
-        cce_free(mean[s]);
+        cce_free(b->cov[s]);
+        cce_free(b->mean[s]);
+        cce_free(b->m2[s]);
     }
-    cce_free(m2);
-    cce_free(idx);
-    cce_free(off);
+    for (int k = 0; k < CCE_LIN_COUNT; k++) cce_free(b->owned[k]);
+    cce_free(b);
     return st;
 }
 
@@ -940,10 +1320,17 @@ static cce_status analysis_block_step(cce_analysis *j, int l, cce_err *err) {
     cce_status st = CCE_OK;
     block_stats_free(j);
     if (!ly->dropped) {
-        int dims[CCE_COV_COUNT] = {r->dim, ly->n_heads * r->head_dim, r->dim, ly->hidden};
-        for (int s = 0; s < CCE_COV_COUNT && !st; s++) st = cce_moments_init(&j->mom[s], dims[s], err);
+        int dims[CCE_COV_COUNT] = {ly->n_heads > 0 ? r->dim : 0, ly->n_heads * r->head_dim,
+                                   ly->hidden > 0 ? r->dim : 0, ly->hidden};
+        for (int s = 0; s < CCE_COV_COUNT && !st; s++)
+            if (dims[s] > 0) st = cce_moments_init(&j->mom[s], dims[s], err);
         if (st) return st;
     }
+    memset(j->drop_sq, 0, sizeof j->drop_sq);
+    memset(j->drop_rows, 0, sizeof j->drop_rows);
+    memset(j->drop_sum, 0, 3 * (size_t)r->dim * sizeof(double));
+    j->out_sq = 0;
+    j->out_rows = 0;
     memcpy(j->h_prev, c->h, (size_t)c->rows * c->dim * sizeof(float));
     j->t_tap = 0;
     j->tap_status = CCE_OK;
@@ -961,6 +1348,7 @@ static cce_status analysis_block_step(cce_analysis *j, int l, cce_err *err) {
     block_similarity(j, l, r);
     if ((st = layer_cka_row(j, l, err))) return st;
     r->t_similarity = cce_now() - t0;
+    r->out_energy = j->out_rows ? j->out_sq / j->out_rows : 0;
     if (!ly->dropped && (st = block_analyse(j, l, r, err))) return st;
     for (int s = 0; s < CCE_TAP_COUNT; s++) {   // the block's histograms become its results
         r->hist[s] = j->hist[s];

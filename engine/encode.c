@@ -107,6 +107,24 @@ static void acc_finish(enc_acc *a, int centred) {
 
 /* ---------------------------------------------------------------- solves */
 
+/* C (m, n) = alpha·op(A) op(B) + beta·C over plain row-major arrays (through linalg's matd views). */
+static cce_status gemm_d2(int ta, int tb, int m, int n, int k, double alpha, const double *a, int lda, const double *b,
+                          int ldb, double beta, double *c, int ldc, cce_err *err) {
+    cce_matd A = {(double *)a, ta ? k : m, ta ? m : k, lda}, B = {(double *)b, tb ? n : k, tb ? k : n, ldb};
+    cce_matd C = {c, m, n, ldc};
+    return cce_linalg_gemm_d(ta, tb, alpha, &A, &B, beta, &C, err);
+}
+
+static cce_status spd_solve(double *a, int n, double *b, int nrhs, cce_err *err) {
+    cce_matd A = {a, n, n, n}, B = {b, n, nrhs, nrhs};
+    return cce_linalg_posv_d(&A, &B, err);
+}
+
+static cce_status eigh_vectors(double *a, int n, double *w, cce_err *err) {
+    cce_matd A = {a, n, n, n};
+    return cce_linalg_eigh_d(&A, w, 1, err);
+}
+
 /* a (n, n) += λI with λ = ridge · mean diag (a tiny floor keeps an all-zero Gram solvable). */
 static void add_ridge(double *a, int n, double ridge) {
     double md = 0;
@@ -132,8 +150,8 @@ static cce_status fit_input(const double *G, const double *C, int n, const float
     add_ridge(a, n, ridge);
     for (int i = 0; i < r; i++)
         for (int j = 0; j < n; j++) w0t[(size_t)j * r + i] = w0[(size_t)i * n + j];
-    if ((s = cce_linalg_gemm_d(0, 0, n, r, n, 1.0, C, n, w0t, r, 0.0, z, r, err))) goto done;
-    if ((s = cce_linalg_spd_solve_d(a, n, z, r, err))) goto done;
+    if ((s = gemm_d2(0, 0, n, r, n, 1.0, C, n, w0t, r, 0.0, z, r, err))) goto done;
+    if ((s = spd_solve(a, n, z, r, err))) goto done;
     for (int i = 0; i < r; i++)
         for (int j = 0; j < n; j++) w[(size_t)i * n + j] = (float)z[(size_t)j * r + i];
 done:
@@ -155,7 +173,7 @@ static cce_status fit_output(const enc_acc *acc, double ridge, int intercept, fl
     memcpy(a, acc->g, (size_t)k * k * sizeof(double));
     memcpy(z, acc->c, (size_t)k * t * sizeof(double));
     add_ridge(a, k, ridge);
-    if ((s = cce_linalg_spd_solve_d(a, k, z, t, err))) goto done;
+    if ((s = spd_solve(a, k, z, t, err))) goto done;
     for (int i = 0; i < t; i++)
         for (int j = 0; j < k; j++) w[(size_t)i * k + j] = (float)z[(size_t)j * t + i];
     if (b)
@@ -187,7 +205,7 @@ static cce_status low_rank(const float *w, int o, int in, const double *S, int r
         sh = cce_alloc_zero((size_t)in, (size_t)in * sizeof(double));
         if (!q || !lam || !sh) { cce_free(q); cce_free(lam); goto nomem; }
         memcpy(q, S, (size_t)in * in * sizeof(double));
-        s = cce_linalg_eigh_d(q, in, lam, err);
+        s = eigh_vectors(q, in, lam, err);
         for (int i = 0; !s && i < in; i++)
             for (int j = 0; j < in; j++) {
                 double acc = 0;
@@ -201,21 +219,21 @@ static cce_status low_rank(const float *w, int o, int in, const double *S, int r
     if (o <= in) {   // M = W S Wᵀ (o, o)
         const double *ws = wd;
         if (S) {
-            if ((s = cce_linalg_gemm_d(0, 0, o, in, in, 1.0, wd, in, S, in, 0.0, t, in, err))) goto done;
+            if ((s = gemm_d2(0, 0, o, in, in, 1.0, wd, in, S, in, 0.0, t, in, err))) goto done;
             ws = t;
         }
-        if ((s = cce_linalg_gemm_d(0, 1, o, o, in, 1.0, ws, in, wd, in, 0.0, m, o, err))) goto done;
-        if ((s = cce_linalg_eigh_d(m, o, ev, err))) goto done;
+        if ((s = gemm_d2(0, 1, o, o, in, 1.0, ws, in, wd, in, 0.0, m, o, err))) goto done;
+        if ((s = eigh_vectors(m, o, ev, err))) goto done;
         for (int i = 0; i < o; i++)
             for (int j = 0; j < r; j++) u[(size_t)i * r + j] = (float)m[(size_t)i * o + j];
     } else {          // B = W S^½ (o, in); M = Bᵀ B (in, in); U = B V_r / σ
         const double *bm = wd;
         if (sh) {
-            if ((s = cce_linalg_gemm_d(0, 0, o, in, in, 1.0, wd, in, sh, in, 0.0, t, in, err))) goto done;
+            if ((s = gemm_d2(0, 0, o, in, in, 1.0, wd, in, sh, in, 0.0, t, in, err))) goto done;
             bm = t;
         }
-        if ((s = cce_linalg_gemm_d(1, 0, in, in, o, 1.0, bm, in, bm, in, 0.0, m, in, err))) goto done;
-        if ((s = cce_linalg_eigh_d(m, in, ev, err))) goto done;
+        if ((s = gemm_d2(1, 0, in, in, o, 1.0, bm, in, bm, in, 0.0, m, in, err))) goto done;
+        if ((s = eigh_vectors(m, in, ev, err))) goto done;
         for (int j = 0; j < r; j++) {
             double sig = ev[j] > 0 ? sqrt(ev[j]) : 0;
             for (int i = 0; i < o; i++) {

@@ -165,3 +165,23 @@ cce_status cce_eval_text(const cce_model *m, const cce_tokenizer *tok, const cha
     cce_free(ids);
     return s;
 }
+
+cce_status cce_decode_speed(const cce_model *m, int n_tokens, int repeats, double *tokens_per_s, cce_err *err) {
+    *tokens_per_s = 0;
+    if (n_tokens < 2 || repeats < 1) return cce_err_set(err, CCE_EINVAL, "decode speed: %d tokens x %d runs", n_tokens, repeats);
+    if (m->cfg.arch == CCE_ARCH_GPT2 && n_tokens > m->cfg.seq_len) n_tokens = m->cfg.seq_len;
+    int *ids = cce_alloc((size_t)n_tokens, sizeof(int));   // (n_tokens) greedy continuation from BOS/EOS
+    if (!ids) return cce_err_set(err, CCE_ENOMEM, "decode speed: out of memory");
+    ids[0] = m->cfg.bos_id >= 0 ? m->cfg.bos_id : m->cfg.eos_id >= 0 ? m->cfg.eos_id : 0;
+    cce_status s = CCE_OK;
+    double best = 0;
+    for (int r = 0; r < repeats && !s; r++) {
+        double t0 = cce_now();
+        s = cce_greedy_ids(m, ids, n_tokens, err);
+        double dt = cce_now() - t0, tps = dt > 0 ? (n_tokens - 1) / dt : 0;
+        if (!s && tps > best) best = tps;
+    }
+    cce_free(ids);
+    if (!s) *tokens_per_s = best;
+    return s;
+}

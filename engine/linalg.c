@@ -6,6 +6,9 @@
  * LAPACK's info codes become statuses in one place. The wrappers add no copying except where
  * the LAPACK routine would destroy an input the contract promises to keep (svd_values) or
  * where a retry needs the original (cholesky with jitter).
+ *
+ * Accounting: each call into BLAS/LAPACK is bracketed by TIMED(), which adds its wall time to
+ * a thread-local counter; nothing else (shape checks, copies, mirroring) is counted.
  */
 #include <string.h>
 #include <math.h>
@@ -13,6 +16,17 @@
 #include <lapacke.h>
 #include "linalg.h"
 #include "util.h"
+
+static _Thread_local double tl_blas_seconds;
+#define TIMED(call) do { double t0_ = cce_now(); call; tl_blas_seconds += cce_now() - t0_; } while (0)
+
+double cce_linalg_thread_seconds(void) { return tl_blas_seconds; }
+
+int cce_linalg_set_threads(int n) {
+    int prev = openblas_get_num_threads();
+    if (n > 0 && n != prev) openblas_set_num_threads(n);
+    return prev;
+}
 
 cce_mat cce_mat_view(float *data, int rows, int cols) {
     cce_mat m = {data, rows, cols, cols};
@@ -73,8 +87,8 @@ cce_status cce_linalg_gemm(int trans_a, int trans_b, float alpha, const cce_mat 
             for (int j = 0; j < n; j++) c->data[(size_t)i * c->ld + j] *= beta;
         return CCE_OK;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                m, n, k, alpha, a->data, a->ld, b->data, b->ld, beta, c->data, c->ld);
+    TIMED(cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                      m, n, k, alpha, a->data, a->ld, b->data, b->ld, beta, c->data, c->ld));
     return CCE_OK;
 }
 
@@ -90,8 +104,8 @@ cce_status cce_linalg_syrk(float alpha, const cce_mat *x, float beta, cce_mat *c
             for (int j = i; j < c->cols; j++) c->data[(size_t)i * c->ld + j] *= beta;
         return CCE_OK;
     }
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, x->cols, x->rows, alpha, x->data, x->ld,
-                beta, c->data, c->ld);
+    TIMED(cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, x->cols, x->rows, alpha, x->data, x->ld,
+                      beta, c->data, c->ld));
     return CCE_OK;
 }
 
@@ -126,8 +140,9 @@ cce_status cce_linalg_eigh(cce_mat *a, float *w, int vectors, cce_err *err) {
     if (n == 0) return CCE_OK;
     // A symmetric matrix reads the same in either storage order: values-only calls go column-major
     // to skip LAPACKE's transposition copies.
-    int info = vectors ? LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, a->data, a->ld, w)
-                       : LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'N', 'L', n, a->data, a->ld, w);
+    int info;
+    TIMED(info = vectors ? LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, a->data, a->ld, w)
+                         : LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'N', 'L', n, a->data, a->ld, w));
     if ((st = lapack_status("eigh (ssyevd)", info, err))) return st;
     // LAPACK returns ascending order: reverse values (and eigenvector columns) to descending.
     for (int i = 0, j = n - 1; i < j; i++, j--) {
@@ -165,7 +180,7 @@ cce_status cce_linalg_cholesky(cce_mat *a, float *jitter, cce_err *err) {
             }
         }
         // row-major lower L == column-major upper U = Lᵀ: no transposition copies in LAPACKE
-        info = LAPACKE_spotrf(LAPACK_COL_MAJOR, 'U', n, a->data, a->ld);
+        TIMED(info = LAPACKE_spotrf(LAPACK_COL_MAJOR, 'U', n, a->data, a->ld));
         if (info == 0) break;
         if (info < 0) break;
     }
@@ -191,7 +206,8 @@ cce_status cce_linalg_svd_values(const cce_mat *a, float *s, cce_err *err) {
     for (int i = 0; i < m; i++) memcpy(copy + (size_t)i * n, a->data + (size_t)i * a->ld, (size_t)n * sizeof(float));
     float dummy_u[1], dummy_vt[1];
     // jobz 'N' never touches u / vt, but LAPACKE still checks their leading dimensions.
-    int info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'N', m, n, copy, n, s, dummy_u, m, dummy_vt, n);
+    int info;
+    TIMED(info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'N', m, n, copy, n, s, dummy_u, m, dummy_vt, n));
     cce_free(copy);
     return lapack_status("svd (sgesdd)", info, err);
 }
@@ -211,9 +227,9 @@ cce_status cce_linalg_trmm(int right, int lower, int trans, const cce_mat *a, cc
     cce_status st = tri_check("trmm", right, a, b, err);
     if (st) return st;
     if (b->rows == 0 || b->cols == 0) return CCE_OK;
-    cblas_strmm(CblasRowMajor, right ? CblasRight : CblasLeft, lower ? CblasLower : CblasUpper,
-                trans ? CblasTrans : CblasNoTrans, CblasNonUnit, b->rows, b->cols, 1.0f,
-                a->data, a->ld, b->data, b->ld);
+    TIMED(cblas_strmm(CblasRowMajor, right ? CblasRight : CblasLeft, lower ? CblasLower : CblasUpper,
+                      trans ? CblasTrans : CblasNoTrans, CblasNonUnit, b->rows, b->cols, 1.0f,
+                      a->data, a->ld, b->data, b->ld));
     return CCE_OK;
 }
 
@@ -224,9 +240,9 @@ cce_status cce_linalg_trsm(int right, int lower, int trans, const cce_mat *a, cc
         if (a->data[(size_t)i * a->ld + i] == 0)
             return cce_err_set(err, CCE_EFORMAT, "linalg trsm: triangular matrix is singular (diagonal %d is 0)", i);
     if (b->rows == 0 || b->cols == 0) return CCE_OK;
-    cblas_strsm(CblasRowMajor, right ? CblasRight : CblasLeft, lower ? CblasLower : CblasUpper,
-                trans ? CblasTrans : CblasNoTrans, CblasNonUnit, b->rows, b->cols, 1.0f,
-                a->data, a->ld, b->data, b->ld);
+    TIMED(cblas_strsm(CblasRowMajor, right ? CblasRight : CblasLeft, lower ? CblasLower : CblasUpper,
+                      trans ? CblasTrans : CblasNoTrans, CblasNonUnit, b->rows, b->cols, 1.0f,
+                      a->data, a->ld, b->data, b->ld));
     return CCE_OK;
 }
 
@@ -234,60 +250,242 @@ cce_status cce_linalg_spd_inverse_d(double *a, int n, cce_err *err) {
     if (n < 0 || (n > 0 && !a)) return cce_err_set(err, CCE_EINVAL, "linalg spd_inverse: bad matrix (%d, %d)", n, n);
     if (n == 0) return CCE_OK;
     // row-major upper == column-major lower: no transposition copies in LAPACKE
-    int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, a, n);
+    int info;
+    TIMED(info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, a, n));
     if (info > 0)
         return cce_err_set(err, CCE_EFORMAT, "linalg spd_inverse: matrix (%d, %d) is not positive definite (leading minor %d)",
                            n, n, info);
     cce_status st = lapack_status("spd_inverse (dpotrf)", info, err);
     if (st) return st;
-    info = LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', n, a, n);
+    TIMED(info = LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', n, a, n));
     if ((st = lapack_status("spd_inverse (dpotri)", info, err))) return st;
     cce_linalg_symmetrize_d(a, n);
     return CCE_OK;
 }
 
-/* ---- double-precision helpers of the encoder's least-squares solves ---- */
+/* ------------------------------------------------------------------ double precision */
 
-cce_status cce_linalg_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha, const double *a, int lda,
-                             const double *b, int ldb, double beta, double *c, int ldc, cce_err *err) {
-    if (m < 0 || n < 0 || k < 0 || (m && n && (!c || ldc < n)) ||
-        (m && k && (!a || lda < (trans_a ? m : k))) || (n && k && (!b || ldb < (trans_b ? k : n))))
-        return cce_err_set(err, CCE_EINVAL, "linalg gemm_d: bad shapes m %d n %d k %d (lda %d ldb %d ldc %d)", m, n, k,
-                           lda, ldb, ldc);
+static int matd_ok(const cce_matd *m) {
+    if (!m || m->rows < 0 || m->cols < 0) return 0;
+    if (m->ld < (m->cols > 1 ? m->cols : 1)) return 0;
+    if (m->rows > 0 && m->cols > 0 && !m->data) return 0;
+    return 1;
+}
+
+static cce_status bad_viewd(cce_err *err, const char *op, const char *name, const cce_matd *m) {
+    if (!m) return cce_err_set(err, CCE_EINVAL, "linalg %s: operand %s is NULL", op, name);
+    return cce_err_set(err, CCE_EINVAL, "linalg %s: operand %s has invalid view (%d, %d) ld %d%s", op, name, m->rows,
+                       m->cols, m->ld, m->data ? "" : " data NULL");
+}
+
+cce_status cce_linalg_gemm_d(int trans_a, int trans_b, double alpha, const cce_matd *a, const cce_matd *b,
+                             double beta, cce_matd *c, cce_err *err) {
+    if (!matd_ok(a)) return bad_viewd(err, "gemm_d", "A", a);
+    if (!matd_ok(b)) return bad_viewd(err, "gemm_d", "B", b);
+    if (!matd_ok(c)) return bad_viewd(err, "gemm_d", "C", c);
+    int m = trans_a ? a->cols : a->rows, k = trans_a ? a->rows : a->cols;
+    int kb = trans_b ? b->cols : b->rows, n = trans_b ? b->rows : b->cols;
+    if (k != kb || c->rows != m || c->cols != n)
+        return cce_err_set(err, CCE_EINVAL,
+                           "linalg gemm_d: shapes op(A) (%d, %d) x op(B) (%d, %d) -> C (%d, %d) do not match", m, k,
+                           kb, n, c->rows, c->cols);
     if (m == 0 || n == 0) return CCE_OK;
-    cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
-                alpha, a, lda, b, ldb, beta, c, ldc);
+    if (k == 0) {
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) c->data[(size_t)i * c->ld + j] *= beta;
+        return CCE_OK;
+    }
+    TIMED(cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
+                      k, alpha, a->data, a->ld, b->data, b->ld, beta, c->data, c->ld));
     return CCE_OK;
 }
 
-cce_status cce_linalg_spd_solve_d(double *a, int n, double *b, int nrhs, cce_err *err) {
-    if (n < 0 || nrhs < 0 || (n > 0 && (!a || (nrhs > 0 && !b))))
-        return cce_err_set(err, CCE_EINVAL, "linalg spd_solve: bad shapes (%d, %d) x %d", n, n, nrhs);
-    if (n == 0 || nrhs == 0) return CCE_OK;
-    // a is symmetric: its row-major upper triangle is the column-major lower one (no copy);
-    // b (n, nrhs) row-major goes through LAPACKE's row-major path
-    int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, a, n);
-    if (info > 0)
-        return cce_err_set(err, CCE_EFORMAT, "linalg spd_solve: matrix (%d, %d) is not positive definite (leading minor %d)",
-                           n, n, info);
-    cce_status st = lapack_status("spd_solve (dpotrf)", info, err);
-    if (st) return st;
-    info = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'U', n, nrhs, a, n, b, nrhs);
-    return lapack_status("spd_solve (dpotrs)", info, err);
+cce_status cce_linalg_gemv_d(int trans_a, double alpha, const cce_matd *a, const double *x, double beta, double *y,
+                             cce_err *err) {
+    if (!matd_ok(a)) return bad_viewd(err, "gemv_d", "A", a);
+    int m = trans_a ? a->cols : a->rows, k = trans_a ? a->rows : a->cols;
+    if ((m > 0 && !y) || (k > 0 && !x))
+        return cce_err_set(err, CCE_EINVAL, "linalg gemv_d: missing vector for (%d, %d)", m, k);
+    if (m == 0) return CCE_OK;
+    if (k == 0) {
+        for (int i = 0; i < m; i++) y[i] *= beta;
+        return CCE_OK;
+    }
+    TIMED(cblas_dgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, a->rows, a->cols, alpha, a->data, a->ld, x,
+                      1, beta, y, 1));
+    return CCE_OK;
 }
 
-cce_status cce_linalg_eigh_d(double *a, int n, double *w, cce_err *err) {
-    if (n < 0 || (n > 0 && (!a || !w))) return cce_err_set(err, CCE_EINVAL, "linalg eigh_d: bad matrix (%d, %d)", n, n);
+cce_status cce_linalg_syrk_d(int trans, double alpha, const cce_matd *a, double beta, cce_matd *c, cce_err *err) {
+    if (!matd_ok(a)) return bad_viewd(err, "syrk_d", "A", a);
+    if (!matd_ok(c)) return bad_viewd(err, "syrk_d", "C", c);
+    int n = trans ? a->cols : a->rows, k = trans ? a->rows : a->cols;
+    if (c->rows != n || c->cols != n)
+        return cce_err_set(err, CCE_EINVAL, "linalg syrk_d: A (%d, %d)%s needs C (%d, %d), got (%d, %d)", a->rows,
+                           a->cols, trans ? "ᵀ" : "", n, n, c->rows, c->cols);
     if (n == 0) return CCE_OK;
-    int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, a, n, w);
+    if (k == 0) {
+        for (int i = 0; i < n; i++)
+            for (int j = i; j < n; j++) c->data[(size_t)i * c->ld + j] *= beta;
+        return CCE_OK;
+    }
+    TIMED(cblas_dsyrk(CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, n, k, alpha, a->data, a->ld, beta,
+                      c->data, c->ld));
+    return CCE_OK;
+}
+
+cce_status cce_linalg_syr2k_d(double alpha, const cce_matd *a, const cce_matd *b, double beta, cce_matd *c,
+                              cce_err *err) {
+    if (!matd_ok(a)) return bad_viewd(err, "syr2k_d", "A", a);
+    if (!matd_ok(b)) return bad_viewd(err, "syr2k_d", "B", b);
+    if (!matd_ok(c)) return bad_viewd(err, "syr2k_d", "C", c);
+    int n = a->rows, k = a->cols;
+    if (b->rows != n || b->cols != k || c->rows != n || c->cols != n)
+        return cce_err_set(err, CCE_EINVAL, "linalg syr2k_d: A (%d, %d), B (%d, %d), C (%d, %d) do not match", n, k,
+                           b->rows, b->cols, c->rows, c->cols);
+    if (n == 0) return CCE_OK;
+    if (k == 0) {
+        for (int i = 0; i < n; i++)
+            for (int j = i; j < n; j++) c->data[(size_t)i * c->ld + j] *= beta;
+        return CCE_OK;
+    }
+    TIMED(cblas_dsyr2k(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, alpha, a->data, a->ld, b->data, b->ld, beta,
+                       c->data, c->ld));
+    return CCE_OK;
+}
+
+cce_status cce_linalg_trmm_d(int right, int lower, int trans, const cce_matd *a, cce_matd *b, cce_err *err) {
+    if (!matd_ok(a)) return bad_viewd(err, "trmm_d", "A", a);
+    if (!matd_ok(b)) return bad_viewd(err, "trmm_d", "B", b);
+    if (a->rows != a->cols || (right ? b->cols : b->rows) != a->rows)
+        return cce_err_set(err, CCE_EINVAL, "linalg trmm_d: triangular (%d, %d) does not fit B (%d, %d) on the %s",
+                           a->rows, a->cols, b->rows, b->cols, right ? "right" : "left");
+    if (b->rows == 0 || b->cols == 0) return CCE_OK;
+    TIMED(cblas_dtrmm(CblasRowMajor, right ? CblasRight : CblasLeft, lower ? CblasLower : CblasUpper,
+                      trans ? CblasTrans : CblasNoTrans, CblasNonUnit, b->rows, b->cols, 1.0, a->data, a->ld, b->data,
+                      b->ld));
+    return CCE_OK;
+}
+
+cce_status cce_linalg_trsm_d(int right, int lower, int trans, const cce_matd *a, cce_matd *b, cce_err *err) {
+    if (!matd_ok(a)) return bad_viewd(err, "trsm_d", "A", a);
+    if (!matd_ok(b)) return bad_viewd(err, "trsm_d", "B", b);
+    if (a->rows != a->cols || (right ? b->cols : b->rows) != a->rows)
+        return cce_err_set(err, CCE_EINVAL, "linalg trsm_d: triangular (%d, %d) does not fit B (%d, %d) on the %s",
+                           a->rows, a->cols, b->rows, b->cols, right ? "right" : "left");
+    for (int i = 0; i < a->rows; i++)
+        if (a->data[(size_t)i * a->ld + i] == 0)
+            return cce_err_set(err, CCE_EFORMAT, "linalg trsm_d: triangular matrix is singular (diagonal %d is 0)", i);
+    if (b->rows == 0 || b->cols == 0) return CCE_OK;
+    TIMED(cblas_dtrsm(CblasRowMajor, right ? CblasRight : CblasLeft, lower ? CblasLower : CblasUpper,
+                      trans ? CblasTrans : CblasNoTrans, CblasNonUnit, b->rows, b->cols, 1.0, a->data, a->ld, b->data,
+                      b->ld));
+    return CCE_OK;
+}
+
+cce_status cce_linalg_cholesky_d(cce_matd *a, cce_err *err) {
+    if (!matd_ok(a)) return bad_viewd(err, "cholesky_d", "A", a);
+    if (a->rows != a->cols)
+        return cce_err_set(err, CCE_EINVAL, "linalg cholesky_d: matrix (%d, %d) is not square", a->rows, a->cols);
+    int n = a->rows, info;
+    if (n == 0) return CCE_OK;
+    // row-major lower L == column-major upper U = Lᵀ
+    TIMED(info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', n, a->data, a->ld));
+    if (info > 0)
+        return cce_err_set(err, CCE_EFORMAT, "linalg cholesky_d: matrix (%d, %d) is not positive definite (leading minor %d)",
+                           n, n, info);
+    cce_status st = lapack_status("cholesky_d (dpotrf)", info, err);
+    if (st) return st;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) a->data[(size_t)i * a->ld + j] = 0;
+    return CCE_OK;
+}
+
+cce_status cce_linalg_eigh_d(cce_matd *a, double *w, int vectors, cce_err *err) {
+    if (!matd_ok(a)) return bad_viewd(err, "eigh_d", "A", a);
+    if (a->rows != a->cols)
+        return cce_err_set(err, CCE_EINVAL, "linalg eigh_d: matrix (%d, %d) is not square", a->rows, a->cols);
+    int n = a->rows, info;
+    if (n == 0) return CCE_OK;
+    TIMED(info = vectors ? LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, a->data, a->ld, w)
+                         : LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'L', n, a->data, a->ld, w));
     cce_status st = lapack_status("eigh_d (dsyevd)", info, err);
     if (st) return st;
-    for (int i = 0, j = n - 1; i < j; i++, j--) {   // descending, columns reordered with the values
+    for (int i = 0, j = n - 1; i < j; i++, j--) {
         double t = w[i]; w[i] = w[j]; w[j] = t;
-        for (int r = 0; r < n; r++) {
-            double *row = a + (size_t)r * n;
-            double u = row[i]; row[i] = row[j]; row[j] = u;
-        }
+        if (vectors)
+            for (int r = 0; r < n; r++) {
+                double *row = a->data + (size_t)r * a->ld;
+                double u = row[i]; row[i] = row[j]; row[j] = u;
+            }
     }
     return CCE_OK;
+}
+
+cce_status cce_linalg_posv(cce_mat *a, cce_mat *b, cce_err *err) {
+    cce_status st = square_check("posv", a, err);
+    if (st) return st;
+    if (!mat_ok(b)) return bad_view(err, "posv", "B", b);
+    if (b->rows != a->rows)
+        return cce_err_set(err, CCE_EINVAL, "linalg posv: A (%d, %d) does not fit B (%d, %d)", a->rows, a->cols, b->rows,
+                           b->cols);
+    if (a->rows == 0 || b->cols == 0) return CCE_OK;
+    int info;
+    // A symmetric: row-major A is column-major A; 'L' of column-major is the row-major upper triangle
+    TIMED(info = LAPACKE_sposv(LAPACK_ROW_MAJOR, 'U', a->rows, b->cols, a->data, a->ld, b->data, b->ld));
+    if (info > 0)
+        return cce_err_set(err, CCE_EFORMAT, "linalg posv: matrix (%d, %d) is not positive definite (leading minor %d)",
+                           a->rows, a->cols, info);
+    return lapack_status("posv (sposv)", info, err);
+}
+
+cce_status cce_linalg_posv_d(cce_matd *a, cce_matd *b, cce_err *err) {
+    if (!matd_ok(a)) return bad_viewd(err, "posv_d", "A", a);
+    if (!matd_ok(b)) return bad_viewd(err, "posv_d", "B", b);
+    if (a->rows != a->cols || b->rows != a->rows)
+        return cce_err_set(err, CCE_EINVAL, "linalg posv_d: A (%d, %d) does not fit B (%d, %d)", a->rows, a->cols,
+                           b->rows, b->cols);
+    if (a->rows == 0 || b->cols == 0) return CCE_OK;
+    int info;
+    TIMED(info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', a->rows, b->cols, a->data, a->ld, b->data, b->ld));
+    if (info > 0)
+        return cce_err_set(err, CCE_EFORMAT, "linalg posv_d: matrix (%d, %d) is not positive definite (leading minor %d)",
+                           a->rows, a->cols, info);
+    return lapack_status("posv_d (dposv)", info, err);
+}
+
+cce_status cce_linalg_svd(const cce_mat *a, float *s, cce_mat *u, cce_mat *vt, cce_err *err) {
+    if (!mat_ok(a)) return bad_view(err, "svd", "A", a);
+    int m = a->rows, n = a->cols, k = m < n ? m : n;
+    if ((u || vt) && (!u || !vt || !mat_ok(u) || !mat_ok(vt) || u->rows != m || u->cols != k || vt->rows != k ||
+                      vt->cols != n))
+        return cce_err_set(err, CCE_EINVAL, "linalg svd: A (%d, %d) needs U (%d, %d) and Vt (%d, %d), got (%d, %d) and (%d, %d)",
+                           m, n, m, k, k, n, u ? u->rows : -1, u ? u->cols : -1, vt ? vt->rows : -1, vt ? vt->cols : -1);
+    if (k == 0) return CCE_OK;
+    if (!u) return cce_linalg_svd_values(a, s, err);
+    float *copy = cce_alloc((size_t)m, (size_t)n * sizeof(float));   // (m, n)
+    if (!copy) return cce_err_set(err, CCE_ENOMEM, "linalg svd: cannot allocate a (%d, %d) copy", m, n);
+    for (int i = 0; i < m; i++) memcpy(copy + (size_t)i * n, a->data + (size_t)i * a->ld, (size_t)n * sizeof(float));
+    int info;
+    TIMED(info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'S', m, n, copy, n, s, u->data, u->ld, vt->data, vt->ld));
+    cce_free(copy);
+    return lapack_status("svd (sgesdd)", info, err);
+}
+
+cce_status cce_linalg_svd_d(const cce_matd *a, double *s, cce_matd *u, cce_matd *vt, cce_err *err) {
+    if (!matd_ok(a)) return bad_viewd(err, "svd_d", "A", a);
+    int m = a->rows, n = a->cols, k = m < n ? m : n;
+    if ((u || vt) && (!u || !vt || !matd_ok(u) || !matd_ok(vt) || u->rows != m || u->cols != k || vt->rows != k ||
+                      vt->cols != n))
+        return cce_err_set(err, CCE_EINVAL, "linalg svd_d: A (%d, %d) needs U (%d, %d) and Vt (%d, %d)", m, n, m, k, k, n);
+    if (k == 0) return CCE_OK;
+    double *copy = cce_alloc((size_t)m, (size_t)n * sizeof(double));   // (m, n)
+    if (!copy) return cce_err_set(err, CCE_ENOMEM, "linalg svd_d: cannot allocate a (%d, %d) copy", m, n);
+    for (int i = 0; i < m; i++) memcpy(copy + (size_t)i * n, a->data + (size_t)i * a->ld, (size_t)n * sizeof(double));
+    double du[1], dvt[1];
+    int info;
+    TIMED(info = u ? LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', m, n, copy, n, s, u->data, u->ld, vt->data, vt->ld)
+                   : LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', m, n, copy, n, s, du, m, dvt, n));
+    cce_free(copy);
+    return lapack_status("svd_d (dgesdd)", info, err);
 }

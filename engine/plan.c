@@ -11,8 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <dirent.h>
+#include "analysis.h"
 #include "plan.h"
 #include "plan_kept.h"
 #include "util.h"
@@ -110,6 +109,7 @@ void cce_plan_free(cce_plan *p) {
     cce_free(p->blocks);
     cce_free(p->pins);
     cce_free(p->forces);
+    cce_free(p->block_scale);
     memset(p, 0, sizeof *p);
 }
 
@@ -125,7 +125,10 @@ cce_status cce_plan_copy(cce_plan *dst, const cce_plan *src, cce_err *err) {
     dst->blocks = cce_alloc_zero((size_t)(src->n_blocks > 0 ? src->n_blocks : 1), sizeof *dst->blocks);
     dst->pins = src->n_pins ? cce_alloc((size_t)src->n_pins, sizeof(cce_pin)) : NULL;
     dst->forces = src->n_forces ? cce_alloc((size_t)src->n_forces, sizeof(cce_pin)) : NULL;
-    int ok = dst->blocks && (!src->n_pins || dst->pins) && (!src->n_forces || dst->forces);
+    dst->block_scale = src->block_scale ? cce_alloc((size_t)src->n_blocks * 2, sizeof(double)) : NULL;
+    int ok = dst->blocks && (!src->n_pins || dst->pins) && (!src->n_forces || dst->forces) &&
+             (!src->block_scale || dst->block_scale);
+    if (ok && src->block_scale) memcpy(dst->block_scale, src->block_scale, (size_t)src->n_blocks * 2 * sizeof(double));
     for (int l = 0; ok && l < src->n_blocks; l++) {
         const cce_block_plan *s = &src->blocks[l];
         cce_block_plan *d = &dst->blocks[l];
@@ -142,6 +145,7 @@ cce_status cce_plan_copy(cce_plan *dst, const cce_plan *src, cce_err *err) {
         cce_free(dst->blocks);
         cce_free(dst->pins);
         cce_free(dst->forces);
+        cce_free(dst->block_scale);
         memset(dst, 0, sizeof *dst);
         return cce_err_set(err, CCE_ENOMEM, "plan: out of memory copying a plan");
     }
@@ -308,12 +312,27 @@ cce_status cce_plan_finish(cce_plan *p, const cce_model *m, cce_err *err) {
         if (!L->dropped && L->n_heads > 0 && b->n_heads_removed == L->n_heads) b->drop_attn = 1;
         if (!L->dropped && L->hidden > 0 && b->n_neurons_removed == L->hidden) b->drop_ffn = 1;
         if (!L->dropped && (b->drop_attn || L->n_heads == 0) && (b->drop_ffn || L->hidden == 0)) b->drop = 1;
+        /* what a drop removes needs no other decision: keep the plan canonical */
+        if (b->drop) b->drop_attn = b->drop_ffn = 0;
+        if (b->drop || b->drop_attn) {
+            for (int k = CCE_LIN_WQ; k <= CCE_LIN_WO; k++) b->rank[k] = 0;
+            cce_free(b->heads_removed);
+            b->heads_removed = NULL;
+            b->n_heads_removed = 0;
+        }
+        if (b->drop || b->drop_ffn) {
+            for (int k = CCE_LIN_W1; k <= CCE_LIN_W2; k++) b->rank[k] = 0;
+            cce_free(b->neurons_removed);
+            b->neurons_removed = NULL;
+            b->n_neurons_removed = 0;
+        }
         plan_kept k;
         cce_status s = plan_kept_of(m, b, &p->enc, &k, err);
         if (s) return s;
         b->n_heads = k.n_heads;
         b->n_kv_heads = k.n_kv;
         b->hidden = k.hidden;
+        for (int q = 0; q < CCE_LIN_COUNT; q++) b->rank[q] = k.rank[q];   // a rank that saves nothing is dense
         b->params_before = cce_layer_params(m, l);
         b->params_after = plan_kept_params(m, l, &k);
         plan_kept_free(&k);
@@ -329,67 +348,6 @@ cce_status cce_plan_finish(cce_plan *p, const cce_model *m, cce_err *err) {
 
 /* ---------------------------------------------------------------- identities */
 
-/* Hash a list of files in order into one SHA-256 (streamed through a mapping each). */
-static cce_status hash_files(char **files, int n, char out[65], cce_err *err) {
-    /* SHA-256 of the concatenation: read each mapping and hash the joined bytes in one pass
-     * would need a streaming API; the hash of the hashes is as good an identity. */
-    char *joined = cce_alloc((size_t)n * 64 + 1, 1);
-    if (!joined) return cce_err_set(err, CCE_ENOMEM, "hash: out of memory");
-    for (int i = 0; i < n; i++) {
-        char h[65];
-        cce_status s = cce_sha256_file(files[i], h, err);
-        if (s) {
-            cce_free(joined);
-            return s;
-        }
-        memcpy(joined + (size_t)i * 64, h, 64);
-    }
-    if (n == 1) memcpy(out, joined, 65), out[64] = 0;
-    else cce_sha256_hex(joined, (size_t)n * 64, out);
-    cce_free(joined);
-    return CCE_OK;
-}
-
-static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-cce_status cce_model_hash(const char *path, char out[65], cce_err *err) {
-    struct stat st;
-    if (stat(path, &st) != 0) return cce_err_set(err, CCE_EIO, "%s: no such file or directory", path);
-    if (!S_ISDIR(st.st_mode)) {
-        char *one[1] = {(char *)path};
-        return hash_files(one, 1, out, err);
-    }
-    DIR *dir = opendir(path);
-    if (!dir) return cce_err_set(err, CCE_EIO, "%s: cannot read the directory", path);
-    char *files[257];
-    int n = 0;
-    cce_status s = CCE_OK;
-    size_t plen = strlen(path);
-    for (struct dirent *e; (e = readdir(dir)) && !s;) {
-        const char *nm = e->d_name;
-        if (strcmp(nm, "config.json") && !cce_str_ends_with(nm, ".safetensors")) continue;
-        if (n == 256) {
-            s = cce_err_set(err, CCE_EFORMAT, "%s: more than 256 weight files", path);
-            break;
-        }
-        files[n] = cce_alloc(plen + strlen(nm) + 2, 1);
-        if (!files[n]) {
-            s = cce_err_set(err, CCE_ENOMEM, "%s: out of memory", path);
-            break;
-        }
-        sprintf(files[n], "%s/%s", path, nm);
-        n++;
-    }
-    closedir(dir);
-    if (!s && n == 0) s = cce_err_set(err, CCE_EFORMAT, "%s: no config.json or .safetensors files to identify", path);
-    if (!s) {
-        qsort(files, (size_t)n, sizeof files[0], str_cmp);
-        s = hash_files(files, n, out, err);
-    }
-    for (int i = 0; i < n; i++) cce_free(files[i]);
-    return s;
-}
-
 cce_status cce_model_id_of(const cce_model *m, cce_model_id *id, cce_err *err) {
     memset(id, 0, sizeof *id);
     const cce_config *c = &m->cfg;
@@ -404,5 +362,5 @@ cce_status cce_model_id_of(const cce_model *m, cce_model_id *id, cce_err *err) {
     id->vocab_size = c->vocab_size;
     id->params_non_embedding = cce_model_params(m).non_embedding;
     if (!m->path) return cce_err_set(err, CCE_EINVAL, "model has no path to identify it by");
-    return cce_model_hash(m->path, id->sha256, err);
+    return cce_model_sha256(m->path, id->sha256, err);
 }

@@ -7,6 +7,7 @@
  *    "calibration": {path, sha256, tokens, seq_len, seed},
  *    "knobs": {alpha, beta, gamma, eps, tau, target, mode},
  *    "encoding": {redistribute, ridge, intercept, refit_inputs, refit_all, lowrank, tokens, seq_len, seed},
+ *    "block_scale": [attn_0, ffn_0, attn_1, ...] (optional: measured sublayer sensitivities),
  *    "pins": [{block, kind, index}], "forces": [...],
  *    "params_before", "params_after", "removed_fraction",     (non-embedding)
  *    "predicted": {L_rec, L_sim, L_reg, L_CCE},
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "analysis.h"
 #include "plan.h"
 #include "util.h"
 #include "version.h"
@@ -90,6 +92,10 @@ cce_status cce_plan_to_json(const cce_plan *p, char **text, cce_err *err) {
     cJSON_AddNumberToObject(en, "tokens", (double)p->enc.tokens);
     cJSON_AddNumberToObject(en, "seq_len", p->enc.seq_len);
     cJSON_AddNumberToObject(en, "seed", (double)p->enc.seed);
+    if (p->block_scale) {
+        cJSON *bs = cJSON_AddArrayToObject(root, "block_scale");
+        for (int l = 0; bs && l < 2 * p->n_blocks; l++) cJSON_AddItemToArray(bs, cJSON_CreateNumber(p->block_scale[l]));
+    }
     add_pins(root, "pins", p->pins, p->n_pins);
     add_pins(root, "forces", p->forces, p->n_forces);
     cJSON_AddNumberToObject(root, "params_before", (double)p->params_before);
@@ -407,7 +413,7 @@ cce_status cce_plan_from_json(const char *text, size_t len, const char *what, co
                 goto fail;
             }
         char sha[65];
-        if (m->path && (s = cce_model_hash(m->path, sha, err))) goto fail;
+        if (m->path && (s = cce_model_sha256(m->path, sha, err))) goto fail;
         if (m->path && strcmp(sha, p->model.sha256)) {
             s = cce_err_set(err, CCE_EINVAL, "%s: field 'model.sha256' is %.16s…, the model %s is %.16s…: the plan is for another model",
                             what, p->model.sha256, m->path, sha);
@@ -478,6 +484,19 @@ cce_status cce_plan_from_json(const char *text, size_t len, const char *what, co
     int l = 0;
     for (const cJSON *o = bl->child; o; o = o->next, l++)
         if ((s = rd_block(&r, o, l, m, &p->blocks[l]))) goto fail;
+    const cJSON *bs = rd_get(root, "block_scale");
+    if (bs && !cJSON_IsNull(bs)) {
+        if (!cJSON_IsArray(bs) || cJSON_GetArraySize(bs) != 2 * nb) { s = rd_fail(&r, "block_scale", "is not an array of two numbers per block"); goto fail; }
+        if (!(p->block_scale = cce_alloc((size_t)nb * 2, sizeof(double)))) { s = cce_err_set(err, CCE_ENOMEM, "%s: out of memory", what); goto fail; }
+        int q = 0;
+        for (const cJSON *x = bs->child; x; x = x->next, q++) {
+            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || x->valuedouble <= 0 || x->valuedouble > 1e12) {
+                s = rd_fail(&r, "block_scale", "has an entry that is not a positive number below 1e12");
+                goto fail;
+            }
+            p->block_scale[q] = x->valuedouble;
+        }
+    }
     if ((s = rd_pins(&r, root, "pins", nb, &p->pins, &p->n_pins)) ||
         (s = rd_pins(&r, root, "forces", nb, &p->forces, &p->n_forces)))
         goto fail;

@@ -206,6 +206,16 @@ static void pl_free(planner *P) {
     memset(P, 0, sizeof *P);
 }
 
+/* The measured sensitivity of the sublayer a curve acts on (1 without block_scale). */
+static double curve_scale(const cce_plan *p, int b, int kind) {
+    if (!p->block_scale) return 1.0;
+    int sl = curve_sublayer(kind);
+    if (kind == CCE_CURVE_DROP_ATTN) sl = 0;
+    if (kind == CCE_CURVE_DROP_FFN) sl = 1;
+    if (sl >= 0) return p->block_scale[2 * b + sl];
+    return sqrt(p->block_scale[2 * b] * p->block_scale[2 * b + 1]);
+}
+
 static cce_status pl_init(planner *P, const cce_plan *p, const cce_model *m, const cce_block_result *const *blocks,
                           cce_err *err) {
     memset(P, 0, sizeof *P);
@@ -238,7 +248,7 @@ static cce_status pl_init(planner *P, const cce_plan *p, const cce_model *m, con
             pc->hull = cce_alloc((size_t)c->n + 1, sizeof(int));
             if (!pc->hull) return cce_err_set(err, CCE_ENOMEM, "planner: out of memory");
             double E = r->out_energy > 0 ? r->out_energy : 1.0;
-            pc->scale_rec = p->knobs.alpha / E;
+            pc->scale_rec = curve_scale(p, b, kind) * p->knobs.alpha / E;
             pc->scale_sim = (kind == CCE_CURVE_NEURONS || kind == CCE_CURVE_HEADS) && n_sim ? p->knobs.beta / n_sim : 0;
             pc->scale_reg = curve_sublayer(kind) >= 0 && nuc0 > 0 ? p->knobs.gamma / nuc0 : 0;
             P->block_cv[b * CCE_CURVE_COUNT + kind] = P->n_cv++;
@@ -476,10 +486,10 @@ void cce_plan_losses(cce_plan *p, const struct cce_block_result *const *blocks) 
         double brec = 0, bsim = 0, nuc = 0, nuc0 = 0;
         int n_sim = 0;
         const cce_curve *cv = r->curves;
-        if (bp->drop && cv[CCE_CURVE_DROP_BLOCK].n) brec += cv[CCE_CURVE_DROP_BLOCK].cost[1];
+        if (bp->drop && cv[CCE_CURVE_DROP_BLOCK].n) brec += curve_scale(p, b, CCE_CURVE_DROP_BLOCK) * cv[CCE_CURVE_DROP_BLOCK].cost[1];
         else {
-            if (bp->drop_attn && cv[CCE_CURVE_DROP_ATTN].n) brec += cv[CCE_CURVE_DROP_ATTN].cost[1];
-            if (bp->drop_ffn && cv[CCE_CURVE_DROP_FFN].n) brec += cv[CCE_CURVE_DROP_FFN].cost[1];
+            if (bp->drop_attn && cv[CCE_CURVE_DROP_ATTN].n) brec += curve_scale(p, b, CCE_CURVE_DROP_ATTN) * cv[CCE_CURVE_DROP_ATTN].cost[1];
+            if (bp->drop_ffn && cv[CCE_CURVE_DROP_FFN].n) brec += curve_scale(p, b, CCE_CURVE_DROP_FFN) * cv[CCE_CURVE_DROP_FFN].cost[1];
         }
         for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
             const cce_curve *c = &cv[kind];
@@ -494,7 +504,7 @@ void cce_plan_losses(cce_plan *p, const struct cce_block_result *const *blocks) 
                 for (int q = 0; q < c->n; q++)
                     if (c->order[q] >= bp->rank[kind - CCE_CURVE_RANK_WQ]) k = q + 1;
             if (k > c->n) k = c->n;
-            brec += c->cost[k];
+            brec += curve_scale(p, b, kind) * c->cost[k];
             nuc += c->nuc[k];
             if (kind == CCE_CURVE_NEURONS || kind == CCE_CURVE_HEADS) {
                 bsim += c->sim[k];

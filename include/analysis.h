@@ -69,6 +69,7 @@ typedef struct {
     float eps;         // eigenvalue threshold for the counts (default 1e-3)
     float tau;         // singular value threshold for the counts (default 1e-2)
     double ridge;      // relative ridge for the redundancy regression (default 1e-6)
+    int threads;       // threads for a block's post-forward work (default 0: two); results do not depend on it
     int cka_gram;      // layer CKA via: -1 the cheaper (default), 0 stored updates Δ (L, sub, dim)
                        // and ‖Δ_iᵀΔ_j‖, 1 stored Gram matrices ΔΔᵀ (L, sub, sub) and their dot products
 } cce_analysis_opts;
@@ -121,7 +122,10 @@ typedef struct cce_block_result {
     cce_curve curves[CCE_CURVE_COUNT];   // the planner's cost curves (select.h); n == 0 when absent
     double out_energy;                   // mean ‖h_out‖² per calibration token at the block output
     cce_hist hist[CCE_TAP_COUNT];        // per tap site; n_bins 0 when the site did not report
-    double t_forward, t_stats, t_similarity, t_eigen, t_svd, t_redundancy;   // seconds
+    double t_forward, t_stats, t_similarity, t_eigen, t_svd, t_redundancy;   // seconds (eigen, svd,
+                                         // redundancy: summed over the threads that ran them)
+    double t_blas;                       // of t_stats .. t_redundancy: seconds inside BLAS/LAPACK calls
+    double t_post;                       // wall seconds of the post-forward work
 } cce_block_result;
 
 /* Statistics of a finished block, offered to opts-independent consumers (the planner) before
@@ -164,6 +168,38 @@ void cce_analysis_calib_info(const cce_analysis *job, size_t *stream_tokens, int
 int cce_analysis_n_layers(const cce_analysis *job);
 const cce_analysis_opts *cce_analysis_get_opts(const cce_analysis *job);
 void cce_analysis_free(cce_analysis *job);
+
+/* ---- the analysis file (engine/analysis_io.c) ---- */
+
+/* Model identity: the sha256 of the file the user named; for a Hugging Face directory the sha256
+ * of the lines "NAME SHA256\n" (names sorted) of config.json and every weight file
+ * (model.safetensors, or the shards that model.safetensors.index.json names). */
+cce_status cce_model_sha256(const char *path, char out[65], cce_err *err);
+
+/* Who and what an analysis file was made from (strings are copied into the file). */
+typedef struct {
+    const char *model_path, *model_sha256;   // as the user named it; cce_model_sha256 of it
+    const char *calib_path, *calib_sha256;   // the calibration text ("random-tokens" / "none")
+    double total_seconds;                    // recorded under "timings"
+} cce_analysis_identity;
+
+/* Write a finished job as the analysis JSON (format_version 2; the layout is in analysis_io.c),
+ * atomically (cce_write_file_atomic). m is the job's model. Doubles and floats read back
+ * exactly. Errors: CCE_EINVAL (job not finished), CCE_ENOMEM, CCE_EIO. */
+cce_status cce_analysis_save(const cce_analysis *job, const cce_model *m, const cce_analysis_identity *id,
+                             const char *path, cce_err *err);
+
+/* Read an analysis file written for model m back into a finished job (no calibration batch;
+ * every accessor works on it; free with cce_analysis_free). Everything is validated first:
+ * format_version major, member types, every array's length against m's shapes (sizes never come
+ * from the file), indices in range and orders permutations; m->path must hash (cce_model_sha256)
+ * to the recorded model.sha256. Errors name the file and the field: CCE_EFORMAT (malformed),
+ * CCE_EUNSUPPORTED (other major), CCE_EINVAL (another model), CCE_EIO, CCE_ENOMEM. */
+cce_status cce_analysis_load(const char *path, const cce_model *m, cce_analysis **out, cce_err *err);
+
+/* The i-th reading (what a number in the file means): its text, and *name its key; NULL past the
+ * last. For help screens. */
+const char *cce_analysis_readings_text(int i, const char **name);
 
 /* ---- the math, public for tests and for the planner ---- */
 

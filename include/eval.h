@@ -54,4 +54,8 @@ cce_status cce_eval_text(const cce_model *m, const cce_tokenizer *tok, const cha
                          int seq_len, long max_tokens, int batch_seqs, cce_eval_progress_fn progress,
                          void *user, cce_eval_result *res, cce_err *err);
 
+/* KV-cached greedy decoding speed: the best of `repeats` runs of n_tokens steps from BOS (EOS
+ * when there is none), decoder setup included, tokens per second. Measured, never asserted. */
+cce_status cce_decode_speed(const cce_model *m, int n_tokens, int repeats, double *tokens_per_s, cce_err *err);
+
 #endif

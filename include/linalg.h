@@ -10,8 +10,16 @@
  * Slow, obvious references of the same kernels live in engine/linalg_ref.c (cce_ref_*); they are
  * used only by tests, which compare the fast version against them by max difference.
  *
- * Thread-safety: all functions are reentrant (no global state); operands must not be shared
- * with a writer.
+ * Double precision: a cce_matd is the same view over doubles. The OBS selection (select.c) and
+ * the Gram-matrix spectra run in double because ridge-regularised inverses of nearly singular
+ * covariances lose ~log10(1/ridge) digits.
+ *
+ * Accounting: every wrapper adds the wall time it spends inside BLAS/LAPACK to a per-thread
+ * counter (cce_linalg_thread_seconds), so callers can report the share of their time that is
+ * really BLAS/LAPACK-bound (scalar loops around the calls are not counted).
+ *
+ * Thread-safety: all functions are reentrant; operands must not be shared with a writer. The
+ * BLAS thread count (cce_linalg_set_threads) is process-wide.
  */
 #ifndef CCE_LINALG_H
 #define CCE_LINALG_H
@@ -68,17 +76,59 @@ cce_status cce_linalg_trsm(int right, int lower, int trans, const cce_mat *a, cc
  * dpotri, then mirrored to full). Fails with CCE_EFORMAT if a is not positive definite. */
 cce_status cce_linalg_spd_inverse_d(double *a, int n, cce_err *err);
 
-/* ---- double precision, for the encoder's least-squares solves (all matrices row-major) ---- */
+/* ---- double precision ---- */
 
-/* C (m, n) = alpha·op(A) op(B) + beta·C (cblas_dgemm); op(A) is (m, k), op(B) (k, n). */
-cce_status cce_linalg_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha, const double *a, int lda,
-                             const double *b, int ldb, double beta, double *c, int ldc, cce_err *err);
-/* Solve A X = B for symmetric positive definite a (n, n) (destroyed: its Cholesky factor) and
- * b (n, nrhs), overwritten with X (LAPACKE_dpotrf + dpotrs). CCE_EFORMAT when not definite. */
-cce_status cce_linalg_spd_solve_d(double *a, int n, double *b, int nrhs, cce_err *err);
-/* Eigenvalues (descending) into w (n) and eigenvectors of symmetric a (n, n): column k of a
- * becomes the unit eigenvector of w[k] (LAPACKE_dsyevd). */
-cce_status cce_linalg_eigh_d(double *a, int n, double *w, cce_err *err);
+typedef struct {
+    double *data;   // (rows, cols) row-major, element (i, j) at data[i*ld + j]
+    int rows, cols, ld;
+} cce_matd;
+
+static inline cce_matd cce_matd_view(double *data, int rows, int cols) {
+    cce_matd m = {data, rows, cols, cols};
+    return m;
+}
+
+/* C = alpha op(A) op(B) + beta C (cblas_dgemm). */
+cce_status cce_linalg_gemm_d(int trans_a, int trans_b, double alpha, const cce_matd *a, const cce_matd *b,
+                             double beta, cce_matd *c, cce_err *err);
+/* y (m) = alpha op(A) x + beta y (cblas_dgemv); x has op(A)'s column count, strides 1. */
+cce_status cce_linalg_gemv_d(int trans_a, double alpha, const cce_matd *a, const double *x, double beta, double *y,
+                             cce_err *err);
+/* C (n, n) = alpha op(A) op(A)ᵀ + beta C, upper triangle only (cblas_dsyrk):
+ * trans == 0: A is (n, k), C = A Aᵀ; trans != 0: A is (k, n), C = Aᵀ A. */
+cce_status cce_linalg_syrk_d(int trans, double alpha, const cce_matd *a, double beta, cce_matd *c, cce_err *err);
+/* C (n, n) = alpha (A Bᵀ + B Aᵀ) + beta C for A, B (n, k), upper triangle only (cblas_dsyr2k). */
+cce_status cce_linalg_syr2k_d(double alpha, const cce_matd *a, const cce_matd *b, double beta, cce_matd *c,
+                              cce_err *err);
+/* B := op(A) B (left) or B op(A) (right) with A lower/upper triangular (cblas_dtrmm). */
+cce_status cce_linalg_trmm_d(int right, int lower, int trans, const cce_matd *a, cce_matd *b, cce_err *err);
+/* B := op(A)⁻¹ B (left) or B op(A)⁻¹ (right) with A lower/upper triangular (cblas_dtrsm);
+ * CCE_EFORMAT when A has a zero diagonal. */
+cce_status cce_linalg_trsm_d(int right, int lower, int trans, const cce_matd *a, cce_matd *b, cce_err *err);
+/* Cholesky factor in place, no jitter: lower triangle = L with A = L Lᵀ, strict upper zeroed
+ * (dpotrf). CCE_EFORMAT (with the failing minor) when A is not positive definite. */
+cce_status cce_linalg_cholesky_d(cce_matd *a, cce_err *err);
+/* Eigenvalues of the symmetric a (n, n) in DESCENDING order into w (n) (LAPACKE_dsyevd); with
+ * vectors, column k of a becomes the unit eigenvector of w[k], else a is destroyed. */
+cce_status cce_linalg_eigh_d(cce_matd *a, double *w, int vectors, cce_err *err);
+/* Solve A X = B for symmetric positive definite A (n, n) and B (n, nrhs) (LAPACKE_sposv /
+ * dposv): on return b holds X and a its Cholesky factor (upper triangle, row-major view).
+ * CCE_EFORMAT when A is not positive definite. */
+cce_status cce_linalg_posv(cce_mat *a, cce_mat *b, cce_err *err);
+cce_status cce_linalg_posv_d(cce_matd *a, cce_matd *b, cce_err *err);
+
+/* Thin SVD a (m, n) = U diag(s) Vᵀ with k = min(m, n) (LAPACKE_sgesdd / dgesdd, jobz 'S'):
+ * s (k) descending, u (m, k), vt (k, n) (any of u / vt may be NULL: values only). a is not
+ * modified (a copy is factored). */
+cce_status cce_linalg_svd(const cce_mat *a, float *s, cce_mat *u, cce_mat *vt, cce_err *err);
+cce_status cce_linalg_svd_d(const cce_matd *a, double *s, cce_matd *u, cce_matd *vt, cce_err *err);
+
+/* ---- accounting and threads ---- */
+
+/* Seconds the calling thread has spent inside BLAS/LAPACK calls made through this module. */
+double cce_linalg_thread_seconds(void);
+/* Set the BLAS thread count (process-wide), returning the previous one; n <= 0 only queries. */
+int cce_linalg_set_threads(int n);
 
 /* ---- slow references (engine/linalg_ref.c), for tests only ---- */
 
@@ -94,5 +144,15 @@ int cce_ref_eigenvalues(const double *a, int n, double *w);
  * matrices: <HKH, HLH> / (||HKH|| ||HLH||), K = x x^T, L = y y^T, all in double. 0 when either
  * side has zero variance. */
 double cce_ref_cka(const float *x, int rows, int dx, int ldx, const float *y, int dy, int ldy);
+
+/* Thin SVD by one-sided Jacobi rotations in double: s (k) descending, u (m, k), vt (k, n),
+ * k = min(m, n); a (m, n, ld n) is copied. Returns the number of sweeps. */
+int cce_ref_svd(const double *a, int m, int n, double *s, double *u, double *vt);
+/* Eigenvalues (descending) and unit eigenvectors (columns of v (n, n)) of symmetric a by cyclic
+ * Jacobi in double. Returns the number of sweeps. */
+int cce_ref_eigh(const double *a, int n, double *w, double *v);
+/* Solve A X = B (A (n, n), B (n, nrhs), both ld = cols) by Gaussian elimination with partial
+ * pivoting in double; x (n, nrhs). Returns 0, or -1 when A is singular. */
+int cce_ref_solve(const double *a, int n, const double *b, int nrhs, double *x);
 
 #endif

@@ -10,8 +10,11 @@
  * exactly the same weights.
  *
  * The loss of a block (DESIGN §3.7), from the curves of select.h at the chosen steps k_c:
- *   L_rec = Σ_c cost_c[k_c] / out_energy        (output error relative to the residual stream
- *                                                energy ‖h_out‖² at the block output)
+ *   L_rec = Σ_c s_c · cost_c[k_c] / out_energy  (output error relative to the residual stream
+ *                                                energy ‖h_out‖² at the block output, each curve
+ *                                                times its sublayer's measured sensitivity s_c when
+ *                                                the plan has them — block_scale, set by
+ *                                                cce_plan_search)
  *   L_sim = mean over the block's component curves (neurons, heads) of sim_c[k_c]
  *   L_reg = Σ_c nuc_c[k_c] / Σ_c nuc_c[0]        (retained nuclear norm over the original)
  *   L_CCE = α·L_rec + β·L_sim + γ·L_reg
@@ -65,11 +68,8 @@ typedef struct {
     uint64_t seed;
 } cce_calib_id;
 
-/* Fill id from a loaded model (sha256 of the model's file(s): cce_model_hash). */
+/* Fill id from a loaded model (sha256 of the model's file(s): cce_model_sha256, analysis.h). */
 cce_status cce_model_id_of(const cce_model *m, cce_model_id *id, cce_err *err);
-/* SHA-256 identifying a model on disk: the file itself, or for a directory config.json followed
- * by its weight files in name order. */
-cce_status cce_model_hash(const char *path, char out[65], cce_err *err);
 
 /* ---- knobs ---- */
 
@@ -153,6 +153,9 @@ typedef struct {
     cce_block_plan *blocks;      // (n_blocks)
     int n_pins, n_forces;
     cce_pin *pins, *forces;
+    double *block_scale;         // (2·n_blocks) measured sensitivities multiplying each sublayer's loss —
+                                 // [2b] block b's attention, [2b+1] its FFN (a block drop: their
+                                 // geometric mean) — or NULL (all 1)
     int64_t params_before, params_after;   // non-embedding, exact for the planned shapes
     double removed_fraction;               // 1 - params_after / params_before
     double L_rec, L_sim, L_reg, L_cce;     // predicted totals

@@ -14,10 +14,15 @@
  * inverse of the kept set's H̃ (the OBS update W ← W − W_S ((H̃⁻¹)_SS)⁻¹ (H̃⁻¹)_{S,:} and the
  * matching downdate of H̃⁻¹), so later choices account for what the survivors absorbed from
  * earlier removals. Components of more than one column use exact block inverses. An optional
- * swap pass then tries, for each prefix, exchanging one removed and one kept component and keeps
- * the exchange when the prefix's cost drops. The cumulative costs along the order form the cost
+ * swap pass then tries, for each prefix k, the exchange of one removed and one kept component
+ * that lowers prefix k's cost most, and keeps it when the summed cost of all the prefixes the
+ * exchange changes drops: the curve's area never rises, single prefixes may (in one nested
+ * order no exchange lowers every prefix, see engine/select.c). The cumulative costs along the order form the cost
  * curve: cost[k] = cost(first k removed), exact for the quadratic model (not a sum of
  * leave-one-out scores).
+ *
+ * Only the columns named by the components take part (others of H neither go nor absorb). If
+ * H̃ is not numerically positive definite the ridge grows x10, at most three times.
  *
  * Units: H is normalised per token, so costs are mean squared output error per token, in the
  * units of W's output (the residual stream for W_o and W₂).
@@ -49,6 +54,13 @@ typedef struct {
 cce_status cce_select_obs(const double *H, int n, const cce_components *comps, const float *w, int d, int ldw,
                           double ridge, int swap_passes, int *order, double *cost,
                           int (*cancel)(void *user), void *user, cce_err *err);
+
+/* cce_select_obs that also returns each component's leave-one-out cost (loo (n_comp), may be
+ * NULL): loo[c] = tr(W_c ((H̃⁻¹)_cc)⁻¹ W_cᵀ), the cost of removing c alone with all others
+ * absorbing (the first greedy step's candidate increments). */
+cce_status cce_select_obs_loo(const double *H, int n, const cce_components *comps, const float *w, int d, int ldw,
+                              double ridge, int swap_passes, int *order, double *cost, double *loo,
+                              int (*cancel)(void *user), void *user, cce_err *err);
 
 /* The exact cost of removing the set removed[0..n_removed) (component indices) by the formula
  * above, computed directly (one Schur complement, no greedy state): the reference that tests

@@ -3,6 +3,7 @@
 #   - stories260K (the trained default model)
 #   - a random-weight model of smollm-135m's shapes (`cce synth`, written to a temp dir)
 #   - `cce analyze` on stories260K, tinystories_2m5 and the synthetic smollm-135m
+#   - the TUI's frame time and key-to-redraw latency while the analysis runs (headless)
 # Prints each model's `cce bench` figures: SGEMM peak, load time, prefill tokens/s and GFLOP/s,
 # utilisation (prefill / SGEMM peak), decode tokens/s, peak RSS. Thread count: $OPENBLAS_NUM_THREADS
 # (make bench sets 2).
@@ -39,4 +40,17 @@ analysis stories260K "$CCE_DATA/llama2c/stories260K.bin" --calib "$CCE_DATA/text
 analysis tinystories_2m5 "$CCE_DATA/llama2c/tinystories_2m5.bin" --tokenizer "$CCE_DATA/llama2c/tok512.bin" \
     --calib "$CCE_DATA/text/train/tinystories_v1_train_head.txt"
 [ -d "$tmp/smollm-135m" ] && analysis "synthetic smollm-135m" "$tmp/smollm-135m" --random-tokens
+
+# The TUI (issue 9): frame time and key-to-redraw latency while the analysis runs on the worker
+# thread, headless on a 120x40 canvas (tui/script.c `bench N`: keys that visit every view, one
+# every 2 ms; key-to-redraw = dispatch + wake-up handling + render + the curses blit (to /dev/null
+# through a real xterm-256color SCREEN; the terminal emulator itself is not timed); frame = render
+# alone; full repaint = every cell through curses. Goal: key-to-redraw <= 16 ms.
+echo; echo "== cce tui: frame time and key-to-redraw latency during the analysis (headless, 120x40)"
+printf 'bench 1500\n' > "$tmp/bench.script"
+if [ -f "$CCE_DATA/llama2c/tinystories_2m5.bin" ]; then
+    "$CCE" tui "$CCE_DATA/llama2c/tinystories_2m5.bin" --tokenizer "$CCE_DATA/llama2c/tok512.bin" --screen 120x40 --colors 256 \
+        --script "$tmp/bench.script" | sed 's/^/tinystories_2m5: /' || status=1
+fi
+"$CCE" tui "$CCE_DATA/llama2c/stories260K.bin" --screen 120x40 --colors 256 --script "$tmp/bench.script" | sed 's/^/stories260K: /' || status=1
 exit $status

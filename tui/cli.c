@@ -150,6 +150,20 @@ int cli_open_model(const char *path, const char *tok_path, int need_tok, cce_mod
     return 0;
 }
 
+void cli_warn_utf8(const char *what, const char *s, size_t len) {
+    size_t bad = cce_tokenizer_utf8_check(s, len);
+    if (bad < len)
+        fprintf(stderr, "cce: warning: %s: not valid UTF-8 at byte offset %zu (such bytes are encoded as byte tokens)\n",
+                what, bad);
+}
+
+int cli_read_text(const char *path, char **text, size_t *len) {
+    cce_err err = {{0}};
+    if (cce_read_file(path, (size_t)1 << 32, text, len, &err)) return cli_fail_err(&err);
+    cli_warn_utf8(path, *text, *len);
+    return 0;
+}
+
 void cli_json_print(cJSON *obj) {
     char *s = cJSON_PrintUnformatted(obj);
     if (s) {

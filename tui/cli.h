@@ -49,6 +49,13 @@ const char *cli_default_model(void);
 int cli_open_model(const char *path, const char *tok_path, int need_tok,
                    cce_model **model, cce_tokenizer **tok);
 
+/* Read a text file (calibration or evaluation text) whole into *text (cce_free); prints the
+ * error itself and returns 1 on failure. A text that is not valid UTF-8 gets a warning naming
+ * the first bad byte offset (cli_warn_utf8). */
+int cli_read_text(const char *path, char **text, size_t *len);
+/* Warn on stderr when s[0..len) is not valid UTF-8; what names the text. */
+void cli_warn_utf8(const char *what, const char *s, size_t len);
+
 /* Print a JSON object on stdout (compact, one line) and delete it. */
 void cli_json_print(cJSON *obj);
 

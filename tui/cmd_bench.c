@@ -1,6 +1,8 @@
 /*
- * cmd_bench.c — `cce bench MODEL [--seq-len N] [--batch N] [--json]`: throughput and
- * utilisation of the forward pass, measured (never asserted) on this machine.
+ * cmd_bench.c — `cce bench MODEL [--seq-len N] [--batch N] [--tokenizer FILE] [--json]`:
+ * throughput and utilisation of the forward pass, measured (never asserted) on this machine.
+ * The benchmark feeds random ids; --tokenizer is accepted as by every command that reads a
+ * model (the tokenizer is loaded and checked against the model, then not used).
  *
  * Figures:
  *  - gemm_peak_gflops: best of 8 timed 2048x2048x2048 cblas_sgemm (--peak-size) at the current
@@ -72,6 +74,7 @@ int cmd_bench(int argc, char **argv) {
         {"seq-len", 1, "sequence length (default min(256, model context))", NULL},
         {"batch", 1, "sequences per prefill batch (default: 1024 tokens)", NULL},
         {"peak-size", 1, "size of the square SGEMM that measures the peak (default 2048)", NULL},
+        {"tokenizer", 1, "tokenizer file (loaded and checked; the benchmark itself feeds random ids)", NULL},
         {"json", 0, "one JSON object on stdout", NULL},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -87,7 +90,9 @@ int cmd_bench(int argc, char **argv) {
 
     double t0 = cce_now();
     cce_model *m = NULL;
-    if (cli_open_model(n_pos ? pos[0] : NULL, NULL, 0, &m, NULL)) return 1;
+    cce_tokenizer *tok = NULL;
+    const char *tok_path = cli_get(opts, n_opts, "tokenizer");
+    if (cli_open_model(n_pos ? pos[0] : NULL, tok_path, 0, &m, tok_path ? &tok : NULL)) return 1;
     double load_s = cce_now() - t0;
     int rc = 1, T = seq_len ? (int)seq_len : (m->cfg.seq_len < 256 ? m->cfg.seq_len : 256);
     if (m->cfg.arch == CCE_ARCH_GPT2 && T > m->cfg.seq_len) T = m->cfg.seq_len;
@@ -170,6 +175,7 @@ cleanup:
     cce_fwd_free(f);
     cce_free(ids);
     cce_free(logits);
+    cce_tokenizer_free(tok);
     cce_model_free(m);
     return rc;
 }

@@ -44,7 +44,7 @@ int cmd_eval(int argc, char **argv) {
     cce_err err = {{0}};
     char *text = NULL;
     size_t len = 0;
-    if (cce_read_file(text_path, (size_t)1 << 32, &text, &len, &err)) return cli_fail_err(&err);
+    if (cli_read_text(text_path, &text, &len)) return 1;
     cce_model *m = NULL;
     cce_tokenizer *tok = NULL;
     if (cli_open_model(n_pos ? pos[0] : NULL, cli_get(opts, n_opts, "tokenizer"), 1, &m, &tok)) {

@@ -73,6 +73,7 @@ int cmd_generate(int argc, char **argv) {
     }
     int *enc = NULL;
     size_t n_enc = 0;
+    if (prompt) cli_warn_utf8("--prompt", prompt, strlen(prompt));
     if (prompt && *prompt && cce_tokenizer_encode(tok, prompt, strlen(prompt), 0, &enc, &n_enc, &err)) {
         rc = cli_fail_err(&err);
         goto cleanup;

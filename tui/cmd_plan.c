@@ -20,6 +20,7 @@
 #include <string.h>
 #include "cli_plan.h"
 #include "encode.h"
+#include "search.h"
 #include "export.h"
 #include "safetensors.h"
 
@@ -48,6 +49,12 @@ static int parse_pins(const char *list, cce_pin **out, int *n) {
     *out = v;
     *n = k;
     return 0;
+}
+
+static int plan_search_progress(void *user, int done, int total, const char *phase) {
+    (void)user;
+    cli_progress(phase, done, total);
+    return cli_interrupted != 0;
 }
 
 static void print_plan(const cce_plan *p, const cce_model *m) {
@@ -98,6 +105,7 @@ int cmd_plan(int argc, char **argv) {
         {"no-refit-inputs", 0, "do not refit q/k/v and gate/up rows", NULL},
         {"refit", 1, "changed | all: which blocks the encoder refits (default all)", NULL},
         {"analysis", 1, "reuse an analysis file of `cce analyze` for this model and calibration", NULL},
+        {"search", 1, "refine the allocation by encoding and scoring N candidate plans on held-out calibration windows", NULL},
         {"tokenizer", 1, "tokenizer file", NULL},
         {"output", 1, "plan file to write", NULL},
         {"json", 0, "print the plan as one JSON object", NULL},
@@ -110,7 +118,7 @@ int cmd_plan(int argc, char **argv) {
     if (!out_path) return cli_fail("plan: -o plan.json is required");
     cce_analysis_opts ao;
     cce_analysis_opts_default(&ao);
-    long tokens = ao.tokens, seq_len = 0, seed = 1, enc_tokens = 0;
+    long tokens = ao.tokens, seq_len = 0, seed = 1, enc_tokens = 0, search = 0;
     double v;
     cce_plan p;
     memset(&p, 0, sizeof p);
@@ -127,7 +135,7 @@ int cmd_plan(int argc, char **argv) {
     double ridge = 1e-3;
     if (cli_get_long(opts, n_opts, "tokens", 2, 1L << 24, &tokens) || cli_get_long(opts, n_opts, "seq-len", 2, 1 << 20, &seq_len) ||
         cli_get_long(opts, n_opts, "seed", 0, (1L << 53), &seed) || cli_get_long(opts, n_opts, "enc-tokens", 2, 1L << 24, &enc_tokens) ||
-        cli_get_double(opts, n_opts, "ridge", 1e-12, 1e3, &ridge))
+        cli_get_double(opts, n_opts, "ridge", 1e-12, 1e3, &ridge) || cli_get_long(opts, n_opts, "search", 0, 100000, &search))
         return 2;
     const char *redist = cli_get(opts, n_opts, "redistribute"), *refit = cli_get(opts, n_opts, "refit");
     if (redist && strcmp(redist, "none") && strcmp(redist, "lsq") && strcmp(redist, "bias"))
@@ -180,7 +188,30 @@ int cmd_plan(int argc, char **argv) {
     p.calib.tokens = (long)n_seq * sl;
     p.calib.seq_len = sl;
     p.calib.seed = (uint64_t)seed;
-    if (cce_model_id_of(m, &p.model, &err) || cce_plan_build(&p, m, job, &err) || cce_plan_save(&p, out_path, &err)) {
+    if (cce_model_id_of(m, &p.model, &err) || cce_plan_build(&p, m, job, &err)) {
+        rc = cli_fail_err(&err);
+        goto done;
+    }
+    if (search > 0) {
+        cce_search_opts so;
+        cce_search_opts_default(&so);
+        so.evaluations = (int)search;
+        cce_search_result sr;
+        const cce_block_result **blocks = cce_alloc((size_t)m->cfg.n_layers, sizeof *blocks);
+        if (!blocks) { rc = cli_fail("out of memory"); goto done; }
+        for (int l = 0; l < m->cfg.n_layers; l++) blocks[l] = cce_analysis_block(job, l);
+        cce_status ss = cce_plan_search(&p, m, blocks, cal.ids, cal.n_ids, &so, plan_search_progress, NULL, &sr, &err);
+        cce_free(blocks);
+        cli_progress_end();
+        if (ss) {
+            if (ss == CCE_ECANCEL && cli_interrupted) { fprintf(stderr, "cce: interrupted\n"); rc = 130; }
+            else rc = cli_fail_err(&err);
+            goto done;
+        }
+        fprintf(stderr, "search: %d candidates on %ld held-out calibration tokens: dev NLL dense %.4f, first plan %.4f, best %.4f\n",
+                sr.evaluated, sr.dev_tokens, sr.dense_nll, sr.first_nll, sr.best_nll);
+    }
+    if (cce_plan_save(&p, out_path, &err)) {
         rc = cli_fail_err(&err);
         goto done;
     }

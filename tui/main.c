@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
+#ifndef CCE_BATCH_ONLY
+#include "tui_main.h"
+#endif
 
 typedef struct {
     const char *name;
@@ -35,7 +38,8 @@ static const command commands[] = {
 static void usage(FILE *f) {
     fprintf(f, "usage: cce COMMAND [ARGS]\n\ncommands:\n");
 #ifndef CCE_BATCH_ONLY
-    fprintf(f, "  tui [MODEL]   interactive inspector (default model: %s)\n", cli_default_model());
+    fprintf(f, "  tui [MODEL] [--calib FILE] [--eval FILE] [--tokenizer FILE]   the interactive inspector (tui --help;\n"
+               "      no command at all opens it on the default model %s)\n", cli_default_model());
 #endif
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %s\n", commands[i].usage);
     fprintf(f, "\nMODEL: a llama2.c .bin (tokenizer.bin/tok512.bin beside it or --tokenizer),\n"
@@ -47,9 +51,8 @@ int main(int argc, char **argv) {
     cli_install_signals();
     if (argc < 2) {
 #ifndef CCE_BATCH_ONLY
-        /* no TUI yet: show the default model */
-        char *a[] = {"info", NULL};
-        return cmd_info(1, a);
+        char *a[] = {"tui", NULL};
+        return tui_main(1, a);
 #else
         usage(stderr);
         return 2;
@@ -61,9 +64,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "tui")) {
 #ifndef CCE_BATCH_ONLY
-        /* The TUI is its own issue; until it lands `cce tui` shows the model summary. */
-        fprintf(stderr, "cce: the interactive TUI is not built yet; showing `cce info`\n");
-        return cmd_info(argc - 1, argv + 1);
+        return tui_main(argc - 1, argv + 1);
 #else
         return cli_fail("this is cce-batch, built without the TUI; use build/cce tui");
 #endif

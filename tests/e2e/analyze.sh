@@ -31,7 +31,7 @@ else bad timings_stripped "timings objects not found or not removed"; fi
 # identity of model and calibration
 msha=$(sha256sum "$M" | cut -d' ' -f1); csha=$(sha256sum "$C" | cut -d' ' -f1)
 if grep -q "\"sha256\":[[:space:]]*\"$msha\"" "$T/a.json" && grep -q "\"sha256\":[[:space:]]*\"$csha\"" "$T/a.json" \
-   && grep -q '"format_version":[[:space:]]*1' "$T/a.json" && grep -q '"seed":[[:space:]]*3' "$T/a.json" \
+ && grep -q '"format_version":[[:space:]]*2,' "$T/a.json" && grep -q '"seed":[[:space:]]*3' "$T/a.json" \
    && grep -q '"n_seq":[[:space:]]*16' "$T/a.json"; then ok identity
 else bad identity "sha256/format_version/seed/n_seq missing"; fi
 
@@ -41,6 +41,18 @@ if [ "$n_blocks" -eq 5 ] && [ "$n_ffn" -ge 10 ] && grep -q '"head_similarity":' 
    && grep -q '"aware_singular_values":' "$T/a.json" && grep -q '"neurons":' "$T/a.json" \
    && grep -q '"layer_similarity":' "$T/a.json"; then ok content
 else bad content "blocks=$n_blocks ffn_act=$n_ffn"; fi
+
+# the planner's curves: every block has the neuron, head, rank and drop curves with the model's
+# step counts (stories260K: hidden 172, 8 heads; wq 64x64 gives rank0 31), a KV-group order and
+# the output energy; the BLAS share is a fraction of the analysis phases' time
+n_neur=$(grep -c '"neurons":[[:space:]]*{' "$T/a.json"); n_drop=$(grep -c '"drop_block":' "$T/a.json")
+n172=$(grep -A1 '"neurons":[[:space:]]*{' "$T/a.json" | grep -c '"n":[[:space:]]*172,')
+n31=$(grep -A2 '"rank_wq":' "$T/a.json" | grep -c '"rank0":[[:space:]]*31,')
+share=$(echo "$out" | sed -n 's/.*"blas_lapack_phase_share":\([0-9.e-]*\).*/\1/p')
+if [ "$n_neur" -eq 10 ] && [ "$n172" -eq 5 ] && [ "$n_drop" -eq 5 ] && [ "$n31" -eq 5 ] \
+   && [ "$(grep -c '"groups":' "$T/a.json")" -eq 5 ] && [ "$(grep -c '"out_energy":[[:space:]]*[0-9]' "$T/a.json")" -eq 5 ] \
+   && awk -v s="$share" 'BEGIN { exit !(s > 0 && s <= 1) }'; then ok curves
+else bad curves "neurons=$n_neur n172=$n172 drop=$n_drop rank0=$n31 share=$share"; fi
 
 # the GGUF copy has bit-identical weights and the same vocabulary: identical analysis
 if [ -f "$G" ]; then
@@ -76,7 +88,9 @@ if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: .*seq-len"; then ok bad_
 # a Hugging Face directory without a tokenizer (cce synth), calibrated on seeded random ids
 if "$CCE" synth --like tiny -o "$T/tiny" >/dev/null 2>&1; then
     out=$("$CCE" analyze "$T/tiny" --random-tokens --tokens 512 --seq-len 64 -o "$T/t.json" --json 2>&1); rc=$?
-    tsha=$(sha256sum "$T/tiny/model.safetensors" | cut -d' ' -f1)
+    # a directory's identity: sha256 of "NAME SHA256" lines of config.json and the weight files
+    tsha=$(printf 'config.json %s\nmodel.safetensors %s\n' "$(sha256sum "$T/tiny/config.json" | cut -d' ' -f1)" \
+           "$(sha256sum "$T/tiny/model.safetensors" | cut -d' ' -f1)" | sha256sum | cut -d' ' -f1)
     if [ $rc -eq 0 ] && echo "$out" | grep -q '"blocks":2,"tokens":512' && grep -q "\"sha256\":[[:space:]]*\"$tsha\"" "$T/t.json" \
        && grep -q '"path":[[:space:]]*"random-tokens"' "$T/t.json"; then ok hf_random_tokens
     else bad hf_random_tokens "rc=$rc $out"; fi

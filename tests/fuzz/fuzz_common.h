@@ -61,11 +61,14 @@ static void fuzz_write(const char *path, const void *data, size_t size) {
 }
 
 /* A tokenizer that loaded must encode and decode a fixed awkward text (UTF-8, an invalid byte,
- * control characters, a special-token lookalike) with every id inside its vocabulary. */
+ * control characters, special-token lookalikes next to words and spaces, digits, marks, CJK,
+ * NBSP) with every id inside its vocabulary. */
 #include "tokenizer.h"
 #include "util.h"
 static inline void fuzz_exercise_tokenizer(const cce_tokenizer *tok, int vocab) {
-    static const char text[] = "Once upon a time, there was \xc3\xa9\xff\n\t<s> it's 123!";
+    static const char text[] = "Once upon a time, there was \xc3\xa9\xff\n\t<s> it's 123!"
+                               " IT'S x<mask> <mask>  [X] a[X] the\xe2\x96\x81the 12345 \xd9\xa3\xd9\xa4"
+                               " e\xcc\x81 \xe6\x97\xa5\xe6\x9c\xac\xc2\xa0\r\n\r\n  <|endoftext|>";
     cce_err err = {{0}};
     int *ids = NULL;
     size_t n = 0;

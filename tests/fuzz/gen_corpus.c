@@ -353,16 +353,33 @@ static void put_json_str(buf *b, const char *s) {
     put_u8(b, '"');
 }
 
-static void gen_tok_bytelevel(const char *name, int array_merges) {
+/* The Llama-3 / Qwen2 Split regexes as tokenizer.json spells them (JSON-escaped). */
+#define RX_LLAMA3 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
+#define RX_QWEN2 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
+#define SPLIT_BL(rx) "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"" rx "\"}," \
+    "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":false}]}"
+/* Added tokens with every option, for the forms below. */
+#define ADDED_OPTS ",{\"id\":262,\"content\":\"<mask>\",\"single_word\":false,\"lstrip\":true,\"rstrip\":true,\"normalized\":false,\"special\":false}," \
+    "{\"id\":263,\"content\":\"[X]\",\"single_word\":true,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":false}," \
+    "{\"id\":264,\"content\":\"the\",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":true,\"special\":false}"
+
+static void gen_tok_bytelevel_form(const char *name, int array_merges, const char *normalizer, const char *pre,
+                                   const char *model_opts, const char *added) {
     static const char *merges[][2] = {{"\xc4\xa0", "t"}, {"h", "e"}, {"\xc4\xa0t", "he"}, {"o", "n"}, {"\xc4\xa0", "a"}};
     static const char *merged[] = {"\xc4\xa0t", "he", "\xc4\xa0the", "on", "\304\240a"};
     buf b = {0};
     put_str(&b, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[{\"id\":261,"
                 "\"content\":\"<|endoftext|>\",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,"
-                "\"normalized\":false,\"special\":true}],\"normalizer\":null,"
-                "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":true},"
-                "\"post_processor\":null,\"decoder\":{\"type\":\"ByteLevel\"},"
-                "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,\"byte_fallback\":false,\"vocab\":{");
+                "\"normalized\":false,\"special\":true}");
+    put_str(&b, added);
+    put_str(&b, "],\"normalizer\":");
+    put_str(&b, normalizer);
+    put_str(&b, ",\"pre_tokenizer\":");
+    put_str(&b, pre);
+    put_str(&b, ",\"post_processor\":null,\"decoder\":{\"type\":\"ByteLevel\"},"
+                "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,\"byte_fallback\":false,");
+    put_str(&b, model_opts);
+    put_str(&b, "\"vocab\":{");
     char ch[8], num[32];
     for (int i = 0; i < 256; i++) {
         bytelevel_char(i, ch);
@@ -397,18 +414,35 @@ static void gen_tok_bytelevel(const char *name, int array_merges) {
     free(b.p);
 }
 
-static void gen_tok_sp(void) {
+static void gen_tok_bytelevel(const char *name, int array_merges) {
+    gen_tok_bytelevel_form(name, array_merges, "null",
+                           "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":true}", "", "");
+}
+
+/* The Llama-3, Qwen2 and SmolLM (Digits) forms, with added-token options. */
+static void gen_tok_bytelevel_forms(void) {
+    gen_tok_bytelevel_form("llama3.json", 0, "null", SPLIT_BL(RX_LLAMA3), "\"ignore_merges\":true,", ADDED_OPTS);
+    gen_tok_bytelevel_form("qwen2.json", 1, "{\"type\":\"NFC\"}", SPLIT_BL(RX_QWEN2), "\"ignore_merges\":false,", ADDED_OPTS);
+    gen_tok_bytelevel_form("smollm.json", 0, "null",
+                           "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},"
+                           "{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":true,\"use_regex\":true}]}",
+                           "", ADDED_OPTS);
+}
+
+static void gen_tok_sp_form(const char *name, const char *normalizer, const char *pre) {
     static const char *extra[] = {"\xe2\x96\x81", "\xe2\x96\x81t", "he", "\xe2\x96\x81the", "on", "\342\226\201a", "ce"};
     static const char *merges[] = {"\xe2\x96\x81 t", "h e", "\xe2\x96\x81t he", "o n", "\xe2\x96\x81 a", "c e"};
     buf b = {0};
     put_str(&b, "{\"version\":\"1.0\",\"added_tokens\":["
                 "{\"id\":0,\"content\":\"<unk>\",\"special\":true,\"normalized\":false},"
                 "{\"id\":1,\"content\":\"<s>\",\"special\":true,\"normalized\":false},"
-                "{\"id\":2,\"content\":\"</s>\",\"special\":true,\"normalized\":false}],"
-                "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\xe2\x96\x81\"},"
-                "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xe2\x96\x81\"}]},"
-                "\"pre_tokenizer\":null,"
-                "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},"
+                "{\"id\":2,\"content\":\"</s>\",\"special\":true,\"normalized\":false},"
+                "{\"id\":300,\"content\":\" <mask>\",\"single_word\":true,\"lstrip\":true,\"rstrip\":false,\"normalized\":true,\"special\":false}],"
+                "\"normalizer\":");
+    put_str(&b, normalizer);
+    put_str(&b, ",\"pre_tokenizer\":");
+    put_str(&b, pre);
+    put_str(&b, ",\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},"
                 "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}]},"
                 "\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":\"\xe2\x96\x81\"},"
                 "\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]},"
@@ -436,8 +470,18 @@ static void gen_tok_sp(void) {
         put_json_str(&b, merges[i]);
     }
     put_str(&b, "]}}");
-    emit("tokenizer_json", "sp_bytefallback.json", b.p, b.n);
+    emit("tokenizer_json", name, b.p, b.n);
     free(b.p);
+}
+
+/* Llama-2 (normalizer), Metaspace (pre-tokenizer) and plain (neither) forms of one vocabulary. */
+static void gen_tok_sp(void) {
+    gen_tok_sp_form("sp_bytefallback.json",
+                    "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\xe2\x96\x81\"},"
+                    "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xe2\x96\x81\"}]}", "null");
+    gen_tok_sp_form("sp_metaspace.json", "null",
+                    "{\"type\":\"Metaspace\",\"replacement\":\"\xe2\x96\x81\",\"prepend_scheme\":\"first\",\"split\":true}");
+    gen_tok_sp_form("sp_plain.json", "null", "null");
 }
 
 /* ---- tokenizer.bin (first two bytes: vocab_size - 1, little-endian) ---- */
@@ -483,6 +527,7 @@ int main(int argc, char **argv) {
     gen_tok_bytelevel("bytelevel_string_merges.json", 0);
     gen_tok_bytelevel("bytelevel_array_merges.json", 1);
     gen_tok_sp();
+    gen_tok_bytelevel_forms();
     gen_tokenizer_bin();
     return 0;
 }

@@ -140,6 +140,27 @@ static double ref_residual_cov(const double *cov, int n, int i, int j, const int
     return res;
 }
 
+/* The greedy order by direct evaluation: step k removes the component c minimising
+ * cce_select_cost(removed ∪ {c}). */
+static void greedy_by_direct_cost(const double *cov, int n, const cce_components *c, const float *w, int d, int ldw,
+                                  double ridge, int *order) {
+    int nc = c->n_comp, used[64] = {0};
+    for (int k = 0; k < nc; k++) {
+        double best = INFINITY;
+        int bi = -1;
+        for (int i = 0; i < nc; i++) {
+            if (used[i]) continue;
+            order[k] = i;
+            double v;
+            cce_err err;
+            if (cce_select_cost(cov, n, c, w, d, ldw, ridge, order, k + 1, &v, &err)) v = INFINITY;
+            if (v < best) { best = v; bi = i; }
+        }
+        order[k] = bi;
+        used[bi] = 1;
+    }
+}
+
 TEST(redundancy_matches_regression_and_greedy) {
     enum { R = 300, N = 8, D = 5 };
     static float x[R * N], w[D * N];
@@ -171,25 +192,11 @@ TEST(redundancy_matches_regression_and_greedy) {
            md, score[2], score[6], score[0]);
     CHECK(md < 1e-6);
     CHECK(score[6] > 0.8 && score[2] > 0.8 && score[0] < 0.2);
-    // greedy order from scratch: at each step the least weighted residual given the rest
-    int alive[N], ref_order[N];
-    for (int i = 0; i < N; i++) alive[i] = 1;
-    for (int step = 0; step < N; step++) {
-        int best = -1;
-        double bc = INFINITY;
-        for (int i = 0; i < N; i++) {
-            if (!alive[i]) continue;
-            int keep[N], nk = 0;
-            for (int k = 0; k < N; k++)
-                if (k != i && alive[k]) keep[nk++] = k;
-            double wn = 0;
-            for (int k = 0; k < D; k++) wn += (double)w[k * N + i] * w[k * N + i];
-            double c = (nk ? ref_residual(cov, N, i, keep, nk) : cov[i * N + i]) * wn;
-            if (c < bc) { bc = c; best = i; }
-        }
-        ref_order[step] = best;
-        alive[best] = 0;
-    }
+    // greedy order from scratch: at each step the component whose removal, together with those
+    // already removed, costs least by the direct Schur-complement formula (the survivors absorb
+    // with their updated weights; issue 7: not each one's residual with its original weights)
+    int ref_order[N];
+    greedy_by_direct_cost(cov, N, &comps, w, D, N, 1e-9, ref_order);
     for (int i = 0; i < N; i++) CHECK_MSG(order[i] == ref_order[i], "step %d: greedy %d, reference %d", i, order[i], ref_order[i]);
     CHECK(order[0] == 2 || order[0] == 6);
     // heads of size 2 over the same data: scores in [0,1], order a permutation
@@ -229,29 +236,24 @@ TEST(redundancy_greedy_blocks_match_reference) {
     int order[NC];
     cce_err err;
     CHECK_OK(cce_redundancy(cov, N, &comps, w, D, N, 1e-10, score, cost, order, &err));
-    int alive[NC] = {1, 1, 1, 1, 1};
-    for (int step = 0; step < NC; step++) {
-        int best = -1;
-        double bc = INFINITY;
-        for (int c = 0; c < NC; c++) {
-            if (!alive[c]) continue;
-            int keep[N], nk = 0;
-            for (int o = 0; o < NC; o++)
-                if (o != c && alive[o])
-                    for (int t = off[o]; t < off[o + 1]; t++) keep[nk++] = idx[t];
-            double v = 0;
-            for (int a = off[c]; a < off[c + 1]; a++)
-                for (int b = off[c]; b < off[c + 1]; b++) {
-                    double g = 0;
-                    for (int k = 0; k < D; k++) g += (double)w[k * N + idx[a]] * w[k * N + idx[b]];
-                    v += g * (nk ? ref_residual_cov(cov, N, idx[a], idx[b], keep, nk) : cov[idx[a] * N + idx[b]]);
-                }
-            if (step == 0) CHECK_MSG(fabs(v - cost[c]) <= 1e-5 * fabs(v) + 1e-9, "cost %d: %g vs %g", c, cost[c], v);
-            if (v < bc) { bc = v; best = c; }
-        }
-        CHECK_MSG(order[step] == best, "step %d: greedy %d, reference %d", step, order[step], best);
-        alive[best] = 0;
+    for (int c = 0; c < NC; c++) {   // leave-one-out costs: the residual of c given all others
+        int keep[N], nk = 0;
+        for (int o = 0; o < NC; o++)
+            if (o != c)
+                for (int t = off[o]; t < off[o + 1]; t++) keep[nk++] = idx[t];
+        double v = 0;
+        for (int a = off[c]; a < off[c + 1]; a++)
+            for (int bb = off[c]; bb < off[c + 1]; bb++) {
+                double g = 0;
+                for (int k = 0; k < D; k++) g += (double)w[k * N + idx[a]] * w[k * N + idx[bb]];
+                v += g * ref_residual_cov(cov, N, idx[a], idx[bb], keep, nk);
+            }
+        CHECK_MSG(fabs(v - cost[c]) <= 1e-5 * fabs(v) + 1e-9, "cost %d: %g vs %g", c, cost[c], v);
     }
+    int ref_order[NC];
+    greedy_by_direct_cost(cov, N, &comps, w, D, N, 1e-10, ref_order);
+    for (int step = 0; step < NC; step++)
+        CHECK_MSG(order[step] == ref_order[step], "step %d: greedy %d, reference %d", step, order[step], ref_order[step]);
     printf("  block greedy order %d %d %d %d %d matches the reference\n", order[0], order[1], order[2], order[3], order[4]);
 }
 

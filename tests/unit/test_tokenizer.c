@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include "harness.h"
 #include "tokenizer.h"
+#include "tokenizer_int.h"   /* tok_ucd_flags: the Unicode tables */
 #include "util.h"
 
 /* ---- helpers ---- */
@@ -169,6 +170,7 @@ TEST(tok512_reference_vector) {
     cce_tokenizer *t = load_tok512();
     CHECK(t);
     CHECK_EQ_INT(cce_tokenizer_kind(t), CCE_TOK_SP);
+    CHECK_STR(cce_tokenizer_form(t), "SentencePiece-style BPE, merges by score");
     CHECK_EQ_INT(cce_tokenizer_vocab_size(t), 512);
     CHECK_EQ_INT(cce_tokenizer_bos(t), 1);
     CHECK_EQ_INT(cce_tokenizer_eos(t), 2);
@@ -395,6 +397,7 @@ TEST(hf_sp_roundtrip_tok512) {
     cce_tokenizer *t = NULL;
     CHECK_MSG(!cce_tokenizer_load_hf(p1, &t, &err), "%s", err.msg);
     CHECK_EQ_INT(cce_tokenizer_kind(t), CCE_TOK_SP);
+    CHECK_STR(cce_tokenizer_form(t), "SentencePiece-style BPE, Llama-2 normalizer");
     CHECK_EQ_INT(cce_tokenizer_vocab_size(t), 512);
     CHECK_EQ_INT(cce_tokenizer_bos(t), 1);
     CHECK_EQ_INT(cce_tokenizer_eos(t), 2);
@@ -545,6 +548,71 @@ TEST(hf_unk_without_byte_fallback) {
         t = NULL;
     }
     cJSON_Delete(j);
+}
+
+/* ---- Unicode classes (tokenizer_ucd.c) ---- */
+
+/* A sample of classifications, each stated from the Unicode 16.0 character database: letters of
+ * several kinds (Ll, Lo, Lm; CJK, kana, Devanagari, Thai), marks (letters' vowel signs are Mc/Mn:
+ * not L, but \w), numbers of all three kinds (Nd, Nl, No), the White_Space set's edges (NBSP and
+ * U+3000 are, U+200B/U+FEFF/U+180E are not), symbols, unassigned and private-use codepoints, and
+ * codepoints new in Unicode 15 and 16 (U+1E030, U+11F50; U+1C89, U+10D40). */
+TEST(unicode_classes) {
+    enum { L = TOK_UCD_L, N = TOK_UCD_N, S = TOK_UCD_S, W = TOK_UCD_W };
+    static const struct { int32_t cp; unsigned want; } v[] = {
+        { 'a', L | W }, { 'Z', L | W }, { '7', N | W }, { '_', W }, { ' ', S }, { '\t', S }, { '\r', S },
+        { '!', 0 }, { '\'', 0 }, { 0x7F, 0 }, { 0x00, 0 },
+        { 0xE9, L | W },      /* é  Ll */
+        { 0xDF, L | W },      /* ß  Ll */
+        { 0xAA, L | W },      /* ª  Lo */
+        { 0xB5, L | W },      /* µ  Ll */
+        { 0xD7, 0 },          /* ×  Sm */
+        { 0x301, W },         /* combining acute: Mn, not a letter */
+        { 0x4E2D, L | W },    /* 中 Lo */
+        { 0x3042, L | W },    /* あ Lo */
+        { 0x30FC, L | W },    /* ー Lm */
+        { 0x939, L | W },     /* ह  Devanagari HA, Lo */
+        { 0x93E, W },         /* ा  Devanagari vowel sign AA, Mc */
+        { 0xE01, L | W },     /* ก  Thai KO KAI, Lo */
+        { 0xE31, W },         /* ั  Thai MAI HAN-AKAT, Mn */
+        { 0x212A, L | W },    /* K  Kelvin sign, Lu */
+        { 0x2118, 0 },        /* ℘  Sm */
+        { 0x24B6, W },        /* Ⓐ  So, but Other_Alphabetic */
+        { 0x660, N | W },     /* ٠  Arabic-Indic zero, Nd */
+        { 0xFF11, N | W },    /* １ fullwidth one, Nd */
+        { 0x1D7CE, N | W },   /* 𝟎 mathematical bold zero, Nd */
+        { 0x2160, N | W },    /* Ⅰ  Roman numeral one, Nl (and Alphabetic) */
+        { 0xBD, N },          /* ½  No */
+        { 0xB2, N },          /* ²  No */
+        { 0x2070, N },        /* ⁰  No */
+        { 0x2460, N },        /* ①  No */
+        { 0xF33, N },         /* Tibetan half zero, No */
+        { 0xA0, S }, { 0x85, S }, { 0x1680, S }, { 0x2028, S }, { 0x3000, S },
+        { 0x200B, 0 },        /* zero width space: Cf, not White_Space */
+        { 0xFEFF, 0 },        /* BOM: Cf */
+        { 0x180E, 0 },        /* Mongolian vowel separator: Cf since Unicode 6.3 */
+        { 0x200D, W },        /* ZWJ: Join_Control */
+        { 0x203F, W },        /* ‿  Pc */
+        { 0x1F600, 0 },       /* emoji, So */
+        { 0xE000, 0 }, { 0x378, 0 }, { 0x10FFFF, 0 }, { 0x110000, 0 }, { -1, 0 },
+        { 0x1E030, L | W },   /* Cyrillic modifier letter, Lm, new in 15.0 */
+        { 0x11F50, N | W },   /* Kawi digit zero, Nd, new in 15.0 */
+        { 0x1C89, L | W },    /* Cyrillic capital TJE, Lu, new in 16.0 */
+        { 0x10D40, N | W },   /* Garay digit zero, Nd, new in 16.0 */
+    };
+    for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
+        CHECK_MSG(tok_ucd_flags(v[k].cp) == v[k].want, "U+%04X: flags %u, expected %u",
+                  (unsigned)v[k].cp, tok_ucd_flags(v[k].cp), v[k].want);
+    /* whole-table facts: White_Space has exactly 25 codepoints; \p{N} has 1,911 (Unicode 16.0) */
+    int ns = 0, nn = 0;
+    for (int32_t c = 0; c <= 0x10FFFF; c++) {
+        unsigned f = tok_ucd_flags(c);
+        ns += !!(f & S);
+        nn += !!(f & N);
+        if ((f & L) && (f & (N | S))) FAILF("U+%04X is a letter and a number or space", (unsigned)c);
+    }
+    CHECK_EQ_INT(ns, 25);
+    CHECK_EQ_INT(nn, 1911);
 }
 
 /* ---- tokenizer.json, GPT-2 byte-level, worked by hand ---- */
@@ -921,7 +989,8 @@ TEST(hf_rejects_defects) {
     expect_hf_error("unk.json", PRE "\"unk_token\":\"<unk>\",\"vocab\":{\"a\":0},\"merges\":[]}}", CCE_EFORMAT, "unk_token");
     expect_hf_error("pretok.json", "{\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
                     CCE_EUNSUPPORTED, "Whitespace");
-    expect_hf_error("nokind.json", "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}", CCE_EUNSUPPORTED, "ByteLevel");
+    expect_hf_error("prependonly.json", "{\"normalizer\":{\"type\":\"Prepend\",\"prepend\":\"\xE2\x96\x81\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
+                    CCE_EUNSUPPORTED, "Prepend");
     CHECK_EQ_INT(cce_tokenizer_load_hf(tmp_path("missing.json"), &t, &err), CCE_EIO);
     CHECK(t == NULL);
 }
@@ -1029,6 +1098,7 @@ int main(void) {
     RUN(hf_sp_roundtrip_llama2_32k);
     RUN(hf_metaspace_variants);
     RUN(hf_unk_without_byte_fallback);
+    RUN(unicode_classes);
     RUN(hf_bytelevel_by_hand);
     RUN(hf_bytelevel_matches_tokenizers_js);
     RUN(hf_split_and_digits_pretokenizers);
