@@ -21,6 +21,7 @@
 #include "encode.h"
 #include "eval.h"
 #include "forward.h"
+#include "search.h"
 #include "util.h"
 
 void cce_xp_setup_default(cce_xp_setup *su) {
@@ -165,6 +166,31 @@ static void xp_plan_ids(const cce_xp_setup *su, cce_plan *p) {
     p->enc.seed = su->seed;
 }
 
+static int xp_search_cb(void *user, int done, int total, const char *phase) {
+    xp_prog *p = user;
+    char buf[192];
+    snprintf(buf, sizeof buf, "%s: search %s", p->phase, phase);
+    return xp_report(p->su, buf, done, total);
+}
+
+/* CCE's allocation search (search.h) over held-out calibration windows. */
+static cce_status xp_search(const cce_xp_setup *su, cce_plan *p, const cce_analysis *job, double target, cce_err *err) {
+    const cce_model *m = su->model;
+    int L = m->cfg.n_layers;
+    const cce_block_result **blocks = cce_alloc((size_t)L, sizeof *blocks);
+    if (!blocks) return cce_err_set(err, CCE_ENOMEM, "search: out of memory");
+    for (int l = 0; l < L; l++) blocks[l] = cce_analysis_block(job, l);
+    cce_search_opts so;
+    cce_search_opts_default(&so);
+    so.evaluations = su->search;
+    cce_search_result sr;
+    xp_prog pr = {su, ""};
+    snprintf(pr.phase, sizeof pr.phase, "cce %.0f%%", 100 * target);
+    cce_status s = cce_plan_search(p, m, blocks, su->calib_ids, su->n_calib, &so, xp_search_cb, &pr, &sr, err);
+    cce_free(blocks);
+    return s;
+}
+
 cce_status cce_xp_plan(const cce_xp_setup *su, const char *method, double target, const cce_bl_stats *dense,
                        const cce_analysis *job, cce_plan *p, cce_err *err) {
     const cce_model *m = su->model;
@@ -184,10 +210,15 @@ cce_status cce_xp_plan(const cce_xp_setup *su, const char *method, double target
             p->knobs = su->knobs;
             p->knobs.target = target;
             p->enc = su->enc;
-            p->enc.redistribute = strcmp(method, "cce") ? CCE_REDIST_NONE : su->enc.redistribute;
             xp_plan_ids(su, p);
-            snprintf(p->method, sizeof p->method, "%s", method);
+            snprintf(p->method, sizeof p->method, "cce");
             s = cce_plan_build(p, m, job, err);
+        }
+        if (!s && su->search > 0) s = xp_search(su, p, job, target, err);
+        if (!s && strcmp(method, "cce")) {   // the ablation: the same decisions, nothing redistributed
+            p->enc.redistribute = CCE_REDIST_NONE;
+            snprintf(p->method, sizeof p->method, "%s", method);
+            s = cce_plan_finish(p, m, err);
         }
         cce_analysis_free(own);
     } else {

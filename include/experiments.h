@@ -14,8 +14,9 @@
  *  - speed: KV-cached greedy decoding from BOS, decode_tokens steps, best of decode_reps runs,
  *    steps only (the decoder's allocation excluded).
  * Methods by name: the baselines' names and "cce" (the CCE planner on an analysis of the same
- * batch, encoded with least-squares redistribution) and "cce-none" (the same plan, redistribution
- * none: the ablation).
+ * batch, refined by cce_plan_search when search > 0 — its dev windows are held-out calibration
+ * windows, never evaluation text — encoded with the setup's encoding options, least squares by
+ * default) and "cce-none" (that same plan encoded with redistribution none: the ablation).
  *
  * The readings of the experiments:
  *  - sweep: block ℓ alone compressed by CCE's own planner (only block ℓ's cost curves offered) to
@@ -70,6 +71,7 @@ typedef struct {
     cce_analysis_opts analysis;   // CCE's analysis (tokens, seq_len, seed set from the above)
     cce_encode_opts enc;          // CCE's encoding (tokens, seq_len, seed set from the above)
     cce_knobs knobs;              // CCE's knobs (target set per budget)
+    int search;                   // CCE: candidate plans cce_plan_search evaluates (0: none)
     /* evaluation */
     int n_evals;
     cce_xp_stream evals[CCE_XP_MAX_EVALS];

@@ -218,10 +218,11 @@ int cli_xp_open(const cli_opt *opts, int n_opts, const char *model_path, long de
     su->decode_tokens = (int)dec;
     su->progress = cli_xp_progress;
     if (cli_open_model(model_path, cli_get(opts, n_opts, "tokenizer"), 1, &x->m, &x->tok)) return 1;
-    if (cce_model_hash(x->m->path, x->model_sha, &err)) {
+    if (cce_model_id_of(x->m, &su->model_id, &err)) {
         cli_xp_close(x);
         return cli_fail_err(&err);
     }
+    memcpy(x->model_sha, su->model_id.sha256, sizeof x->model_sha);
     if (cli_read_calib(cli_get(opts, n_opts, "calib"), x->tok, &x->cal)) {
         cli_xp_close(x);
         return 1;
@@ -251,10 +252,6 @@ int cli_xp_open(const cli_opt *opts, int n_opts, const char *model_path, long de
     su->model = x->m;
     su->calib_ids = x->cal.ids;
     su->n_calib = x->cal.n_ids;
-    if (cce_model_id_of(x->m, &su->model_id, &err)) {
-        cli_xp_close(x);
-        return cli_fail_err(&err);
-    }
     snprintf(su->calib_id.path, sizeof su->calib_id.path, "%s", x->cal.path);
     memcpy(su->calib_id.sha256, x->cal.sha256, sizeof su->calib_id.sha256);
     su->n_evals = x->n_evals;

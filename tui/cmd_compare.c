@@ -4,7 +4,7 @@
  *   cce compare MODEL [--calib FILE|DIR] [--eval FILE[,FILE2...]] [--target 0.1,0.2,0.3]
  *               [--methods LIST] [--redistribute lsq|none|none,lsq] [--tokens N] [--seq-len N]
  *               [--seed S] [--eval-tokens N] [--eval-seq-len N] [--decode-tokens N]
- *               [--alpha A --beta B --gamma G --eps E --tau T] [--save-plans DIR]
+ *               [--alpha A --beta B --gamma G --eps E --tau T] [--search N] [--save-plans DIR]
  *               [--csv FILE] [--json]
  *
  * The engine does the work (experiments.h: cce_xp_compare); this file prints the table as rows
@@ -98,6 +98,7 @@ int cmd_compare(int argc, char **argv) {
         {"target", 1, "budgets: fractions of the non-embedding parameters to remove (default 0.1,0.2,0.3)", NULL},
         {"methods", 1, "comma-separated: magnitude wanda-sp flap shortgpt svd asvd cce cce-none (default all but cce-none)", NULL},
         {"redistribute", 1, "the cce rows: lsq (default), none, or none,lsq for both (none is listed as cce-none)", NULL},
+        {"search", 1, "CCE: refine each plan's allocation with N candidate plans scored on held-out calibration windows (cce plan --search)", NULL},
         {"save-plans", 1, "write each row's plan to DIR/METHOD-PERCENT.json (for cce apply, eval --plan, robustness)", NULL},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -149,8 +150,14 @@ int cmd_compare(int argc, char **argv) {
             goto out;
         }
     }
+    long search = 0;
+    if (cli_get_long(opts, n_opts, "search", 0, 100000, &search)) {
+        rc = 2;
+        goto out;
+    }
     cli_xp_ctx x;
     if ((rc = cli_xp_open(opts, n_opts, n_pos ? pos[0] : NULL, 128, 1, &x))) goto out;
+    x.su.search = (int)search;
     int json = cli_get(opts, n_opts, "json") != NULL;
     if (!json) {
         cli_xp_print_ids(&x);
