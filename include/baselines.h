@@ -12,9 +12,9 @@
  *
  * The readings (the published formulas; x_j is input channel j of W_o (the per-head outputs,
  * tap HEADS) or of W₂ (the FFN activation, tap FFN_ACT) over the N calibration tokens):
- *  - magnitude (LLM-Pruner / FLAP repository "magnitude-sp"): neuron j scores ‖W₂[:, j]‖₂;
- *    head h scores Σ_{j∈h} ‖W_o[:, j]‖₂. Lowest removed, uniform ratio per layer (below).
- *    Redistribution none.
+ *  - magnitude (the structured magnitude baseline of the FLAP repository): neuron j scores
+ *    ‖W₂[:, j]‖₂; head h scores Σ_{j∈h} ‖W_o[:, j]‖₂. Lowest removed, uniform ratio per layer
+ *    (below). Redistribution none.
  *  - wanda-sp (structured Wanda as defined in An et al. 2024): channel j scores
  *    mean_i |W_ij| · ‖X_j‖₂ with ‖X_j‖₂ = sqrt(Σ_t x_tj²); a head sums its channels. Uniform
  *    ratio per layer, no weight update (none). Sequential, as in the reference code: the
