@@ -77,7 +77,8 @@ int cli_xp_fail(cce_status s, const cce_err *err);
     {"seed", 1, "which calibration windows (default 1)", NULL}, \
     {"eval-tokens", 1, "evaluate only the first N tokens of each text", NULL}, \
     {"eval-seq-len", 1, "evaluation window (default min(256, context))", NULL}, \
-    {"decode-tokens", 1, "decode speed: KV-cached greedy steps, best of 3 (0: not measured)", NULL}, \
+    {"decode-tokens", 1, "decode speed: KV-cached greedy steps (0: not measured)", NULL}, \
+    {"decode-reps", 1, "decode speed: best of N runs (default 3)", NULL}, \
     {"alpha", 1, "CCE: weight of L_rec", NULL}, \
     {"beta", 1, "CCE: weight of L_sim", NULL}, \
     {"gamma", 1, "CCE: weight of L_reg", NULL}, \

@@ -162,8 +162,8 @@ int cmd_compare(int argc, char **argv) {
     if (!json) {
         cli_xp_print_ids(&x);
         printf("non-embedding parameters; removed = achieved fraction (each method removes at least the target at its own granularity); "
-               "×dense = ppl / dense ppl; accuracy = top-1 next token; tok/s = KV-cached greedy decoding, %d steps, best of 3\n\n",
-               x.su.decode_tokens);
+               "×dense = ppl / dense ppl; accuracy = top-1 next token; tok/s = KV-cached greedy decoding, %d steps, best of %d\n\n",
+               x.su.decode_tokens, x.su.decode_reps);
     }
     cmp_state st = {.x = &x, .json = json, .plans_dir = plans_dir};
     cce_xp_row *rows = NULL;
