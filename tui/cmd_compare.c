@@ -210,8 +210,8 @@ int cmd_compare(int argc, char **argv) {
         }
         for (int i = 1; i < n_rows; i++)
             if (rows[i].removed_fraction + 1e-9 < rows[i].target)
-                printf("note: %s at %.0f%% removed only %.2f%%: its planner found nothing more to remove (cost curves missing or exhausted)\n",
-                       rows[i].method, 100 * rows[i].target, 100 * rows[i].removed_fraction);
+                printf("note: %s at %.0f%% removed only %.2f%%, less than its target (the CCE planner%s returned that plan)\n",
+                       rows[i].method, 100 * rows[i].target, 100 * rows[i].removed_fraction, x.su.search ? ", refined by --search," : "");
     }
     if (st.failed_save && !rc) rc = 1;
     cce_free(rows);
