@@ -149,6 +149,42 @@ static cce_status subtract_removed(float *h, int rows, int d, const float *cap, 
     return cce_linalg_gemm(0, 1, -1.0f, &A, &W, 1.0f, &H, err);
 }
 
+/* Move the batch's stream through block l with bp's heads and neurons removed (redistribution
+ * none): each sublayer runs dense, then the removed components' contributions, captured at
+ * HEADS / FFN_ACT, are subtracted. P captures; scr is (chunk rows, max components) scratch. */
+static cce_status bl_advance_pruned(cce_calib *cal, int l, const cce_block_plan *bp, bl_pass *P, float *scr,
+                                    cce_err *err) {
+    const cce_model *m = cal->model;
+    const cce_layer *y = &m->layers[l];
+    int d = m->cfg.dim, hd = m->cfg.head_dim;
+    if (y->dropped) return CCE_OK;
+    int do_attn = y->n_heads > 0 && !bp->drop && !bp->drop_attn && bp->n_heads_removed < y->n_heads;
+    int do_ffn = y->hidden > 0 && !bp->drop && !bp->drop_ffn && bp->n_neurons_removed < y->hidden;
+    float *wo_r = NULL, *w2_r = NULL;
+    cce_status s = CCE_OK;
+    if (do_attn && bp->n_heads_removed) s = gather_cols(&y->wo, bp->heads_removed, bp->n_heads_removed, hd, &wo_r, err);
+    if (!s && do_ffn && bp->n_neurons_removed) s = gather_cols(&y->w2, bp->neurons_removed, bp->n_neurons_removed, 1, &w2_r, err);
+    for (int s0 = 0; !s && s0 < cal->n_seq; s0 += cal->chunk_seqs) {
+        int ns = cal->n_seq - s0 < cal->chunk_seqs ? cal->n_seq - s0 : cal->chunk_seqs, rows = ns * cal->seq_len;
+        float *hc = cal->h + (size_t)s0 * cal->seq_len * d;
+        if (do_attn) {
+            P->cap_site = CCE_TAP_HEADS;
+            if (!(s = cce_fwd_sublayer(cal->fwd, l, 0, hc, ns, cal->seq_len, bl_tap, P, err)) && wo_r)
+                s = subtract_removed(hc, rows, d, P->cap, y->n_heads * hd, bp->heads_removed, bp->n_heads_removed, hd, wo_r,
+                                     scr, err);
+        }
+        if (!s && do_ffn) {
+            P->cap_site = CCE_TAP_FFN_ACT;
+            if (!(s = cce_fwd_sublayer(cal->fwd, l, 1, hc, ns, cal->seq_len, bl_tap, P, err)) && w2_r)
+                s = subtract_removed(hc, rows, d, P->cap, y->hidden, bp->neurons_removed, bp->n_neurons_removed, 1, w2_r,
+                                     scr, err);
+        }
+    }
+    cce_free(wo_r);
+    cce_free(w2_r);
+    return s;
+}
+
 cce_status cce_bl_stats_collect(const cce_model *m, const int *ids, size_t n, const cce_calib_opts *opts,
                                 cce_bl_decide_fn decide, void *duser, cce_block_plan *blocks,
                                 cce_bl_progress_fn progress, void *puser, cce_bl_stats *st, cce_err *err) {
@@ -213,40 +249,9 @@ cce_status cce_bl_stats_collect(const cce_model *m, const int *ids, size_t n, co
         st->layers[l].influence = 1.0 - P.cos_sum / (double)cal->rows;
         if (!decide) continue;
         /* 2. the method decides block l; 3. the stream moves on through the pruned block */
-        cce_block_plan *bp = &blocks[l];
-        if ((s = decide(duser, l, &st->layers[l], st->tokens, bp, err))) goto fail;
-        const cce_layer *y = &m->layers[l];
-        if (y->dropped) continue;
-        int do_attn = y->n_heads > 0 && !bp->drop && !bp->drop_attn && bp->n_heads_removed < y->n_heads;
-        int do_ffn = y->hidden > 0 && !bp->drop && !bp->drop_ffn && bp->n_neurons_removed < y->hidden;
-        float *wo_r = NULL, *w2_r = NULL;
-        if (do_attn && bp->n_heads_removed && (s = gather_cols(&y->wo, bp->heads_removed, bp->n_heads_removed, hd, &wo_r, err)))
-            goto fail;
-        if (do_ffn && bp->n_neurons_removed &&
-            (s = gather_cols(&y->w2, bp->neurons_removed, bp->n_neurons_removed, 1, &w2_r, err))) {
-            cce_free(wo_r);
-            goto fail;
-        }
+        if ((s = decide(duser, l, &st->layers[l], st->tokens, &blocks[l], err))) goto fail;
         P.stats = 0;
-        for (int s0 = 0; !s && s0 < cal->n_seq; s0 += cal->chunk_seqs) {
-            int ns = cal->n_seq - s0 < cal->chunk_seqs ? cal->n_seq - s0 : cal->chunk_seqs, rows = ns * cal->seq_len;
-            float *hc = cal->h + (size_t)s0 * cal->seq_len * d;
-            if (do_attn) {
-                P.cap_site = CCE_TAP_HEADS;
-                if (!(s = cce_fwd_sublayer(cal->fwd, l, 0, hc, ns, cal->seq_len, bl_tap, &P, err)) && wo_r)
-                    s = subtract_removed(hc, rows, d, cap, y->n_heads * hd, bp->heads_removed, bp->n_heads_removed, hd,
-                                         wo_r, scr, err);
-            }
-            if (!s && do_ffn) {
-                P.cap_site = CCE_TAP_FFN_ACT;
-                if (!(s = cce_fwd_sublayer(cal->fwd, l, 1, hc, ns, cal->seq_len, bl_tap, &P, err)) && w2_r)
-                    s = subtract_removed(hc, rows, d, cap, y->hidden, bp->neurons_removed, bp->n_neurons_removed, 1,
-                                         w2_r, scr, err);
-            }
-        }
-        cce_free(wo_r);
-        cce_free(w2_r);
-        if (s) goto fail;
+        if ((s = bl_advance_pruned(cal, l, &blocks[l], &P, scr, err))) goto fail;
     }
     if (progress) progress(puser, L, L, "baseline statistics done");
     cce_free(hin); cce_free(work); cce_free(cap); cce_free(scr);

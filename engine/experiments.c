@@ -679,6 +679,52 @@ static cce_status seq_loglik(cce_fwd *f, const cce_model *m, const int *ids, int
     return CCE_OK;
 }
 
+/* The score of one label for one example: the continuation's log-likelihood (header comment);
+ * *cut set when the prompt had to be cut at the front to fit the model. seq (T_max), h and
+ * logits are scratch for sequences up to the model's context. */
+static cce_status xp_score_label(cce_fwd *f, const cce_model *m, const cce_tokenizer *tok, const char *templ,
+                                 const char *text, const char *label, int i, int *seq, float *h, float *logits,
+                                 double *score, int *cut, cce_err *err) {
+    int T_max = m->cfg.seq_len, bos = cce_tokenizer_bos(tok);
+    char *ctx = NULL, *cont = NULL, *full = NULL;
+    int *ic = NULL, *ifull = NULL;
+    size_t nc = 0, nf = 0;
+    cce_status s = make_prompt(templ, text, label, &ctx, &cont, err);
+    if (s) return s;
+    size_t lc = strlen(ctx), lt = strlen(cont);
+    if (!(full = cce_alloc(lc + lt + 1, 1))) {
+        s = cce_err_set(err, CCE_ENOMEM, "classify: out of memory");
+        goto done;
+    }
+    memcpy(full, ctx, lc);
+    memcpy(full + lc, cont, lt + 1);
+    if ((s = cce_tokenizer_encode(tok, ctx, lc, bos >= 0, &ic, &nc, err)) ||
+        (s = cce_tokenizer_encode(tok, full, lc + lt, bos >= 0, &ifull, &nf, err)))
+        goto done;
+    size_t common = 0;
+    while (common < nc && common < nf && ic[common] == ifull[common]) common++;
+    if (common == 0) common = 1;   // the first token is context
+    if (common >= nf) {
+        s = cce_err_set(err, CCE_EINVAL, "classify: example %d: label '%s' adds no tokens", i + 1, label);
+        goto done;
+    }
+    /* fit the model: keep the first token and the last T_max - 1 */
+    size_t drop = nf > (size_t)T_max ? nf - (size_t)T_max : 0;
+    if (drop && nf - common > (size_t)T_max - 2) {
+        s = cce_err_set(err, CCE_EINVAL, "classify: example %d: the continuation alone exceeds the context", i + 1);
+        goto done;
+    }
+    int T = (int)(nf - drop);
+    seq[0] = ifull[0];
+    for (int t = 1; t < T; t++) seq[t] = ifull[(size_t)t + drop];
+    int from = (int)(common - drop > 1 ? common - drop : 1);
+    if (drop) *cut = 1;
+    s = seq_loglik(f, m, seq, T, from, h, logits, score, err);
+done:
+    cce_free(ctx); cce_free(cont); cce_free(full); cce_free(ic); cce_free(ifull);
+    return s;
+}
+
 cce_status cce_xp_classify(const cce_model *m, const cce_tokenizer *tok, const cce_xp_example *ex, int n,
                            const char *const *labels, int n_labels, const char *templ, cce_xp_progress_fn progress,
                            void *user, cce_xp_classify_result *res, cce_err *err) {
@@ -700,49 +746,15 @@ cce_status cce_xp_classify(const cce_model *m, const cce_tokenizer *tok, const c
         goto done;
     }
     if ((s = cce_fwd_new(m, T_max, T_max, &f, err))) goto done;
-    int bos = cce_tokenizer_bos(tok);
     for (int i = 0; i < n && !s; i++) {
         if (progress && (i & 15) == 0 && progress(user, "classify", i, n)) {
             s = cce_err_set(err, CCE_ECANCEL, "classify: cancelled at example %d", i);
             break;
         }
         int best = 0, cut = 0;
-        for (int k = 0; k < n_labels && !s; k++) {
-            char *ctx = NULL, *cont = NULL, *full = NULL;
-            int *ic = NULL, *ifull = NULL;
-            size_t nc = 0, nf = 0;
-            if ((s = make_prompt(templ, ex[i].text, labels[k], &ctx, &cont, err))) break;
-            size_t lc = strlen(ctx), lt = strlen(cont);
-            full = cce_alloc(lc + lt + 1, 1);
-            if (!full) s = cce_err_set(err, CCE_ENOMEM, "classify: out of memory");
-            else {
-                memcpy(full, ctx, lc);
-                memcpy(full + lc, cont, lt + 1);
-                s = cce_tokenizer_encode(tok, ctx, lc, bos >= 0, &ic, &nc, err);
-                if (!s) s = cce_tokenizer_encode(tok, full, lc + lt, bos >= 0, &ifull, &nf, err);
-            }
-            if (!s) {
-                size_t common = 0;
-                while (common < nc && common < nf && ic[common] == ifull[common]) common++;
-                if (common == 0) common = 1;   // the first token is context
-                if (common >= nf) s = cce_err_set(err, CCE_EINVAL, "classify: example %d: label '%s' adds no tokens", i + 1, labels[k]);
-                else {
-                    /* fit the model: keep the first token and the last T_max - 1 */
-                    size_t drop = nf > (size_t)T_max ? nf - (size_t)T_max : 0;
-                    if (drop && nf - common > (size_t)T_max - 2) {
-                        s = cce_err_set(err, CCE_EINVAL, "classify: example %d: the continuation alone exceeds the context", i + 1);
-                    } else {
-                        int T = (int)(nf - drop);
-                        seq[0] = ifull[0];
-                        for (int t = 1; t < T; t++) seq[t] = ifull[(size_t)t + drop];
-                        int from = (int)(common - drop > 1 ? common - drop : 1);
-                        if (drop) cut = 1;
-                        s = seq_loglik(f, m, seq, T, from, h, logits, &res->score[(size_t)i * n_labels + k], err);
-                    }
-                }
-            }
-            cce_free(ctx); cce_free(cont); cce_free(full); cce_free(ic); cce_free(ifull);
-        }
+        for (int k = 0; k < n_labels && !s; k++)
+            s = xp_score_label(f, m, tok, templ, ex[i].text, labels[k], i, seq, h, logits, &res->score[(size_t)i * n_labels + k],
+                               &cut, err);
         if (s) break;
         for (int k = 1; k < n_labels; k++)
             if (res->score[(size_t)i * n_labels + k] > res->score[(size_t)i * n_labels + best]) best = k;

@@ -91,6 +91,71 @@ static void csv_rows(cli_buf *b, const cli_xp_ctx *x, const cce_xp_row *rows, in
     }
 }
 
+/* The methods to run: --methods (default all seven), with "cce" expanded by --redistribute
+ * (lsq: "cce", none: "cce-none", both in the order none, lsq). Names point into *mbuf or are
+ * literals. Prints the error; returns 0, 1 or 2. */
+static int method_list(const char *ml, const char *rl, char **mbuf, char **rbuf, const char **methods, int *n_methods) {
+    static const char *defaults[] = {"magnitude", "wanda-sp", "flap", "shortgpt", "svd", "asvd", "cce"};
+    char *given[MAX_METHODS], *redist[4];
+    int n_given = 0, n_redist = 0, want_lsq = 1, want_none = 0;
+    *n_methods = 0;
+    if (ml && cli_xp_words("methods", ml, mbuf, given, MAX_METHODS, &n_given)) return 2;
+    if (rl) {
+        if (cli_xp_words("redistribute", rl, rbuf, redist, 4, &n_redist)) return 2;
+        want_lsq = want_none = 0;
+        for (int i = 0; i < n_redist; i++) {
+            if (!strcmp(redist[i], "lsq")) want_lsq = 1;
+            else if (!strcmp(redist[i], "none")) want_none = 1;
+            else return cli_fail("compare: --redistribute takes lsq and/or none, not '%s'", redist[i]);
+        }
+    }
+    int n_src = ml ? n_given : (int)(sizeof defaults / sizeof defaults[0]);
+    for (int i = 0; i < n_src; i++) {
+        const char *name = ml ? given[i] : defaults[i];
+        if (!cce_xp_method_known(name))
+            return cli_fail("compare: unknown method '%s' (magnitude wanda-sp flap shortgpt svd asvd cce cce-none)", name);
+        if (!strcmp(name, "cce")) {
+            if (want_none) methods[(*n_methods)++] = "cce-none";
+            if (want_lsq) methods[(*n_methods)++] = "cce";
+        } else {
+            methods[(*n_methods)++] = name;
+        }
+    }
+    return 0;
+}
+
+static const char *reading_of(const char *method) {
+    int b = cce_baseline_parse(method);
+    if (b >= 0) return cce_baseline_reading((cce_baseline)b);
+    return !strcmp(method, "cce") ? "the CCE planner (cost curves of the analysis of the same batch), least-squares redistribution"
+                                  : "the same CCE plan encoded with redistribution none (the ablation)";
+}
+
+static void print_json(const cli_xp_ctx *x, const cce_xp_row *rows, int n_rows, const char *const *methods, int n_methods) {
+    cJSON *o = cJSON_CreateObject();
+    cli_xp_add_ids(o, x);
+    cJSON_AddItemToObject(o, "dense", cli_xp_row_json(&rows[0], NULL, x->n_evals));
+    cJSON *a = cJSON_AddArrayToObject(o, "rows");
+    for (int i = 1; i < n_rows; i++) cJSON_AddItemToArray(a, cli_xp_row_json(&rows[i], &rows[0], x->n_evals));
+    cJSON *rd = cJSON_AddObjectToObject(o, "readings");
+    for (int i = 0; i < n_methods; i++)
+        if (!cJSON_HasObjectItem(rd, methods[i])) cJSON_AddStringToObject(rd, methods[i], reading_of(methods[i]));
+    cli_json_print(o);
+}
+
+static void print_footer(const cli_xp_ctx *x, const cce_xp_row *rows, int n_rows, const char *const *methods, int n_methods) {
+    printf("\nreadings:\n");
+    for (int i = 0; i < n_methods; i++) {
+        int dup = 0;
+        for (int j = 0; j < i; j++) dup |= !strcmp(methods[j], methods[i]);
+        if (!dup) printf("  %-10s %s\n", methods[i], reading_of(methods[i]));
+    }
+    for (int i = 1; i < n_rows; i++)
+        if (rows[i].removed_fraction + 1e-9 < rows[i].target)
+            printf("note: %s at %.0f%% removed only %.2f%%, less than its target (the CCE planner%s returned that plan)\n",
+                   rows[i].method, 100 * rows[i].target, 100 * rows[i].removed_fraction, x->su.search ? ", refined by --search," : "");
+}
+
 int cmd_compare(int argc, char **argv) {
     cli_opt opts[] = {
         CLI_XP_COMMON_OPTS,
@@ -109,39 +174,12 @@ int cmd_compare(int argc, char **argv) {
     int n_targets = 3;
     const char *tl = cli_get(opts, n_opts, "target");
     if (tl && cli_xp_doubles("target", tl, 1e-6, 0.95, targets, MAX_TARGETS, &n_targets)) return 2;
-    const char *defaults[] = {"magnitude", "wanda-sp", "flap", "shortgpt", "svd", "asvd", "cce"};
-    char *mbuf = NULL, *rbuf = NULL, *given[MAX_METHODS], *redist[4];
     const char *methods[MAX_METHODS + 2];
-    int n_given = 0, n_methods = 0, n_redist = 0, want_lsq = 1, want_none = 0;
-    int rc = 0;
-    const char *ml = cli_get(opts, n_opts, "methods"), *rl = cli_get(opts, n_opts, "redistribute");
-    if (ml && (rc = cli_xp_words("methods", ml, &mbuf, given, MAX_METHODS, &n_given) ? 2 : 0)) goto out;
-    if (rl) {
-        if ((rc = cli_xp_words("redistribute", rl, &rbuf, redist, 4, &n_redist) ? 2 : 0)) goto out;
-        want_lsq = want_none = 0;
-        for (int i = 0; i < n_redist; i++) {
-            if (!strcmp(redist[i], "lsq")) want_lsq = 1;
-            else if (!strcmp(redist[i], "none")) want_none = 1;
-            else {
-                rc = cli_fail("compare: --redistribute takes lsq and/or none, not '%s'", redist[i]);
-                goto out;
-            }
-        }
-    }
-    int n_src = ml ? n_given : (int)(sizeof defaults / sizeof defaults[0]);
-    for (int i = 0; i < n_src; i++) {
-        const char *name = ml ? given[i] : defaults[i];
-        if (!cce_xp_method_known(name)) {
-            rc = cli_fail("compare: unknown method '%s' (magnitude wanda-sp flap shortgpt svd asvd cce cce-none)", name);
-            goto out;
-        }
-        if (!strcmp(name, "cce")) {   // --redistribute decides which cce rows appear
-            if (want_none) methods[n_methods++] = "cce-none";
-            if (want_lsq) methods[n_methods++] = "cce";
-        } else {
-            methods[n_methods++] = name;
-        }
-    }
+    int n_methods = 0;
+    char *mbuf = NULL, *rbuf = NULL;
+    int rc = method_list(cli_get(opts, n_opts, "methods"), cli_get(opts, n_opts, "redistribute"), &mbuf, &rbuf, methods,
+                         &n_methods);
+    if (rc) goto out;
     const char *plans_dir = cli_get(opts, n_opts, "save-plans");
     if (plans_dir) {
         struct stat sd;
@@ -183,36 +221,8 @@ int cmd_compare(int argc, char **argv) {
         rc = cli_buf_save(&b, csv);
         cli_buf_free(&b);
     }
-    if (json) {
-        cJSON *o = cJSON_CreateObject();
-        cli_xp_add_ids(o, &x);
-        cJSON_AddItemToObject(o, "dense", cli_xp_row_json(&rows[0], NULL, x.n_evals));
-        cJSON *a = cJSON_AddArrayToObject(o, "rows");
-        for (int i = 1; i < n_rows; i++) cJSON_AddItemToArray(a, cli_xp_row_json(&rows[i], &rows[0], x.n_evals));
-        cJSON *rd = cJSON_AddObjectToObject(o, "readings");
-        for (int i = 0; i < n_methods; i++) {
-            int b = cce_baseline_parse(methods[i]);
-            cJSON_AddStringToObject(rd, methods[i], b >= 0 ? cce_baseline_reading((cce_baseline)b)
-                                    : !strcmp(methods[i], "cce") ? "the CCE planner on an analysis of the same batch, least-squares redistribution"
-                                                                 : "the same CCE plan, redistribution none (the ablation)");
-        }
-        cli_json_print(o);
-    } else {
-        printf("\nreadings:\n");
-        for (int i = 0; i < n_methods; i++) {
-            int b = cce_baseline_parse(methods[i]);
-            int dup = 0;
-            for (int j = 0; j < i; j++) dup |= !strcmp(methods[j], methods[i]);
-            if (dup) continue;
-            printf("  %-10s %s\n", methods[i], b >= 0 ? cce_baseline_reading((cce_baseline)b)
-                   : !strcmp(methods[i], "cce") ? "the CCE planner (cost curves of the analysis of the same batch), least-squares redistribution"
-                                                : "the same CCE plan encoded with redistribution none (the ablation)");
-        }
-        for (int i = 1; i < n_rows; i++)
-            if (rows[i].removed_fraction + 1e-9 < rows[i].target)
-                printf("note: %s at %.0f%% removed only %.2f%%, less than its target (the CCE planner%s returned that plan)\n",
-                       rows[i].method, 100 * rows[i].target, 100 * rows[i].removed_fraction, x.su.search ? ", refined by --search," : "");
-    }
+    if (json) print_json(&x, rows, n_rows, methods, n_methods);
+    else print_footer(&x, rows, n_rows, methods, n_methods);
     if (st.failed_save && !rc) rc = 1;
     cce_free(rows);
     cli_xp_close(&x);

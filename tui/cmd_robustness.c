@@ -16,6 +16,59 @@
 
 #define MAX_LEVELS 32
 
+static void print_json(const char *plan_path, const cce_plan *plan, const cli_text *ev, long seed,
+                       const cce_xp_robust_row *rows, int n_levels) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "plan", plan_path);
+    cJSON_AddStringToObject(o, "method", plan->method);
+    cJSON_AddNumberToObject(o, "removed_fraction", plan->removed_fraction);
+    cJSON *e = cJSON_AddObjectToObject(o, "evaluation");
+    cJSON_AddStringToObject(e, "path", ev->path);
+    cJSON_AddStringToObject(e, "sha256", ev->sha256);
+    cJSON_AddNumberToObject(e, "seed", (double)seed);
+    cJSON *a = cJSON_AddArrayToObject(o, "rows");
+    for (int i = 0; i < n_levels; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "noise", rows[i].noise);
+        cJSON_AddNumberToObject(r, "letters_changed", (double)rows[i].changed);
+        cJSON_AddItemToObject(r, "dense", cli_xp_eval_json(&rows[i].dense));
+        cJSON_AddItemToObject(r, "compressed", cli_xp_eval_json(&rows[i].compressed));
+        cJSON_AddNumberToObject(r, "ppl_ratio", rows[i].compressed.ppl / rows[i].dense.ppl);
+        cJSON_AddItemToArray(a, r);
+    }
+    cli_json_print(o);
+}
+
+static void print_text(const cce_model *m, const char *plan_path, const cce_plan *plan, const cli_text *ev, long seed,
+                       const cce_xp_robust_row *rows, int n_levels, double clean_d, double clean_c) {
+    printf("model        %s\nplan         %s (%s, %.2f%% of the non-embedding parameters removed)\n", m->path, plan_path,
+           plan->method, 100 * plan->removed_fraction);
+    printf("evaluation   %s (sha256 %.12s…), noise seed %ld: each letter replaced by another letter of its case with probability p\n\n",
+           ev->path, ev->sha256, seed);
+    printf("%6s %9s %9s %9s %10s %10s %11s %10s %9s\n", "noise", "letters", "tokens", "ppl dense", "ppl comp.", "comp/dense",
+           "dense/clean", "comp/clean", "acc comp.");
+    for (int i = 0; i < n_levels; i++) {
+        const cce_xp_robust_row *r = &rows[i];
+        printf("%5.0f%% %9zu %9ld %9.4f %10.4f %10.3f", 100 * r->noise, r->changed, r->dense.tokens, r->dense.ppl,
+               r->compressed.ppl, r->compressed.ppl / r->dense.ppl);
+        if (clean_d > 0) printf(" %11.3f %10.3f", r->dense.ppl / clean_d, r->compressed.ppl / clean_c);
+        else printf(" %11s %10s", "-", "-");
+        printf(" %9.4f\n", r->compressed.accuracy);
+    }
+}
+
+static int write_csv(const char *csv, const cce_xp_robust_row *rows, int n_levels) {
+    cli_buf b = {0};
+    cli_buf_printf(&b, "noise,letters_changed,tokens,ppl_dense,ppl_compressed,ppl_ratio,accuracy_dense,accuracy_compressed\n");
+    for (int i = 0; i < n_levels; i++)
+        cli_buf_printf(&b, "%g,%zu,%ld,%.6f,%.6f,%.6f,%.6f,%.6f\n", rows[i].noise, rows[i].changed, rows[i].dense.tokens,
+                       rows[i].dense.ppl, rows[i].compressed.ppl, rows[i].compressed.ppl / rows[i].dense.ppl,
+                       rows[i].dense.accuracy, rows[i].compressed.accuracy);
+    int rc = cli_buf_save(&b, csv);
+    cli_buf_free(&b);
+    return rc;
+}
+
 int cmd_robustness(int argc, char **argv) {
     cli_opt opts[] = {
         {"plan", 1, "the compressed model's plan (cce plan, or compare --save-plans)", NULL},
@@ -70,56 +123,10 @@ int cmd_robustness(int argc, char **argv) {
     double clean_d = 0, clean_c = 0;
     for (int i = 0; i < n_levels; i++)
         if (rows[i].noise == 0) clean_d = rows[i].dense.ppl, clean_c = rows[i].compressed.ppl;
-    if (json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "plan", plan_path);
-        cJSON_AddStringToObject(o, "method", plan.method);
-        cJSON_AddNumberToObject(o, "removed_fraction", plan.removed_fraction);
-        cJSON *e = cJSON_AddObjectToObject(o, "evaluation");
-        cJSON_AddStringToObject(e, "path", ev.path);
-        cJSON_AddStringToObject(e, "sha256", ev.sha256);
-        cJSON_AddNumberToObject(e, "seed", (double)seed);
-        cJSON *a = cJSON_AddArrayToObject(o, "rows");
-        for (int i = 0; i < n_levels; i++) {
-            cJSON *r = cJSON_CreateObject();
-            cJSON_AddNumberToObject(r, "noise", rows[i].noise);
-            cJSON_AddNumberToObject(r, "letters_changed", (double)rows[i].changed);
-            cJSON_AddItemToObject(r, "dense", cli_xp_eval_json(&rows[i].dense));
-            cJSON_AddItemToObject(r, "compressed", cli_xp_eval_json(&rows[i].compressed));
-            cJSON_AddNumberToObject(r, "ppl_ratio", rows[i].compressed.ppl / rows[i].dense.ppl);
-            cJSON_AddItemToArray(a, r);
-        }
-        cli_json_print(o);
-    } else {
-        printf("model        %s\nplan         %s (%s, %.2f%% of the non-embedding parameters removed)\n", m->path, plan_path,
-               plan.method, 100 * plan.removed_fraction);
-        printf("evaluation   %s (sha256 %.12s…), noise seed %ld: each letter replaced by another letter of its case with probability p\n\n",
-               ev.path, ev.sha256, seed);
-        printf("%6s %9s %9s %8s %10s %8s %11s %9s %9s\n", "noise", "letters", "tokens", "ppl", "ppl comp.", "comp/dense",
-               "dense/clean", "comp/clean", "acc comp.");
-        for (int i = 0; i < n_levels; i++) {
-            const cce_xp_robust_row *r = &rows[i];
-            printf("%5.0f%% %9zu %9ld %8.4f %10.4f %8.3f", 100 * r->noise, r->changed, r->dense.tokens, r->dense.ppl,
-                   r->compressed.ppl, r->compressed.ppl / r->dense.ppl);
-            if (clean_d > 0) printf(" %11.3f %9.3f", r->dense.ppl / clean_d, r->compressed.ppl / clean_c);
-            else printf(" %11s %9s", "-", "-");
-            printf(" %9.4f\n", r->compressed.accuracy);
-        }
-    }
+    if (json) print_json(plan_path, &plan, &ev, seed, rows, n_levels);
+    else print_text(m, plan_path, &plan, &ev, seed, rows, n_levels, clean_d, clean_c);
     const char *csv = cli_get(opts, n_opts, "csv");
-    if (csv) {
-        cli_buf b = {0};
-        cli_buf_printf(&b, "noise,letters_changed,tokens,ppl_dense,ppl_compressed,ppl_ratio,accuracy_dense,accuracy_compressed\n");
-        for (int i = 0; i < n_levels; i++)
-            cli_buf_printf(&b, "%g,%zu,%ld,%.6f,%.6f,%.6f,%.6f,%.6f\n", rows[i].noise, rows[i].changed, rows[i].dense.tokens,
-                           rows[i].dense.ppl, rows[i].compressed.ppl, rows[i].compressed.ppl / rows[i].dense.ppl,
-                           rows[i].dense.accuracy, rows[i].compressed.accuracy);
-        if (cli_buf_save(&b, csv)) {
-            cli_buf_free(&b);
-            goto done;
-        }
-        cli_buf_free(&b);
-    }
+    if (csv && write_csv(csv, rows, n_levels)) goto done;
     rc = 0;
 done:
     cce_free(rows);
