@@ -364,9 +364,10 @@ static cce_status enc_setup_block(enc_job *j, int l, cce_err *err) {
     cce_layer *O = &j->out->layers[l];
     plan_kept *k = &j->kept[l];
     const cce_block_plan *bp = &j->p->blocks[l];
-    cce_status s = plan_kept_of(m, bp, &j->p->enc, k, err);
+    int refits = plan_block_refits(j->p, m, l);
+    cce_status s = plan_kept_of(m, bp, &j->p->enc, refits, k, err);
     if (s) return s;
-    j->changed[l] = !S->dropped && plan_block_changes(bp, &j->p->enc);
+    j->changed[l] = refits;
     if (S->dropped || !j->changed[l]) return CCE_OK;
     if (!k->attn && !k->ffn) {
         memset(O, 0, sizeof *O);
@@ -545,8 +546,10 @@ static cce_status enc_sublayer(enc_job *j, int p, int *pos_d, cce_err *err) {
         j->cap_site = site;
         j->cap_cols = k_act;
         if ((s = cce_fwd_sublayer(j->fc, l, ffn, j->hc, ns, j->seq_len, enc_capture, j, err))) break;
-        if (fit_out)
-            for (size_t q = 0; q < (size_t)rows * d; q++) j->xd[q] = j->D[off + q] - j->H[off + q];
+        if (fit_out) {   // target T = D − H (less a kept source bias when no intercept is fitted)
+            const float *b0 = !o->intercept ? cce_layer_lin(O, out_lin)->b : NULL;
+            for (size_t q = 0; q < (size_t)rows * d; q++) j->xd[q] = j->D[off + q] - j->H[off + q] - (b0 ? b0[q % d] : 0.0f);
+        }
         s = acc_add(&aout, j->cap, k_act, j->xd, d, rows, err);
     }
     if (!s && aout.g) acc_finish(&aout, fit_out && o->intercept);
@@ -555,15 +558,15 @@ static cce_status enc_sublayer(enc_job *j, int p, int *pos_d, cce_err *err) {
     float *w = changed ? enc_w(j, l, out_lin) : NULL;
     if (!s && fit_out) s = fit_output(&aout, o->ridge, o->intercept, w, NULL, err);
     if (!s && changed) s = enc_factor(j, l, out_lin, aout.g, err);
-    if (!s && changed && ol->b && (fit_out || src_mean)) {
+    if (!s && changed && ol->b && ((fit_out && o->intercept) || src_mean)) {
         float *eff = cce_alloc((size_t)ol->out, (size_t)ol->in * sizeof(float));   // (d, k) effective W
         float *b = (float *)ol->b;
         if (!eff) s = cce_err_set(err, CCE_ENOMEM, "encode: out of memory");
-        else if (fit_out) {   // b = mean T − W_eff mean A (or 0 without an intercept)
+        else if (fit_out) {   // b = mean T − W_eff mean A (without an intercept the source bias stays)
             enc_effective(ol, w, eff);
             for (int i = 0; i < ol->out; i++) {
-                double v = o->intercept ? aout.st[i] : 0;
-                for (int c = 0; o->intercept && c < ol->in; c++) v -= (double)eff[(size_t)i * ol->in + c] * aout.sa[c];
+                double v = aout.st[i];
+                for (int c = 0; c < ol->in; c++) v -= (double)eff[(size_t)i * ol->in + c] * aout.sa[c];
                 b[i] = (float)v;
             }
         } else {              // FLAP: b += W_{:,R} x̄_R with the source's W and the dense means

@@ -363,8 +363,8 @@ static cce_status write_config(const cce_config *c, const char *architecture, in
         add_float(o, "layer_norm_epsilon", c->norm_eps);
         cJSON_AddStringToObject(o, "activation_function", "gelu_new");
     } else {
-        int qwen = !strcmp(architecture, "Qwen2ForCausalLM");
-        cJSON_AddStringToObject(o, "model_type", qwen ? "qwen2" : "llama");
+        int qwen = !strcmp(architecture, "Qwen2ForCausalLM"), mistral = !strcmp(architecture, "MistralForCausalLM");
+        cJSON_AddStringToObject(o, "model_type", qwen ? "qwen2" : mistral ? "mistral" : "llama");
         cJSON_AddNumberToObject(o, "hidden_size", c->dim);
         cJSON_AddNumberToObject(o, "intermediate_size", c->hidden_dim);
         cJSON_AddNumberToObject(o, "num_hidden_layers", c->n_layers);
@@ -376,8 +376,37 @@ static cce_status write_config(const cce_config *c, const char *architecture, in
         add_float(o, "rms_norm_eps", c->norm_eps);
         add_float(o, "rope_theta", c->rope_theta);
         cJSON_AddStringToObject(o, "hidden_act", "silu");
-        if (qwen) cJSON_AddBoolToObject(o, "use_sliding_window", 0);
-        else {
+        if (c->rope_scaling != CCE_ROPE_SCALING_NONE) {
+            cJSON *rs = cJSON_AddObjectToObject(o, "rope_scaling");
+            if (rs) {
+                int l3 = c->rope_scaling == CCE_ROPE_SCALING_LLAMA3;
+                cJSON_AddStringToObject(rs, "rope_type", l3 ? "llama3" : "linear");
+                add_float(rs, "factor", c->rope_factor);
+                if (l3) {
+                    add_float(rs, "low_freq_factor", c->rope_low_freq_factor);
+                    add_float(rs, "high_freq_factor", c->rope_high_freq_factor);
+                    cJSON_AddNumberToObject(rs, "original_max_position_embeddings", c->rope_orig_ctx);
+                }
+            }
+        }
+        if (c->rope_freq_div) {   /* per-pair divisors (from GGUF rope_freqs): a cce extension */
+            cJSON *a = cJSON_AddArrayToObject(o, "cce_rope_freq_div");
+            for (int j = 0; a && j < c->head_dim / 2; j++) {
+                cJSON *tmp = cJSON_CreateObject();
+                add_float(tmp, "v", c->rope_freq_div[j]);
+                cJSON *v = tmp ? cJSON_DetachItemFromObject(tmp, "v") : NULL;
+                cJSON_Delete(tmp);
+                if (v) cJSON_AddItemToArray(a, v);
+            }
+        }
+        if (qwen) {
+            cJSON_AddBoolToObject(o, "use_sliding_window", c->sliding_window > 0);
+            if (c->sliding_window > 0) {
+                cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
+                cJSON_AddNumberToObject(o, "max_window_layers", 0);
+            }
+        } else {
+            if (mistral) cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
             cJSON_AddBoolToObject(o, "attention_bias", (bias_flags & CCE_EXPORT_ATTN_BIAS) != 0);
             cJSON_AddBoolToObject(o, "mlp_bias", (bias_flags & CCE_EXPORT_MLP_BIAS) != 0);
         }
@@ -508,6 +537,9 @@ cce_status cce_export_hf_dtype(const cce_model *m, const cce_tokenizer *tok, con
         arch = "LlamaForCausalLM";
         bias_flags = CCE_EXPORT_ATTN_BIAS;
     }
+    /* a sliding window is Mistral's (Llama configs have none); its biases are read back by cce
+     * through attention_bias / mlp_bias, which transformers' Mistral ignores */
+    if (!strcmp(arch, "LlamaForCausalLM") && c->sliding_window > 0) arch = "MistralForCausalLM";
     s = c->arch == CCE_ARCH_GPT2 ? list_gpt2(m, &lo, &tl, err) : list_llama(m, &lo, bias_flags, &tl, err);
     if (s) goto done;
     tl.row_entry = -1;

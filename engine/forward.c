@@ -24,7 +24,8 @@
  * product per linear per token (fwd_gemv: in-thread below 2^18 elements, cblas_sgemv above); its logits match the batched path to float rounding (tested).
  *
  * RoPE: cos/sin tables (max_seq_len, hd/2) are computed in double once in cce_fwd_new /
- * cce_decoder_new; pair j of a head rotates by pos·theta^(-2j/hd), with the pair being
+ * cce_decoder_new; pair j of a head rotates by pos·cce_rope_inv_freq(cfg, j) (theta^(-2j/hd)
+ * unless the config scales it), with the pair being
  * (2j, 2j+1) when cfg.rope_interleaved and (j, j+hd/2) otherwise (Hugging Face layout).
  */
 #include <math.h>
@@ -161,21 +162,27 @@ static fwd_maxes fwd_model_maxes(const cce_model *m) {
     return x;
 }
 
-/* cos/sin tables (n_pos, hd/2), double-precision angles. */
+/* cos/sin tables (n_pos, hd/2), double-precision angles from cce_rope_inv_freq. Sequences
+ * longer than a sliding attention window are refused here, where their length is first known. */
 static cce_status fwd_rope_tables(const cce_config *c, int n_pos, float **cs, float **sn, cce_err *err) {
     int half = c->head_dim / 2 > 0 ? c->head_dim / 2 : 1;
+    *cs = *sn = NULL;
+    cce_status s = cce_config_check_positions(c, n_pos, err);
+    if (s) return s;
     *cs = cce_alloc((size_t)n_pos, (size_t)half * sizeof(float));
     *sn = cce_alloc((size_t)n_pos, (size_t)half * sizeof(float));
     if (!*cs || !*sn) {
         cce_free(*cs); cce_free(*sn); *cs = *sn = NULL;
         return cce_err_set(err, CCE_ENOMEM, "forward: out of memory for RoPE tables (%d positions)", n_pos);
     }
-    for (int p = 0; p < n_pos; p++)
-        for (int j = 0; j < c->head_dim / 2; j++) {
-            double ang = p * pow(c->rope_theta, -2.0 * j / c->head_dim);
+    for (int j = 0; j < c->head_dim / 2; j++) {
+        double freq = cce_rope_inv_freq(c, j);
+        for (int p = 0; p < n_pos; p++) {
+            double ang = p * freq;
             (*cs)[(size_t)p * half + j] = (float)cos(ang);
             (*sn)[(size_t)p * half + j] = (float)sin(ang);
         }
+    }
     return CCE_OK;
 }
 

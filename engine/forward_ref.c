@@ -70,7 +70,7 @@ static void ref_norm(const cce_model *m, const float *x, const float *w, const f
 static void ref_rope(const cce_model *m, float *v, int pos) {
     int hd = m->cfg.head_dim;
     for (int j = 0; j < hd / 2; j++) {
-        double freq = pow(m->cfg.rope_theta, -2.0 * j / hd);
+        double freq = cce_rope_inv_freq(&m->cfg, j);
         double c = cos(pos * freq), s = sin(pos * freq);
         int i0 = m->cfg.rope_interleaved ? 2 * j : j;
         int i1 = m->cfg.rope_interleaved ? 2 * j + 1 : j + hd / 2;

@@ -6,6 +6,7 @@
  * model or into buffers from the model's arena; cce_model_free releases both. Every loader ends
  * with cce_model_validate, so the forward pass can trust the shapes it is given.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,35 @@ const char *cce_format_name(cce_format f) {
     return "unknown";
 }
 
+/* ---- RoPE ---- */
+
+double cce_rope_inv_freq(const cce_config *c, int j) {
+    double base = pow((double)c->rope_theta, -2.0 * j / c->head_dim), f = base;
+    if (c->rope_scaling == CCE_ROPE_SCALING_LINEAR) {
+        f = base / c->rope_factor;
+    } else if (c->rope_scaling == CCE_ROPE_SCALING_LLAMA3) {
+        double pi = 3.14159265358979323846, wavelen = 2 * pi / base, L = c->rope_orig_ctx;
+        double lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+        if (wavelen < L / hi) f = base;
+        else if (wavelen > L / lo) f = base / c->rope_factor;
+        else {
+            double s = (L / wavelen - lo) / (hi - lo);
+            f = (1 - s) * base / c->rope_factor + s * base;
+        }
+    }
+    if (c->rope_freq_div) f /= c->rope_freq_div[j];
+    return f;
+}
+
+cce_status cce_config_check_positions(const cce_config *c, int n, cce_err *err) {
+    if (c->sliding_window > 0 && n > c->sliding_window)
+        return cce_err_set(err, CCE_EUNSUPPORTED,
+                           "sequences of %d tokens exceed the model's sliding attention window of %d tokens "
+                           "(sliding-window attention is not implemented; use a window of at most %d)",
+                           n, c->sliding_window, c->sliding_window);
+    return CCE_OK;
+}
+
 /* ---- validation ---- */
 
 const char *const cce_lin_names[CCE_LIN_COUNT] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
@@ -203,6 +233,20 @@ cce_status cce_model_validate(const cce_model *m, const char *what, cce_err *err
         return cce_err_set(err, CCE_EFORMAT, "%s: norm epsilon %g out of range (0, 1)", what, (double)c->norm_eps);
     if (c->arch == CCE_ARCH_LLAMA && !(c->rope_theta > 0))
         return cce_err_set(err, CCE_EFORMAT, "%s: rope theta %g must be positive", what, (double)c->rope_theta);
+    if (c->rope_scaling < CCE_ROPE_SCALING_NONE || c->rope_scaling > CCE_ROPE_SCALING_LLAMA3 ||
+        (c->rope_scaling != CCE_ROPE_SCALING_NONE && !(c->rope_factor > 0 && c->rope_factor < 1e6)) ||
+        (c->rope_scaling == CCE_ROPE_SCALING_LLAMA3 &&
+         !(c->rope_low_freq_factor > 0 && c->rope_high_freq_factor > c->rope_low_freq_factor && c->rope_orig_ctx > 0)))
+        return cce_err_set(err, CCE_EFORMAT, "%s: RoPE scaling %d with factor %g, low/high frequency factors %g/%g, "
+                           "original context %d is inconsistent", what, c->rope_scaling, (double)c->rope_factor,
+                           (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor, c->rope_orig_ctx);
+    if (c->rope_freq_div)
+        for (int j = 0; j < c->head_dim / 2; j++)
+            if (!(c->rope_freq_div[j] > 0 && c->rope_freq_div[j] < 1e30f))
+                return cce_err_set(err, CCE_EFORMAT, "%s: RoPE frequency divisor %d is %g (must be positive)", what, j,
+                                   (double)c->rope_freq_div[j]);
+    if (c->sliding_window < 0)
+        return cce_err_set(err, CCE_EFORMAT, "%s: sliding window %d is negative", what, c->sliding_window);
     if (!m->final_norm)
         return cce_err_set(err, CCE_EFORMAT, "%s: missing final norm", what);
     cce_status s;

@@ -36,6 +36,25 @@
 
 /* ---------------------------------------------------------------- writer */
 
+/* Numbers as raw text that reads back bit for bit (cJSON's own printing keeps 15 digits when
+ * they parse back within an epsilon, which moves values like 0.1 * 3): the shortest of %.15g,
+ * %.16g, %.17g that strtod returns exactly; integers up to 2^63 exactly. */
+static cJSON *num_item(double v) {
+    char buf[40];
+    if (!isfinite(v)) return cJSON_CreateNull();
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return cJSON_CreateRaw(buf);
+}
+static void add_num(cJSON *o, const char *key, double v) { cJSON_AddItemToObject(o, key, num_item(v)); }
+static void add_int(cJSON *o, const char *key, int64_t v) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    cJSON_AddItemToObject(o, key, cJSON_CreateRaw(buf));
+}
+
 static cJSON *int_array(const int *v, int n) {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
@@ -70,42 +89,42 @@ cce_status cce_plan_to_json(const cce_plan *p, char **text, cce_err *err) {
     const int mv[7] = {p->model.dim, p->model.n_layers, p->model.n_heads, p->model.n_kv_heads, p->model.head_dim,
                        p->model.hidden_dim, p->model.vocab_size};
     static const char *const mk[7] = {"dim", "n_layers", "n_heads", "n_kv_heads", "head_dim", "hidden_dim", "vocab_size"};
-    for (int i = 0; i < 7; i++) cJSON_AddNumberToObject(mo, mk[i], mv[i]);
-    cJSON_AddNumberToObject(mo, "params_non_embedding", (double)p->model.params_non_embedding);
+    for (int i = 0; i < 7; i++) add_int(mo, mk[i], mv[i]);
+    add_int(mo, "params_non_embedding", p->model.params_non_embedding);
     cJSON *ca = cJSON_AddObjectToObject(root, "calibration");
     cJSON_AddStringToObject(ca, "path", p->calib.path);
     cJSON_AddStringToObject(ca, "sha256", p->calib.sha256);
-    cJSON_AddNumberToObject(ca, "tokens", (double)p->calib.tokens);
-    cJSON_AddNumberToObject(ca, "seq_len", p->calib.seq_len);
-    cJSON_AddNumberToObject(ca, "seed", (double)p->calib.seed);
+    add_int(ca, "tokens", p->calib.tokens);
+    add_int(ca, "seq_len", p->calib.seq_len);
+    add_int(ca, "seed", (int64_t)p->calib.seed);
     cJSON *kn = cJSON_AddObjectToObject(root, "knobs");
     const double kv[6] = {p->knobs.alpha, p->knobs.beta, p->knobs.gamma, p->knobs.eps, p->knobs.tau, p->knobs.target};
-    for (int i = 0; i < 6; i++) cJSON_AddNumberToObject(kn, cce_knob_names[i], kv[i]);
+    for (int i = 0; i < 6; i++) add_num(kn, cce_knob_names[i], kv[i]);
     cJSON_AddStringToObject(kn, "mode", p->knobs.target > 0 ? "budget" : "threshold");
     cJSON *en = cJSON_AddObjectToObject(root, "encoding");
     cJSON_AddStringToObject(en, "redistribute", cce_redistribute_name(p->enc.redistribute));
-    cJSON_AddNumberToObject(en, "ridge", p->enc.ridge);
+    add_num(en, "ridge", p->enc.ridge);
     cJSON_AddBoolToObject(en, "intercept", p->enc.intercept);
     cJSON_AddBoolToObject(en, "refit_inputs", p->enc.refit_inputs);
     cJSON_AddBoolToObject(en, "refit_all", p->enc.refit_all);
     cJSON_AddStringToObject(en, "lowrank", p->enc.lowrank == CCE_LOWRANK_PLAIN ? "plain" : "whitened");
-    cJSON_AddNumberToObject(en, "tokens", (double)p->enc.tokens);
-    cJSON_AddNumberToObject(en, "seq_len", p->enc.seq_len);
-    cJSON_AddNumberToObject(en, "seed", (double)p->enc.seed);
+    add_int(en, "tokens", p->enc.tokens);
+    add_int(en, "seq_len", p->enc.seq_len);
+    add_int(en, "seed", (int64_t)p->enc.seed);
     if (p->block_scale) {
         cJSON *bs = cJSON_AddArrayToObject(root, "block_scale");
-        for (int l = 0; bs && l < 2 * p->n_blocks; l++) cJSON_AddItemToArray(bs, cJSON_CreateNumber(p->block_scale[l]));
+        for (int l = 0; bs && l < 2 * p->n_blocks; l++) cJSON_AddItemToArray(bs, num_item(p->block_scale[l]));
     }
     add_pins(root, "pins", p->pins, p->n_pins);
     add_pins(root, "forces", p->forces, p->n_forces);
-    cJSON_AddNumberToObject(root, "params_before", (double)p->params_before);
-    cJSON_AddNumberToObject(root, "params_after", (double)p->params_after);
-    cJSON_AddNumberToObject(root, "removed_fraction", p->removed_fraction);
+    add_int(root, "params_before", p->params_before);
+    add_int(root, "params_after", p->params_after);
+    add_num(root, "removed_fraction", p->removed_fraction);
     cJSON *pr = cJSON_AddObjectToObject(root, "predicted");
-    cJSON_AddNumberToObject(pr, "L_rec", p->L_rec);
-    cJSON_AddNumberToObject(pr, "L_sim", p->L_sim);
-    cJSON_AddNumberToObject(pr, "L_reg", p->L_reg);
-    cJSON_AddNumberToObject(pr, "L_CCE", p->L_cce);
+    add_num(pr, "L_rec", p->L_rec);
+    add_num(pr, "L_sim", p->L_sim);
+    add_num(pr, "L_reg", p->L_reg);
+    add_num(pr, "L_CCE", p->L_cce);
     cJSON *bl = cJSON_AddArrayToObject(root, "blocks");
     for (int l = 0; bl && l < p->n_blocks; l++) {
         const cce_block_plan *b = &p->blocks[l];
@@ -125,12 +144,12 @@ cce_status cce_plan_to_json(const cce_plan *p, char **text, cce_err *err) {
         cJSON_AddNumberToObject(o, "n_heads", b->n_heads);
         cJSON_AddNumberToObject(o, "n_kv_heads", b->n_kv_heads);
         cJSON_AddNumberToObject(o, "hidden", b->hidden);
-        cJSON_AddNumberToObject(o, "params_before", (double)b->params_before);
-        cJSON_AddNumberToObject(o, "params_after", (double)b->params_after);
-        cJSON_AddNumberToObject(o, "L_rec", b->L_rec);
-        cJSON_AddNumberToObject(o, "L_sim", b->L_sim);
-        cJSON_AddNumberToObject(o, "L_reg", b->L_reg);
-        cJSON_AddNumberToObject(o, "L_CCE", b->L_cce);
+        add_int(o, "params_before", b->params_before);
+        add_int(o, "params_after", b->params_after);
+        add_num(o, "L_rec", b->L_rec);
+        add_num(o, "L_sim", b->L_sim);
+        add_num(o, "L_reg", b->L_reg);
+        add_num(o, "L_CCE", b->L_cce);
     }
     char *t = cJSON_Print(root);
     cJSON_Delete(root);
@@ -369,8 +388,8 @@ cce_status cce_plan_from_json(const char *text, size_t len, const char *what, co
     }
     char buf[64];
     if ((s = rd_str(&r, root, "format_version", "format_version", 1, buf, sizeof buf))) goto fail;
-    int major = -1, minor = -1;
-    if (sscanf(buf, "%d.%d", &major, &minor) != 2 || major < 0) {
+    int major = -1, minor = -1, used = 0;
+    if (sscanf(buf, "%d.%d%n", &major, &minor, &used) != 2 || major < 0 || minor < 0 || buf[used] != 0) {
         s = rd_fail(&r, "format_version", "is not MAJOR.MINOR");
         goto fail;
     }
@@ -402,6 +421,13 @@ cce_status cce_plan_from_json(const char *text, size_t len, const char *what, co
         snprintf(f, sizeof f, "model.%s", mk[i]);
         if ((s = rd_int(&r, mo, mk[i], f, 1, 1, 1 << 26, 0, &v))) goto fail;
         *mfield[i] = (int)v;
+    }
+    if ((s = rd_int(&r, mo, "params_non_embedding", "model.params_non_embedding", 0, 0, (int64_t)1 << 50, 0, &v))) goto fail;
+    p->model.params_non_embedding = v;
+    if (m && v && v != cce_model_params(m).non_embedding) {
+        s = cce_err_set(err, CCE_EINVAL, "%s: field 'model.params_non_embedding' is %lld but the model has %lld: the plan is for another model",
+                        what, (long long)v, (long long)cce_model_params(m).non_embedding);
+        goto fail;
     }
     if (m) {
         const cce_config *c = &m->cfg;
@@ -451,7 +477,7 @@ cce_status cce_plan_from_json(const char *text, size_t len, const char *what, co
         else if (!strcmp(buf, "bias")) p->enc.redistribute = CCE_REDIST_BIAS;
         else { s = rd_fail(&r, "encoding.redistribute", "is not none, lsq or bias"); goto fail; }
         if ((s = rd_num(&r, en, "ridge", "encoding.ridge", 0, p->enc.ridge, &p->enc.ridge))) goto fail;
-        if (!(p->enc.ridge > 0 && p->enc.ridge < 1e3)) { s = rd_fail(&r, "encoding.ridge", "is out of range (0, 1000)"); goto fail; }
+        if (!(p->enc.ridge > 0 && p->enc.ridge <= 1e3)) { s = rd_fail(&r, "encoding.ridge", "is out of range (0, 1000]"); goto fail; }
         if ((s = rd_bool(&r, en, "intercept", "encoding.intercept", p->enc.intercept, &p->enc.intercept)) ||
             (s = rd_bool(&r, en, "refit_inputs", "encoding.refit_inputs", p->enc.refit_inputs, &p->enc.refit_inputs)) ||
             (s = rd_bool(&r, en, "refit_all", "encoding.refit_all", p->enc.refit_all, &p->enc.refit_all)))
@@ -516,7 +542,17 @@ cce_status cce_plan_load(const char *path, const cce_model *m, cce_plan *p, cce_
     char *text = NULL;
     size_t len = 0;
     memset(p, 0, sizeof *p);
-    cce_status s = cce_read_file(path, PLAN_MAX_BYTES, &text, &len, err);
+    /* a legitimate plan lists at most every head and neuron of the model: bound the file by that
+     * (a few bytes per index), so a hostile file of a million zeros never becomes gigabytes of
+     * parsed JSON nodes */
+    size_t cap = PLAN_MAX_BYTES;
+    if (m) {
+        uint64_t idx = 0;
+        for (int l = 0; l < m->cfg.n_layers; l++) idx += (uint64_t)m->layers[l].n_heads + (uint64_t)m->layers[l].hidden;
+        uint64_t want = (1u << 20) + idx * 12;
+        if (want < cap) cap = (size_t)want;
+    }
+    cce_status s = cce_read_file(path, cap, &text, &len, err);
     if (s) return s;
     s = cce_plan_from_json(text, len, path, m, p, err);
     cce_free(text);

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include "analysis.h"
 #include "plan.h"
 #include "util.h"
@@ -40,7 +41,10 @@ typedef struct {
     int *block_cv;        // (L, CCE_CURVE_COUNT) index into cv or -1
     int L;
     int *dropped;         // (L) 0 none, 1 attn, 2 ffn, 3 both / block (bit mask)
-    int *heap, n_heap;    // curve indices by next-segment slope
+    unsigned char *analysed;   // (L) the block has results
+    int *heap, n_heap;    // curve indices, a min-heap by key
+    double *key;          // (n_cv) cached slope of each curve's next segment
+    int *pos;             // (n_cv) position of each curve in the heap, -1 when not in it
 } planner;
 
 static double pl_f(const pl_curve *c, int k) {
@@ -60,7 +64,7 @@ static void pl_hull(pl_curve *c) {
             int a = c->hull[c->nh - 2], b = c->hull[c->nh - 1];
             double xa = (double)c->c->params[a], ya = pl_f(c, a), xb = (double)c->c->params[b], yb = pl_f(c, b);
             // drop b when it lies on or above the segment a -> k
-            if ((yb - ya) * (x - xa) >= (y - ya) * (xb - xa)) c->nh--;
+            if ((yb - ya) * (x - xa) > (y - ya) * (xb - xa)) c->nh--;
             else break;
         }
         c->hull[c->nh++] = k;
@@ -78,9 +82,15 @@ static double pl_next_slope(const planner *P, int i) {
     return dx > 0 ? dy / dx : (dy <= 0 ? -INFINITY : INFINITY);
 }
 
-static void heap_swap(planner *P, int a, int b) { int t = P->heap[a]; P->heap[a] = P->heap[b]; P->heap[b] = t; }
+static void heap_swap(planner *P, int a, int b) {
+    int t = P->heap[a];
+    P->heap[a] = P->heap[b];
+    P->heap[b] = t;
+    P->pos[P->heap[a]] = a;
+    P->pos[P->heap[b]] = b;
+}
 static int heap_less(const planner *P, int a, int b) {
-    double x = pl_next_slope(P, P->heap[a]), y = pl_next_slope(P, P->heap[b]);
+    double x = P->key[P->heap[a]], y = P->key[P->heap[b]];
     return x < y || (x == y && P->heap[a] < P->heap[b]);   // ties: the lower index (deterministic)
 }
 static void heap_down(planner *P, int i) {
@@ -94,7 +104,13 @@ static void heap_down(planner *P, int i) {
     }
 }
 static void heap_build(planner *P) {
+    for (int i = 0; i < P->n_heap; i++) P->pos[P->heap[i]] = i;
     for (int i = P->n_heap / 2 - 1; i >= 0; i--) heap_down(P, i);
+}
+/* Curve i's key grew (it advanced, or its sublayer was dropped): refresh and sift down. */
+static void heap_update(planner *P, int i) {
+    P->key[i] = pl_next_slope(P, i);
+    if (P->pos[i] >= 0) heap_down(P, P->pos[i]);
 }
 
 /* Which sublayer a curve belongs to: 0 attention, 1 FFN, -1 a drop curve. */
@@ -124,6 +140,35 @@ static void pl_current(const planner *P, int b, int mask, double *f, int64_t *pa
 static const int drop_kind[3] = {CCE_CURVE_DROP_ATTN, CCE_CURVE_DROP_FFN, CCE_CURVE_DROP_BLOCK};
 static const int drop_mask[3] = {1, 2, 3};
 
+/* A pin forbids dropping what holds it: some curve of block b's sublayers in mask stops before
+ * its end (a pinned neuron, head, or matrix kept dense), or a pinned drop curve covers them. */
+static int pl_drop_pinned(const planner *P, int b, int mask) {
+    for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
+        int i = P->block_cv[b * CCE_CURVE_COUNT + kind], sl = curve_sublayer(kind);
+        if (i < 0) continue;
+        const pl_curve *c = &P->cv[i];
+        if (sl >= 0 && (mask & (1 << sl)) && c->kmax < c->c->n) return 1;
+        if (kind == CCE_CURVE_DROP_ATTN && (mask & 1) && c->kmax < 1) return 1;
+        if (kind == CCE_CURVE_DROP_FFN && (mask & 2) && c->kmax < 1) return 1;
+        if (kind == CCE_CURVE_DROP_BLOCK && mask == 3 && c->kmax < 1) return 1;
+    }
+    return 0;
+}
+
+/* f of block b with the sublayers in mask dropped by drop curve dc: the drop's own step, and the
+ * retained nuclear norm of the curves it replaces going to zero (their γ term; β: no component
+ * is retained, so none adds similarity). */
+static double pl_drop_f(const planner *P, int b, int mask, const pl_curve *dc) {
+    double f = pl_f(dc, 1);
+    for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
+        int i = P->block_cv[b * CCE_CURVE_COUNT + kind], sl = curve_sublayer(kind);
+        if (i < 0 || sl < 0 || !(mask & (1 << sl))) continue;
+        const pl_curve *c = &P->cv[i];
+        f -= c->scale_reg * c->c->nuc[0];
+    }
+    return f;
+}
+
 /* The best drop move of block b: its slope, and which (0 attn, 1 ffn, 2 block), or -1. */
 static double pl_best_drop(const planner *P, int b, int *which) {
     double best = INFINITY;
@@ -133,18 +178,23 @@ static double pl_best_drop(const planner *P, int b, int *which) {
         if (i < 0 || (P->dropped[b] & drop_mask[w]) == drop_mask[w]) continue;
         const pl_curve *c = &P->cv[i];
         if (c->kmax < 1 || c->k >= 1) continue;
+        /* the sublayers this drop leaves the block without: with the other one already gone (or
+         * absent) a sublayer drop is a block drop and must respect its pins too */
+        int after = P->dropped[b] | drop_mask[w];
+        if (pl_drop_pinned(P, b, drop_mask[w]) || (after == 3 && pl_drop_pinned(P, b, 3))) continue;
         int mask = drop_mask[w] & ~P->dropped[b];
         double f;
         int64_t pr;
         pl_current(P, b, mask, &f, &pr);
+        double fd = pl_drop_f(P, b, mask, c);
         /* an already dropped sublayer inside a block drop: its own drop step's share is replaced too */
         for (int o = 0; o < 2; o++)
             if (w == 2 && (P->dropped[b] & (1 << o))) {
                 const pl_curve *oc = &P->cv[P->block_cv[b * CCE_CURVE_COUNT + drop_kind[o]]];
-                f += pl_f(oc, 1);
+                f += pl_drop_f(P, b, 1 << o, oc);
                 pr += oc->c->params[1];
             }
-        double dx = (double)(c->c->params[1] - pr), dy = pl_f(c, 1) - f;
+        double dx = (double)(c->c->params[1] - pr), dy = fd - f;
         double slope = dx > 0 ? dy / dx : INFINITY;
         if (slope < best) {
             best = slope;
@@ -173,7 +223,10 @@ static cce_status pl_bounds(planner *P, const cce_plan *p, cce_err *err) {
                 return cce_err_set(err, CCE_EINVAL, "plan: %s %d names block %d / kind %d out of range",
                                    pass ? "force" : "pin", q, x->block, (int)x->kind);
             int i = P->block_cv[x->block * CCE_CURVE_COUNT + x->kind];
-            if (i < 0) continue;   // not analysed or absent: nothing to keep or remove
+            if (i < 0 && pass == 1 && P->analysed[x->block])
+                return cce_err_set(err, CCE_EINVAL, "plan: force on block %d %s: the block has no such component",
+                                   x->block, cce_curve_name(x->kind));
+            if (i < 0) continue;   // not analysed yet (a running job), or a pin on something absent
             pl_curve *c = &P->cv[i];
             int pos;
             if (x->index < 0) pos = 0;   // the whole curve: a drop, or a matrix kept dense
@@ -194,6 +247,13 @@ static cce_status pl_bounds(planner *P, const cce_plan *p, cce_err *err) {
         if (P->cv[i].kmin > P->cv[i].kmax)
             return cce_err_set(err, CCE_EINVAL, "plan: block %d %s: a force needs a step a pin forbids",
                                P->cv[i].block, cce_curve_name(P->cv[i].kind));
+    for (int i = 0; i < P->n_cv; i++) {   // a forced drop takes pinned components with it
+        const pl_curve *c = &P->cv[i];
+        int w = c->kind == CCE_CURVE_DROP_ATTN ? 0 : c->kind == CCE_CURVE_DROP_FFN ? 1 : c->kind == CCE_CURVE_DROP_BLOCK ? 2 : -1;
+        if (w >= 0 && c->kmin >= 1 && pl_drop_pinned(P, c->block, drop_mask[w]))
+            return cce_err_set(err, CCE_EINVAL, "plan: block %d %s is forced but something it removes is pinned",
+                               c->block, cce_curve_name(c->kind));
+    }
     return CCE_OK;
 }
 
@@ -202,7 +262,10 @@ static void pl_free(planner *P) {
     cce_free(P->cv);
     cce_free(P->block_cv);
     cce_free(P->dropped);
+    cce_free(P->analysed);
     cce_free(P->heap);
+    cce_free(P->key);
+    cce_free(P->pos);
     memset(P, 0, sizeof *P);
 }
 
@@ -224,8 +287,16 @@ static cce_status pl_init(planner *P, const cce_plan *p, const cce_model *m, con
     P->block_cv = cce_alloc((size_t)P->L, CCE_CURVE_COUNT * sizeof(int));
     P->cv = cce_alloc_zero((size_t)P->L, CCE_CURVE_COUNT * sizeof(pl_curve));
     P->dropped = cce_alloc_zero((size_t)P->L, sizeof(int));
+    P->analysed = cce_alloc_zero((size_t)P->L, 1);
     P->heap = cce_alloc((size_t)P->L, CCE_CURVE_COUNT * sizeof(int));
-    if (!P->block_cv || !P->cv || !P->dropped || !P->heap) return cce_err_set(err, CCE_ENOMEM, "planner: out of memory");
+    P->key = cce_alloc((size_t)P->L, CCE_CURVE_COUNT * sizeof(double));
+    P->pos = cce_alloc((size_t)P->L, CCE_CURVE_COUNT * sizeof(int));
+    if (!P->block_cv || !P->cv || !P->dropped || !P->analysed || !P->heap || !P->key || !P->pos)
+        return cce_err_set(err, CCE_ENOMEM, "planner: out of memory");
+    for (int b = 0; b < P->L; b++) P->analysed[b] = blocks[b] != NULL && !m->layers[b].dropped;
+    int n_analysed = 0;   // β and γ act on means over the analysed blocks (plan.h totals)
+    for (int b = 0; b < P->L; b++) n_analysed += blocks[b] && !m->layers[b].dropped;
+    if (n_analysed < 1) n_analysed = 1;
     for (int b = 0; b < P->L; b++) {
         const cce_block_result *r = blocks[b];
         int n_sim = 0;
@@ -249,8 +320,9 @@ static cce_status pl_init(planner *P, const cce_plan *p, const cce_model *m, con
             if (!pc->hull) return cce_err_set(err, CCE_ENOMEM, "planner: out of memory");
             double E = r->out_energy > 0 ? r->out_energy : 1.0;
             pc->scale_rec = curve_scale(p, b, kind) * p->knobs.alpha / E;
-            pc->scale_sim = (kind == CCE_CURVE_NEURONS || kind == CCE_CURVE_HEADS) && n_sim ? p->knobs.beta / n_sim : 0;
-            pc->scale_reg = curve_sublayer(kind) >= 0 && nuc0 > 0 ? p->knobs.gamma / nuc0 : 0;
+            pc->scale_sim = (kind == CCE_CURVE_NEURONS || kind == CCE_CURVE_HEADS) && n_sim
+                                ? p->knobs.beta / (n_sim * (double)n_analysed) : 0;
+            pc->scale_reg = curve_sublayer(kind) >= 0 && nuc0 > 0 ? p->knobs.gamma / (nuc0 * (double)n_analysed) : 0;
             P->block_cv[b * CCE_CURVE_COUNT + kind] = P->n_cv++;
         }
     }
@@ -301,25 +373,27 @@ static void pl_start(planner *P) {
     }
 }
 
-/* Estimated parameters removed (curves of dropped sublayers replaced by their drop). */
+/* Estimated parameters removed in block b (curves of dropped sublayers replaced by their drop). */
+static int64_t pl_block_removed(const planner *P, int b) {
+    int64_t n = 0;
+    int dm = P->dropped[b];
+    if (dm == 3) {
+        int i = P->block_cv[b * CCE_CURVE_COUNT + CCE_CURVE_DROP_BLOCK];
+        if (i >= 0 && P->cv[i].k) return P->cv[i].c->params[1];
+    }
+    for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
+        int i = P->block_cv[b * CCE_CURVE_COUNT + kind];
+        if (i < 0 || kind == CCE_CURVE_DROP_BLOCK) continue;
+        int sl = curve_sublayer(kind);
+        if (sl >= 0 && (dm & (1 << sl))) continue;
+        n += P->cv[i].c->params[P->cv[i].k];
+    }
+    return n;
+}
+
 static int64_t pl_removed(const planner *P) {
     int64_t n = 0;
-    for (int b = 0; b < P->L; b++) {
-        int dm = P->dropped[b];
-        if (dm == 3) {
-            int i = P->block_cv[b * CCE_CURVE_COUNT + CCE_CURVE_DROP_BLOCK];
-            if (i >= 0 && P->cv[i].k) { n += P->cv[i].c->params[1]; continue; }
-        }
-        for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
-            int i = P->block_cv[b * CCE_CURVE_COUNT + kind];
-            if (i < 0) continue;
-            int sl = curve_sublayer(kind);
-            const pl_curve *c = &P->cv[i];
-            if (sl >= 0 && (dm & (1 << sl))) continue;
-            if (kind == CCE_CURVE_DROP_BLOCK) continue;
-            n += c->c->params[c->k];
-        }
-    }
+    for (int b = 0; b < P->L; b++) n += pl_block_removed(P, b);
     return n;
 }
 
@@ -333,33 +407,37 @@ static void pl_take_drop(planner *P, int b, int w) {
         }
 }
 
-/* Greedy budget loop until the estimate reaches goal (parameters). */
+/* Greedy budget loop until the estimate reaches goal (parameters). Each move changes one
+ * block, so the estimate, the drop slope and the keys are refreshed for that block only. */
 static void pl_greedy(planner *P, int64_t goal, double *drop_slope, int *drop_which) {
-    while (pl_removed(P) < goal) {
+    int64_t removed = pl_removed(P);
+    while (removed < goal) {
         int top = P->n_heap > 0 ? P->heap[0] : -1;
-        double s_curve = top >= 0 ? pl_next_slope(P, top) : INFINITY;
+        double s_curve = top >= 0 ? P->key[top] : INFINITY;
         int bb = -1;
         double s_drop = INFINITY;
         for (int b = 0; b < P->L; b++)
             if (drop_slope[b] < s_drop) s_drop = drop_slope[b], bb = b;
         if (!isfinite(s_curve) && !isfinite(s_drop) && !(s_curve < 0)) break;   // nothing left
-        int block;
+        int block = s_drop < s_curve ? bb : P->cv[top].block;
+        int64_t before = pl_block_removed(P, block);
         if (s_drop < s_curve) {
             pl_take_drop(P, bb, drop_which[bb]);
-            block = bb;
+            /* curves of dropped sublayers take no more steps */
+            for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
+                int i = P->block_cv[block * CCE_CURVE_COUNT + kind], sl = curve_sublayer(kind);
+                if (i >= 0 && sl >= 0 && (P->dropped[block] & (1 << sl))) {
+                    P->cv[i].hi = P->cv[i].nh;
+                    heap_update(P, i);
+                }
+            }
         } else {
             pl_curve *c = &P->cv[top];
             c->hi++;
             c->k = c->hull[c->hi];
-            heap_down(P, 0);
-            block = c->block;
+            heap_update(P, top);
         }
-        /* curves of dropped sublayers take no more steps */
-        for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
-            int i = P->block_cv[block * CCE_CURVE_COUNT + kind], sl = curve_sublayer(kind);
-            if (i >= 0 && sl >= 0 && (P->dropped[block] & (1 << sl))) P->cv[i].hi = P->cv[i].nh;
-        }
-        heap_build(P);
+        removed += pl_block_removed(P, block) - before;
         drop_slope[block] = pl_best_drop(P, block, &drop_which[block]);
     }
 }
@@ -389,7 +467,7 @@ static void pl_threshold(planner *P, const cce_model *m, const cce_block_result 
             }
         } else if (c->kind == CCE_CURVE_DROP_BLOCK) {
             double E = r->out_energy > 0 ? r->out_energy : 1;
-            k = c->c->cost[1] / E < P->kn->eps;
+            k = c->c->cost[1] / E < P->kn->eps && !pl_drop_pinned(P, c->block, 3);
         }
         if (k > c->kmax) k = c->kmax;
         if (k < c->kmin) k = c->kmin;
@@ -416,11 +494,13 @@ cce_status cce_plan_build_blocks(cce_plan *p, const cce_model *m, const cce_bloc
             s = cce_err_set(err, CCE_ENOMEM, "planner: out of memory");
             goto done;
         }
-        for (int i = 0; i < P.n_cv; i++) {
+        P.n_heap = 0;
+        for (int i = 0; i < P.n_cv; i++) {   // drops are moves of their own (pl_best_drop), not heap curves
             pl_hull(&P.cv[i]);
-            P.heap[i] = i;
+            P.pos[i] = -1;
+            P.key[i] = pl_next_slope(&P, i);
+            if (curve_sublayer(P.cv[i].kind) >= 0) P.heap[P.n_heap++] = i;
         }
-        P.n_heap = P.n_cv;
         heap_build(&P);
         for (int b = 0; b < P.L; b++) drop_slope[b] = pl_best_drop(&P, b, &drop_which[b]);
         /* parameters outside the analysed blocks' curves count as kept */
@@ -482,22 +562,36 @@ void cce_plan_losses(cce_plan *p, const struct cce_block_result *const *blocks) 
         bp->L_rec = bp->L_sim = bp->L_reg = bp->L_cce = 0;
         if (!r) continue;
         double E = r->out_energy > 0 ? r->out_energy : 1;
-        int mask = bp->drop ? 3 : (bp->drop_attn ? 1 : 0) | (bp->drop_ffn ? 2 : 0);
+        const cce_curve *cv = r->curves;
         double brec = 0, bsim = 0, nuc = 0, nuc0 = 0;
         int n_sim = 0;
-        const cce_curve *cv = r->curves;
-        if (bp->drop && cv[CCE_CURVE_DROP_BLOCK].n) brec += curve_scale(p, b, CCE_CURVE_DROP_BLOCK) * cv[CCE_CURVE_DROP_BLOCK].cost[1];
-        else {
-            if (bp->drop_attn && cv[CCE_CURVE_DROP_ATTN].n) brec += curve_scale(p, b, CCE_CURVE_DROP_ATTN) * cv[CCE_CURVE_DROP_ATTN].cost[1];
-            if (bp->drop_ffn && cv[CCE_CURVE_DROP_FFN].n) brec += curve_scale(p, b, CCE_CURVE_DROP_FFN) * cv[CCE_CURVE_DROP_FFN].cost[1];
+        /* sublayers whose removal is priced by a drop curve (their other curves are then skipped);
+         * a removal without a drop curve (every neuron along the curve) is priced by the curves */
+        int dropped = bp->drop ? 3 : (bp->drop_attn ? 1 : 0) | (bp->drop_ffn ? 2 : 0), priced = 0;
+        int by_block = bp->drop && cv[CCE_CURVE_DROP_BLOCK].n &&
+                       (bp->steps[CCE_CURVE_DROP_BLOCK] || (!bp->steps[CCE_CURVE_DROP_ATTN] && !bp->steps[CCE_CURVE_DROP_FFN]));
+        if (by_block) {
+            brec += curve_scale(p, b, CCE_CURVE_DROP_BLOCK) * cv[CCE_CURVE_DROP_BLOCK].cost[1];
+            priced = 3;
+        } else {
+            for (int sl = 0; sl < 2; sl++) {
+                int dk = sl ? CCE_CURVE_DROP_FFN : CCE_CURVE_DROP_ATTN;
+                if ((dropped & (1 << sl)) && cv[dk].n) {
+                    brec += curve_scale(p, b, dk) * cv[dk].cost[1];
+                    priced |= 1 << sl;
+                }
+            }
         }
+        int mask = priced;
         for (int kind = 0; kind < CCE_CURVE_COUNT; kind++) {
             const cce_curve *c = &cv[kind];
             int sl = curve_sublayer(kind);
             if (c->n <= 0 || sl < 0) continue;
             nuc0 += c->nuc[0];
-            if (mask & (1 << sl)) continue;   // dropped: nothing retained
-            int k = bp->steps[kind];
+            if (mask & (1 << sl)) continue;   // dropped and priced by its drop curve: nothing retained
+            int gone = dropped & (1 << sl), comp = kind == CCE_CURVE_NEURONS || kind == CCE_CURVE_HEADS;
+            if (gone && !comp) continue;      // a matrix of a removed sublayer has no rank to pay for
+            int k = gone ? c->n : bp->steps[kind];   // removed without a drop curve: all of its components
             if (kind == CCE_CURVE_NEURONS && !k) k = prefix_steps(c, bp->neurons_removed, bp->n_neurons_removed);
             if (kind == CCE_CURVE_HEADS && !k) k = prefix_steps(c, bp->heads_removed, bp->n_heads_removed);
             if (kind >= CCE_CURVE_RANK_WQ && kind <= CCE_CURVE_RANK_W2 && !k && bp->rank[kind - CCE_CURVE_RANK_WQ])
@@ -505,8 +599,8 @@ void cce_plan_losses(cce_plan *p, const struct cce_block_result *const *blocks) 
                     if (c->order[q] >= bp->rank[kind - CCE_CURVE_RANK_WQ]) k = q + 1;
             if (k > c->n) k = c->n;
             brec += curve_scale(p, b, kind) * c->cost[k];
-            nuc += c->nuc[k];
-            if (kind == CCE_CURVE_NEURONS || kind == CCE_CURVE_HEADS) {
+            if (!gone) nuc += c->nuc[k];
+            if (comp && !gone) {
                 bsim += c->sim[k];
                 n_sim++;
             }

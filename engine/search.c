@@ -21,6 +21,10 @@ void cce_search_opts_default(cce_search_opts *o) {
     o->dev_seed = 7;
 }
 
+int cce_search_auto(const cce_model *m) {
+    return cce_model_params(m).non_embedding <= 5000000 ? 2 * m->cfg.n_layers + 6 : 0;
+}
+
 typedef struct {
     const cce_model *m;
     const cce_block_result *const *blocks;

@@ -1,5 +1,5 @@
 /*
- * gguf.h — listing the tensors of any GGUF file (v2/v3), for `cce info FILE.gguf`.
+ * gguf.h — listing the tensors and metadata of any GGUF file (v2/v3), for `cce info FILE.gguf`.
  *
  * Loading a GGUF model is cce_load_gguf (model.h); this header adds a read-only listing that
  * works for every architecture, including ones the engine cannot run. Both go through the same
@@ -32,5 +32,18 @@ typedef struct {
  * CCE_ENOMEM. Thread-safe (no shared state). */
 cce_status cce_gguf_list(const char *path, cce_gguf_tensor **tensors, int *n,
                          char *arch, size_t arch_cap, cce_err *err);
+
+/* One metadata entry of a GGUF file, rendered for display. */
+typedef struct {
+    char key[128];        // NUL-terminated; control bytes shown as '?'
+    char type[24];        // "uint32", "float32", "string", "array[string]", ...
+    char value[200];      // scalars as text, strings quoted (truncated with "..."), arrays as
+                          // "N items: first, second, ..." (at most 4 shown)
+} cce_gguf_meta;
+
+/* Parse and fully validate the GGUF file at path like cce_gguf_list, then return its metadata in
+ * file order. *meta is allocated with cce_alloc (cce_free; NULL when *n == 0). Errors as
+ * cce_gguf_list. Thread-safe. */
+cce_status cce_gguf_list_meta(const char *path, cce_gguf_meta **meta, int *n, cce_err *err);
 
 #endif

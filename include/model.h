@@ -85,7 +85,35 @@ typedef struct {
     int rope_interleaved; // 1: rotate adjacent pairs (2i, 2i+1) (llama2.c, GGUF); 0: HF half rotation (i, i+d_h/2)
     int tied;           // lm_head shares tok_emb
     int bos_id, eos_id; // -1 when unknown
+    /* RoPE frequency remapping (Llama-3 long context, linear interpolation); all read through
+     * cce_rope_inv_freq. Zero / NULL: plain theta^(-2j/d_h). */
+    int rope_scaling;             // CCE_ROPE_SCALING_*
+    float rope_factor;            // LINEAR, LLAMA3: the scaling factor (> 0)
+    float rope_low_freq_factor;   // LLAMA3: low_freq_factor
+    float rope_high_freq_factor;  // LLAMA3: high_freq_factor (> low_freq_factor)
+    int rope_orig_ctx;            // LLAMA3: original_max_position_embeddings
+    const float *rope_freq_div;   // (head_dim/2) per-pair divisors of the frequency (GGUF
+                                  // rope_freqs.weight), owned by the model, or NULL
+    int sliding_window;           // > 0: each token attends to at most this many positions
+                                  // (Mistral); longer sequences are refused, see cce_rope_inv_freq
 } cce_config;
+
+/* RoPE scaling kinds of cce_config.rope_scaling. */
+enum { CCE_ROPE_SCALING_NONE = 0, CCE_ROPE_SCALING_LINEAR = 1, CCE_ROPE_SCALING_LLAMA3 = 2 };
+
+/* The rotation frequency of RoPE pair j (0 <= j < head_dim/2) in radians per position, in
+ * double: base = theta^(-2j/d_h); LINEAR: base / factor; LLAMA3 (Hugging Face's
+ * _compute_llama3_parameters): with wavelength λ = 2π/base, L = rope_orig_ctx,
+ * λ < L/high_freq_factor -> base; λ > L/low_freq_factor -> base / factor; otherwise
+ * (1 − s)·base/factor + s·base with s = (L/λ − low_freq_factor) / (high − low); then divided by
+ * rope_freq_div[j] when present (llama.cpp's rope_freqs: θ_j / freq_factor_j). The one place both
+ * forward passes get their angles from. */
+double cce_rope_inv_freq(const cce_config *c, int j);
+
+/* The longest sequence the model can run exactly: CCE_OK for n <= sliding_window (or any n
+ * without one), else CCE_EUNSUPPORTED with a one-line message naming the window. Attention
+ * within a window of W tokens equals full causal attention on sequences of at most W tokens. */
+cce_status cce_config_check_positions(const cce_config *c, int n, cce_err *err);
 
 typedef struct cce_arena_block cce_arena_block;
 

@@ -161,7 +161,9 @@ typedef struct {
     double L_rec, L_sim, L_reg, L_cce;     // predicted totals
 } cce_plan;
 
-/* A plan with no decisions for m (every block kept whole); identities left empty. */
+/* A plan with no decisions for m (every block kept whole); identities left empty; default
+ * knobs and encoding options, with 32768 encoding tokens for models of at most 100M
+ * non-embedding parameters (8192 above). */
 cce_status cce_plan_init(cce_plan *p, const cce_model *m, cce_err *err);
 void cce_plan_free(cce_plan *p);
 /* Deep copy. */

@@ -33,6 +33,10 @@ typedef struct {
 
 void cce_search_opts_default(cce_search_opts *o);
 
+/* The default number of candidates for m ("--search auto"): 2·n_layers + 6 for models of at
+ * most 5M non-embedding parameters (each candidate costs one encoding: seconds there), else 0. */
+int cce_search_auto(const cce_model *m);
+
 typedef struct {
     int evaluated;       // candidate plans encoded and scored
     long dev_tokens;     // tokens in the dev set

@@ -3,7 +3,8 @@
 #   - stories260K (the trained default model)
 #   - a random-weight model of smollm-135m's shapes (`cce synth`, written to a temp dir)
 #   - `cce analyze` on stories260K, tinystories_2m5 and the synthetic smollm-135m
-#   - the TUI's frame time and key-to-redraw latency while the analysis runs (headless)
+#   - the TUI's frame time and key-to-redraw latency while the analysis runs and while a commit
+#     runs (headless), and the re-plan latency after a knob change on all three models
 # Prints each model's `cce bench` figures: SGEMM peak, load time, prefill tokens/s and GFLOP/s,
 # utilisation (prefill / SGEMM peak), decode tokens/s, peak RSS. Thread count: $OPENBLAS_NUM_THREADS
 # (make bench sets 2).
@@ -30,16 +31,31 @@ fi
 # The analysis (issue 3): 4096 calibration tokens; seconds per block by phase, the share of
 # block time spent in the BLAS/LAPACK-bound phases (forward sgemm, ssyrk stats, ssyevd, sgesdd),
 # and peak RSS (one block's statistics + the calibration hidden states + the weights).
-analysis() {  # name, model, analyze args...
-    local name=$1 model=$2; shift 2
+analysis() {  # name, file tag, model, analyze args... (the analysis file is kept for the re-plan figures)
+    local name=$1 tag=$2 model=$3; shift 3
     echo; echo "== cce analyze: $name (4096 tokens)"
-    "$CCE" analyze "$model" --tokens 4096 -o "$tmp/analysis.json" --json "$@" 2>/dev/null \
+    "$CCE" analyze "$model" --tokens 4096 -o "$tmp/$tag.analysis.json" --json "$@" 2>/dev/null \
         | sed -e 's/"angular_distance":\[[^]]*\],//' || status=1
 }
-analysis stories260K "$CCE_DATA/llama2c/stories260K.bin" --calib "$CCE_DATA/text/train/tinystories_v1_train_head.txt"
-analysis tinystories_2m5 "$CCE_DATA/llama2c/tinystories_2m5.bin" --tokenizer "$CCE_DATA/llama2c/tok512.bin" \
+analysis stories260K s260k "$CCE_DATA/llama2c/stories260K.bin" --calib "$CCE_DATA/text/train/tinystories_v1_train_head.txt"
+analysis tinystories_2m5 s2m5 "$CCE_DATA/llama2c/tinystories_2m5.bin" --tokenizer "$CCE_DATA/llama2c/tok512.bin" \
     --calib "$CCE_DATA/text/train/tinystories_v1_train_head.txt"
-[ -d "$tmp/smollm-135m" ] && analysis "synthetic smollm-135m" "$tmp/smollm-135m" --random-tokens
+[ -d "$tmp/smollm-135m" ] && analysis "synthetic smollm-135m" smollm "$tmp/smollm-135m" --random-tokens
+
+# Re-plan latency (DESIGN §6: <= 10 ms): the planner over the cached curves of a whole analysis
+# (read from the files above: `cce tui --analysis`), 200 re-plans over the budget ladder 5%..50%
+# (tui/script.c `replan-bench`): the build itself (cce_plan_build on the TUI's planner thread)
+# and request to adoption by the UI. Keys never wait for it (tui.h).
+printf 'wait analysis\nreplan-bench 200\n' > "$tmp/replan.script"
+replan() {  # name, tag, model, tui args...
+    local name=$1 tag=$2 model=$3; shift 3
+    [ -f "$tmp/$tag.analysis.json" ] || return 0
+    echo; echo "== cce tui: re-plan latency, $name"
+    "$CCE" tui "$model" --analysis "$tmp/$tag.analysis.json" "$@" --script "$tmp/replan.script" | sed "s/^/$name: /" || status=1
+}
+replan stories260K s260k "$CCE_DATA/llama2c/stories260K.bin"
+replan tinystories_2m5 s2m5 "$CCE_DATA/llama2c/tinystories_2m5.bin" --tokenizer "$CCE_DATA/llama2c/tok512.bin"
+[ -d "$tmp/smollm-135m" ] && replan "synthetic smollm-135m" smollm "$tmp/smollm-135m"
 
 # The TUI (issue 9): frame time and key-to-redraw latency while the analysis runs on the worker
 # thread, headless on a 120x40 canvas (tui/script.c `bench N`: keys that visit every view, one
@@ -53,4 +69,13 @@ if [ -f "$CCE_DATA/llama2c/tinystories_2m5.bin" ]; then
         --script "$tmp/bench.script" | sed 's/^/tinystories_2m5: /' || status=1
 fi
 "$CCE" tui "$CCE_DATA/llama2c/stories260K.bin" --screen 120x40 --colors 256 --script "$tmp/bench.script" | sed 's/^/stories260K: /' || status=1
+
+# ... and while a commit runs on the task thread (encode, evaluate before and after, histograms):
+# the same keys, started right after `:commit`.
+echo; echo "== cce tui: key-to-redraw latency while a commit runs (headless, 120x40)"
+printf 'wait analysis\ncmd :commit\nbench 1500\nwait commit\n' > "$tmp/commit.script"
+if [ -f "$CCE_DATA/llama2c/tinystories_2m5.bin" ]; then
+    CCE_SESSIONS="$tmp/sessions" "$CCE" tui "$CCE_DATA/llama2c/tinystories_2m5.bin" --tokenizer "$CCE_DATA/llama2c/tok512.bin" \
+        --screen 120x40 --colors 256 --eval-tokens 65536 --script "$tmp/commit.script" | sed 's/^/tinystories_2m5: /' || status=1
+fi
 exit $status

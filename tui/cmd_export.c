@@ -1,9 +1,14 @@
 /*
- * cmd_export.c — `cce export MODEL -o DIR [--tokenizer FILE] [--no-tokenizer]
- * [--dtype f32|f16|bf16] [--json]`: write any loadable model as a Hugging Face directory
- * (config.json, model.safetensors — F32 by default, exact —, tokenizer.json when the model has
- * a tokenizer). llama2.c/GGUF models get their q/k rows
- * permuted to HF's RoPE convention (see include/export.h), so transformers loads them too.
+ * cmd_export.c — `cce export MODEL -o OUT [--format hf|gguf] [--dtype TYPE] [--tokenizer FILE]
+ * [--no-tokenizer] [--json]`: write any loadable model
+ *  - as a Hugging Face directory (--format hf, the default unless OUT ends in .gguf):
+ *    config.json, model.safetensors (--dtype f32 (default, exact), f16 or bf16), tokenizer.json
+ *    when the model has a tokenizer; llama2.c/GGUF models get their q/k rows permuted to HF's
+ *    RoPE convention (see include/export.h), so transformers loads them too;
+ *  - as one GGUF file (--format gguf): architecture llama, or deci for per-layer shapes, with the
+ *    tokenizer in its metadata (--dtype f32 (default), f16 or q8_0); what the file cannot carry
+ *    exactly is printed as one "cce: note:" line on stderr (and as "note" in --json), what
+ *    llama.cpp could not run is refused with one error line.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,12 +18,51 @@
 #include "export.h"
 #include "safetensors.h"
 
+static int export_gguf(const char *out, cce_model *m, cce_tokenizer *tok, const char *dt, int json) {
+    cce_wtype dtype = CCE_WT_F32;
+    if (dt) {
+        if (!strcasecmp(dt, "f32")) dtype = CCE_WT_F32;
+        else if (!strcasecmp(dt, "f16")) dtype = CCE_WT_F16;
+        else if (!strcasecmp(dt, "q8_0")) dtype = CCE_WT_Q8_0;
+        else return cli_fail("export: --dtype '%s' is not one of f32, f16, q8_0 (GGUF)", dt);
+    }
+    cce_err err = {{0}};
+    cce_gguf_export_info info;
+    cce_status xs = cce_export_gguf_ex(m, tok, out, dtype, &info, &err);
+    if (xs) {
+        int rc = cli_fail_err(&err);
+        return xs == CCE_ECANCEL ? 130 : rc;
+    }
+    if (info.note[0]) fprintf(stderr, "cce: note: %s: %s\n", out, info.note);
+    cce_param_count p = cce_model_params(m);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", out);
+        cJSON_AddStringToObject(o, "format", "gguf");
+        cJSON_AddStringToObject(o, "arch", info.arch);
+        cJSON_AddNumberToObject(o, "blocks", info.n_blocks);
+        cJSON_AddNumberToObject(o, "tensors", info.n_tensors);
+        cJSON_AddNumberToObject(o, "params", (double)p.total);
+        cJSON_AddNumberToObject(o, "bytes", (double)info.bytes);
+        cJSON_AddBoolToObject(o, "tokenizer", tok != NULL);
+        cJSON_AddStringToObject(o, "dtype", cce_wtype_name(dtype));
+        cJSON_AddStringToObject(o, "note", info.note);
+        cli_json_print(o);
+    } else {
+        printf("wrote %s: GGUF %s, %d blocks, %s, %lld parameters, %llu bytes%s\n", out, info.arch, info.n_blocks,
+               cce_wtype_name(dtype), (long long)p.total, (unsigned long long)info.bytes,
+               tok ? " (with tokenizer)" : " (no tokenizer)");
+    }
+    return 0;
+}
+
 int cmd_export(int argc, char **argv) {
     cli_opt opts[] = {
-        {"output", 1, "output directory (created if missing)", NULL},
+        {"output", 1, "output directory (hf) or file (gguf)", NULL},
+        {"format", 1, "hf (a directory, default) or gguf (one file; default when -o ends in .gguf)", NULL},
         {"tokenizer", 1, "tokenizer file", NULL},
-        {"no-tokenizer", 0, "do not write tokenizer.json", NULL},
-        {"dtype", 1, "weight type in the file: f32 (default, exact), f16 or bf16", NULL},
+        {"no-tokenizer", 0, "do not write the tokenizer", NULL},
+        {"dtype", 1, "weight type: hf f32 (default, exact), f16, bf16; gguf f32 (default), f16, q8_0", NULL},
         {"json", 0, "print one JSON object", NULL},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -26,11 +70,15 @@ int cmd_export(int argc, char **argv) {
     int n_pos;
     if (cli_parse(argc, argv, opts, n_opts, pos, 1, &n_pos)) return 2;
     const char *out = cli_get(opts, n_opts, "output");
-    if (!out) return cli_fail("export: missing -o DIR (the output directory)");
+    if (!out) return cli_fail("export: missing -o DIR (the output directory, or FILE.gguf with --format gguf)");
     int json = cli_get(opts, n_opts, "json") != NULL;
+    const char *fmt = cli_get(opts, n_opts, "format");
+    int gguf = fmt ? !strcasecmp(fmt, "gguf") : cce_str_ends_with(out, ".gguf");
+    if (fmt && !gguf && strcasecmp(fmt, "hf"))
+        return cli_fail("export: --format '%s' is not one of hf, gguf", fmt);
     const char *dt = cli_get(opts, n_opts, "dtype");
     int dtype = CCE_ST_F32;
-    if (dt) {
+    if (dt && !gguf) {
         if (!strcasecmp(dt, "f32")) dtype = CCE_ST_F32;
         else if (!strcasecmp(dt, "f16")) dtype = CCE_ST_F16;
         else if (!strcasecmp(dt, "bf16")) dtype = CCE_ST_BF16;
@@ -43,8 +91,12 @@ int cmd_export(int argc, char **argv) {
         cce_tokenizer_free(tok);
         tok = NULL;
     }
-    cce_err err = {{0}};
     int rc = 0;
+    if (gguf) {
+        rc = export_gguf(out, m, tok, dt, json);
+        goto done;
+    }
+    cce_err err = {{0}};
     cce_status xs = cce_export_hf_dtype(m, tok, out, dtype, &err);
     if (xs) {
         rc = cli_fail_err(&err);

@@ -3,8 +3,12 @@
  *
  * For a model (llama2.c .bin, llama .gguf, Hugging Face directory): architecture, shapes,
  * parameter counts (non-embedding separately; a tied head counts once), per-layer shapes.
- * For a bare .safetensors file, or a .gguf that is not a llama model: the tensor table, after the
- * same full validation the loaders do — the quick way to check a download.
+ * For a bare .safetensors file: the tensor table, after the same full validation the loader does.
+ * For a .gguf file that is valid GGUF but not a model the engine can run (another architecture,
+ * missing metadata or tensors, an unsupported type): its tensors and metadata, after full
+ * validation, and one line "cannot run: <why>" (the loader's own message) — exit 0, since the file
+ * itself is fine; --json says "runnable": false and "why". A malformed file is an error as
+ * everywhere. --tensors lists any .gguf / .safetensors file without loading it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,9 +35,11 @@ typedef struct {
     uint64_t nbytes;
 } tensor_row;
 
-/* Print a validated tensor table: human lines, or one JSON object. */
+/* Print a validated tensor table (and GGUF metadata, and why a GGUF cannot run: why NULL when not
+ * asked): human lines, or one JSON object. */
 static void print_tensors(const char *path, const char *format, const char *title, const char *arch,
-                          const tensor_row *rows, int n, int json) {
+                          const tensor_row *rows, int n, const cce_gguf_meta *meta, int n_meta, const char *why,
+                          int json) {
     int64_t total = 0;
     cJSON *arr = json ? cJSON_CreateArray() : NULL;
     if (!json) printf("%s: %s, %d tensors\n", path, title, n);
@@ -66,31 +72,58 @@ static void print_tensors(const char *path, const char *format, const char *titl
         cJSON_AddNumberToObject(root, "n_tensors", n);
         cJSON_AddNumberToObject(root, "elements", (double)total);
         cJSON_AddItemToObject(root, "tensors", arr);
+        if (meta) {
+            cJSON *ma = cJSON_AddArrayToObject(root, "metadata");
+            for (int i = 0; ma && i < n_meta; i++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "key", meta[i].key);
+                cJSON_AddStringToObject(o, "type", meta[i].type);
+                cJSON_AddStringToObject(o, "value", meta[i].value);
+                cJSON_AddItemToArray(ma, o);
+            }
+        }
+        if (why) {
+            cJSON_AddBoolToObject(root, "runnable", 0);
+            cJSON_AddStringToObject(root, "why", why);
+        }
         cli_json_print(root);
     } else {
         char c[32];
         fmt_count(total, c, sizeof c);
         printf("  %s elements in all\n", c);
+        if (meta) {
+            printf("metadata   %d keys\n", n_meta);
+            for (int i = 0; i < n_meta; i++) printf("  %-40s %-15s %s\n", meta[i].key, meta[i].type, meta[i].value);
+        }
+        if (why) printf("cannot run: %s\n", why);
     }
 }
 
-static int list_gguf(const char *path, int json) {
+/* Tensors and metadata of a GGUF file; why: the reason it cannot run, or NULL. */
+static int list_gguf(const char *path, const char *why, int json) {
     cce_err err = {{0}};
     cce_gguf_tensor *t = NULL;
-    int n = 0;
+    cce_gguf_meta *meta = NULL;
+    int n = 0, n_meta = 0;
     char arch[64] = "", title[128];
     if (cce_gguf_list(path, &t, &n, arch, sizeof arch, &err)) return cli_fail_err(&err);
+    if (cce_gguf_list_meta(path, &meta, &n_meta, &err)) {
+        cce_free(t);
+        return cli_fail_err(&err);
+    }
     tensor_row *rows = cce_alloc_zero(n ? (size_t)n : 1, sizeof *rows);
     if (!rows) {
         cce_free(t);
+        cce_free(meta);
         return cli_fail("%s: out of memory listing %d tensors", path, n);
     }
     for (int i = 0; i < n; i++)
         rows[i] = (tensor_row){t[i].name, t[i].dtype, t[i].n_dims, t[i].shape, t[i].nbytes};
     snprintf(title, sizeof title, "GGUF, architecture '%s'", arch);
-    print_tensors(path, "gguf", title, arch, rows, n, json);
+    print_tensors(path, "gguf", title, arch, rows, n, meta, n_meta, why, json);
     cce_free(rows);
     cce_free(t);
+    cce_free(meta);
     return 0;
 }
 
@@ -106,21 +139,19 @@ static int list_safetensors(const char *path, int json) {
     for (int i = 0; i < st.n; i++)
         rows[i] = (tensor_row){st.t[i].name, cce_st_dtype_name(st.t[i].dtype), st.t[i].n_dims, st.t[i].shape,
                                st.t[i].end - st.t[i].begin};
-    print_tensors(path, "safetensors", "safetensors", NULL, rows, st.n, json);
+    print_tensors(path, "safetensors", "safetensors", NULL, rows, st.n, NULL, 0, NULL, json);
     cce_free(rows);
     cce_st_close(&st);
     return 0;
 }
 
-static int is_gguf_non_llama(const char *path) {
-    /* a GGUF file whose architecture we do not run is listed rather than loaded */
-    cce_err err = {{0}};
-    cce_gguf_tensor *t = NULL;
-    int n = 0;
-    char arch[64] = "";
-    if (cce_gguf_list(path, &t, &n, arch, sizeof arch, &err)) return 0; /* let the loader report */
-    cce_free(t);
-    return strcmp(arch, "llama") != 0;
+static int is_gguf_file(const char *path) {
+    unsigned char magic[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t got = fread(magic, 1, 4, f);
+    fclose(f);
+    return got == 4 && !memcmp(magic, "GGUF", 4);
 }
 
 int cmd_info(int argc, char **argv) {
@@ -136,14 +167,30 @@ int cmd_info(int argc, char **argv) {
     int json = cli_get(opts, n_opts, "json") != NULL;
     const char *path = n_pos ? pos[0] : NULL;
     struct stat st;
-    if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-        if (cce_str_ends_with(path, ".safetensors")) return list_safetensors(path, json);
-        if (cce_str_ends_with(path, ".gguf") && (cli_get(opts, n_opts, "tensors") || is_gguf_non_llama(path)))
-            return list_gguf(path, json);
-    }
     cce_model *m = NULL;
     cce_tokenizer *tok = NULL;
-    if (cli_open_model(path, cli_get(opts, n_opts, "tokenizer"), 0, &m, &tok)) return 1;
+    if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (cce_str_ends_with(path, ".safetensors")) return list_safetensors(path, json);
+        int gguf = is_gguf_file(path);
+        if (gguf && cli_get(opts, n_opts, "tensors")) return list_gguf(path, NULL, json);
+        if (gguf) {
+            /* a valid GGUF file the engine cannot run is listed, with the loader's reason */
+            cce_err err = {{0}};
+            cce_open_opts o = {.tokenizer_path = cli_get(opts, n_opts, "tokenizer")};
+            cce_status s = cce_model_open(path, &o, &m, &tok, &err);
+            if (s == CCE_EFORMAT || s == CCE_EUNSUPPORTED) {
+                cce_gguf_tensor *t = NULL;
+                int n = 0;
+                cce_err lerr = {{0}};
+                if (cce_gguf_list(path, &t, &n, NULL, 0, &lerr) == CCE_OK) {
+                    cce_free(t);
+                    return list_gguf(path, err.msg, json);
+                }
+            }
+            if (s) return cli_fail_err(&err);
+        }
+    }
+    if (!m && cli_open_model(path, cli_get(opts, n_opts, "tokenizer"), 0, &m, &tok)) return 1;
     const cce_config *c = &m->cfg;
     cce_param_count p = cce_model_params(m);
     if (json) {

@@ -105,7 +105,7 @@ int cmd_plan(int argc, char **argv) {
         {"no-refit-inputs", 0, "do not refit q/k/v and gate/up rows", NULL},
         {"refit", 1, "changed | all: which blocks the encoder refits (default all)", NULL},
         {"analysis", 1, "reuse an analysis file of `cce analyze` for this model and calibration", NULL},
-        {"search", 1, "refine the allocation by encoding and scoring N candidate plans on held-out calibration windows", NULL},
+        {"search", 1, "N | auto: refine the allocation by encoding and scoring N candidate plans on held-out calibration windows (auto: 2L+6 on models up to 5M parameters, else 0)", NULL},
         {"tokenizer", 1, "tokenizer file", NULL},
         {"output", 1, "plan file to write", NULL},
         {"json", 0, "print the plan as one JSON object", NULL},
@@ -135,8 +135,11 @@ int cmd_plan(int argc, char **argv) {
     double ridge = 1e-3;
     if (cli_get_long(opts, n_opts, "tokens", 2, 1L << 24, &tokens) || cli_get_long(opts, n_opts, "seq-len", 2, 1 << 20, &seq_len) ||
         cli_get_long(opts, n_opts, "seed", 0, (1L << 53), &seed) || cli_get_long(opts, n_opts, "enc-tokens", 2, 1L << 24, &enc_tokens) ||
-        cli_get_double(opts, n_opts, "ridge", 1e-12, 1e3, &ridge) || cli_get_long(opts, n_opts, "search", 0, 100000, &search))
+        cli_get_double(opts, n_opts, "ridge", 1e-12, 1e3, &ridge))
         return 2;
+    const char *search_s = cli_get(opts, n_opts, "search");
+    int search_auto = !search_s || !strcmp(search_s, "auto");
+    if (!search_auto && cli_get_long(opts, n_opts, "search", 0, 100000, &search)) return 2;
     const char *redist = cli_get(opts, n_opts, "redistribute"), *refit = cli_get(opts, n_opts, "refit");
     if (redist && strcmp(redist, "none") && strcmp(redist, "lsq") && strcmp(redist, "bias"))
         return cli_fail("plan: --redistribute must be none, lsq or bias, not '%s'", redist);
@@ -183,7 +186,8 @@ int cmd_plan(int argc, char **argv) {
     size_t stream = 0;
     int n_seq = 0, sl = 0;
     cce_analysis_calib_info(job, &stream, &n_seq, &sl);
-    snprintf(p.calib.path, sizeof p.calib.path, "%s", cal.path);
+    char absolute[4096];   // the plan names its calibration by a path that works from anywhere
+    snprintf(p.calib.path, sizeof p.calib.path, "%s", realpath(cal.path, absolute) ? absolute : cal.path);
     memcpy(p.calib.sha256, cal.sha256, sizeof p.calib.sha256);
     p.calib.tokens = (long)n_seq * sl;
     p.calib.seq_len = sl;
@@ -192,6 +196,7 @@ int cmd_plan(int argc, char **argv) {
         rc = cli_fail_err(&err);
         goto done;
     }
+    if (search_auto) search = cce_search_auto(m);
     if (search > 0) {
         cce_search_opts so;
         cce_search_opts_default(&so);
@@ -215,6 +220,10 @@ int cmd_plan(int argc, char **argv) {
         rc = cli_fail_err(&err);
         goto done;
     }
+    if (p.knobs.target > 0 && p.removed_fraction + 1e-12 < p.knobs.target)
+        fprintf(stderr, "cce: warning: the plan removes %.2f%% of the non-embedding parameters, short of the %.2f%% "
+                        "target (pins, or nothing left that the analysis can price)\n",
+                100 * p.removed_fraction, 100 * p.knobs.target);
     if (cli_get(opts, n_opts, "json")) {
         char *text = NULL;
         if (cce_plan_to_json(&p, &text, &err)) { rc = cli_fail_err(&err); goto done; }
@@ -242,7 +251,7 @@ int cmd_apply(int argc, char **argv) {
         {"plan", 1, "plan file (cce plan)", NULL},
         {"output", 1, "output directory (hf) or file (gguf)", NULL},
         {"format", 1, "hf | gguf (default hf)", NULL},
-        {"dtype", 1, "weights: f32 | f16 | bf16 (hf)", NULL},
+        {"dtype", 1, "weights: f32 | f16 | bf16 (hf); f32 | f16 | q8_0 (gguf)", NULL},
         {"calib", 1, "calibration text, if not where the plan says", NULL},
         {"tokenizer", 1, "tokenizer file", NULL},
         {"json", 0, "one JSON object on stdout", NULL},
@@ -257,13 +266,17 @@ int cmd_apply(int argc, char **argv) {
     if (!out_path) return cli_fail("apply: -o OUT is required");
     if (format && strcmp(format, "hf") && strcmp(format, "gguf"))
         return cli_fail("apply: --format must be hf or gguf, not '%s'", format);
-    if (format && !strcmp(format, "gguf"))
-        return cli_fail("apply: --format gguf needs the GGUF writer, which this build lacks");
+    int gguf = format ? !strcmp(format, "gguf") : cce_str_ends_with(out_path, ".gguf");
     int dtype = CCE_ST_F32;
-    if (dtype_s) {
+    cce_wtype gtype = CCE_WT_F32;
+    if (dtype_s && gguf) {
+        if (!strcmp(dtype_s, "f16")) gtype = CCE_WT_F16;
+        else if (!strcmp(dtype_s, "q8_0")) gtype = CCE_WT_Q8_0;
+        else if (strcmp(dtype_s, "f32")) return cli_fail("apply: --dtype for gguf must be f32, f16 or q8_0, not '%s'", dtype_s);
+    } else if (dtype_s) {
         if (!strcmp(dtype_s, "f16")) dtype = CCE_ST_F16;
         else if (!strcmp(dtype_s, "bf16")) dtype = CCE_ST_BF16;
-        else if (strcmp(dtype_s, "f32")) return cli_fail("apply: --dtype must be f32, f16 or bf16, not '%s'", dtype_s);
+        else if (strcmp(dtype_s, "f32")) return cli_fail("apply: --dtype for hf must be f32, f16 or bf16, not '%s'", dtype_s);
     }
     cce_model *m = NULL, *c = NULL;
     cce_tokenizer *tok = NULL;
@@ -274,23 +287,32 @@ int cmd_apply(int argc, char **argv) {
     if (cli_open_model(n_pos ? pos[0] : NULL, cli_get(opts, n_opts, "tokenizer"), 1, &m, &tok)) goto done;
     if ((rc = cli_open_plan(m, tok, plan_path, cli_get(opts, n_opts, "calib"), &p, &c))) goto done;
     rc = 1;
-    if (cce_export_hf_dtype(c, tok, out_path, dtype, &err)) {
-        rc = cli_fail_err(&err);
+    cce_gguf_export_info gi;
+    memset(&gi, 0, sizeof gi);
+    if (gguf ? cce_export_gguf_ex(c, tok, out_path, gtype, &gi, &err) : cce_export_hf_dtype(c, tok, out_path, dtype, &err)) {
+        if (cli_interrupted) {
+            fprintf(stderr, "cce: interrupted\n");
+            rc = 130;
+        } else rc = cli_fail_err(&err);
         goto done;
     }
+    if (gguf && gi.note[0]) fprintf(stderr, "cce: note: %s: %s\n", out_path, gi.note);
     cce_param_count pc = cce_model_params(c), p0 = cce_model_params(m);
-    uint64_t bytes = cce_export_dir_bytes(out_path);
+    uint64_t bytes = gguf ? gi.bytes : cce_export_dir_bytes(out_path);
+    const char *fmt_name = gguf ? "gguf" : "hf";
     if (cli_get(opts, n_opts, "json")) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "output", out_path);
-        cJSON_AddStringToObject(o, "format", "hf");
+        cJSON_AddStringToObject(o, "format", fmt_name);
+        if (gguf) cJSON_AddStringToObject(o, "arch", gi.arch);
         cJSON_AddNumberToObject(o, "params_before", (double)p0.non_embedding);
         cJSON_AddNumberToObject(o, "params_after", (double)pc.non_embedding);
         cJSON_AddNumberToObject(o, "removed_fraction", 1.0 - (double)pc.non_embedding / (double)p0.non_embedding);
         cJSON_AddNumberToObject(o, "bytes", (double)bytes);
         cli_json_print(o);
     } else {
-        printf("wrote %s (hf): non-embedding parameters %lld -> %lld (%.2f%% removed), %llu bytes on disk\n", out_path,
+        printf("wrote %s (%s%s%s): non-embedding parameters %lld -> %lld (%.2f%% removed), %llu bytes on disk\n", out_path,
+               fmt_name, gguf ? ", architecture " : "", gguf ? gi.arch : "",
                (long long)p0.non_embedding, (long long)pc.non_embedding,
                100.0 * (1.0 - (double)pc.non_embedding / (double)p0.non_embedding), (unsigned long long)bytes);
     }

@@ -17,7 +17,7 @@
 
 static const view_ops *const views[VIEW_COUNT] = {
     [VIEW_LAYERS] = &view_layers, [VIEW_SPECTRUM] = &view_spectrum, [VIEW_HEATMAP] = &view_heatmap,
-    [VIEW_HIST] = &view_hist, [VIEW_HELP] = &view_help, [VIEW_LOG] = &view_log,
+    [VIEW_HIST] = &view_hist, [VIEW_PLAN] = &view_plan, [VIEW_HELP] = &view_help, [VIEW_LOG] = &view_log,
 };
 
 const view_ops *tui_view(int id) { return views[id >= 0 && id < VIEW_COUNT ? id : 0]; }
@@ -193,4 +193,38 @@ int draw_wrapped(canvas *c, int x, int y, int w, int max_rows, const char *text,
         ind = indent;
     }
     return rows;
+}
+
+/* ------------------------------------------------------------------ plan cells */
+
+void fmt_params_short(double p, char *buf, size_t cap) {
+    double a = p < 0 ? -p : p;
+    if (a >= 1e9) snprintf(buf, cap, "%.2fG", p / 1e9);
+    else if (a >= 1e6) snprintf(buf, cap, "%.2fM", p / 1e6);
+    else if (a >= 1e4) snprintf(buf, cap, "%.1fk", p / 1e3);
+    else snprintf(buf, cap, "%.0f", p);
+}
+
+const char *plan_drop_text(const cce_block_plan *b) {
+    if (!b) return "-";
+    return b->drop ? "block" : b->drop_attn && b->drop_ffn ? "both" : b->drop_attn ? "attn" : b->drop_ffn ? "ffn" : "-";
+}
+
+void plan_ranks_text(const app *a, int l, const cce_block_plan *b, char *buf, size_t cap) {
+    size_t o = 0;
+    buf[0] = 0;
+    for (int k = 0; b && k < CCE_LIN_COUNT && o + 1 < cap; k++)
+        if (b->rank[k] > 0) o += (size_t)snprintf(buf + o, cap - o, "%s%s:%d", o ? " " : "", cce_lin_names[k], b->rank[k]);
+    if (!o) snprintf(buf, cap, "dense");
+}
+
+void draw_count(canvas *c, int x, int y, int w, int k, int n, int role) {
+    char b[48];
+    int kw = snprintf(b, sizeof b, "%d", k), nw = snprintf(b, sizeof b, "%d", n);
+    int left = (w - 1) / 2, right = w - 1 - left;
+    if (kw <= left && nw <= right) canvas_printf(c, x, y, w, role, 0, "%*d/%-*d", left, k, right, n);
+    else {
+        snprintf(b, sizeof b, "%.0f%%", n > 0 ? 100.0 * k / n : 0.0);
+        canvas_printf(c, x, y, w, role, 0, "%*s", w, b);
+    }
 }

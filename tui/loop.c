@@ -1,15 +1,18 @@
 /*
  * loop.c — the one loop: events in, reactions out, and the only place that redraws.
  *
- * Events are keys (terminal, or script lines in headless mode), wake-ups from the worker and
- * signals (both a byte on the wake-up pipe), and a 100 ms tick while the analysis runs, which
- * refreshes the progress bar and phase (progress is throttled to that interval, as ncdu does).
- * Every handler returns reaction flags; the loop restarts the analysis on R_RESTART, repaints on
- * R_RELAYOUT (resize, Ctrl-L), redraws on R_REDRAW and stops on R_QUIT. All keys waiting are
- * dispatched before one redraw, so a burst of input costs one frame.
+ * Events are keys (terminal, or script lines in headless mode), wake-ups from the worker, the
+ * planner and the task thread and signals (all a byte on the wake-up pipe), and a 100 ms tick
+ * while the analysis or a task runs, which refreshes the progress bar and phase (progress is
+ * throttled to that interval, as ncdu does). Every handler returns reaction flags; the loop
+ * restarts the analysis on R_RESTART, sends the plan's inputs to the planner on R_REPLAN (once
+ * per batch of keys), repaints on R_RELAYOUT (resize, Ctrl-L), redraws on R_REDRAW and stops on
+ * R_QUIT. All keys waiting are dispatched before one redraw, so a burst of input costs one frame
+ * and one re-plan.
  *
- * The frame (tui_render) is: the tab bar (row 0), the current view, the status line (model,
- * every knob, analysis progress) and the message / command line (last row). Below 60 × 16 the
+ * The frame (tui_render) is: the tab bar (row 0), the current view, the status line (model, a
+ * '*' when there are unsaved changes, every knob, the last measured perplexity, the progress of
+ * the analysis or of a commit) and the message / command line (last row). Below 60 × 16 the
  * screen says how large it must be; keys keep working.
  */
 #include <errno.h>
@@ -30,7 +33,7 @@ volatile sig_atomic_t tui_signal;
 /* The tab bar, in the widest of three forms that fits: " cce  1 Layers ... block 2 of 0-4",
  * without the program name, or with short titles and "blk 2/4". */
 static void draw_tabs(app *a, canvas *c) {
-    static const char *short_titles[VIEW_COUNT] = {"Layers", "Spectr", "Heat", "Hist", "Help", "Log"};
+    static const char *short_titles[VIEW_COUNT] = {"Layers", "Spectr", "Heat", "Hist", "Plan", "Help", "Log"};
     canvas_fill(c, (rect){0, 0, a->w, 1}, " ", ROLE_TITLE, 0);
     int L = tui_n_layers(a);
     for (int tier = 0; tier < 3; tier++) {
@@ -57,7 +60,16 @@ static void draw_tabs(app *a, canvas *c) {
 /* The progress segment: text and the fraction for the bar (-1: no bar). */
 static void progress_text(app *a, char *buf, size_t cap, double *frac, int terse) {
     int done, total;
-    char phase[96], t[32];
+    char phase[128], t[32];
+    if (a->tk && task_state(a->tk) <= JOB_RUNNING) {
+        int step, steps;
+        task_progress(a->tk, &done, &total, &step, &steps, phase, sizeof phase);
+        const char *what = task_kind_of(a->tk) == TASK_COMMIT ? "commit" : "search";
+        *frac = total > 0 ? (double)done / total : 0;
+        if (terse) snprintf(buf, cap, "%s %d/%d", what, step, steps);
+        else snprintf(buf, cap, "%s %d/%d: %s (Esc cancels)", what, step, steps, phase);
+        return;
+    }
     tui_progress(a, &done, &total, phase, sizeof phase);
     job_state s = worker_state(a->wk);
     int L = tui_n_layers(a);
@@ -67,6 +79,10 @@ static void progress_text(app *a, char *buf, size_t cap, double *frac, int terse
         snprintf(buf, cap, "analysis starting");
         break;
     case JOB_RUNNING:
+        if (worker_loaded(a->wk) && !worker_job(a->wk)) {
+            snprintf(buf, cap, terse ? "loading" : "reading the analysis file");
+            break;
+        }
         *frac = total > 0 ? (double)done / total : 0;
         if (worker_held(a->wk)) snprintf(buf, cap, terse ? "%d/%d held" : "%d/%d held by the script", done, total);
         else if (terse) snprintf(buf, cap, "%d/%d", done, total);
@@ -74,7 +90,8 @@ static void progress_text(app *a, char *buf, size_t cap, double *frac, int terse
         break;
     case JOB_DONE:
         fmt_seconds(a, worker_elapsed(a->wk), t, sizeof t);
-        snprintf(buf, cap, terse ? "analysed" : "analysis done: %d blocks, %s", L, t);
+        if (worker_loaded(a->wk)) snprintf(buf, cap, terse ? "analysed" : "analysis read: %d blocks", L);
+        else snprintf(buf, cap, terse ? "analysed" : "analysis done: %d blocks, %s", L, t);
         break;
     case JOB_CANCELLED:
         snprintf(buf, cap, terse ? "cancelled" : "cancelled: %d of %d blocks (r reruns)", done > 0 ? done - 1 : 0, L);
@@ -101,22 +118,24 @@ static void draw_status(app *a, canvas *c, int y) {
         canvas_text(c, 1, y, a->w - 2, a->cmd_hint, ROLE_STATUS, 0);
         return;
     }
-    char prog[160];
+    char prog[200], name[300], ppl[48] = "";
     double frac;
     int bar_w = 10;
     progress_text(a, prog, sizeof prog, &frac, 0);
+    snprintf(name, sizeof name, "%s%s", a->model_name, a->dirty ? "*" : "");
+    if (a->n_commits) snprintf(ppl, sizeof ppl, "ppl %.2f", a->commits[a->n_commits - 1].after.ppl);
     int gap = 2;
-    int kw = knobs_width(a, gap), mw = canvas_text_width(a->model_name) + 3;
+    int kw = knobs_width(a, gap) + (ppl[0] ? (int)strlen(ppl) + gap : 0), mw = canvas_text_width(name) + 3;
     int pw = canvas_text_width(prog) + (frac >= 0 ? bar_w + 1 : 0) + 1;
     if (mw + kw + pw > a->w) mw = 0;
-    if (kw + pw > a->w) { gap = 1; kw = knobs_width(a, gap); }
+    if (kw + pw > a->w) { gap = 1; kw = knobs_width(a, gap) + (ppl[0] ? (int)strlen(ppl) + gap : 0); }
     if (kw + pw > a->w) {
         progress_text(a, prog, sizeof prog, &frac, 1);
         pw = canvas_text_width(prog) + (frac >= 0 ? bar_w + 1 : 0) + 1;
     }
     if (kw + pw > a->w && frac >= 0) { bar_w = 4; pw -= 6; }
     int x = 1;
-    if (mw) x += canvas_text(c, x, y, mw, a->model_name, ROLE_STATUS, ATTR_BOLD) + 2;
+    if (mw) x += canvas_text(c, x, y, mw, name, ROLE_STATUS, ATTR_BOLD) + 2;
     for (int k = 0; k < KNOB_COUNT; k++) {
         char v[32], t[64];
         knob_format(k, a->knob[k], v, sizeof v);
@@ -124,6 +143,7 @@ static void draw_status(app *a, canvas *c, int y) {
         int role = k == a->knob_sel ? ROLE_KNOB_SEL : ROLE_KNOB;
         x += canvas_text(c, x, y, a->w - x, t, role, 0) + gap;
     }
+    if (ppl[0]) x += canvas_text(c, x, y, a->w - x, ppl, ROLE_STATUS, ATTR_BOLD) + gap;
     int px = a->w - pw;
     if (px < x) px = x;
     if (frac >= 0) {
@@ -135,6 +155,14 @@ static void draw_status(app *a, canvas *c, int y) {
 }
 
 static void draw_bottom(app *a, canvas *c, int y) {
+    if (a->asking_quit) {
+        char q[300], nm[72];
+        tui_default_session_name(a, nm, sizeof nm);
+        snprintf(q, sizeof q, "%s. Save session '%s' before quitting? y: save and quit  n: quit  Esc: stay",
+                 tui_task_running(a) ? "A commit is running (quitting cancels it)" : "Unsaved changes", nm);
+        canvas_text(c, 1, y, a->w - 2, q, ROLE_WARN, ATTR_BOLD);
+        return;
+    }
     if (a->cmd_active) {
         int pw = canvas_text_width(a->cmd_prompt);
         int avail = a->w - pw - 1;
@@ -159,9 +187,10 @@ static void draw_bottom(app *a, canvas *c, int y) {
         canvas_text(c, 1, y, a->w - 2, a->msg, role, 0);
         return;
     }
-    static const char *hints[] = {"?:help  1-4:views  n/p:block  [ ]:knob  + -:change  :command  q:quit",
+    static const char *hints[] = {"?:help  1-5:views  n/p:block  [ ]:knob  + -:change  C:commit  :command  q:quit",
+                                  "?:help  1-5:views  n/p:block  [ ]:knob  + -:change  :command  q:quit",
                                   "?:help  n/p:block  [ ] + -:knobs  :command  q:quit", "?:help  :command  q:quit"};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         int hw = canvas_text_width(hints[i]);
         if (hw < a->w - 2) {
             canvas_text(c, a->w - hw - 1, y, hw, hints[i], ROLE_DIM, 0);
@@ -193,18 +222,23 @@ void tui_render(app *a, canvas *c) {
 /* ------------------------------------------------------------------ events */
 
 int tui_start_analysis(app *a) {
+    replanner_wait_idle(a->rp);   // a build may be reading the job about to go
     worker_free(a->wk);
     a->wk = NULL;
     a->steps_seen = 0;
     a->last_state = JOB_STARTING;
+    a->calib_n_seq = a->calib_seq_len = 0;
     cce_calib_source src = {.tok = a->tok, .text = a->calib_text, .text_len = a->calib_len};
     cce_err err = {{0}};
-    if (worker_start(&a->wk, a->model, &src, &a->aopts, a->wake_w, a->hold, &err)) {
+    const char *load = a->analysis_path[0] ? a->analysis_path : NULL;
+    if (worker_start(&a->wk, a->model, &src, &a->aopts, load, !a->have_model_id, a->wake_w, a->hold, &err)) {
         tui_log(a, LOG_ERROR, "%s", err.msg);
         return -1;
     }
-    tui_log(a, LOG_EVENT, "analysis started: %ld calibration tokens, seed %llu", a->aopts.tokens,
-            (unsigned long long)a->aopts.seed);
+    if (load) tui_log(a, LOG_EVENT, "reading the analysis from %s", load);
+    else
+        tui_log(a, LOG_EVENT, "analysis started: %ld calibration tokens, seed %llu", a->aopts.tokens,
+                (unsigned long long)a->aopts.seed);
     return 0;
 }
 
@@ -239,18 +273,25 @@ int tui_on_wake(app *a) {
             fl |= R_QUIT;
         }
     }
+    fl |= tui_plan_poll(a);
     if (!a->wk) return fl;
     int done, total;
     tui_progress(a, &done, &total, NULL, 0);
+    int loaded = worker_loaded(a->wk);
     for (; a->steps_seen < done; a->steps_seen++) {
-        log_step(a, a->steps_seen);
-        fl |= R_REDRAW;
+        if (!loaded) log_step(a, a->steps_seen);
+        fl |= R_REDRAW | (a->plan_frozen || a->steps_seen == 0 ? 0 : R_REPLAN);   // a new block: re-plan
     }
     job_state s = worker_state(a->wk);
     if (s != a->last_state) {
         char t[32];
         fmt_seconds(a, worker_elapsed(a->wk), t, sizeof t);
-        if (s == JOB_DONE) tui_log(a, LOG_EVENT, "analysis finished: %d blocks in %s", tui_n_layers(a), t);
+        if (s == JOB_DONE && loaded) {
+            tui_log(a, LOG_EVENT, "analysis read: %d blocks from %s", tui_n_layers(a), a->analysis_path);
+            const cce_analysis_opts *o = cce_analysis_get_opts(worker_job(a->wk));
+            a->aopts.tokens = o->tokens, a->aopts.seq_len = o->seq_len, a->aopts.seed = o->seed;
+            fl |= tui_plan_poll(a) | (a->plan_frozen ? 0 : R_REPLAN);
+        } else if (s == JOB_DONE) tui_log(a, LOG_EVENT, "analysis finished: %d blocks in %s", tui_n_layers(a), t);
         else if (s == JOB_CANCELLED)
             tui_log(a, LOG_WARN, "%s; %d of %d blocks kept (r reruns)", worker_error(a->wk), done > 0 ? done - 1 : 0,
                     tui_n_layers(a));
@@ -266,13 +307,15 @@ int tui_on_wake(app *a) {
 int tui_loop_terminal(app *a) {
     canvas c;
     if (canvas_init(&c, a->w > 0 ? a->w : 80, a->h > 0 ? a->h : 24)) return 1;
-    int fl = R_RELAYOUT;
+    int fl = R_RELAYOUT | R_REPLAN | a->pending;
+    a->pending = 0;
     for (;;) {
         if (fl & R_RESTART) {
             tui_start_analysis(a);
-            fl |= R_REDRAW;
+            fl |= R_REDRAW | (a->plan_frozen ? 0 : R_REPLAN);
         }
         if (fl & R_QUIT) break;
+        if (fl & R_REPLAN) tui_replan(a);
         if (fl & R_RELAYOUT) {
             term_size(&a->w, &a->h);
             term_force_repaint();
@@ -283,7 +326,7 @@ int tui_loop_terminal(app *a) {
         }
         fl = R_NONE;
         job_state s = worker_state(a->wk);
-        int ticking = a->wk && s <= JOB_RUNNING;
+        int ticking = (a->wk && s <= JOB_RUNNING) || tui_task_running(a);
         struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = a->wake_r, .events = POLLIN}};
         int rc = poll(p, 2, ticking ? 100 : -1);
         if (rc < 0 && errno != EINTR) break;

@@ -9,12 +9,16 @@
  *   steps N           let the analysis run until N steps are done (step 0 is the calibration,
  *                     step l+1 block l), then hold it: screens in between are deterministic
  *   wait analysis     let the analysis run to its end (done, failed or cancelled)
+ *   wait commit       wait for the running commit or search to end and be adopted
  *   resize W H        the terminal is now W x H (KEY_RESIZE is dispatched)
  *   expect TEXT       fail unless TEXT is on the current screen
  *   dump NAME         render and write DIR/NAME.txt (text only; timings masked)
  *   bench N           N keys cycling through the views while the analysis runs, timing
  *                     key-to-redraw (dispatch + render + a curses blit to /dev/null), the
- *                     render alone and a full curses repaint; prints the figures
+ *                     render alone and a full curses repaint; prints the figures (a commit
+ *                     started before it runs meanwhile: key-to-redraw while committing)
+ *   replan-bench N    N re-plans over the budget ladder 5%..50% and back, timing the build
+ *                     (cce_plan_build on the planner thread) and request-to-adoption; prints them
  * In headless mode the analysis starts held, so nothing runs before the script says so.
  * A script that ends without quitting quits at its end. Errors name the script and line.
  */
@@ -52,13 +56,32 @@ static int pump_until(script *s, int (*done)(app *), double timeout);
 static int finished(app *a) { return !a->wk || worker_state(a->wk) >= JOB_DONE; }
 static int settled(app *a) { return finished(a) || worker_held(a->wk); }
 
+/* Wait until the plan answers the newest inputs (the planner thread has built and the app
+ * adopted it), re-planning again when new blocks arrive meanwhile. */
+static void settle_plan(script *s) {
+    app *a = s->a;
+    double t0 = cce_now();
+    while (a->rp && !a->plan_frozen && a->plan_have < a->plan_want && cce_now() - t0 < 60) {
+        struct pollfd p = {.fd = a->wake_r, .events = POLLIN};
+        poll(&p, 1, 100);
+        int fl = tui_on_wake(a);
+        if ((fl & R_REPLAN) && !a->plan_frozen) tui_replan(a);
+        s->flags |= fl & R_QUIT;
+    }
+}
+
 /* Act on reactions the way the terminal loop does (minus the terminal). A (re)started worker
- * is waited for until it holds before its first step, so the next screen does not depend on
- * how fast the thread got going. */
+ * is waited for until it holds before its first step, and a re-plan until it is adopted, so the
+ * next screen does not depend on how fast the threads got going. */
 static void react(script *s, int fl) {
     if (fl & R_RESTART) {
         tui_start_analysis(s->a);
         pump_until(s, settled, 60);
+        if (!s->a->plan_frozen) fl |= R_REPLAN;
+    }
+    if ((fl & R_REPLAN) && !s->a->plan_frozen) {
+        tui_replan(s->a);
+        settle_plan(s);
     }
     s->flags |= fl & R_QUIT;
 }
@@ -85,6 +108,8 @@ static int pump_until(script *s, int (*done)(app *), double timeout) {
         poll(&p, 1, 200);
     }
 }
+
+static int task_gone(app *a) { return !a->tk; }
 
 static int steps_target;
 static int reached_steps(app *a) {
@@ -134,7 +159,7 @@ static void summary(const double *v, int n, double *med, double *p95, double *ma
 /* bench N: keys that visit every view and move around in it, timed one by one. */
 static int do_bench(script *s, int n) {
     static const int cycle[] = {'j', 'k', '2', 'j', 'j', '3', 'l', 'j', 'm', '4', 'l', 'z', 'z', '1', 'n', 'p',
-                                ']', '+', '-', '[', TK_TAB, '?', TK_PGDN, 'L', '1'};
+                                ']', '+', '-', '[', '5', 'j', 'l', TK_TAB, '?', TK_PGDN, 'L', '1'};
     const int nc = (int)(sizeof cycle / sizeof cycle[0]);
     double *lat = malloc((size_t)n * sizeof *lat), *frame = malloc((size_t)n * sizeof *frame),
            *blit = malloc((size_t)n * sizeof *blit);
@@ -144,9 +169,10 @@ static int do_bench(script *s, int n) {
     int curses = term_open_offscreen(s->a, s->a->w, s->a->h, why, sizeof why) == 0;
     if (!curses) fprintf(stderr, "cce: bench: no curses screen (%s); blit not timed\n", why);
     worker_allow(s->a->wk, -1);
-    int during = 0;
+    int during = 0, committing = 0;
     for (int i = 0; i < n && !(s->flags & R_QUIT); i++) {
         int running = s->a->wk && worker_state(s->a->wk) <= JOB_RUNNING;
+        committing += tui_task_running(s->a);
         double t0 = cce_now();
         int fl = tui_dispatch_key(s->a, cycle[i % nc]);
         fl |= tui_on_wake(s->a);
@@ -173,15 +199,51 @@ static int do_bench(script *s, int n) {
     summary(frame, n, &fm, &fp, &fx);
     summary(blit, n, &bm, &bp, &bx);
     if (curses) term_close();
-    printf("tui bench %dx%d: %d keys, %d while the analysis ran\n"
+    printf("tui bench %dx%d: %d keys, %d while the analysis ran, %d while a commit ran\n"
            "  key-to-redraw (dispatch + render%s): median %.3f ms, p95 %.3f ms, max %.3f ms\n"
            "  frame (render into the canvas):      median %.3f ms, p95 %.3f ms, max %.3f ms\n",
-           s->a->w, s->a->h, n, during, curses ? " + curses blit" : "", lm, lp, lx, fm, fp, fx);
+           s->a->w, s->a->h, n, during, committing, curses ? " + curses blit" : "", lm, lp, lx, fm, fp, fx);
     if (curses) printf("  full repaint (curses, every cell):   median %.3f ms, p95 %.3f ms, max %.3f ms\n", bm, bp, bx);
     fflush(stdout);
     free(lat);
     free(frame);
     free(blit);
+    return 0;
+}
+
+/* replan-bench N: the budget ladder up and down, one re-plan per step, each waited for. */
+static int do_replan_bench(script *s, int n) {
+    app *a = s->a;
+    double *build = malloc((size_t)n * sizeof *build), *lat = malloc((size_t)n * sizeof *lat);
+    if (!build || !lat) { free(build); free(lat); return fail(s, "%s", "replan-bench: out of memory"); }
+    double keep = a->knob[KNOB_TARGET];
+    int frozen = a->plan_frozen;
+    a->plan_frozen = 0;
+    for (int i = 0; i < n; i++) {
+        int k = i % 18;   // 5%, 10%, ..., 50%, 45%, ..., 10%
+        a->knob[KNOB_TARGET] = 0.05 * (k < 10 ? k + 1 : 18 - k);
+        double t0 = cce_now();
+        tui_replan(a);
+        settle_plan(s);
+        lat[i] = (cce_now() - t0) * 1e3;
+        build[i] = a->plan_ms;
+    }
+    a->knob[KNOB_TARGET] = keep;
+    tui_replan(a);
+    settle_plan(s);
+    a->plan_frozen = frozen;
+    double bm, bp, bx, lm, lp, lx;
+    summary(build, n, &bm, &bp, &bx);
+    summary(lat, n, &lm, &lp, &lx);
+    int L = tui_n_layers(a), done = 0;
+    for (int l = 0; l < L; l++) done += tui_block(a, l) != NULL;
+    printf("re-plan: %d re-plans over targets 5%%..50%%, %d of %d blocks analysed\n"
+           "  build (cce_plan_build):          median %.3f ms, p95 %.3f ms, max %.3f ms\n"
+           "  request to adoption (thread):    median %.3f ms, p95 %.3f ms, max %.3f ms\n",
+           n, done, L, bm, bp, bx, lm, lp, lx);
+    fflush(stdout);
+    free(build);
+    free(lat);
     return 0;
 }
 
@@ -229,8 +291,10 @@ static int run_line(script *s, char *ln) {
         worker_allow(s->a->wk, (int)n);
         return pump_until(s, reached_steps, 300) ? fail(s, "steps %s: timed out", arg) : 0;
     }
+    if (!strcmp(ln, "wait") && !strcmp(arg, "commit"))
+        return pump_until(s, task_gone, 1200) ? fail(s, "%s", "wait commit: timed out after 1200 s") : 0;
     if (!strcmp(ln, "wait")) {
-        if (strcmp(arg, "analysis")) return fail(s, "wait: expected 'wait analysis', got '%s'", arg);
+        if (strcmp(arg, "analysis")) return fail(s, "wait: expected 'wait analysis' or 'wait commit', got '%s'", arg);
         worker_allow(s->a->wk, -1);
         return pump_until(s, finished, 600) ? fail(s, "%s", "wait analysis: timed out after 600 s") : 0;
     }
@@ -251,7 +315,12 @@ static int run_line(script *s, char *ln) {
         if (n < 1 || n > 1000000) return fail(s, "bench: expected a key count, got '%s'", arg);
         return do_bench(s, (int)n);
     }
-    return fail(s, "unknown script command '%s' (key keys cmd steps wait resize expect dump bench)", ln);
+    if (!strcmp(ln, "replan-bench")) {
+        long n = strtol(arg, NULL, 10);
+        if (n < 1 || n > 1000000) return fail(s, "replan-bench: expected a count, got '%s'", arg);
+        return do_replan_bench(s, (int)n);
+    }
+    return fail(s, "unknown script command '%s' (key keys cmd steps wait resize expect dump bench replan-bench)", ln);
 }
 
 int tui_run_script(app *a, const char *path, const char *dump_dir) {
@@ -268,6 +337,8 @@ int tui_run_script(app *a, const char *path, const char *dump_dir) {
     }
     char buf[4096];
     int rc = 0;
+    react(&s, a->pending | R_REPLAN);   // --session, and the first plan
+    a->pending = 0;
     pump_until(&s, settled, 60);
     while (!rc && !(s.flags & R_QUIT) && fgets(buf, sizeof buf, f)) {
         s.line++;

@@ -11,8 +11,13 @@
  *
  * Defaults: the model is $CCE_DATA/llama2c/stories260K.bin; the calibration text is
  * $CCE_DATA/text/train/tinystories_v1_train_head.txt (TinyStories training split, 0.9 MB,
- * never the evaluation text); the evaluation text is $CCE_DATA/text/tinystories_valid_head.txt;
- * the command history is sessions/.history ($CCE_SESSIONS overrides the directory).
+ * never the evaluation text); the evaluation text is $CCE_DATA/text/tinystories_valid_head.txt,
+ * of which a commit measures the first 32768 tokens (--eval-tokens); sessions and the command
+ * history are in sessions/ ($CCE_SESSIONS overrides the directory).
+ *
+ * What the user made is not lost on the way out: a quit with unsaved changes asks first (the
+ * loop), every commit writes sessions/autosave.json, and a quit by signal with unsaved changes
+ * writes it too before the exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "calib.h"
 #include "cli.h"
 #include "tui.h"
 #include "tui_main.h"
@@ -67,16 +73,17 @@ static void usage(cli_opt *opts, int n) {
     for (int i = 0; i < n; i++)
         printf("  --%-12s %s%s\n", opts[i].name, opts[i].has_arg ? "VALUE  " : "       ", opts[i].help);
     printf("\nDefaults: calibration $CCE_DATA/text/train/tinystories_v1_train_head.txt, evaluation\n"
-           "$CCE_DATA/text/tinystories_valid_head.txt, history sessions/.history ($CCE_SESSIONS/.history).\n"
+           "$CCE_DATA/text/tinystories_valid_head.txt (a commit measures its first 32768 tokens),\n"
+           "sessions and history in sessions/ ($CCE_SESSIONS overrides it).\n"
            "Headless scripts: see tui/script.c (key, keys, cmd, steps, wait analysis, resize, expect, dump, bench).\n"
            "NO_COLOR=1 turns colour off; a non-UTF-8 locale or TERM=vt100 gives ASCII glyphs.\n");
 }
 
 typedef struct {
-    const char *model, *calib, *eval, *tok, *script, *dump, *history;
+    const char *model, *calib, *eval, *tok, *script, *dump, *history, *analysis, *session;
     int headless, real_times, force_depth, ascii;
     int w, h;
-    long tokens, seq_len, seed;
+    long tokens, seq_len, seed, eval_tokens;
 } tui_args;
 
 /* Parse argv into t; 0, or the exit code (after printing the reason / the help). */
@@ -88,6 +95,9 @@ static int parse_args(int argc, char **argv, tui_args *t) {
         {"tokens", 1, "calibration tokens (default 4096)", NULL},
         {"seq-len", 1, "tokens per calibration sequence (default min(256, model context))", NULL},
         {"seed", 1, "seed for the calibration windows (default 1)", NULL},
+        {"eval-tokens", 1, "a commit evaluates at most this many tokens of --eval (default 32768; 0: all)", NULL},
+        {"analysis", 1, "read the analysis from this file (cce analyze -o, or one :save wrote) instead of computing it", NULL},
+        {"session", 1, "open with :load NAME (a session in sessions/)", NULL},
         {"headless", 0, "no terminal: run --script against an in-memory screen", NULL},
         {"script", 1, "headless script of keys and commands (implies --headless)", NULL},
         {"screen", 1, "headless screen size WxH (default 120x40)", NULL},
@@ -113,18 +123,22 @@ static int parse_args(int argc, char **argv, tui_args *t) {
     t->script = cli_get(opts, n, "script");
     t->dump = cli_get(opts, n, "dump");
     t->history = cli_get(opts, n, "history");
+    t->analysis = cli_get(opts, n, "analysis");
+    t->session = cli_get(opts, n, "session");
     t->headless = cli_get(opts, n, "headless") || t->script;
     t->real_times = cli_get(opts, n, "real-times") != NULL;
     t->ascii = cli_get(opts, n, "ascii") != NULL;
     t->tokens = 4096;
     t->seq_len = 0;
     t->seed = 1;
+    t->eval_tokens = 32768;
     t->force_depth = -1;
     t->w = 120;
     t->h = 40;
     long depth = -1;
     if (cli_get_long(opts, n, "tokens", 2, 1L << 24, &t->tokens) || cli_get_long(opts, n, "seq-len", 2, 1 << 20, &t->seq_len) ||
-        cli_get_long(opts, n, "seed", 0, 0x7fffffffffffffffL, &t->seed) || cli_get_long(opts, n, "colors", 0, 256, &depth))
+        cli_get_long(opts, n, "seed", 0, 0x7fffffffffffffffL, &t->seed) || cli_get_long(opts, n, "colors", 0, 256, &depth) ||
+        cli_get_long(opts, n, "eval-tokens", 0, 1L << 40, &t->eval_tokens))
         return 2;
     if (depth >= 0 && depth != 0 && depth != 8 && depth != 256) return cli_fail("tui: --colors %ld: expected 0, 8 or 256", depth), 2;
     t->force_depth = (int)depth;
@@ -136,6 +150,12 @@ static int parse_args(int argc, char **argv, tui_args *t) {
             return cli_fail("tui: --screen %s: expected WxH, e.g. 120x40 (1..1000)", scr), 2;
     }
     if (t->headless && !t->script) return cli_fail("tui: --headless needs --script FILE"), 2;
+    if (t->analysis && access(t->analysis, R_OK))
+        return cli_fail("%s: cannot read the analysis file: %s", t->analysis, strerror(errno)), 1;
+    if (t->session) {
+        cce_err err = {{0}};
+        if (cce_session_name_check(t->session, &err)) return cli_fail("tui: --session: %s", err.msg), 2;
+    }
     if (t->dump && mkdir(t->dump, 0777) && errno != EEXIST)
         return cli_fail("%s: cannot create the dump directory: %s", t->dump, strerror(errno)), 1;
     return 0;
@@ -144,7 +164,8 @@ static int parse_args(int argc, char **argv, tui_args *t) {
 /* Model, tokenizer, calibration and evaluation text into a; 0 or 1 (error printed). */
 static int open_inputs(app *a, const tui_args *t) {
     char def[1024];
-    if (cli_open_model(t->model, t->tok, 1, &a->model, &a->tok)) return 1;
+    /* with an analysis file the model may come without a tokenizer (then nothing is encoded) */
+    if (cli_open_model(t->model, t->tok, !t->analysis, &a->model, &a->tok)) return 1;
     snprintf(a->model_path, sizeof a->model_path, "%.1000s", t->model ? t->model : cli_default_model());
     snprintf(a->model_name, sizeof a->model_name, "%s", basename_of(a->model_path));
     const char *calib = t->calib;
@@ -155,7 +176,7 @@ static int open_inputs(app *a, const tui_args *t) {
             return cli_fail("%s: the default calibration text is missing; pass --calib FILE or set CCE_DATA", calib);
     }
     cce_err err = {{0}};
-    if (cce_read_file(calib, (size_t)1 << 31, &a->calib_text, &a->calib_len, &err)) return cli_fail_err(&err);
+    if (cce_calib_read_text(calib, &a->calib_text, &a->calib_len, a->calib_sha256, &err)) return cli_fail_err(&err);
     if (a->calib_len == 0) return cli_fail("%s: the calibration text is empty", calib);
     snprintf(a->calib_path, sizeof a->calib_path, "%.1000s", calib);
     snprintf(a->calib_desc, sizeof a->calib_desc, "%.150s (%zu bytes), %ld tokens, seed %ld%s", calib, a->calib_len, t->tokens,
@@ -167,6 +188,8 @@ static int open_inputs(app *a, const tui_args *t) {
         snprintf(def, sizeof def, "%.900s/text/tinystories_valid_head.txt", cli_data_dir());
         if (!access(def, R_OK)) snprintf(a->eval_path, sizeof a->eval_path, "%s", def);
     }
+    if (t->analysis) snprintf(a->analysis_path, sizeof a->analysis_path, "%.1000s", t->analysis);
+    a->eval_tokens = t->eval_tokens;
     cce_analysis_opts_default(&a->aopts);
     a->aopts.tokens = t->tokens;
     a->aopts.seq_len = (int)t->seq_len;
@@ -181,6 +204,23 @@ static void history_default(char *buf, size_t cap) {
     snprintf(buf, cap, "%s/.history", dir && *dir ? dir : "sessions");
 }
 
+/* Start the planner, the analysis and the first plan; then --session. 0 or 1. */
+static int start_engine(app *a, const tui_args *t) {
+    cce_err err = {{0}};
+    if (replanner_start(&a->rp, a->model, a->wake_w, &err)) return cli_fail("tui: %s", err.msg);
+    tui_start_analysis(a);
+    tui_replan(a);
+    return 0;
+}
+
+/* --session NAME, once the engine runs; reactions. */
+static int open_session(app *a, const tui_args *t) {
+    if (!t->session) return R_NONE;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "load %s", t->session);
+    return tui_run_command(a, cmd);
+}
+
 static int run_headless(app *a, const tui_args *t) {
     int utf8 = !t->ascii && theme_detect_utf8(nl_langinfo(CODESET), getenv("TERM"));
     theme_depth d = t->force_depth >= 256 ? DEPTH_256 : t->force_depth >= 8 ? DEPTH_8 : DEPTH_NONE;
@@ -192,7 +232,8 @@ static int run_headless(app *a, const tui_args *t) {
     a->hold = 1;
     a->mask_times = !t->real_times;
     if (cmdline_init(a, t->history)) return cli_fail("tui: cannot set up the command line");
-    tui_start_analysis(a);
+    if (start_engine(a, t)) return 1;
+    a->pending = open_session(a, t);
     int rc = tui_run_script(a, t->script, t->dump);
     return rc ? rc : a->quit_signal ? 128 + a->quit_signal : 0;
 }
@@ -207,7 +248,11 @@ static int run_terminal(app *a, const tui_args *t) {
         term_close();
         return cli_fail("tui: cannot set up the command line");
     }
-    tui_start_analysis(a);
+    if (start_engine(a, t)) {
+        term_close();
+        return 1;
+    }
+    a->pending = open_session(a, t);
     tui_loop_terminal(a);
     term_close();
     return a->quit_signal ? 128 + a->quit_signal : 0;
@@ -223,7 +268,10 @@ int tui_main(int argc, char **argv) {
     if (!a) return cli_fail("tui: out of memory");
     a->t0 = cce_now();
     a->wake_r = a->wake_w = -1;
-    for (int k = 0; k < KNOB_COUNT; k++) a->knob[k] = tui_knobs[k].def;
+    cce_knobs kd;
+    cce_knobs_default(&kd);
+    const double defs[KNOB_COUNT] = {kd.alpha, kd.beta, kd.gamma, kd.eps, kd.tau, kd.target};
+    for (int k = 0; k < KNOB_COUNT; k++) a->knob[k] = defs[k];
     a->knob_sel = KNOB_EPS;
     a->view = a->prev_view = VIEW_LAYERS;
     a->hist_log = 1;   // activation tails matter for compression and vanish on a linear scale
@@ -243,10 +291,14 @@ int tui_main(int argc, char **argv) {
             a->model->cfg.dim, (long long)pc.non_embedding);
     tui_log(a, LOG_INFO, "calibration %s", a->calib_desc);
     rc = t.headless ? run_headless(a, &t) : run_terminal(a, &t);
+    /* a quit by signal does not ask: keep what was made */
+    if (a->quit_signal && a->dirty && tui_autosave(a) == 0)
+        fprintf(stderr, "cce: unsaved changes written to %s/autosave.json (:load autosave)\n", tui_sessions_dir());
     /* a failed analysis is bad input (the calibration text, usually): after the terminal is
      * back, say so once more on stderr and exit non-zero */
     if (rc == 0 && a->wk && worker_state(a->wk) == JOB_FAILED) rc = cli_fail("%s: %s", a->calib_path, worker_error(a->wk));
     cmdline_free(a);
+    tui_plan_free(a);   // the task and the planner read the analysis: they go first
     worker_free(a->wk);
     a->wk = NULL;
     wake_fd = -1;

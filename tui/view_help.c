@@ -54,7 +54,13 @@ static void build(app *a, help_text *h) {
     add(h, ROLE_HEADER, "cce tui: the Contextual Compression Encoding inspector (arXiv 2502.08323)");
     add(h, ROLE_DEFAULT, "  model       %s", a->model_path);
     add(h, ROLE_DEFAULT, "  calibration %s", a->calib_desc);
-    if (a->eval_path[0]) add(h, ROLE_DEFAULT, "  evaluation  %s (measured by the planner's commit, next phase)", a->eval_path);
+    if (a->eval_path[0]) {
+        char cap[48];
+        if (a->eval_tokens > 0) snprintf(cap, sizeof cap, "its first %ld tokens", a->eval_tokens);
+        else snprintf(cap, sizeof cap, "all of it");
+        add(h, ROLE_DEFAULT, "  evaluation  %s (a commit measures %s)", a->eval_path, cap);
+    }
+    add(h, ROLE_DEFAULT, "  sessions    %s/NAME.json (:save, :load; every commit also writes autosave.json)", tui_sessions_dir());
     add(h, ROLE_DEFAULT, "%s", "");
     add(h, ROLE_HEADER, "Keys in every view");
     add_bindings(h, CTX_GLOBAL);
@@ -83,8 +89,24 @@ static void build(app *a, help_text *h) {
         add(h, ROLE_DEFAULT, "  %-7s %-6s default %-6s %s", tui_knobs[k].name, k == KNOB_TARGET ? "" : knob_label(a, k), v,
             tui_knobs[k].help);
     }
-    add(h, ROLE_DIM, "  %s and %s recount the analysis views at once; alpha, beta, gamma and target are kept for the", g->eps, g->tau);
-    add(h, ROLE_DIM, "  planner (L_CCE = alpha L_rec + beta L_sim + gamma L_reg), whose Plan view comes next.");
+    add(h, ROLE_DIM, "  Every change re-plans at once from the cached cost curves (on the planner thread; keys never wait)");
+    add(h, ROLE_DIM, "  and recounts the analysis views. target > 0: budget mode, the cheapest steps by marginal L_CCE per");
+    add(h, ROLE_DIM, "  parameter until the target is removed; target 0: threshold mode, %s and %s decide each block.", g->eps, g->tau);
+    add(h, ROLE_DEFAULT, "%s", "");
+    add(h, ROLE_HEADER, "The plan (Plan view, and the plan columns of Layers)");
+    add(h, ROLE_DEFAULT, "  L_rec       predicted output error of the block, sum over its cost curves at the planned steps,");
+    add(h, ROLE_DEFAULT, "              relative to the residual-stream energy |h_out|^2 at the block output (times a measured");
+    add(h, ROLE_DEFAULT, "              sensitivity per sublayer after :search); the plan's L_rec is the sum over blocks");
+    add(h, ROLE_DEFAULT, "  L_sim       mean similarity left among the kept heads and neurons (CKA, |correlation|)");
+    add(h, ROLE_DEFAULT, "  L_reg       nuclear norm of the kept weights over the original's; L_CCE = alpha L_rec + beta L_sim");
+    add(h, ROLE_DEFAULT, "              + gamma L_reg. Parameters are non-embedding (embedding and a tied head excluded)");
+    add(h, ROLE_DEFAULT, "  components  heads (a KV head goes with its last query head), FFN neurons, low-rank matrices");
+    add(h, ROLE_DEFAULT, "              (activation-aware SVD), attention / FFN sublayers, whole blocks; head dimensions are");
+    add(h, ROLE_DEFAULT, "              not pruned in this version. Pin: never removed (a matrix: kept dense); force: removed");
+    add(h, ROLE_DEFAULT, "  commit      sequential least-squares encoding on the calibration tokens, then loss, perplexity,");
+    add(h, ROLE_DEFAULT, "              next-token accuracy (eval.h's protocol, windows of min(256, context)), KV-cached decoding");
+    add(h, ROLE_DEFAULT, "              tokens/s, parameters and bytes, original and compressed; :export writes the plan that");
+    add(h, ROLE_DEFAULT, "              `cce apply MODEL --plan FILE -o DIR` encodes to the same weights (same loss in `cce eval`)");
     add(h, ROLE_DEFAULT, "%s", "");
     add(h, ROLE_HEADER, "Readings");
     add(h, ROLE_DEFAULT, "  angular     mean over tokens of arccos(cos(h_in, h_out))/pi; near-id when below 1e-3");
@@ -97,7 +119,8 @@ static void build(app *a, help_text *h) {
     add(h, ROLE_DEFAULT, "              heads: contributions o_h W_o[:,h]^T from the per-head covariance (no activations kept)");
     add(h, ROLE_DEFAULT, "  redundancy  score = 1 - residual/variance of a component's contribution after ridge least squares");
     add(h, ROLE_DEFAULT, "              on all others (1: fully predictable); order = greedy backward elimination");
-    add(h, ROLE_DEFAULT, "  histograms  fixed symmetric bins from the first calibration batch, plus outside counts");
+    add(h, ROLE_DEFAULT, "  histograms  fixed symmetric bins from the first calibration batch, plus outside counts; after a");
+    add(h, ROLE_DEFAULT, "              commit the compressed model's, same windows and bins, as dots (TV: total variation distance)");
 }
 
 static void help_draw(app *a, canvas *c, rect r) {

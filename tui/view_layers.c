@@ -4,13 +4,15 @@
  * The table is a list of column descriptors (header, group, width, priority, cell printer).
  * Columns are kept by priority until the width is used up and then drawn in table order, so a
  * narrow terminal loses the least important columns first instead of wrapping (htop's
- * approach). The plan's columns (heads kept/total, FFN kept/total, ranks, drop, L_rec, L_sim,
- * L_reg, L_CCE, parameters removed) are more rows of the same table once the planner exists.
+ * approach). The plan's columns come first (heads kept/total, KV heads kept, FFN kept/total,
+ * factorised matrices, drop, L_rec with a bar, L_sim, L_reg, L_CCE, parameters removed with a
+ * bar): they are what the knobs change, and they follow every re-plan; the analysis columns
+ * (distances, ε and τ counts, redundancy) follow while there is room.
  *
- * Shape columns come from the model and are there from the first frame; analysis columns fill
- * in as blocks finish, and a block still pending says so in the rest of its row. ε counts are
- * recomputed on every draw from the stored spectra (cce_spectrum_count_below), so changing ε
- * changes them at once; so are the τ counts.
+ * Shape and plan columns are there from the first frame (a block the analysis has not reached
+ * is kept whole); analysis columns fill in as blocks finish, and a block still pending says so
+ * in the rest of its row. ε counts are recomputed on every draw from the stored spectra
+ * (cce_spectrum_count_below), so changing ε changes them at once; so are the τ counts.
  */
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +21,8 @@
 
 typedef struct {
     double max_ang;      // largest angular distance among finished blocks (bar scale)
+    double max_rec;      // largest planned L_rec (bar scale)
+    const cce_plan *plan;
 } col_ctx;
 
 typedef struct {
@@ -38,38 +42,84 @@ static void cell_num(canvas *c, int x, int y, int w, double v, int role) {
 
 /* "k/n" centred on the slash, or "p%" of n when k/n does not fit in w (wide models). */
 static void cell_count(canvas *c, int x, int y, int w, int k, int n) {
-    char b[48];
-    int role = k > 0 ? ROLE_ACCENT : ROLE_DEFAULT;
-    int kw = snprintf(b, sizeof b, "%d", k), nw = snprintf(b, sizeof b, "%d", n);
-    int left = (w - 1) / 2, right = w - 1 - left;
-    if (kw <= left && nw <= right) canvas_printf(c, x, y, w, role, 0, "%*d/%-*d", left, k, right, n);
-    else {
-        snprintf(b, sizeof b, "%.0f%%", n > 0 ? 100.0 * k / n : 0.0);
-        canvas_printf(c, x, y, w, role, 0, "%*s", w, b);
-    }
+    draw_count(c, x, y, w, k, n, k > 0 ? ROLE_ACCENT : ROLE_DEFAULT);
 }
 
 static void c_blk(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
     canvas_printf(c, x, y, w, ROLE_DEFAULT, 0, "%*d", w, l);
 }
 
-static void c_heads(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
-    const cce_layer *ly = &a->model->layers[l];
-    canvas_printf(c, x, y, w, ROLE_DEFAULT, 0, "%*d", w, ly->dropped ? 0 : ly->n_heads);
+/* ---- plan columns: kept / total from the current plan (every block whole before the first) */
+
+static const cce_block_plan *bplan(const col_ctx *cx, int l) {
+    return cx->plan && l < cx->plan->n_blocks ? &cx->plan->blocks[l] : NULL;
 }
 
-static void c_kv(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
+static void c_pheads(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
     const cce_layer *ly = &a->model->layers[l];
-    canvas_printf(c, x, y, w, ROLE_DEFAULT, 0, "%*d", w, ly->dropped ? 0 : ly->n_kv_heads);
+    const cce_block_plan *b = bplan(cx, l);
+    int n = ly->dropped ? 0 : ly->n_heads, k = b ? b->n_heads : n;
+    draw_count(c, x, y, w, k, n, k < n ? ROLE_ACCENT : ROLE_DEFAULT);
 }
 
-static void c_hd(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
-    canvas_printf(c, x, y, w, ROLE_DEFAULT, 0, "%*d", w, a->model->cfg.head_dim);
+static void c_pkv(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
+    const cce_layer *ly = &a->model->layers[l];
+    const cce_block_plan *b = bplan(cx, l);
+    int n = ly->dropped ? 0 : ly->n_kv_heads, k = b ? b->n_kv_heads : n;
+    draw_count(c, x, y, w, k, n, k < n ? ROLE_ACCENT : ROLE_DEFAULT);
 }
 
-static void c_ffn(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
+static void c_pffn(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
     const cce_layer *ly = &a->model->layers[l];
-    canvas_printf(c, x, y, w, ROLE_DEFAULT, 0, "%*d", w, ly->dropped ? 0 : ly->hidden);
+    const cce_block_plan *b = bplan(cx, l);
+    int n = ly->dropped ? 0 : ly->hidden, k = b ? b->hidden : n;
+    draw_count(c, x, y, w, k, n, k < n ? ROLE_ACCENT : ROLE_DEFAULT);
+}
+
+static void c_pranks(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
+    const cce_block_plan *b = bplan(cx, l);
+    int k = 0;
+    for (int i = 0; b && i < CCE_LIN_COUNT; i++) k += b->rank[i] > 0;
+    if (k) draw_count(c, x, y, w, k, CCE_LIN_COUNT, ROLE_ACCENT);
+    else canvas_printf(c, x, y, w, ROLE_DIM, 0, "%*s", w, "dense");
+}
+
+static void c_pdrop(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
+    const cce_block_plan *b = bplan(cx, l);
+    const char *t = plan_drop_text(b);
+    canvas_printf(c, x, y, w, strcmp(t, "-") ? ROLE_WARN : ROLE_DIM, 0, "%-*s", w, t);
+}
+
+static void c_prec(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
+    const cce_block_plan *b = bplan(cx, l);
+    if (!b) return;
+    cell_num(c, x, y, 6, b->L_rec, ROLE_DEFAULT);
+    draw_hbar(a, c, x + 7, y, w - 7, cx->max_rec > 0 ? b->L_rec / cx->max_rec : 0, ROLE_BAR);
+}
+
+static void c_psim(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
+    const cce_block_plan *b = bplan(cx, l);
+    if (b) cell_num(c, x, y, w, b->L_sim, ROLE_DEFAULT);
+}
+
+static void c_preg(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
+    const cce_block_plan *b = bplan(cx, l);
+    if (b) cell_num(c, x, y, w, b->L_reg, ROLE_DEFAULT);
+}
+
+static void c_pcce(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
+    const cce_block_plan *b = bplan(cx, l);
+    if (b) cell_num(c, x, y, w, b->L_cce, ROLE_ACCENT);
+}
+
+static void c_premoved(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
+    const cce_block_plan *b = bplan(cx, l);
+    if (!b) return;
+    double rm = (double)(b->params_before - b->params_after), f = b->params_before ? rm / (double)b->params_before : 0;
+    char t[32];
+    fmt_params_short(rm, t, sizeof t);
+    canvas_printf(c, x, y, 6, ROLE_DEFAULT, 0, "%6s", t);
+    draw_hbar(a, c, x + 7, y, w - 7, f, ROLE_BAR);
 }
 
 static void c_params(app *a, canvas *c, int x, int y, int w, int l, const cce_block_result *r, const col_ctx *cx) {
@@ -136,23 +186,28 @@ static void c_nredund(app *a, canvas *c, int x, int y, int w, int l, const cce_b
 /* Group headers use plain names; the Greek ones are put in by group_label(). */
 static const layer_col cols[] = {
     {NULL, "blk", 3, 0, 0, c_blk},
-    {"shape", "heads", 5, 3, 0, c_heads},
-    {"shape", "kv", 3, 5, 0, c_kv},
-    {"shape", "d_h", 4, 7, 0, c_hd},
-    {"shape", "ffn", 5, 3, 0, c_ffn},
-    {"shape", "params", 7, 6, 0, c_params},
-    {"distance", "angular", 17, 1, 1, c_ang},
-    {"distance", "infl.", 6, 4, 1, c_infl},
-    {"distance", "upd", 5, 8, 1, c_upd},
-    {"distance", "near-id", 7, 2, 1, c_near},
-    {"EIG", "attn_in", 9, 5, 1, c_eig_attn},
-    {"EIG", "heads", 9, 2, 1, c_eig_heads},
-    {"EIG", "ffn_in", 9, 6, 1, c_eig_ffnin},
-    {"EIG", "ffn_act", 9, 1, 1, c_eig_act},
-    {"RANK", "all W", 9, 3, 1, c_rank},
-    {"redundancy", "top head", 8, 6, 1, c_redund},
-    {"redundancy", "ffn", 4, 7, 1, c_nredund},
-    /* phase 2 (planner): kept heads, kept FFN, ranks, drop, L_rec, L_sim, L_reg, L_CCE, removed */
+    {"plan", "heads", 5, 0, 0, c_pheads},
+    {"plan", "kv", 5, 3, 0, c_pkv},
+    {"plan", "ffn", 9, 0, 0, c_pffn},
+    {"plan", "lowrk", 5, 5, 0, c_pranks},
+    {"plan", "drop", 5, 1, 0, c_pdrop},
+    {"plan", "L_rec", 13, 2, 0, c_prec},
+    {"plan", "L_sim", 6, 5, 0, c_psim},
+    {"plan", "L_reg", 6, 5, 0, c_preg},
+    {"plan", "L_CCE", 6, 1, 0, c_pcce},
+    {"plan", "removed", 13, 1, 0, c_premoved},
+    {"shape", "params", 7, 7, 0, c_params},
+    {"distance", "angular", 14, 4, 1, c_ang},
+    {"distance", "infl.", 6, 8, 1, c_infl},
+    {"distance", "upd", 5, 9, 1, c_upd},
+    {"distance", "near-id", 7, 8, 1, c_near},
+    {"EIG", "attn_in", 9, 9, 1, c_eig_attn},
+    {"EIG", "heads", 9, 7, 1, c_eig_heads},
+    {"EIG", "ffn_in", 9, 9, 1, c_eig_ffnin},
+    {"EIG", "ffn_act", 9, 4, 1, c_eig_act},
+    {"RANK", "all W", 9, 8, 1, c_rank},
+    {"redundancy", "top head", 8, 9, 1, c_redund},
+    {"redundancy", "ffn", 4, 9, 1, c_nredund},
 };
 #define N_COLS (int)(sizeof cols / sizeof cols[0])
 
@@ -369,10 +424,11 @@ static void layers_draw(app *a, canvas *c, rect r) {
     int L = tui_n_layers(a);
     int vis[N_COLS];
     int nv = choose_columns(r.w - 2, vis);
-    col_ctx cx = {0};
+    col_ctx cx = {.plan = tui_plan(a)};
     for (int l = 0; l < L; l++) {
         const cce_block_result *b = tui_block(a, l);
         if (b && b->angular_distance > cx.max_ang) cx.max_ang = b->angular_distance;
+        if (cx.plan && cx.plan->blocks[l].L_rec > cx.max_rec) cx.max_rec = cx.plan->blocks[l].L_rec;
     }
     draw_header(a, c, r, vis, nv);
     /* every block if they fit, the detail panel in what is left (at least 3 rows); a model

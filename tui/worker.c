@@ -13,6 +13,10 @@
  *    view never reads a freed job.
  *  - Headless scripts may hold the worker: it then waits (condition variable) before each step
  *    beyond the allowed count, so a screen dump "after 2 blocks" is the same on every run.
+ *  - Two more jobs ride on the same thread, so the UI never waits for them: the model's identity
+ *    (cce_model_id_of hashes its file(s)) before the analysis starts, when asked; and, instead of
+ *    computing the analysis, reading it from an analysis file (cce_analysis_load) in one go.
+ *    The identity is written before id_ready is stored (release) and read after its load.
  * The state and the error text are written before the state store (release) and read after
  * its load (acquire).
  */
@@ -33,6 +37,10 @@ struct worker {
     char *text;                      // our copy until the job has its own
     int *ids;
     cce_analysis_opts opts;
+    char *load_path;                 // read the analysis from this file instead (owned), or NULL
+    int hash_model;
+    cce_model_id id;                 // valid once id_ready
+    atomic_int id_ready;
     int wake_fd;
     _Atomic(cce_analysis *) job;
     atomic_int state;                // job_state
@@ -75,6 +83,23 @@ static void *worker_main(void *arg) {
     worker *w = arg;
     cce_err err = {{0}};
     cce_analysis *job = NULL;
+    if (w->hash_model && !atomic_load(&w->cancel)) {
+        cce_err ie = {{0}};
+        if (cce_model_id_of(w->model, &w->id, &ie) == CCE_OK) atomic_store_explicit(&w->id_ready, 1, memory_order_release);
+        else atomic_store_explicit(&w->id_ready, -1, memory_order_release);
+        wake(w);
+    }
+    if (w->load_path) {
+        atomic_store_explicit(&w->state, JOB_RUNNING, memory_order_release);
+        wake(w);
+        if (cce_analysis_load(w->load_path, w->model, &job, &err)) {
+            finish(w, JOB_FAILED, err.msg);
+            return NULL;
+        }
+        atomic_store_explicit(&w->job, job, memory_order_release);
+        finish(w, JOB_DONE, NULL);
+        return NULL;
+    }
     if (cce_analysis_new(w->model, &w->src, &w->opts, &job, &err)) {
         finish(w, JOB_FAILED, err.msg);
         return NULL;
@@ -106,7 +131,7 @@ static void *worker_main(void *arg) {
 }
 
 int worker_start(worker **out, const cce_model *m, const cce_calib_source *src, const cce_analysis_opts *opts,
-                 int wake_fd, int hold, cce_err *err) {
+                 const char *load_path, int hash_model, int wake_fd, int hold, cce_err *err) {
     *out = NULL;
     worker *w = calloc(1, sizeof *w);
     if (!w) return cce_err_set(err, CCE_ENOMEM, "analysis: out of memory starting the worker"), -1;
@@ -115,7 +140,12 @@ int worker_start(worker **out, const cce_model *m, const cce_calib_source *src, 
     w->opts = *opts;
     w->wake_fd = wake_fd;
     w->limit = hold ? 0 : -1;
-    if (src->text) {
+    w->hash_model = hash_model;
+    if (load_path && !(w->load_path = strdup(load_path))) goto fail_free_worker;
+    if (load_path) {
+        w->src.text = NULL;
+        w->src.ids = NULL;
+    } else if (src->text) {
         if (!(w->text = malloc(src->text_len + 1))) goto fail_free_worker;
         memcpy(w->text, src->text, src->text_len);
         w->text[src->text_len] = 0;
@@ -140,6 +170,7 @@ int worker_start(worker **out, const cce_model *m, const cce_calib_source *src, 
     return 0;
 fail_free_worker:
     if (!err->msg[0]) cce_err_set(err, CCE_ENOMEM, "analysis: out of memory copying the calibration");
+    free(w->load_path);
     free(w->text);
     free(w->ids);
     free(w);
@@ -192,7 +223,16 @@ void worker_free(worker *w) {
     cce_analysis_free(atomic_load(&w->job));
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
+    free(w->load_path);
     free(w->text);
     free(w->ids);
     free(w);
 }
+
+int worker_model_id(const worker *w, cce_model_id *out) {
+    int r = w ? atomic_load_explicit(&((worker *)w)->id_ready, memory_order_acquire) : 0;
+    if (r == 1 && out) *out = w->id;
+    return r;
+}
+
+int worker_loaded(const worker *w) { return w && w->load_path; }

@@ -8,6 +8,13 @@
  *     requires q/k/v/o biases, "mlp_bias": true gate/up/down ones; any other linear bias in the
  *     file is loaded too. All-zero biases are dropped (cce_export_hf writes zeros where a config
  *     flag declares a bias a block does not have).
+ *   Options of the Llama family: "rope_scaling" {"rope_type" (or "type"): "linear" | "llama3" |
+ *     "default"} (llama3: factor, low_freq_factor, high_freq_factor,
+ *     original_max_position_embeddings; the remapping is cce_rope_inv_freq's; yarn, dynamic and
+ *     the rest are refused naming the type); a sliding window (Mistral's "sliding_window", Qwen2's
+ *     when "use_sliding_window" is true and max_window_layers < num_hidden_layers) limits every
+ *     sequence to the window (cce_config_check_positions); tie_word_embeddings as written, or
+ *     tied when absent and there is no lm_head.weight (Qwen2 small models).
  *   GPT2LMHeadModel -> CCE_ARCH_GPT2. Conv1D weights are stored (in, out); they are split
  *     (c_attn into q, k, v) and transposed into (out, in) buffers in the model arena.
  *
@@ -23,6 +30,8 @@
  *     "n_kv_heads": G_l, "hidden": m_l, "head_kv": [KV head of each query head] (optional)};
  *     missing keys default to the global config. A dropped layer has no tensors (the exporter
  *     leaves dropped blocks out instead, but such files are still read).
+ *   config "cce_rope_freq_div": [head_dim/2 numbers], per-pair divisors of the RoPE
+ *     frequencies (what a GGUF rope_freqs.weight holds), for models converted from GGUF.
  *   low-rank linears: "<prefix>.weight_u" (out, rank) and "<prefix>.weight_v" (rank, in)
  *     instead of "<prefix>.weight", in (out, in) convention for both families.
  *   GPT-2 blocks whose q/k/v are not all dense are written as separate
@@ -55,6 +64,8 @@ typedef struct {
     char cfg_path[HF_PATH_MAX];
     hf_family fam;
     int attention_bias, mlp_bias;
+    int mistral;                // MistralForCausalLM (sliding_window applies)
+    float *rope_freq_div;       // (head_dim/2) from "cce_rope_freq_div", until moved into the model
     int tie_explicit;           // -1 absent, 0 false, 1 true
     hf_layer_spec *spec;        // (n_layers)
     /* weights */
@@ -255,6 +266,95 @@ static cce_status parse_layers_ext(hf_ctx *c, const cJSON *root, cce_config *cfg
     return CCE_OK;
 }
 
+/* "rope_scaling": null / absent / {"rope_type" (or the older "type"): "default"} -> none;
+ * "linear" {factor}; "llama3" {factor, low_freq_factor, high_freq_factor,
+ * original_max_position_embeddings} (Llama 3.1+; the remapping is cce_rope_inv_freq's); other
+ * types are refused naming the type. */
+static cce_status parse_rope_scaling(const char *p, const cJSON *root, cce_config *cfg, cce_err *err) {
+    char d[96];
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (!rs || cJSON_IsNull(rs)) return CCE_OK;
+    if (!cJSON_IsObject(rs))
+        return cce_err_set(err, CCE_EFORMAT, "%s: field 'rope_scaling' is %s, expected an object or null", p,
+                           jdesc(rs, d, sizeof d));
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+    if (!ty) ty = cJSON_GetObjectItemCaseSensitive(rs, "type");
+    if (!cJSON_IsString(ty))
+        return cce_err_set(err, CCE_EFORMAT, "%s: field 'rope_scaling.rope_type' is %s, expected a string", p,
+                           jdesc(ty, d, sizeof d));
+    const char *t = ty->valuestring;
+    if (!strcmp(t, "default")) return CCE_OK;
+    int linear = !strcmp(t, "linear"), llama3 = !strcmp(t, "llama3");
+    if (!linear && !llama3)
+        return cce_err_set(err, CCE_EUNSUPPORTED, "%s: field 'rope_scaling' has type '%.40s'; only linear and llama3 "
+                           "RoPE scaling are supported", p, t);
+    cce_status s;
+    const cJSON *fa = cJSON_GetObjectItemCaseSensitive(rs, "factor");
+    if (!fa) return cce_err_set(err, CCE_EFORMAT, "%s: field 'rope_scaling.factor' is missing", p);
+    if ((s = cfg_float(p, rs, "factor", 1, 1e6, &cfg->rope_factor, err))) return cce_err_prefix(err, s, "rope_scaling");
+    cfg->rope_scaling = linear ? CCE_ROPE_SCALING_LINEAR : CCE_ROPE_SCALING_LLAMA3;
+    if (linear) return CCE_OK;
+    static const char *const req[3] = {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"};
+    for (int i = 0; i < 3; i++)
+        if (!cJSON_GetObjectItemCaseSensitive(rs, req[i]))
+            return cce_err_set(err, CCE_EFORMAT, "%s: field 'rope_scaling.%s' is missing (llama3 RoPE scaling)", p, req[i]);
+    long orig;
+    if ((s = cfg_float(p, rs, "low_freq_factor", 1, 1e6, &cfg->rope_low_freq_factor, err)) ||
+        (s = cfg_float(p, rs, "high_freq_factor", 1, 1e6, &cfg->rope_high_freq_factor, err)) ||
+        (s = cfg_int(p, rs, "original_max_position_embeddings", 1, 0, 1, HF_DIM_MAX, 0, &orig, err)))
+        return cce_err_prefix(err, s, "rope_scaling");
+    cfg->rope_orig_ctx = (int)orig;
+    if (!(cfg->rope_high_freq_factor > cfg->rope_low_freq_factor))
+        return cce_err_set(err, CCE_EFORMAT, "%s: rope_scaling: high_freq_factor %g must exceed low_freq_factor %g", p,
+                           (double)cfg->rope_high_freq_factor, (double)cfg->rope_low_freq_factor);
+    return CCE_OK;
+}
+
+/* Sliding-window attention: Mistral's "sliding_window" (an integer, or null for none), Qwen2's
+ * when "use_sliding_window" is true (HF applies it from layer max_window_layers on; the whole
+ * model is limited to the window here, the conservative reading). The engine runs full causal
+ * attention, which equals sliding-window attention on sequences of at most the window, and
+ * refuses longer ones (cce_config_check_positions). Llama configs have no window. */
+static cce_status parse_sliding_window(const char *p, const cJSON *root, int qwen2, int mistral, cce_config *cfg,
+                                       cce_err *err) {
+    long v;
+    cce_status s;
+    if (qwen2) {
+        int use;
+        if ((s = cfg_bool(p, root, "use_sliding_window", &use, err))) return s;
+        if (use != 1) return CCE_OK;
+        long first_layer;
+        if ((s = cfg_int(p, root, "max_window_layers", 0, 1, 0, HF_LAYERS_MAX, 0, &first_layer, err))) return s;
+        if (first_layer >= cfg->n_layers) return CCE_OK;   // no layer uses the window
+    } else if (!mistral) {
+        return CCE_OK;
+    }
+    if ((s = cfg_int(p, root, "sliding_window", 0, 1, 1, INT32_MAX, 0, &v, err))) return s;
+    cfg->sliding_window = (int)v;
+    return CCE_OK;
+}
+
+/* "cce_rope_freq_div": [head_dim/2 positive numbers], written by cce_export_hf for models whose
+ * RoPE frequencies carry per-pair divisors (GGUF rope_freqs.weight); kept in c until the model
+ * exists. */
+static cce_status parse_rope_freq_div(hf_ctx *c, const cJSON *root, cce_config *cfg, cce_err *err) {
+    const char *p = c->cfg_path;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "cce_rope_freq_div");
+    if (!a || cJSON_IsNull(a)) return CCE_OK;
+    int n = cfg->head_dim / 2;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n)
+        return cce_err_set(err, CCE_EFORMAT, "%s: field 'cce_rope_freq_div' must be an array of %d numbers", p, n);
+    c->rope_freq_div = cce_alloc((size_t)n, sizeof(float));
+    if (!c->rope_freq_div) return cce_err_set(err, CCE_ENOMEM, "%s: out of memory", p);
+    int i = 0;
+    for (const cJSON *x = a->child; x; x = x->next, i++) {
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || !(x->valuedouble > 0) || x->valuedouble > 1e30)
+            return cce_err_set(err, CCE_EFORMAT, "%s: cce_rope_freq_div[%d] is not a positive number", p, i);
+        c->rope_freq_div[i] = (float)x->valuedouble;
+    }
+    return CCE_OK;
+}
+
 static cce_status parse_config(hf_ctx *c, cce_config *cfg, cce_err *err) {
     const char *p = c->cfg_path;
     cJSON *root = NULL;
@@ -283,6 +383,7 @@ static cce_status parse_config(hf_ctx *c, cce_config *cfg, cce_err *err) {
         an = !strcmp(t, "llama") ? "LlamaForCausalLM" : !strcmp(t, "mistral") ? "MistralForCausalLM"
            : !strcmp(t, "qwen2") ? "Qwen2ForCausalLM" : !strcmp(t, "gpt2") ? "GPT2LMHeadModel" : t;
     }
+    c->mistral = !strcmp(an, "MistralForCausalLM");
     if (!strcmp(an, "LlamaForCausalLM") || !strcmp(an, "MistralForCausalLM")) c->fam = FAM_LLAMA;
     else if (!strcmp(an, "Qwen2ForCausalLM")) c->fam = FAM_QWEN2;
     else if (!strcmp(an, "GPT2LMHeadModel")) c->fam = FAM_GPT2;
@@ -359,11 +460,9 @@ static cce_status parse_config(hf_ctx *c, cce_config *cfg, cce_err *err) {
         c->attention_bias = c->attention_bias == 1;
         if ((s = cfg_bool(p, root, "mlp_bias", &c->mlp_bias, err))) goto done;
         c->mlp_bias = c->mlp_bias == 1;
-        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-        if (rs && !cJSON_IsNull(rs)) {
-            s = cce_err_set(err, CCE_EUNSUPPORTED, "%s: field 'rope_scaling' is set; RoPE scaling is not supported", p);
-            goto done;
-        }
+        if ((s = parse_rope_scaling(p, root, cfg, err))) goto done;
+        if ((s = parse_sliding_window(p, root, c->fam == FAM_QWEN2, c->mistral, cfg, err))) goto done;
+        if ((s = parse_rope_freq_div(c, root, cfg, err))) goto done;
         const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
         if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu"))) {
             s = cce_err_set(err, CCE_EUNSUPPORTED, "%s: field 'hidden_act' is %s; only \"silu\" is supported", p,
@@ -879,6 +978,15 @@ cce_status cce_load_hf(const char *dir, cce_model **out, cce_err *err) {
     if ((s = open_weights(&c, err))) goto done;
     if ((s = cce_model_new(&cfg, &c.m, err))) goto done;
     c.m->format = CCE_FMT_HF;
+    if (c.rope_freq_div) {
+        float *div = cce_model_alloc(c.m, (size_t)cfg.head_dim / 2, sizeof(float));   // (head_dim/2)
+        if (!div) {
+            s = cce_err_set(err, CCE_ENOMEM, "%s: out of memory", dir);
+            goto done;
+        }
+        memcpy(div, c.rope_freq_div, (size_t)(cfg.head_dim / 2) * sizeof(float));
+        c.m->cfg.rope_freq_div = div;
+    }
     s = cfg.arch == CCE_ARCH_GPT2 ? load_gpt2(&c, err) : load_llama(&c, err);
     if (s) goto done;
     for (int i = 0; i < c.n_shards; i++)
@@ -906,5 +1014,6 @@ done:
     if (c.spec)
         for (int l = 0; l < cfg.n_layers; l++) cce_free(c.spec[l].head_kv);
     cce_free(c.spec);
+    cce_free(c.rope_freq_div);
     return s;
 }

@@ -89,3 +89,46 @@ if [ $rc -eq 0 ] && echo "$out" | grep -q '"dtype":"BF16"' && [ $((s16 * 2)) -lt
 else bad dtype_bf16 "rc=$rc $out / sizes $s16 vs $s32 / loss $l0 vs $l3: $got"; fi
 out=$("$CCE" export "$D/llama2c/stories260K.bin" -o "$T/hf_q4" --dtype q4 2>&1); rc=$?
 if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: export: --dtype 'q4'"; then ok dtype_unknown; else bad dtype_unknown "rc=$rc $out"; fi
+
+# 8. GGUF: model -> GGUF (F32, F16, Q8_0) -> `cce eval` loss. F32 is the same model: the same
+#    loss to 1e-6 (measured: identical). F16 / Q8_0 round their weights; measured loss changes on
+#    this text: stories260K 2.2e-5 / 5.8e-4, tinystories_2m5 4.0e-6 / 3.5e-4 (Q8_0 keeps
+#    stories260K's 172-wide down projections in F16); bounds 1e-4 / 2e-3.
+within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= t) }'; }
+head -c 12000 "$D/text/tinystories_valid_head.txt" > "$T/eval_short.txt"
+for m in stories260K tinystories_2m5; do
+    txt="$T/eval.txt"; [ $m = tinystories_2m5 ] && txt="$T/eval_short.txt"   # the wider model is slower
+    base=$("$CCE" eval "$D/llama2c/$m.bin" --text "$txt" --json 2>/dev/null | loss_of)
+    for dt in f32 f16 q8_0; do
+        tol=1e-6; [ $dt = f16 ] && tol=1e-4; [ $dt = q8_0 ] && tol=2e-3
+        out=$("$CCE" export "$D/llama2c/$m.bin" -o "$T/$m.$dt.gguf" --dtype $dt --json 2>"$T/$m.$dt.err"); rc=$?
+        got=$("$CCE" eval "$T/$m.$dt.gguf" --text "$txt" --json 2>&1 | loss_of)
+        if [ $rc -eq 0 ] && echo "$out" | grep -q '"format":"gguf","arch":"llama","blocks":' && echo "$out" | grep -q "\"dtype\":\"$dt\"" \
+           && within "$base" "$got" $tol; then ok "gguf_${m}_$dt"
+        else bad "gguf_${m}_$dt" "rc=$rc $out / loss $base vs $got (tol $tol)"; fi
+    done
+done
+# the file is smaller as it should be: F16 about half of F32, Q8_0 below 0.35 of F32 (2m5: 34/128 + headers)
+s32=$(stat -c %s "$T/tinystories_2m5.f32.gguf"); s16=$(stat -c %s "$T/tinystories_2m5.f16.gguf"); s8=$(stat -c %s "$T/tinystories_2m5.q8_0.gguf")
+if [ $((s16 * 2)) -lt $((s32 + 65536)) ] && [ $((s8 * 100)) -lt $((s32 * 35)) ]; then ok gguf_sizes; else bad gguf_sizes "$s32 $s16 $s8"; fi
+# the Q8_0 fallback is said in one note line
+if [ "$(grep -c '^cce: note: .*stories260K.q8_0.gguf: 5 matrix(es) with rows not a multiple of 32 written as F16' "$T/stories260K.q8_0.err")" -eq 1 ]; then ok gguf_note
+else bad gguf_note "$(cat "$T/stories260K.q8_0.err")"; fi
+# the tokenizer travels in the metadata: the GGUF alone evaluates like the llama2.c pair (above),
+# and `cce info` reads it
+out=$("$CCE" info "$T/stories260K.f32.gguf" --json 2>&1)
+if echo "$out" | grep -q '"format":"gguf","arch":"llama","dim":64,"n_layers":5' && echo "$out" | grep -q '"tokenizer":{"kind":"sentencepiece-bpe","vocab_size":512}'; then ok gguf_info
+else bad gguf_info "$out"; fi
+# a Hugging Face directory (half-rotation RoPE) -> GGUF: q/k rows permuted back, same loss
+out=$("$CCE" export "$T/hf" -o "$T/from_hf.gguf" --format gguf 2>&1); rc=$?
+got=$("$CCE" eval "$T/from_hf.gguf" --text "$T/eval.txt" --json 2>&1 | loss_of)
+if [ $rc -eq 0 ] && same "$l0" "$got"; then ok gguf_from_hf; else bad gguf_from_hf "rc=$rc $out / $l0 vs $got"; fi
+# GGUF -> GGUF again (re-export of a file cce wrote) is byte-identical
+"$CCE" export "$T/stories260K.f32.gguf" -o "$T/again.gguf" >/dev/null 2>&1
+if cmp -s "$T/stories260K.f32.gguf" "$T/again.gguf"; then ok gguf_reexport_identical; else bad gguf_reexport_identical "files differ"; fi
+# errors: an unknown GGUF type, an unknown format; a failed export leaves the old file in place
+out=$("$CCE" export "$D/llama2c/stories260K.bin" -o "$T/again.gguf" --dtype q4_0 2>&1); rc=$?
+if [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "^cce: error: export: --dtype 'q4_0' is not one of f32, f16, q8_0 (GGUF)" \
+   && cmp -s "$T/stories260K.f32.gguf" "$T/again.gguf"; then ok gguf_dtype_unknown; else bad gguf_dtype_unknown "rc=$rc $out"; fi
+out=$("$CCE" export "$D/llama2c/stories260K.bin" -o "$T/x" --format onnx 2>&1); rc=$?
+if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: export: --format 'onnx' is not one of hf, gguf"; then ok format_unknown; else bad format_unknown "rc=$rc $out"; fi

@@ -51,3 +51,35 @@ if "$CCE" export "$D/llama2c/stories260K.bin" -o "$T/hf" >/dev/null 2>&1; then
 else
     bad safetensors_listing "cce export failed"
 fi
+
+# A valid GGUF file that is not a complete model of a known architecture: `cce info` lists its
+# tensors and metadata after full validation and says on one line why it cannot run (exit 0).
+u32() { printf "\\x$(printf %02x $(($1 & 255)))\\x$(printf %02x $((($1 >> 8) & 255)))\\x$(printf %02x $((($1 >> 16) & 255)))\\x$(printf %02x $((($1 >> 24) & 255)))"; }
+u64() { u32 "$1"; u32 0; }
+gstr() { u64 ${#1}; printf '%s' "$1"; }
+# gguf_file OUT ARCH [with_tensor]: metadata general.architecture = ARCH; optionally one F32 tensor
+gguf_file() {
+    local nt=0; [ -n "${3:-}" ] && nt=1
+    { printf 'GGUF'; u32 3; u64 $nt; u64 1; gstr general.architecture; u32 8; gstr "$2"
+      if [ $nt -eq 1 ]; then gstr ln_f.weight; u32 1; u64 4; u32 0; u64 0; fi; } > "$1"
+    local n=$(stat -c %s "$1"); while [ $((n % 32)) -ne 0 ]; do printf '\0' >> "$1"; n=$((n + 1)); done
+    [ $nt -eq 1 ] && printf '\0\0\x80\x3f\0\0\x80\x3f\0\0\x80\x3f\0\0\x80\x3f' >> "$1"   # four 1.0f
+    return 0
+}
+gguf_file "$T/other.gguf" gpt2 1
+out=$("$CCE" info "$T/other.gguf" 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q "GGUF, architecture 'gpt2', 1 tensors" && echo "$out" | grep -qE '^  ln_f.weight +F32 +\[4\]$' \
+   && echo "$out" | grep -qE '^  general.architecture +string +"gpt2"$' && [ "$(echo "$out" | grep -c '^cannot run: ')" -eq 1 ] \
+   && echo "$out" | grep -q "^cannot run: .*other.gguf: unsupported architecture 'gpt2'"; then ok gguf_other_arch; else bad gguf_other_arch "rc=$rc $out"; fi
+out=$("$CCE" info "$T/other.gguf" --json 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q '"runnable":false,"why":".*unsupported architecture' && echo "$out" | grep -q '"metadata":\[{"key":"general.architecture","type":"string","value":"\\"gpt2\\""}\]'; then ok gguf_other_arch_json; else bad gguf_other_arch_json "rc=$rc $out"; fi
+gguf_file "$T/incomplete.gguf" llama
+out=$("$CCE" info "$T/incomplete.gguf" 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q "GGUF, architecture 'llama', 0 tensors" && echo "$out" | grep -q "^cannot run: .*required metadata 'llama.embedding_length' is missing"; then ok gguf_incomplete; else bad gguf_incomplete "rc=$rc $out"; fi
+# still an error when the file itself is malformed (here: cut inside the metadata)
+head -c 40 "$T/other.gguf" > "$T/cut.gguf"
+out=$("$CCE" info "$T/cut.gguf" 2>&1); rc=$?
+if [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "^cce: error: .*cut.gguf: tensor count 1 cannot fit"; then ok gguf_malformed_still_error; else bad gguf_malformed_still_error "rc=$rc $out"; fi
+# a runnable GGUF with --tensors: listing and metadata, no "cannot run"
+out=$("$CCE" info "$D/gguf/stories260K.gguf" --tensors 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -qE '^  llama.block_count +uint32 +5$' && ! echo "$out" | grep -q 'cannot run'; then ok gguf_tensors_metadata; else bad gguf_tensors_metadata "rc=$rc $out"; fi

@@ -13,6 +13,7 @@
 # is written atomically, and the ASCII screens contain no byte above 0x7f.
 set -u
 export OPENBLAS_NUM_THREADS=1
+unset CCE_SESSIONS   # sessions go to sessions/ in the scratch directory
 here=$(cd "$(dirname "$0")" && pwd)
 dir="$here/tui"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
@@ -76,6 +77,58 @@ if grep -q '^:view$' "$T/cmdline/complete_view.txt" && grep -q 'completions: tar
    && grep -q '^:xset eps 2$' "$T/cmdline/edited.txt" && grep -q 'τ 5e-2' "$T/cmdline/tau_set.txt"; then
     echo "PASS tui_readline_completion_history"
 else echo "FAIL tui_readline_completion_history"; fi
+
+# the plan (plan.script): eps decides in threshold mode, the budget is met, pins and forces
+# re-plan, a commit measures perplexity, histograms are compared, the quit question
+P="$T/plan"
+r2=$(grep -o 'decide: [-0-9.]*%' "$P/02_threshold_eps_1e-3.txt"); r3=$(grep -o 'decide: [-0-9.]*%' "$P/03_threshold_eps_5e-2.txt")
+if [ -n "$r2" ] && [ -n "$r3" ] && [ "$r2" != "$r3" ]; then echo "PASS tui_plan_eps_changes_plan ($r2 -> $r3)"
+else echo "FAIL tui_plan_eps_changes_plan: '$r2' -> '$r3'"; fi
+if grep -q '21.3% removed (target 20.0%)' "$P/01_plan_budget.txt" && grep -q 'target 30%' "$P/12_changed_after_commit.txt" \
+   && grep -q '+h0' "$P/05_pinned_h0.txt" && grep -q 'pins 1 · forces 1' "$P/06_forced_block3.txt" \
+   && grep -q '^   3 .* block ' "$P/06_forced_block3.txt"; then echo "PASS tui_plan_budget_pins_forces"
+else echo "FAIL tui_plan_budget_pins_forces"; fi
+if grep -q 'last commit #1 (the plan shown)' "$P/08_committed.txt" && grep -q 'loss (nats) / ppl  *[0-9.]* / [0-9.]*  *[0-9.]* / [0-9.]*' "$P/08_committed.txt" \
+   && grep -q 'ppl [0-9]' "$P/08_committed.txt" && grep -q 'has changed since' "$P/12_changed_after_commit.txt"; then
+    echo "PASS tui_commit_measures"
+else echo "FAIL tui_commit_measures: $(grep -A3 'last commit' "$P/08_committed.txt" | head -4 | tr '\n' '|')"; fi
+if grep -q 'committed #1' "$P/09_hist_committed.txt" && [ "$(grep -o 'TV 0\.[0-9]' "$P/09_hist_committed.txt" | wc -l)" -ge 5 ]; then
+    echo "PASS tui_hist_original_vs_committed"
+else echo "FAIL tui_hist_original_vs_committed"; fi
+if grep -q 'Unsaved changes' "$P/13_quit_asks.txt" && ! grep -q 'Unsaved changes' "$P/14_stays.txt" \
+   && grep -q 'stories260K.bin  ' "$P/11_saved.txt" && grep -q 'stories260K.bin\*' "$P/12_changed_after_commit.txt"; then
+    echo "PASS tui_quit_asks_when_unsaved"
+else echo "FAIL tui_quit_asks_when_unsaved"; fi
+[ -s sessions/autosave.json ] && grep -q '"commits"' sessions/autosave.json && echo "PASS tui_commit_autosaved" \
+    || echo "FAIL tui_commit_autosaved: no sessions/autosave.json after a commit"
+
+# :export gives the plan `cce apply` encodes to the loss :commit measured (±1e-4)
+json_num() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" | head -1; }
+want=$(awk '/"after":/{f=1} f && /"loss":/{gsub(/[^-0-9.eE+]/, "", $2); print $2; exit}' sessions/tour.json)
+if "$CCE" apply "$M" --plan plan.json -o "$T/applied" > "$T/apply.out" 2>&1 \
+   && got=$("$CCE" eval "$T/applied" --text data/text/tinystories_valid_head.txt --max-tokens 4096 --json 2>/dev/null | json_num loss) \
+   && [ -n "$want" ] && [ -n "$got" ] && awk -v a="$want" -v b="$got" 'BEGIN { d = a - b; exit !(d < 1e-4 && d > -1e-4) }'; then
+    echo "PASS tui_export_apply_eval_same_loss (commit $want, cce apply + eval $got)"
+else echo "FAIL tui_export_apply_eval_same_loss: commit '$want', applied '${got:-}': $(tail -2 "$T/apply.out" | tr '\n' ' ')"; fi
+
+# :load restores the same plan: in a new process after the analysis is recomputed, and at once
+# with --session (the plan as saved, before any analysis); a malformed or foreign session file
+# is refused with one line and the TUI goes on
+printf 'cmd :load tour\nwait analysis\ncmd :export plan2.json\nkey 5\nexpect restored from session tour\n' > "$T/reload.script"
+printf 'cmd :export plan3.json\n' > "$T/reload3.script"
+if "$CCE" tui "$M" --script "$T/reload.script" --dump "$T" 2> "$T/reload.err" && cmp -s plan.json plan2.json \
+   && "$CCE" tui "$M" --session tour --script "$T/reload3.script" 2>> "$T/reload.err" && cmp -s plan.json plan3.json; then
+    echo "PASS tui_session_reload_same_plan"
+else echo "FAIL tui_session_reload_same_plan: $(head -2 "$T/reload.err") $(diff plan.json plan2.json 2>&1 | head -4 | tr '\n' ' ')"; fi
+sed 's/"format_version":\t"1.0"/"format_version":\t"7.0"/' sessions/tour.json > sessions/future.json
+sed '0,/"sha256":\t"[0-9a-f]*"/s//"sha256":\t"0000000000000000000000000000000000000000000000000000000000000000"/' sessions/tour.json > sessions/other.json
+sed 's/"heads_removed":\t\[\([0-9]\)/"heads_removed":\t[99, \1/' sessions/tour.json > sessions/range.json
+head -c 300 sessions/tour.json > sessions/cut.json
+awk '/"sha256":/ && ++n == 2 { sub(/"[0-9a-f]+"/, "\"1111111111111111111111111111111111111111111111111111111111111111\"") } 1' \
+    sessions/tour.json > sessions/calib.json   # the second sha256 is the calibration's
+printf 'wait analysis\ncmd :load future\nexpect major version 7 is not supported\ncmd :load other\nexpect made for another model\ncmd :load range\nexpect a removed head is outside 0..7\ncmd :load cut\nexpect not valid JSON\ncmd :load calib\nexpect was made with the calibration text\ncmd :load ../etc\nexpect is not allowed\ncmd :load nosuch\nexpect saved:\nkey 5\nexpect 21.3%% removed\n' > "$T/hostile.script"
+if "$CCE" tui "$M" --script "$T/hostile.script" 2> "$T/hostile.err"; then echo "PASS tui_session_hostile_refused"
+else echo "FAIL tui_session_hostile_refused: $(head -2 "$T/hostile.err")"; fi
 
 # errors: one line, named, non-zero
 expect_error() {  # name, expected exit code, pattern, command...

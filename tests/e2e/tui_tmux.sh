@@ -4,9 +4,11 @@
 # with send-keys and reads the screen with capture-pane, and the pane's shell records the exit
 # code and `stty -a` before and after, so "the terminal is restored" is checked, not assumed.
 # Covers: the views appear, ε changes the spectrum count, the heatmap cursor reads out, keys
-# work while the analysis runs, Esc cancels, resize to 80x24 and below the minimum, q quits
-# with status 0, SIGTERM and Ctrl-C restore the terminal (143, 130), NO_COLOR gives no colour
-# escapes, TERM=vt100 and LANG=C give ASCII only. Without tmux it prints SKIP.
+# work while the analysis runs, Esc cancels, resize to 80x24 and below the minimum, q with
+# unsaved changes asks and n quits with status 0, a commit shows its phase and progress while
+# keys keep working, measures perplexity, Esc cancels a commit, y saves the session and quits,
+# SIGTERM and Ctrl-C restore the terminal (143, 130), NO_COLOR gives no colour escapes,
+# TERM=vt100 and LANG=C give ASCII only. Without tmux it prints SKIP.
 set -u
 CCE=$(cd "$(dirname "$CCE")" && pwd)/$(basename "$CCE")
 CCE_DATA=$(cd "$CCE_DATA" 2>/dev/null && pwd)
@@ -85,8 +87,8 @@ else bad colours_by_default "no colour escapes in a colour terminal" tour 2; fi
 # ---- resize: 80x24, below the minimum, back
 "${TM[@]}" resize-window -t tour -x 80 -y 24
 keys tour 1
-if wait_for tour 'block 0 of 0-4' 5 && [ "$(screen tour | wc -l)" -le 24 ] && screen tour | head -1 | grep -q '1 Layers' \
-   && screen tour | grep -q 'target 0%'; then ok resize_80x24
+if wait_for tour 'blk 0/4' 5 && [ "$(screen tour | wc -l)" -le 24 ] && screen tour | head -1 | grep -q '1 Layers' \
+   && screen tour | grep -q 'target 20%'; then ok resize_80x24
 else bad resize_80x24 "layout at 80x24" tour 24; fi
 "${TM[@]}" resize-window -t tour -x 50 -y 12
 if wait_for tour 'terminal too small: 50×12' 5; then ok resize_too_small
@@ -94,8 +96,41 @@ else bad resize_too_small "no 'too small' message" tour 12; fi
 "${TM[@]}" resize-window -t tour -x 120 -y 40
 if wait_for tour 'Heatmaps' 5 && wait_for tour 'blk heads' 5; then ok resize_back
 else bad resize_back "not redrawn at 120x40" tour 10; fi
-keys tour q
+keys tour q   # eps was changed: it asks
+if wait_for tour 'Unsaved changes.*y: save and quit' 5; then ok quit_asks_when_unsaved
+else bad quit_asks_when_unsaved "no question on q after :set eps" tour 3; fi
+keys tour n
 restored tour 0 quit_restores
+
+# ---- commit (tinystories_2m5: a few seconds): phase and progress, keys meanwhile, measured
+# perplexity, Esc cancels a second commit, y saves the session and quits
+if [ -f "$BIG" ]; then
+    start commit 120 40 LANG=C.UTF-8 -- "'$BIG'" --tokenizer "'$TOK'" --eval-tokens 16384
+    if wait_for commit 'analysis done' 30; then
+        keys commit ':commit' Enter
+        if wait_for commit 'commit [1-5]/5: ' 10; then
+            keys commit 5
+            if wait_for commit 'committing: step [1-5] of 5' 5 && screen commit | grep -q 'commit [1-5]/5'; then ok commit_progress_keys_work
+            else bad commit_progress_keys_work "Plan view did not show the running commit" commit 40; fi
+        else bad commit_progress_keys_work "no commit phase in the status line" commit 40; fi
+        if wait_for commit 'last commit #1 \(the plan shown\)' 90 && screen commit | grep -qE 'ppl [0-9]+\.[0-9]{2}' \
+           && screen commit | grep -qE 'loss \(nats\) / ppl +[0-9.]+ / [0-9.]+ +[0-9.]+ / [0-9.]+'; then ok commit_measures_ppl
+        else bad commit_measures_ppl "no measured perplexity" commit 40; fi
+        keys commit ':set target 0.3' Enter
+        keys commit ':commit' Enter
+        if wait_for commit 'commit [1-5]/5: ' 10; then
+            keys commit Escape
+            if wait_for commit 'commit cancelled; nothing changed' 20 && screen commit | grep -q 'last commit #1 '; then ok esc_cancels_commit
+            else bad esc_cancels_commit "no cancel message" commit 40; fi
+        else bad esc_cancels_commit "the second commit did not start" commit 40; fi
+        keys commit q
+        if wait_for commit 'Unsaved changes' 5; then keys commit y; fi
+        restored commit 0 commit_quit_saves
+        if [ -s "$T/run/tinystories_2m5.json" ] && grep -q '"cce-session"' "$T/run/tinystories_2m5.json" \
+           && grep -q '"commits":' "$T/run/tinystories_2m5.json" && [ -s "$T/run/autosave.json" ]; then ok session_saved_on_y
+        else bad session_saved_on_y "no session file after y: $(ls "$T/run" | tr '\n' ' ')" commit 3; fi
+    else bad commit_progress_keys_work "the analysis did not finish" commit 10; fi
+fi
 
 # ---- keys while the analysis runs, and Esc cancels it (a longer job: tinystories_2m5, 16k tokens)
 if [ -f "$BIG" ]; then

@@ -237,6 +237,8 @@ static void gen_gguf(void) {
     gen_gguf_one("tiny_mixed.gguf", "llama", 0, 1);
     gen_gguf_one("tiny_align64.gguf", "llama", 64, 1);
     gen_gguf_one("tiny_other_arch.gguf", "qwen9", 0, 0);
+    gen_gguf_one("tiny_qwen2.gguf", "qwen2", 0, 1);
+    gen_gguf_one("tiny_deci.gguf", "deci", 0, 0);
     size_t n;
     uint8_t *d = read_head("gguf/stories260K.gguf", 14176, &n); /* header, metadata, tensor infos */
     if (d && n) emit("gguf", "real_260k_head.gguf", d, n);
@@ -315,6 +317,20 @@ static void gen_hf_config(void) {
                "{\"architectures\":[\"MistralForCausalLM\"],\"hidden_size\":8,\"intermediate_size\":16,"
                "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"num_key_value_heads\":1,"
                "\"vocab_size\":16,\"max_position_embeddings\":32,\"rms_norm_eps\":1e-05,\"sliding_window\":null}");
+    gen_config("llama3_rope.json", 0,
+               "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":8,\"intermediate_size\":16,"
+               "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"num_key_value_heads\":1,\"vocab_size\":16,"
+               "\"max_position_embeddings\":64,\"rope_theta\":500000.0,\"rope_scaling\":{\"rope_type\":\"llama3\","
+               "\"factor\":8.0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,\"original_max_position_embeddings\":16}}");
+    gen_config("mistral_window.json", 0,
+               "{\"architectures\":[\"MistralForCausalLM\"],\"hidden_size\":8,\"intermediate_size\":16,"
+               "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"num_key_value_heads\":1,"
+               "\"vocab_size\":16,\"max_position_embeddings\":32,\"sliding_window\":8,"
+               "\"rope_scaling\":{\"type\":\"linear\",\"factor\":2.0}}");
+    gen_config("qwen2_window.json", 0,
+               "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":8,\"intermediate_size\":16,"
+               "\"num_hidden_layers\":2,\"num_attention_heads\":2,\"num_key_value_heads\":1,\"vocab_size\":16,"
+               "\"use_sliding_window\":true,\"sliding_window\":4,\"max_window_layers\":1,\"tie_word_embeddings\":true}");
     gen_config("gpt2.json", 1,
                "{\"architectures\":[\"GPT2LMHeadModel\"],\"model_type\":\"gpt2\",\"n_embd\":8,\"n_layer\":2,"
                "\"n_head\":2,\"n_inner\":null,\"n_positions\":16,\"n_ctx\":16,\"vocab_size\":16,"

@@ -96,7 +96,7 @@ gguf gguf_align_zero align=0
 gguf gguf_align_3 align=3
 gguf gguf_dup_tensor nt=2 dup=1
 gguf gguf_other_arch arch=gpt2 kind=listable
-gguf gguf_llama_no_config
+gguf gguf_llama_no_config kind=listable   # valid GGUF, incomplete model: `cce info` lists it (issue 10), eval refuses
 
 # ---- safetensors: bare file (info) and as the model of an HF directory (eval) ----
 CFG_LLAMA='{"architectures":["LlamaForCausalLM"],"hidden_size":8,"intermediate_size":16,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,"vocab_size":16,"max_position_embeddings":32,"rms_norm_eps":1e-05,"tie_word_embeddings":false}'

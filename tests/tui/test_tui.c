@@ -198,7 +198,13 @@ static void completions(const char *line, int start, const char *text, char *out
 TEST(completion) {
     char out[512];
     completions("se", 0, "se", out, sizeof out);
-    CHECK_STR(out, "set");
+    CHECK_STR(out, "set search");
+    completions("pin 2 h", 6, "h", out, sizeof out);   // the second argument of :pin is a kind
+    CHECK_STR(out, "heads");
+    completions("force 1 w", 8, "w", out, sizeof out);
+    CHECK_STR(out, "wq wk wv wo w1 w3 w2");
+    completions("pin ", 4, "", out, sizeof out);   // the block number is not completed
+    CHECK_STR(out, "");
     completions("set e", 4, "e", out, sizeof out);
     CHECK_STR(out, "eps");
     completions("set ", 4, "", out, sizeof out);
@@ -206,7 +212,7 @@ TEST(completion) {
     completions("view h", 5, "h", out, sizeof out);
     CHECK_STR(out, "heatmaps histograms help");
     completions("l", 0, "l", out, sizeof out);
-    CHECK_STR(out, "log layer");
+    CHECK_STR(out, "log layer load");
     completions("quit ", 5, "", out, sizeof out);   // quit takes no argument
     CHECK_STR(out, "");
     completions("set eps ", 8, "", out, sizeof out);   // no completion for values
@@ -234,8 +240,26 @@ TEST(commands_change_state) {
     CHECK(strstr(a->msg, "ambiguous"));
     tui_run_command(a, "quit now");
     CHECK(strstr(a->msg, "takes no argument"));
+    /* the knobs changed: quitting asks first; Esc stays, n quits */
+    CHECK(a->dirty);
+    CHECK(!(tui_run_command(a, "quit") & R_QUIT));
+    CHECK(a->asking_quit);
+    CHECK(!(tui_dispatch_key(a, 'j') & R_QUIT));   // other keys: still asking
+    CHECK(a->asking_quit);
+    CHECK(!(tui_dispatch_key(a, TK_ESC) & R_QUIT));
+    CHECK(!a->asking_quit);
+    CHECK(!(tui_run_command(a, "q") & R_QUIT));   // a unique prefix
+    CHECK(tui_dispatch_key(a, 'n') & R_QUIT);
+    a->dirty = 0;   // nothing unsaved: no question
     CHECK(tui_run_command(a, "quit") & R_QUIT);
-    CHECK(tui_run_command(a, "q") & R_QUIT);   // a unique prefix
+    CHECK(!a->asking_quit);
+    /* knob changes ask for a re-plan; all of alpha, beta, gamma at 0 is refused */
+    CHECK(tui_run_command(a, "set target 0.3") & R_REPLAN);
+    tui_run_command(a, "set beta 0");
+    tui_run_command(a, "set gamma 0");
+    CHECK(!(tui_run_command(a, "set alpha 0") & R_REPLAN));
+    CHECK_NEAR(a->knob[KNOB_ALPHA], 1, 0);
+    CHECK(strstr(a->msg, "nothing to minimise"));
     tui_run_command(a, "view spectrum");
     CHECK_EQ_INT(a->view, VIEW_SPECTRUM);
     tui_run_command(a, "view nosuch");
@@ -250,6 +274,7 @@ TEST(commands_change_state) {
     CHECK_EQ_INT(a->knob_sel, KNOB_TARGET);
     tui_dispatch_key(a, '3');
     CHECK_EQ_INT(a->view, VIEW_HEATMAP);
+    a->dirty = 0;
     CHECK(tui_dispatch_key(a, 'q') & R_QUIT);
     CHECK(tui_dispatch_key(a, TK_RESIZE) & R_RELAYOUT);
     CHECK(tui_dispatch_key(a, 'r') & R_RESTART);

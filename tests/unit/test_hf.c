@@ -2,7 +2,8 @@
  * test_hf.c — Hugging Face directories: loader (config.json and shard defects), export round
  * trips (stories260K with the RoPE row permutation, GPT-2 Conv1D layout, compressed per-layer
  * shapes / low-rank / dropped blocks) compared weight by weight and by reference-forward logits,
- * and synth determinism.
+ * synth determinism, Llama-3 / linear rope_scaling (against a direct transcription of Hugging
+ * Face's remapping), Mistral / Qwen2 sliding windows and Qwen2 tied / untied heads.
  *
  * Everything is generated in harness_tmpdir(); the real model comes from $CCE_DATA.
  * Tolerances: weights must round-trip bit-exactly (F32); logits within 1e-5 (the permuted model
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include "harness.h"
+#include "eval.h"
 #include "export.h"
 #include "forward.h"
 #include "model.h"
@@ -729,7 +731,7 @@ TEST(config_defects) {
     EXPECT_LOAD_FAIL(variant("cfg_eps", "rms_norm_eps", "-1", NULL, NULL), "rms_norm_eps");
     EXPECT_LOAD_FAIL(variant("cfg_arch", "architectures", "[\"BertModel\"]", NULL, NULL), "not supported");
     EXPECT_LOAD_FAIL(variant("cfg_arch_type", "architectures", "\"LlamaForCausalLM\"", NULL, NULL), "architectures");
-    EXPECT_LOAD_FAIL(variant("cfg_rope", "rope_scaling", "{\"type\":\"llama3\",\"factor\":32}", NULL, NULL), "rope_scaling");
+    EXPECT_LOAD_FAIL(variant("cfg_rope", "rope_scaling", "{\"type\":\"llama3\",\"factor\":32}", NULL, NULL), "rope_scaling.low_freq_factor");
     EXPECT_LOAD_FAIL(variant("cfg_act", "hidden_act", "\"gelu\"", NULL, NULL), "hidden_act");
     EXPECT_LOAD_FAIL(variant("cfg_bos", "bos_token_id", "512", NULL, NULL), "bos_token_id");
     /* shapes inconsistent with the config */
@@ -763,6 +765,216 @@ TEST(config_defects) {
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     unlink(p);
     EXPECT_LOAD_FAIL(dir, "model.safetensors");
+}
+
+/* ---- RoPE scaling, sliding windows, Qwen2 configs ---- */
+
+/* Hugging Face's Llama-3 frequency remapping, written out independently of model.c: the
+ * frequency of pair j for head size hd, base theta, and the rope_scaling parameters. */
+static double hf_llama3_freq(double theta, int hd, int j, double factor, double lo, double hi, double orig) {
+    double inv = 1.0 / pow(theta, (2.0 * j) / hd);
+    double wavelen = 2 * M_PI / inv, low_wavelen = orig / lo, high_wavelen = orig / hi;
+    double scaled = wavelen > low_wavelen ? inv / factor : inv;           // torch.where(wavelen > low, inv/f, inv)
+    double smooth = (orig / wavelen - lo) / (hi - lo);
+    double smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+    int medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+    return medium ? smoothed : scaled;
+}
+
+/* Rewrite dir/config.json: set key to the JSON text val (NULL: delete). */
+static int patch_config(const char *dir, const char *key, const char *val) {
+    char p[1100], *text = NULL;
+    size_t len;
+    cce_err err;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    if (cce_read_file(p, 1 << 20, &text, &len, &err)) return 0;
+    cJSON *j = cJSON_Parse(text);
+    cce_free(text);
+    if (!j) return 0;
+    cJSON_DeleteItemFromObjectCaseSensitive(j, key);
+    if (val) cJSON_AddItemToObject(j, key, cJSON_Parse(val));
+    char *out = cJSON_Print(j);
+    FILE *f = fopen(p, "wb");
+    int ok = f && fputs(out, f) >= 0;
+    if (f) fclose(f);
+    cJSON_free(out);
+    cJSON_Delete(j);
+    return ok;
+}
+
+TEST(rope_scaling_llama3) {
+    cce_err err = {{0}};
+    CHECK_MSG(cce_synth("tiny", 42, tmp("tiny"), &err) == CCE_OK, "%s", err.msg);
+    const char *l3 = "{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,"
+                     "\"original_max_position_embeddings\":1024}";
+    cce_model *m = NULL, *plain = NULL, *back = NULL;
+    CHECK_MSG(cce_load_hf(variant("rope_l3", "rope_scaling", l3, "rope_theta", "10000.0"), &m, &err) == CCE_OK, "%s", err.msg);
+    CHECK_MSG(cce_load_hf(tmp("tiny"), &plain, &err) == CCE_OK, "%s", err.msg);
+    CHECK_EQ_INT(m->cfg.rope_scaling, CCE_ROPE_SCALING_LLAMA3);
+    CHECK_EQ_INT(m->cfg.rope_orig_ctx, 1024);
+    int hd = m->cfg.head_dim, kinds[3] = {0, 0, 0};
+    for (int j = 0; j < hd / 2; j++) {
+        double want = hf_llama3_freq(10000.0, hd, j, 8, 1, 4, 1024), got = cce_rope_inv_freq(&m->cfg, j);
+        double base = 1.0 / pow(10000.0, (2.0 * j) / hd);
+        CHECK_MSG(fabs(got - want) <= 1e-12 * want, "pair %d: %.17g, direct computation %.17g", j, got, want);
+        kinds[fabs(want - base) < 1e-15 * base ? 0 : fabs(want - base / 8) < 1e-15 * base ? 1 : 2]++;
+        CHECK_NEAR(cce_rope_inv_freq(&plain->cfg, j), base, 1e-15 * base);
+    }
+    /* head size 16 and an original context of 1024 put pairs in all three bands */
+    CHECK_MSG(kinds[0] && kinds[1] && kinds[2], "bands: %d unchanged, %d divided, %d interpolated", kinds[0], kinds[1], kinds[2]);
+    /* the scaling changes the model's predictions beyond the first position (measured 2.7e-4 on
+     * these small random weights) ... */
+    int ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = (i * 37 + 5) % 512;
+    char msg[600] = "";
+    double d = logits_diff(m, plain, ids, 40, msg, sizeof msg);
+    printf("# llama3 vs no scaling: max |logit diff| %.3g\n", d);
+    CHECK_MSG(d > 1e-4, "llama3 scaling changed nothing (max logit diff %g %s)", d, msg);
+    /* ... identically in the fast and the reference pass (measured 3.6e-7, far below the effect
+     * of the scaling, so a pass that ignored it would fail), and survives an export */
+    float *lf = cce_alloc(40 * 512, sizeof(float)), *lr = cce_alloc(40 * 512, sizeof(float));
+    float *h = cce_alloc(40 * 64, sizeof(float));
+    cce_fwd *f = NULL;
+    CHECK(cce_fwd_new(m, 40, 40, &f, &err) == CCE_OK && cce_fwd_embed(f, ids, 1, 40, h, &err) == CCE_OK);
+    for (int l = 0; l < m->cfg.n_layers; l++) CHECK(cce_fwd_block(f, l, h, 1, 40, NULL, NULL, &err) == CCE_OK);
+    CHECK(cce_fwd_logits(f, h, 40, lf, &err) == CCE_OK && cce_ref_forward(m, ids, 40, lr, NULL, NULL, &err) == CCE_OK);
+    double fr = 0;
+    for (int i = 0; i < 40 * 512; i++) fr = fmax(fr, fabs((double)lf[i] - lr[i]));
+    cce_fwd_free(f);
+    cce_free(lf); cce_free(lr); cce_free(h);
+    printf("# llama3: fast vs reference max |logit diff| %.3g\n", fr);
+    CHECK_MSG(fr < 2e-6, "fast vs reference with llama3 scaling: %g", fr);
+    CHECK_MSG(cce_export_hf(m, NULL, tmp("rope_l3_out"), &err) == CCE_OK, "%s", err.msg);
+    CHECK_MSG(cce_load_hf(tmp("rope_l3_out"), &back, &err) == CCE_OK, "%s", err.msg);
+    CHECK(back->cfg.rope_scaling == CCE_ROPE_SCALING_LLAMA3 && back->cfg.rope_factor == 8.0f &&
+          back->cfg.rope_low_freq_factor == 1.0f && back->cfg.rope_high_freq_factor == 4.0f && back->cfg.rope_orig_ctx == 1024);
+    d = logits_diff(m, back, ids, 40, msg, sizeof msg);
+    CHECK_MSG(d >= 0 && d < 1e-5, "export round trip: %g %s", d, msg);
+    cce_model_free(m);
+    cce_model_free(plain);
+    cce_model_free(back);
+}
+
+/* Per-pair RoPE divisors (a GGUF rope_freqs tensor) are kept by the HF writer as the extension
+ * key cce_rope_freq_div and read back. */
+TEST(rope_freq_div_round_trip) {
+    cce_model *a = make_model(CCE_ARCH_LLAMA, 2, 99), *b = NULL;
+    CHECK(a);
+    make_ones(a);
+    float *div = cce_model_alloc(a, 2, sizeof(float));
+    div[0] = 1.0f;
+    div[1] = 3.25f;
+    a->cfg.rope_freq_div = div;
+    cce_err err = {{0}};
+    CHECK_MSG(cce_export_hf(a, NULL, tmp("freq_div"), &err) == CCE_OK, "%s", err.msg);
+    CHECK_MSG(cce_load_hf(tmp("freq_div"), &b, &err) == CCE_OK, "%s", err.msg);
+    CHECK(b->cfg.rope_freq_div && b->cfg.rope_freq_div[0] == 1.0f && b->cfg.rope_freq_div[1] == 3.25f);
+    int ids[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    char msg[600] = "";
+    double d = logits_diff(a, b, ids, 8, msg, sizeof msg);
+    cce_model_free(a);
+    cce_model_free(b);
+    CHECK_MSG(d >= 0 && d < 1e-5, "max logit diff %g %s", d, msg);
+}
+
+TEST(rope_scaling_configs) {
+    cce_err err = {{0}};
+    CHECK_MSG(cce_synth("tiny", 42, tmp("tiny"), &err) == CCE_OK, "%s", err.msg);
+    cce_model *m = NULL;
+    /* linear: every frequency divided by the factor; "default" and null: none */
+    CHECK_MSG(cce_load_hf(variant("rope_lin", "rope_scaling", "{\"type\":\"linear\",\"factor\":2.0}", NULL, NULL), &m, &err) == CCE_OK, "%s", err.msg);
+    CHECK_EQ_INT(m->cfg.rope_scaling, CCE_ROPE_SCALING_LINEAR);
+    CHECK_NEAR(cce_rope_inv_freq(&m->cfg, 3), pow(10000.0, -6.0 / 16) / 2, 1e-15);
+    cce_model_free(m);
+    const char *none[2] = {"{\"rope_type\":\"default\"}", "null"};
+    for (int i = 0; i < 2; i++) {
+        CHECK_MSG(cce_load_hf(variant("rope_none", "rope_scaling", none[i], NULL, NULL), &m, &err) == CCE_OK, "%s", err.msg);
+        CHECK_EQ_INT(m->cfg.rope_scaling, CCE_ROPE_SCALING_NONE);
+        cce_model_free(m);
+    }
+    EXPECT_LOAD_FAIL(variant("rope_yarn", "rope_scaling", "{\"rope_type\":\"yarn\",\"factor\":4}", NULL, NULL),
+                     "'rope_scaling' has type 'yarn'; only linear and llama3");
+    EXPECT_LOAD_FAIL(variant("rope_nofac", "rope_scaling", "{\"rope_type\":\"linear\"}", NULL, NULL), "'rope_scaling.factor' is missing");
+    EXPECT_LOAD_FAIL(variant("rope_l3_part", "rope_scaling", "{\"rope_type\":\"llama3\",\"factor\":8,\"low_freq_factor\":1}", NULL, NULL),
+                     "'rope_scaling.high_freq_factor' is missing");
+    EXPECT_LOAD_FAIL(variant("rope_l3_order", "rope_scaling", "{\"rope_type\":\"llama3\",\"factor\":8,\"low_freq_factor\":4,"
+                             "\"high_freq_factor\":1,\"original_max_position_embeddings\":8192}", NULL, NULL),
+                     "high_freq_factor 1 must exceed low_freq_factor 4");
+    EXPECT_LOAD_FAIL(variant("rope_neg", "rope_scaling", "{\"rope_type\":\"linear\",\"factor\":-2}", NULL, NULL), "'factor'");
+    EXPECT_LOAD_FAIL(variant("rope_arr", "rope_scaling", "[1]", NULL, NULL), "'rope_scaling' is an array");
+    EXPECT_LOAD_FAIL(variant("rope_div", "cce_rope_freq_div", "[1,2]", NULL, NULL), "'cce_rope_freq_div' must be an array of 8");
+}
+
+/* Mistral's sliding_window: sequences up to the window run (exactly: full attention equals the
+ * window's there), longer ones are refused in one line; Qwen2's only with use_sliding_window. */
+TEST(sliding_window_configs) {
+    cce_err err = {{0}};
+    CHECK_MSG(cce_synth("tiny", 42, tmp("tiny"), &err) == CCE_OK, "%s", err.msg);
+    cce_model *m = NULL;
+    const char *dir = variant("mistral_sw", "architectures", "[\"MistralForCausalLM\"]", "sliding_window", "8");
+    CHECK_MSG(cce_load_hf(dir, &m, &err) == CCE_OK, "%s", err.msg);
+    CHECK_EQ_INT(m->cfg.sliding_window, 8);
+    int ids[64];
+    for (int i = 0; i < 64; i++) ids[i] = (i * 13) % 512;
+    cce_eval_result r;
+    CHECK_MSG(cce_eval_ids(m, ids, 64, 8, 0, NULL, NULL, &r, &err) == CCE_OK, "%s", err.msg);
+    cce_status s = cce_eval_ids(m, ids, 64, 16, 0, NULL, NULL, &r, &err);
+    CHECK(s == CCE_EUNSUPPORTED && !strchr(err.msg, '\n'));
+    CHECK_MSG(strstr(err.msg, "16 tokens exceed the model's sliding attention window of 8"), "%s", err.msg);
+    /* written back as Mistral with its window */
+    CHECK_MSG(cce_export_hf(m, NULL, tmp("mistral_sw_out"), &err) == CCE_OK, "%s", err.msg);
+    cce_model_free(m);
+    CHECK_MSG(cce_load_hf(tmp("mistral_sw_out"), &m, &err) == CCE_OK, "%s", err.msg);
+    CHECK_EQ_INT(m->cfg.sliding_window, 8);
+    cce_model_free(m);
+    /* null: no window; Llama configs ignore the key (transformers does) */
+    CHECK_MSG(cce_load_hf(variant("mistral_nosw", "architectures", "[\"MistralForCausalLM\"]", "sliding_window", "null"), &m, &err) == CCE_OK, "%s", err.msg);
+    CHECK_EQ_INT(m->cfg.sliding_window, 0);
+    cce_model_free(m);
+    CHECK_MSG(cce_load_hf(variant("llama_sw", "sliding_window", "8", NULL, NULL), &m, &err) == CCE_OK, "%s", err.msg);
+    CHECK_EQ_INT(m->cfg.sliding_window, 0);
+    cce_model_free(m);
+    EXPECT_LOAD_FAIL(variant("mistral_badsw", "architectures", "[\"MistralForCausalLM\"]", "sliding_window", "-1"), "'sliding_window'");
+    /* Qwen2 (q/k/v biases; tied and untied heads) */
+    for (int tied = 0; tied < 2; tied++) {
+        cce_model *a = make_model(CCE_ARCH_LLAMA, 2, 70 + tied), *b = NULL;
+        CHECK(a);
+        make_ones(a);
+        cce_rng rr;
+        cce_rng_seed(&rr, 9);
+        if (tied) { a->lm_head = a->tok_emb; a->cfg.tied = 1; }
+        for (int l = 0; l < 2; l++) {
+            cce_layer *L = &a->layers[l];
+            L->wq.b = rnd(a, &rr, (size_t)L->wq.out, 0.1f);
+            L->wk.b = rnd(a, &rr, (size_t)L->wk.out, 0.1f);
+            L->wv.b = rnd(a, &rr, (size_t)L->wv.out, 0.1f);
+        }
+        const char *qd = tmp(tied ? "qwen2_tied" : "qwen2_untied");
+        CHECK_MSG(cce_export_hf(a, NULL, qd, &err) == CCE_OK, "%s", err.msg);
+        CHECK_MSG(cce_load_hf(qd, &b, &err) == CCE_OK, "%s", err.msg);
+        CHECK_EQ_INT(b->cfg.tied, tied);
+        CHECK_EQ_INT(b->cfg.sliding_window, 0);
+        int ids5[5] = {3, 1, 4, 1, 5};
+        char msg[600] = "";
+        double d = logits_diff(a, b, ids5, 5, msg, sizeof msg);
+        CHECK_MSG(d >= 0 && d < 1e-5, "qwen2 %s: %g %s", tied ? "tied" : "untied", d, msg);
+        cce_model_free(b);
+        /* use_sliding_window true: the window applies (from max_window_layers on: here all) */
+        CHECK(patch_config(qd, "use_sliding_window", "true") && patch_config(qd, "sliding_window", "4") &&
+              patch_config(qd, "max_window_layers", "0"));
+        CHECK_MSG(cce_load_hf(qd, &b, &err) == CCE_OK, "%s", err.msg);
+        CHECK_EQ_INT(b->cfg.sliding_window, 4);
+        cce_model_free(b);
+        CHECK(patch_config(qd, "max_window_layers", "2"));   // no layer at or past 2: no window
+        CHECK_MSG(cce_load_hf(qd, &b, &err) == CCE_OK, "%s", err.msg);
+        CHECK_EQ_INT(b->cfg.sliding_window, 0);
+        cce_model_free(b);
+        CHECK(patch_config(qd, "use_sliding_window", "false") && patch_config(qd, "max_window_layers", "0"));
+        CHECK_MSG(cce_load_hf(qd, &b, &err) == CCE_OK, "%s", err.msg);
+        CHECK_EQ_INT(b->cfg.sliding_window, 0);
+        cce_model_free(b);
+        cce_model_free(a);
+    }
 }
 
 /* ---- shards and dtypes ---- */
@@ -962,6 +1174,10 @@ int main(void) {
     RUN(synth_configs_have_real_shapes);
     RUN(config_defects);
     RUN(sharded_and_bf16);
+    RUN(rope_scaling_llama3);
+    RUN(rope_freq_div_round_trip);
+    RUN(rope_scaling_configs);
+    RUN(sliding_window_configs);
     RUN(allocation_failures);
     return harness_done();
 }
