@@ -35,6 +35,20 @@ void cce_xp_setup_default(cce_xp_setup *su) {
     su->decode_reps = 3;
 }
 
+cce_status cce_xp_setup_model(cce_xp_setup *su, const cce_model *m, cce_err *err) {
+    cce_plan p;
+    cce_status s = cce_plan_init(&p, m, err);
+    if (s) return s;
+    su->model = m;
+    su->calib_tokens = p.enc.tokens;
+    su->enc = p.enc;
+    su->knobs = p.knobs;
+    cce_plan_free(&p);
+    cce_analysis_opts_default(&su->analysis);
+    su->search = -1;
+    return CCE_OK;
+}
+
 static int xp_seq(const cce_model *m, int s) { return s > 0 ? s : (m->cfg.seq_len < 256 ? m->cfg.seq_len : 256); }
 
 /* ---------------------------------------------------------------- progress plumbing */
@@ -121,7 +135,7 @@ int cce_xp_method_known(const char *name) {
 /* Run the CCE analysis of the setup's batch to the end, progress between steps. */
 static cce_status xp_analysis(const cce_xp_setup *su, cce_analysis **out, cce_err *err) {
     cce_analysis_opts ao = su->analysis;
-    ao.tokens = su->calib_tokens;
+    if (ao.tokens <= 0 || ao.tokens > su->calib_tokens) ao.tokens = su->calib_tokens;   // a prefix of the batch's windows
     ao.seq_len = xp_seq(su->model, su->seq_len);
     ao.seed = su->seed;
     ao.eps = (float)su->knobs.eps;
@@ -182,7 +196,7 @@ static cce_status xp_search(const cce_xp_setup *su, cce_plan *p, const cce_analy
     for (int l = 0; l < L; l++) blocks[l] = cce_analysis_block(job, l);
     cce_search_opts so;
     cce_search_opts_default(&so);
-    so.evaluations = su->search;
+    so.evaluations = su->search < 0 ? cce_search_auto(m) : su->search;
     cce_search_result sr;
     xp_prog pr = {su, ""};
     snprintf(pr.phase, sizeof pr.phase, "cce %.0f%%", 100 * target);
@@ -214,7 +228,7 @@ cce_status cce_xp_plan(const cce_xp_setup *su, const char *method, double target
             snprintf(p->method, sizeof p->method, "cce");
             s = cce_plan_build(p, m, job, err);
         }
-        if (!s && su->search > 0) s = xp_search(su, p, job, target, err);
+        if (!s && (su->search > 0 || (su->search < 0 && cce_search_auto(m) > 0))) s = xp_search(su, p, job, target, err);
         if (!s && strcmp(method, "cce")) {   // the ablation: the same decisions, nothing redistributed
             p->enc.redistribute = CCE_REDIST_NONE;
             snprintf(p->method, sizeof p->method, "%s", method);

@@ -6,9 +6,10 @@
  * Every method is a plan (plan.h; baselines.h for the baselines) encoded by the same encoder
  * (encode.h) from the same calibration batch and measured by the same evaluation (eval.h):
  *  - one calibration batch: the setup's token stream, calib_tokens tokens in windows of seq_len
- *    chosen with seed — the CCE analysis, the baselines' statistics and the sequential encoder
- *    all take these windows (the analysis and encoder's window choice is a prefix-stable
- *    Fisher-Yates, so equal counts mean equal windows);
+ *    chosen with seed — the baselines' statistics and the sequential encoder of every method
+ *    take these windows, and the CCE analysis takes the first analysis.tokens of them (the
+ *    window choice is a prefix-stable Fisher-Yates: fewer tokens are a subset of the same
+ *    windows); cce_xp_setup_model gives the CCE defaults of `cce plan` for the model;
  *  - evaluation: each given token stream (capped at eval_tokens) by the protocol of eval.h,
  *    windows of eval_seq_len: loss, perplexity, top-1 next-token accuracy;
  *  - speed: KV-cached greedy decoding from BOS, decode_tokens steps, best of decode_reps runs,
@@ -68,10 +69,12 @@ typedef struct {
     uint64_t seed;
     cce_model_id model_id;    // identities written into every plan (tokens, seq_len, seed of
     cce_calib_id calib_id;    //   calib_id are set from the fields above)
-    cce_analysis_opts analysis;   // CCE's analysis (tokens, seq_len, seed set from the above)
+    cce_analysis_opts analysis;   // CCE's analysis: tokens (at most calib_tokens; 0: calib_tokens);
+                                  //   seq_len and seed set from the above
     cce_encode_opts enc;          // CCE's encoding (tokens, seq_len, seed set from the above)
     cce_knobs knobs;              // CCE's knobs (target set per budget)
-    int search;                   // CCE: candidate plans cce_plan_search evaluates (0: none)
+    int search;                   // CCE: candidate plans cce_plan_search evaluates (0: none;
+                                  //   -1: cce_search_auto of the model, as `cce plan` does)
     /* evaluation */
     int n_evals;
     cce_xp_stream evals[CCE_XP_MAX_EVALS];
@@ -83,9 +86,12 @@ typedef struct {
     void *user;
 } cce_xp_setup;
 
-/* Defaults: 8192 calibration tokens, seq_len 0, seed 1, analysis/encode/knob defaults, eval
- * seq_len 0, all tokens, 128 decode tokens best of 3. The pointers are left NULL. */
+/* Defaults: 8192 calibration tokens, seq_len 0, seed 1, analysis/encode/knob defaults, no
+ * search, eval seq_len 0, all tokens, 128 decode tokens best of 3. The pointers are left NULL. */
 void cce_xp_setup_default(cce_xp_setup *su);
+/* The defaults `cce plan` uses for m: calibration tokens = the encoder's (cce_plan_init), the
+ * analysis default of 4096 tokens, search auto. Sets su->model. */
+cce_status cce_xp_setup_model(cce_xp_setup *su, const cce_model *m, cce_err *err);
 
 typedef struct {
     double loss, ppl, accuracy;

@@ -195,22 +195,33 @@ int cli_xp_open(const cli_opt *opts, int n_opts, const char *model_path, long de
     memset(x, 0, sizeof *x);
     cce_xp_setup *su = &x->su;
     cce_xp_setup_default(su);
-    long tokens = su->calib_tokens, seq = 0, seed = 1, eval_tokens = 0, eval_seq = 0, dec = decode_default, reps = 3;
+    long tokens = -1, atokens = -1, seq = 0, seed = 1, eval_tokens = 0, eval_seq = 0, dec = decode_default, reps = 3;
     if (cli_get_long(opts, n_opts, "tokens", 2, 1L << 24, &tokens) || cli_get_long(opts, n_opts, "seq-len", 2, 1 << 20, &seq) ||
+        cli_get_long(opts, n_opts, "analysis-tokens", 2, 1L << 24, &atokens) ||
         cli_get_long(opts, n_opts, "seed", 0, 1L << 53, &seed) ||
         cli_get_long(opts, n_opts, "eval-tokens", 2, 1L << 40, &eval_tokens) ||
         cli_get_long(opts, n_opts, "eval-seq-len", 2, 1 << 20, &eval_seq) ||
         cli_get_long(opts, n_opts, "decode-tokens", 0, 1 << 20, &dec) || cli_get_long(opts, n_opts, "decode-reps", 1, 1000, &reps))
         return 2;
-    double *kslot[5] = {&su->knobs.alpha, &su->knobs.beta, &su->knobs.gamma, &su->knobs.eps, &su->knobs.tau};
+    cce_knobs kn;
+    cce_knobs_default(&kn);
+    double *kslot[5] = {&kn.alpha, &kn.beta, &kn.gamma, &kn.eps, &kn.tau};
     const double khi[5] = {1e6, 1e6, 1e6, 0.999999, 0.999999};
     for (int i = 0; i < (eps_tau ? 5 : 3); i++)
         if (cli_get_double(opts, n_opts, cce_knob_names[i], 0, khi[i], kslot[i])) return 2;
     cce_err err = {{0}};
-    cce_knobs kk = su->knobs;
+    cce_knobs kk = kn;
     kk.target = 0.1;
     if (cce_knobs_check(&kk, "knobs", &err)) return cli_fail_err(&err);
-    su->calib_tokens = tokens;
+    if (cli_open_model(model_path, cli_get(opts, n_opts, "tokenizer"), 1, &x->m, &x->tok)) return 1;
+    if (cce_xp_setup_model(su, x->m, &err)) {   // the defaults of `cce plan` for this model
+        cli_xp_close(x);
+        return cli_fail_err(&err);
+    }
+    kn.target = su->knobs.target;
+    su->knobs = kn;
+    if (tokens > 0) su->calib_tokens = tokens;
+    if (atokens > 0) su->analysis.tokens = atokens;
     su->seq_len = (int)seq;
     su->seed = (uint64_t)seed;
     su->eval_tokens = eval_tokens;
@@ -218,7 +229,6 @@ int cli_xp_open(const cli_opt *opts, int n_opts, const char *model_path, long de
     su->decode_tokens = (int)dec;
     su->decode_reps = (int)reps;
     su->progress = cli_xp_progress;
-    if (cli_open_model(model_path, cli_get(opts, n_opts, "tokenizer"), 1, &x->m, &x->tok)) return 1;
     if (cce_model_id_of(x->m, &su->model_id, &err)) {
         cli_xp_close(x);
         return cli_fail_err(&err);

@@ -72,7 +72,8 @@ int cli_xp_fail(cce_status s, const cce_err *err);
 #define CLI_XP_COMMON_OPTS \
     {"calib", 1, "calibration text: a file or a directory of files (default $CCE_DATA/text/train)", NULL}, \
     {"eval", 1, "evaluation text(s), comma-separated; the first is the main one (default $CCE_DATA/text/tinystories_valid_head.txt)", NULL}, \
-    {"tokens", 1, "calibration tokens of every method: analysis, baseline statistics, encoding (default 8192)", NULL}, \
+    {"tokens", 1, "calibration tokens of every method's statistics and encoding (default: the CCE encoder's, 32768 up to 100M parameters)", NULL}, \
+    {"analysis-tokens", 1, "CCE's analysis: the first N of those tokens' windows (default 4096, as cce plan)", NULL}, \
     {"seq-len", 1, "calibration window (default min(256, context))", NULL}, \
     {"seed", 1, "which calibration windows (default 1)", NULL}, \
     {"eval-tokens", 1, "evaluate only the first N tokens of each text", NULL}, \

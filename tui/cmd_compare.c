@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "cli_xp.h"
+#include "search.h"
 
 #define MAX_METHODS 16
 #define MAX_TARGETS 16
@@ -131,9 +132,13 @@ static const char *reading_of(const char *method) {
                                   : "the same CCE plan encoded with redistribution none (the ablation)";
 }
 
-static void print_json(const cli_xp_ctx *x, const cce_xp_row *rows, int n_rows, const char *const *methods, int n_methods) {
+static void print_json(const cli_xp_ctx *x, const cce_xp_row *rows, int n_rows, const char *const *methods, int n_methods,
+                       long a_tokens, int n_search) {
     cJSON *o = cJSON_CreateObject();
     cli_xp_add_ids(o, x);
+    cJSON *c = cJSON_AddObjectToObject(o, "cce");
+    cJSON_AddNumberToObject(c, "analysis_tokens", (double)a_tokens);
+    cJSON_AddNumberToObject(c, "search", n_search);
     cJSON_AddItemToObject(o, "dense", cli_xp_row_json(&rows[0], NULL, x->n_evals));
     cJSON *a = cJSON_AddArrayToObject(o, "rows");
     for (int i = 1; i < n_rows; i++) cJSON_AddItemToArray(a, cli_xp_row_json(&rows[i], &rows[0], x->n_evals));
@@ -153,7 +158,8 @@ static void print_footer(const cli_xp_ctx *x, const cce_xp_row *rows, int n_rows
     for (int i = 1; i < n_rows; i++)
         if (rows[i].removed_fraction + 1e-9 < rows[i].target)
             printf("note: %s at %.0f%% removed only %.2f%%, less than its target (the CCE planner%s returned that plan)\n",
-                   rows[i].method, 100 * rows[i].target, 100 * rows[i].removed_fraction, x->su.search ? ", refined by --search," : "");
+                   rows[i].method, 100 * rows[i].target, 100 * rows[i].removed_fraction,
+                   x->su.search != 0 ? ", refined by its search," : "");
 }
 
 int cmd_compare(int argc, char **argv) {
@@ -163,7 +169,7 @@ int cmd_compare(int argc, char **argv) {
         {"target", 1, "budgets: fractions of the non-embedding parameters to remove (default 0.1,0.2,0.3)", NULL},
         {"methods", 1, "comma-separated: magnitude wanda-sp flap shortgpt svd asvd cce cce-none (default all but cce-none)", NULL},
         {"redistribute", 1, "the cce rows: lsq (default), none, or none,lsq for both (none is listed as cce-none)", NULL},
-        {"search", 1, "CCE: refine each plan's allocation with N candidate plans scored on held-out calibration windows (cce plan --search)", NULL},
+        {"search", 1, "CCE: N | auto (default, as cce plan): refine each plan's allocation with N candidate plans scored on held-out calibration windows", NULL},
         {"save-plans", 1, "write each row's plan to DIR/METHOD-PERCENT.json (for cce apply, eval --plan, robustness)", NULL},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -188,8 +194,9 @@ int cmd_compare(int argc, char **argv) {
             goto out;
         }
     }
-    long search = 0;
-    if (cli_get_long(opts, n_opts, "search", 0, 100000, &search)) {
+    long search = -1;   // auto, as cce plan
+    const char *search_s = cli_get(opts, n_opts, "search");
+    if (search_s && strcmp(search_s, "auto") && cli_get_long(opts, n_opts, "search", 0, 100000, &search)) {
         rc = 2;
         goto out;
     }
@@ -197,8 +204,12 @@ int cmd_compare(int argc, char **argv) {
     if ((rc = cli_xp_open(opts, n_opts, n_pos ? pos[0] : NULL, 128, 1, &x))) goto out;
     x.su.search = (int)search;
     int json = cli_get(opts, n_opts, "json") != NULL;
+    int n_search = x.su.search < 0 ? cce_search_auto(x.m) : x.su.search;
+    long a_tokens = x.su.analysis.tokens > 0 && x.su.analysis.tokens < x.su.calib_tokens ? x.su.analysis.tokens : x.su.calib_tokens;
     if (!json) {
         cli_xp_print_ids(&x);
+        printf("cce          analysis on the first %ld of those tokens; allocation search: %d candidate plans scored on held-out "
+               "calibration windows (--search)\n", a_tokens, n_search);
         printf("non-embedding parameters; removed = achieved fraction (each method removes at least the target at its own granularity); "
                "×dense = ppl / dense ppl; accuracy = top-1 next token; tok/s = KV-cached greedy decoding, %d steps, best of %d\n\n",
                x.su.decode_tokens, x.su.decode_reps);
@@ -221,7 +232,7 @@ int cmd_compare(int argc, char **argv) {
         rc = cli_buf_save(&b, csv);
         cli_buf_free(&b);
     }
-    if (json) print_json(&x, rows, n_rows, methods, n_methods);
+    if (json) print_json(&x, rows, n_rows, methods, n_methods, a_tokens, n_search);
     else print_footer(&x, rows, n_rows, methods, n_methods);
     if (st.failed_save && !rc) rc = 1;
     cce_free(rows);

@@ -16,9 +16,10 @@ fail() { echo "FAIL $1: $2"; }
 # jq is not assumed: python3 reads the JSON
 py() { python3 -c "$@"; }
 SMALL=(--tokens 512 --seq-len 64 --eval-tokens 2048 --eval-seq-len 128 --decode-tokens 16)
+CSMALL=("${SMALL[@]}" --search 2)   # compare: CCE's allocation search with two candidates
 
 # ---- compare: every method, both cce encodings, JSON + CSV + plans
-if "$CCE" compare "$M" "${SMALL[@]}" --target 0.2 --methods magnitude,wanda-sp,flap,shortgpt,svd,asvd,cce \
+if "$CCE" compare "$M" "${CSMALL[@]}" --target 0.2 --methods magnitude,wanda-sp,flap,shortgpt,svd,asvd,cce \
      --redistribute none,lsq --json --csv "$tmp/c.csv" --save-plans "$tmp/plans" >"$tmp/c.json" 2>"$tmp/c.err"; then
     msg=$(py '
 import json, sys
@@ -38,6 +39,7 @@ for k in ("path", "sha256", "tokens"):
 assert o["evaluation"][0]["tokens"] == 2048
 assert o["calibration"]["tokens"] == 512
 assert o["dense"]["method"] == "dense" and o["dense"]["removed_fraction"] == 0
+assert o["cce"]["search"] == 2 and o["cce"]["analysis_tokens"] == 512
 print("ok")
 ' "$tmp/c.json" 2>&1)
     [ "$msg" = ok ] && pass compare_json || fail compare_json "$msg"
@@ -66,7 +68,7 @@ else
 fi
 
 # human output: a table with a dense row and the readings
-if "$CCE" compare "$M" "${SMALL[@]}" --target 0.1 --methods magnitude,shortgpt >"$tmp/h.txt" 2>"$tmp/h.err" &&
+if "$CCE" compare "$M" "${CSMALL[@]}" --target 0.1 --methods magnitude,shortgpt >"$tmp/h.txt" 2>"$tmp/h.err" &&
    grep -q '^dense ' "$tmp/h.txt" && grep -q '^shortgpt ' "$tmp/h.txt" && grep -q '^readings:' "$tmp/h.txt" &&
    grep -q '×dense' "$tmp/h.txt"; then pass compare_table
 else fail compare_table "$(head -20 "$tmp/h.txt") $(tail -2 "$tmp/h.err")"; fi
