@@ -3,18 +3,35 @@
  *
  * Structure. The job is a small state machine driven by cce_analysis_step: step 0 builds the
  * calibration batch (calib.c), step ℓ+1 runs block ℓ with analysis_tap accumulating moments and
- * histograms of the block's sites, then derives, in order: angular distance / influence and the
- * update subsample (from h before and after), the layer-CKA row ℓ, eigen spectra, weight
- * spectra, head similarity and redundancy. The block's statistics are freed before the next
+ * histograms of the block's sites and what dropping its sublayers changes (drop_tap), then
+ * derives: angular distance / influence and the update subsample (from h before and after), the
+ * layer-CKA row ℓ, and the post-forward pieces as independent tasks (block_analyse): OBS of the
+ * FFN neurons (select.c) and its curve, the neurons' nuclear-norm curve (once the order exists),
+ * head and KV-group CKA with their OBS and curve, four eigen spectra, seven weight spectra with
+ * their rank curves; then the drop curves. The block's statistics are freed before the next
  * block; only results and the update subsample stay.
+ *
+ * Threads. The tasks run on the stepping thread and one helper (opts.threads), with the BLAS
+ * thread count set to 1 meanwhile (OpenBLAS on two threads is slower than one on these
+ * LAPACK-bound sizes, and one BLAS thread per task makes each result independent of which
+ * thread ran it: bit-identical runs). Tasks write disjoint fields; the first failure in task
+ * order is reported. Cancel is polled between tasks, between OBS steps and nuclear-norm points,
+ * so the longest uninterrupted piece at smollm-135m shapes is one LAPACK call of ~0.13 s (the
+ * FFN covariance's eigenvalues, the OBS inverse).
+ *
+ * Cost per block at smollm-135m shapes (CPU ms of one thread, measured on a shared machine):
+ * neurons' OBS 350, heads (two OBS, CKA, nuclear norms) 140, neurons' nuclear norms 133, FFN
+ * covariance eigenvalues 125, the seven weight spectra 255, three other spectra 27; with two
+ * threads ~0.55 s of wall per block on an idle machine.
  *
  * Publication. Results of block ℓ are written before steps_done is stored with release order;
  * readers load it with acquire order and only touch blocks below it, so they never see a
  * half-written block. The phase is two atomics (kind, block) formatted by the reader.
  *
- * Numerics. Statistics are double; eigen and singular values run in float LAPACK (the data are
- * float activations); redundancy inverts the ridge-regularised covariance in double because
- * exactly redundant components make it singular up to the ridge.
+ * Numerics. Statistics are double (accumulated from float ssyrk per chunk, so float-accurate);
+ * covariance spectra run in float LAPACK; plain weight spectra from double Grams, aware ones in
+ * float (see analysis.h for the accuracies); the OBS runs in double because exactly redundant
+ * components make the ridge-regularised covariance singular up to the ridge.
  */
 #include <math.h>
 #include <pthread.h>
@@ -215,23 +232,46 @@ cleanup:
     return st;
 }
 
-/* Contribution energy tr(W_c C_cc W_cᵀ) of each component, for the scores. */
-static void contribution_energy(const double *cov, int n, const cce_components *comps, const float *w, int d,
-                                int ldw, double *var) {
-    for (int c = 0; c < comps->n_comp; c++) {
+/* Contribution energy tr(W_c C_cc W_cᵀ) of each component, for the scores: single columns
+ * C_ii ‖w_i‖²; blocks through one GEMM T = W_c C_cc (d, s) and <T, W_c>. */
+static cce_status contribution_energy(const double *cov, int n, const cce_components *comps, const float *w, int d,
+                                      int ldw, double *var, cce_err *err) {
+    int smax = 1;
+    for (int c = 0; c < comps->n_comp; c++)
+        if (comps->off[c + 1] - comps->off[c] > smax) smax = comps->off[c + 1] - comps->off[c];
+    double *wc = NULL, *cc = NULL, *t = NULL;
+    if (smax > 1) {
+        wc = cce_alloc((size_t)(d > 0 ? d : 1), (size_t)smax * sizeof(double));   // (d, s)
+        cc = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));              // (s, s)
+        t = cce_alloc((size_t)(d > 0 ? d : 1), (size_t)smax * sizeof(double));    // (d, s)
+        if (!wc || !cc || !t) {
+            cce_free(wc); cce_free(cc); cce_free(t);
+            return cce_err_set(err, CCE_ENOMEM, "redundancy: cannot allocate (%d, %d) scratch", d, smax);
+        }
+    }
+    cce_status st = CCE_OK;
+    for (int c = 0; c < comps->n_comp && !st; c++) {
         const int *ic = comps->idx + comps->off[c];
         int s = comps->off[c + 1] - comps->off[c];
         double v = 0;
-        for (int r = 0; r < d; r++) {
-            const float *wr = w + (size_t)r * ldw;
-            for (int x = 0; x < s; x++) {
-                double t = 0;
-                for (int y = 0; y < s; y++) t += cov[(size_t)ic[x] * n + ic[y]] * wr[ic[y]];
-                v += t * wr[ic[x]];
-            }
+        if (s == 1) {
+            for (int r = 0; r < d; r++) v += (double)w[(size_t)r * ldw + ic[0]] * w[(size_t)r * ldw + ic[0]];
+            v *= cov[(size_t)ic[0] * n + ic[0]];
+        } else {
+            for (int r = 0; r < d; r++)
+                for (int x = 0; x < s; x++) wc[(size_t)r * s + x] = w[(size_t)r * ldw + ic[x]];
+            for (int x = 0; x < s; x++)
+                for (int y = 0; y < s; y++) cc[x * s + y] = cov[(size_t)ic[x] * n + ic[y]];
+            cce_matd W = {wc, d, s, s}, C = {cc, s, s, s}, T = {t, d, s, s};
+            st = cce_linalg_gemm_d(0, 0, 1.0, &W, &C, 0.0, &T, err);
+            for (size_t i = 0; i < (size_t)d * s; i++) v += t[i] * wc[i];
         }
         var[c] = v;
     }
+    cce_free(wc);
+    cce_free(cc);
+    cce_free(t);
+    return st;
 }
 
 cce_status cce_redundancy(const double *cov, int n, const cce_components *comps, const float *w,
@@ -249,7 +289,7 @@ cce_status cce_redundancy(const double *cov, int n, const cce_components *comps,
         goto cleanup;
     }
     if ((st = cce_select_obs_loo(cov, n, comps, w, d, ldw, ridge, 0, ord, curve, loo, NULL, NULL, err))) goto cleanup;
-    contribution_energy(cov, n, comps, w, d, ldw, var);
+    if ((st = contribution_energy(cov, n, comps, w, d, ldw, var, err))) goto cleanup;
     for (int c = 0; c < nc; c++) {
         double res = loo[c] < var[c] ? loo[c] : var[c];
         if (cost) cost[c] = (float)res;
@@ -308,6 +348,8 @@ struct cce_analysis {
     cce_status failed;
     char fail_msg[sizeof(((cce_err *)0)->msg)];
     atomic_int steps_done;      // 0: nothing; 1: calibration ready; ℓ+2: block ℓ done
+    char calib_path[4096];      // calibration identity recorded with the job ("" when unknown)
+    char calib_sha256[65];
     atomic_int phase, phase_block, cancel;
 };
 
@@ -316,8 +358,8 @@ static const cce_tap_site cov_tap[CCE_COV_COUNT] = {CCE_TAP_ATTN_IN, CCE_TAP_HEA
 
 /* Upper bound of the bytes an analysis with these (validated) options holds at its peak: the
  * calibration hidden states and their copy, the forward scratch of one chunk (2048 rows), one
- * block's statistics (double accumulator, covariance and eigenvectors per site), the redundancy
- * workspace of the widest site, the token subsample of every block's update, and the text. */
+ * block's statistics, the OBS workspace of the widest site with one weight spectrum beside it (the
+ * two task threads), the token subsample of every block's update, and the text. */
 static uint64_t analysis_memory_estimate(const cce_model *m, const cce_analysis_opts *o, size_t text_len,
                                          size_t n_ids) {
     const cce_config *c = &m->cfg;
@@ -332,8 +374,10 @@ static uint64_t analysis_memory_estimate(const cce_model *m, const cce_analysis_
     uint64_t wide = hid > q ? hid : q;
     uint64_t bytes = rows * d * 4 * 2 + rows * 4;                          /* h, h_prev, ids */
     bytes += chunk * (2 * d + 2 * q + 2 * kv + 2 * hid) * 4; /* forward scratch */
-    bytes += (2 * d * d + q * q + hid * hid) * 8 * 3;                      /* per-site moments, covariance, vectors */
-    bytes += wide * wide * 8 * 4;                                           /* redundancy workspace */
+    bytes += (2 * d * d + q * q + hid * hid) * 36;   /* per site: moments (double + float scratch), covariance,
+                                                      second moment, the float eigenproblem */
+    bytes += wide * wide * 8 * 3 + wide * 8 * 160;    /* OBS: P, G and H̃ rows; factors Z, V (R <= 2 s_max + 64) */
+    bytes += (hid * d + d * d) * 8 * 3;               /* a weight spectrum (W in double, Grams) on the other thread */
     bytes += (uint64_t)c->n_layers * sub * (d < sub ? d : sub) * 4;         /* update subsample (or Gram) */
     bytes += text_len + n_ids * 4 + (text_len ? text_len * 4 : 0);          /* text and its token stream */
     return bytes;
@@ -444,6 +488,13 @@ void cce_analysis_free(cce_analysis *j) {
 }
 
 int cce_analysis_n_layers(const cce_analysis *job) { return job->L; }
+
+void cce_analysis_set_calib_identity(cce_analysis *job, const char *path, const char *sha256) {
+    snprintf(job->calib_path, sizeof job->calib_path, "%s", path ? path : "");
+    snprintf(job->calib_sha256, sizeof job->calib_sha256, "%s", sha256 ? sha256 : "");
+}
+const char *cce_analysis_calib_path(const cce_analysis *job) { return job->calib_path; }
+const char *cce_analysis_calib_sha256(const cce_analysis *job) { return job->calib_sha256; }
 const cce_analysis_opts *cce_analysis_get_opts(const cce_analysis *job) { return &job->opts; }
 
 int cce_analysis_finished(const cce_analysis *job) {
@@ -666,9 +717,11 @@ static cce_status gram_sqrt_values(double *a, int n, double *lam, float *sv, cce
 }
 
 /* Plain and activation-aware spectra of one weight matrix (w (out, in) f32) from the smaller
- * Gram matrix in double: σ(W)² = eig(W Wᵀ) or eig(WᵀW); σ(W L)² = eig(W M Wᵀ) (out <= in) or
- * eig(Lᵀ WᵀW L) with L Lᵀ = M (out > in, Cholesky with jitter), M (in, in) the uncentred second
- * moment of the input. Also the rank curve of the matrix (see select.h / analysis.h). */
+ * Gram matrix: σ(W)² = eig(W Wᵀ) or eig(WᵀW) in double; σ(W L)² = eig(W M Wᵀ) (out <= in, float
+ * products) or eig(Lᵀ WᵀW L) with L Lᵀ = M (out > in, double Cholesky with jitter), M (in, in) the
+ * uncentred second moment of the input, float eigenvalues: M is accumulated by float ssyrk per
+ * chunk (~1e-6 relative), so the aware spectrum is float-accurate whatever the arithmetic after
+ * it. Also the rank curve of the matrix (see select.h / analysis.h). */
 static cce_status weight_spectrum(const cce_linear *lin, const float *w, const char *name, const double *m2,
                                   float tau, cce_weight_spectrum *ws, cce_curve *cv, cce_err *err) {
     memset(ws, 0, sizeof *ws);
@@ -698,15 +751,21 @@ static cce_status weight_spectrum(const cce_linear *lin, const float *w, const c
     cce_matd W = {wd, out, in, in}, Gm = {g, n, n, n}, Am = {a, n, n, n};
     if ((st = cce_linalg_syrk_d(out > in, 1.0, &W, 0.0, &Gm, err))) goto cleanup;
     cce_linalg_symmetrize_d(g, n);
-    if (out <= in) {   // aware Gram W M Wᵀ (out, out): T = W M (out, in), then T Wᵀ
-        cce_matd Mm = {(double *)m2, in, in, in}, T = {a, out, in, in};
-        double *t2 = cce_alloc((size_t)out, (size_t)out * sizeof(double));
-        if (!t2) { st = cce_err_set(err, CCE_ENOMEM, "analysis: %s: cannot allocate (%d, %d)", name, out, out); goto cleanup; }
-        cce_matd T2 = {t2, out, out, out};
-        st = cce_linalg_gemm_d(0, 0, 1.0, &W, &Mm, 0.0, &T, err);
-        if (!st) st = cce_linalg_gemm_d(0, 1, 1.0, &T, &W, 0.0, &T2, err);
-        if (!st) memcpy(a, t2, (size_t)out * out * sizeof(double));
-        cce_free(t2);
+    if (out <= in) {   // aware Gram W M Wᵀ (out, out): T = W M (out, in), then T Wᵀ, in float: M
+                       // itself is only float-accurate (accumulated by float ssyrk per chunk)
+        float *mf = cce_alloc((size_t)in, (size_t)in * sizeof(float)), *tf = cce_alloc((size_t)out, (size_t)in * sizeof(float));
+        float *af = cce_alloc((size_t)out, (size_t)out * sizeof(float));
+        if (!mf || !tf || !af) {
+            cce_free(mf); cce_free(tf); cce_free(af);
+            st = cce_err_set(err, CCE_ENOMEM, "analysis: %s: cannot allocate (%d, %d)", name, in, in);
+            goto cleanup;
+        }
+        for (size_t i = 0; i < (size_t)in * in; i++) mf[i] = (float)m2[i];
+        cce_mat Wf = {(float *)w, out, in, in}, Mf = {mf, in, in, in}, Tf = {tf, out, in, in}, Af = {af, out, out, out};
+        st = cce_linalg_gemm(0, 0, 1.0f, &Wf, &Mf, 0.0f, &Tf, err);
+        if (!st) st = cce_linalg_gemm(0, 1, 1.0f, &Tf, &Wf, 0.0f, &Af, err);
+        for (size_t i = 0; !st && i < (size_t)out * out; i++) a[i] = af[i];
+        cce_free(mf); cce_free(tf); cce_free(af);
         if (st) goto cleanup;
     } else {           // aware Gram Lᵀ (WᵀW) L (in, in)
         double md = 0;
@@ -736,7 +795,25 @@ static cce_status weight_spectrum(const cce_linear *lin, const float *w, const c
     ws->spectral_norm = ws->sv[0];
     ws->stable_rank = ws->spectral_norm > 0 ? fro / ((double)ws->spectral_norm * ws->spectral_norm) : 0;
     ws->below_tau = cce_spectrum_count_below(ws->sv, n, tau);
-    if ((st = gram_sqrt_values(a, n, lam, ws->sv_aw, err))) goto cleanup;
+    {   // the aware Gram is float-accurate (float statistics, float products): float eigenvalues
+        float *af = cce_alloc((size_t)n, (size_t)n * sizeof(float)), *lf = cce_alloc((size_t)n, sizeof(float));
+        if (!af || !lf) {
+            cce_free(af);
+            cce_free(lf);
+            st = cce_err_set(err, CCE_ENOMEM, "analysis: %s: cannot allocate (%d, %d)", name, n, n);
+            goto cleanup;
+        }
+        for (size_t i = 0; i < (size_t)n * n; i++) af[i] = (float)a[i];
+        cce_mat Af = {af, n, n, n};
+        st = cce_linalg_eigh(&Af, lf, 0, err);
+        for (int i = 0; !st && i < n; i++) {
+            lam[i] = lf[i];
+            ws->sv_aw[i] = sqrtf(lf[i] > 0 ? lf[i] : 0);
+        }
+        cce_free(af);
+        cce_free(lf);
+        if (st) goto cleanup;
+    }
     ws->aw_below_tau = cce_spectrum_count_below(ws->sv_aw, n, tau);
     /* rank curve: ranks r0, r0−1, ..., 1 with r0 the largest rank whose factors U (out, r),
      * V (r, in) hold fewer parameters than the matrix; cost = Σ_{i>=r} σ_aw,i² (λ, unrounded) */
@@ -868,13 +945,13 @@ static cce_status gram_add_columns(const float *w, int d, int ldw, const int *co
 }
 
 /* Nuclear norm of W restricted to the columns that remain after each prefix of order: exact at
- * up to 17 evenly spaced prefixes k (all of them when n_comp <= 16), linear between them. The
+ * every k when n_comp <= 16 (heads), else at 9 evenly spaced k (neurons), linear between them. The
  * (d, d) Gram of the remaining columns is kept by downdates; once at most d columns remain, their
  * own (m, m) Gram is used instead (the smaller eigenproblem). nuc (n_comp + 1). */
 static cce_status nuc_curve(const float *w, int d, int ldw, const cce_components *comps, const int *order,
                             double *nuc, cce_analysis *j, cce_err *err) {
     int nc = comps->n_comp, nn = comps->off[nc];
-    int npts = nc + 1 <= 17 ? nc + 1 : 17;
+    int npts = nc + 1 <= 17 ? nc + 1 : 9;
     double *A = cce_alloc_zero((size_t)d, (size_t)d * sizeof(double));   // (d, d)
     double *S = cce_alloc((size_t)d, (size_t)d * sizeof(double));        // (d, d) Gram scratch
     float *Sf = cce_alloc((size_t)d, (size_t)d * sizeof(float));         // (d, d) its float copy
@@ -985,11 +1062,14 @@ struct block_ctx {
     const float *w[CCE_LIN_COUNT];
     float *owned[CCE_LIN_COUNT];
     int n_tasks;
-    struct { int kind, arg; double secs, blas; cce_status st; cce_err err; } task[16];
-    atomic_int next;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int neurons_done;   // 0 running, 1 order ready, -1 failed (under mu)
+    struct { int kind, arg, taken; double secs, blas; cce_status st; cce_err err; } task[16];
+    int sync_ready;   // mu / cv initialised
 };
 
-enum { TK_NEURONS, TK_HEADS, TK_EIGEN, TK_SPECTRUM };
+enum { TK_NEURONS, TK_HEADS, TK_EIGEN, TK_SPECTRUM, TK_NEURON_NUC };
 static const int lin_site[CCE_LIN_COUNT] = {CCE_COV_ATTN_IN, CCE_COV_ATTN_IN, CCE_COV_ATTN_IN, CCE_COV_HEADS,
                                              CCE_COV_FFN_IN, CCE_COV_FFN_IN, CCE_COV_FFN_ACT};
 
@@ -1025,7 +1105,7 @@ static cce_status task_neurons(block_ctx *b, cce_err *err) {
     const float *w2 = b->w[CCE_LIN_W2];
     st = cce_select_obs_loo(cov, m, &comps, w2, d, m, j->opts.ridge, 0, cv->order, cv->cost, loo, obs_cancel, j, err);
     if (st) goto cleanup;
-    contribution_energy(cov, m, &comps, w2, d, m, var);
+    if ((st = contribution_energy(cov, m, &comps, w2, d, m, var, err))) goto cleanup;
     for (int i = 0; i < m; i++) {
         double res = loo[i] < var[i] ? loo[i] : var[i];
         r->neuron_cost[i] = (float)res;
@@ -1036,8 +1116,11 @@ static cce_status task_neurons(block_ctx *b, cce_err *err) {
     for (int k = 0; k <= m; k++) cv->params[k] = per * k;
     corr_ctx cc = {cov, m};
     sim_curve(m, cv->order, abs_corr, &cc, cv->sim);
-    st = nuc_curve(w2, d, m, &comps, cv->order, cv->nuc, j, err);
 cleanup:
+    pthread_mutex_lock(&b->mu);   // the nuclear-norm task waits for the order
+    b->neurons_done = st ? -1 : 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
     cce_free(off);
     cce_free(idx);
     cce_free(loo);
@@ -1076,7 +1159,7 @@ static cce_status task_heads(block_ctx *b, cce_err *err) {
     if ((st = cce_cka_from_cov(cov, qd, &heads, wo, d, qd, r->head_cka, err))) goto cleanup;
     st = cce_select_obs_loo(cov, qd, &heads, wo, d, qd, j->opts.ridge, 0, cv->order, cv->cost, loo, obs_cancel, j, err);
     if (st) goto cleanup;
-    contribution_energy(cov, qd, &heads, wo, d, qd, var);
+    if ((st = contribution_energy(cov, qd, &heads, wo, d, qd, var, err))) goto cleanup;
     for (int h = 0; h < nh; h++) {
         double res = loo[h] < var[h] ? loo[h] : var[h];
         r->head_cost[h] = (float)res;
@@ -1121,6 +1204,30 @@ cleanup:
     return st;
 }
 
+/* The neurons' nuclear-norm curve, once task_neurons has the order (task_pick hands it out only
+ * then). */
+static cce_status task_neuron_nuc(block_ctx *b, cce_err *err) {
+    pthread_mutex_lock(&b->mu);
+    int ok = b->neurons_done > 0;
+    pthread_mutex_unlock(&b->mu);
+    if (!ok) return CCE_OK;   // the neurons task reports its own failure
+    int m = b->ly->hidden;
+    int *off = cce_alloc((size_t)m + 1, sizeof(int)), *idx = cce_alloc((size_t)m, sizeof(int));
+    cce_status st;
+    if (!off || !idx) {
+        st = cce_err_set(err, CCE_ENOMEM, "analysis: block %d: cannot allocate %d components", b->l, m);
+    } else {
+        for (int i = 0; i <= m; i++) off[i] = i;
+        for (int i = 0; i < m; i++) idx[i] = i;
+        cce_components comps = {m, off, idx};
+        cce_curve *cv = &b->r->curves[CCE_CURVE_NEURONS];
+        st = nuc_curve(b->w[CCE_LIN_W2], b->r->dim, m, &comps, cv->order, cv->nuc, b->j, err);
+    }
+    cce_free(off);
+    cce_free(idx);
+    return st;
+}
+
 static cce_status eigen_of(const double *cov, int n, float eps, cce_spectrum *sp, cce_err *err) {
     sp->n = n;
     sp->values = cce_alloc((size_t)n, sizeof(float));
@@ -1145,6 +1252,7 @@ static cce_status task_run(block_ctx *b, int t, cce_err *err) {
     switch (kind) {
     case TK_NEURONS: return task_neurons(b, err);
     case TK_HEADS: return task_heads(b, err);
+    case TK_NEURON_NUC: return task_neuron_nuc(b, err);
     case TK_EIGEN: return eigen_of(b->cov[k], b->dims[k], j->opts.eps, &b->r->eig[k], err);
     default: {
         const cce_linear *lin = cce_layer_lin_c(b->ly, k);
@@ -1154,15 +1262,41 @@ static cce_status task_run(block_ctx *b, int t, cce_err *err) {
     }
 }
 
-/* Worker loop: take the next task until none is left; each records its status, error, wall time
- * and the BLAS/LAPACK time of its own thread. */
+/* The next task for a worker (under mu): the first one not taken whose input is ready (the
+ * neurons' nuclear-norm curve needs the OBS order); waits while only that one is left. -1: none. */
+static int task_pick(block_ctx *b) {
+    pthread_mutex_lock(&b->mu);
+    int pick = -1;
+    for (;;) {
+        int waiting = 0;
+        for (int t = 0; t < b->n_tasks && pick < 0; t++) {
+            if (b->task[t].taken) continue;
+            if (b->task[t].kind == TK_NEURON_NUC && !b->neurons_done) { waiting = 1; continue; }
+            pick = t;
+        }
+        if (pick >= 0 || !waiting) break;
+        pthread_cond_wait(&b->cv, &b->mu);
+    }
+    if (pick >= 0) b->task[pick].taken = 1;
+    pthread_mutex_unlock(&b->mu);
+    return pick;
+}
+
+/* Worker loop: take tasks until none is left; each records its status, error, wall time and the
+ * BLAS/LAPACK time of its own thread. */
 static void *task_worker(void *arg) {
     block_ctx *b = arg;
     for (;;) {
-        int t = atomic_fetch_add(&b->next, 1);
-        if (t >= b->n_tasks) break;
+        int t = task_pick(b);
+        if (t < 0) break;
         if (atomic_load(&b->j->cancel)) {
             b->task[t].st = cce_err_set(&b->task[t].err, CCE_ECANCEL, "analysis: cancelled");
+            if (b->task[t].kind == TK_NEURONS) {
+                pthread_mutex_lock(&b->mu);
+                b->neurons_done = -1;
+                pthread_cond_broadcast(&b->cv);
+                pthread_mutex_unlock(&b->mu);
+            }
             continue;
         }
         double t0 = cce_now(), b0 = cce_linalg_thread_seconds();
@@ -1226,12 +1360,18 @@ static cce_status block_analyse(cce_analysis *j, int l, cce_block_result *r, cce
     if (ly->n_heads > 0) b->task[b->n_tasks++].kind = TK_HEADS;
     static const int spec_order[CCE_LIN_COUNT] = {CCE_LIN_W2, CCE_LIN_W1, CCE_LIN_W3, CCE_LIN_WQ, CCE_LIN_WO,
                                                   CCE_LIN_WK, CCE_LIN_WV};
-    for (int q = 0; q < CCE_LIN_COUNT; q++)
+    for (int q = 0; q < CCE_LIN_COUNT; q++) {
         if (b->w[spec_order[q]]) { b->task[b->n_tasks].kind = TK_SPECTRUM; b->task[b->n_tasks++].arg = spec_order[q]; }
+        // the neurons' nuclear norms once the OBS order is there (about when w2's spectrum is done);
+        // a worker skips it until then
+        if (q == 0 && ly->hidden > 0) b->task[b->n_tasks++].kind = TK_NEURON_NUC;
+    }
     int eig_sites[3] = {CCE_COV_ATTN_IN, CCE_COV_HEADS, CCE_COV_FFN_IN};
     for (int q = 0; q < 3; q++)
         if (dims[eig_sites[q]]) { b->task[b->n_tasks].kind = TK_EIGEN; b->task[b->n_tasks++].arg = eig_sites[q]; }
-    atomic_store(&b->next, 0);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->sync_ready = 1;
     atomic_store(&j->phase, PH_REDUNDANCY);
     int threads = j->opts.threads > 0 ? j->opts.threads : 2;
     pthread_t th;
@@ -1245,7 +1385,7 @@ static cce_status block_analyse(cce_analysis *j, int l, cce_block_result *r, cce
         double secs = b->task[t].secs;
         r->t_blas += b->task[t].blas;
         if (b->task[t].kind == TK_EIGEN) r->t_eigen += secs;
-        else if (b->task[t].kind == TK_SPECTRUM) r->t_svd += secs;
+        else if (b->task[t].kind == TK_SPECTRUM || b->task[t].kind == TK_NEURON_NUC) r->t_svd += secs;
         else r->t_redundancy += secs;
     }
     for (int t = 0; t < b->n_tasks && !st; t++)   // the first failure in task order: deterministic
@@ -1299,6 +1439,10 @@ cleanup:
         cce_free(b->m2[s]);
     }
     for (int k = 0; k < CCE_LIN_COUNT; k++) cce_free(b->owned[k]);
+    if (b->sync_ready) {
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->cv);
+    }
     cce_free(b);
     return st;
 }

@@ -92,11 +92,25 @@ cce_status cce_model_sha256(const char *path, char out[65], cce_err *err) {
 
 /* ------------------------------------------------------------------ writer */
 
+/* A double that reads back exactly: the shortest of %.15g, %.16g, %.17g that strtod returns
+ * unchanged (cJSON's own printer accepts a one-ulp difference). */
+static cJSON *num_exact(double v) {
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return cJSON_CreateRaw(buf);
+}
+static void add_d(cJSON *o, const char *key, double v) { cJSON_AddItemToObject(o, key, num_exact(v)); }
+
 static cJSON *float_array(const float *v, int n) {
     return n > 0 && v ? cJSON_CreateFloatArray(v, n) : cJSON_CreateArray();
 }
 static cJSON *double_array(const double *v, int n) {
-    return n > 0 && v ? cJSON_CreateDoubleArray(v, n) : cJSON_CreateArray();
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n && a && v; i++) cJSON_AddItemToArray(a, num_exact(v[i]));
+    return a;
 }
 static cJSON *int_array(const int *v, int n) { return n > 0 && v ? cJSON_CreateIntArray(v, n) : cJSON_CreateArray(); }
 static cJSON *i64_array(const int64_t *v, int n) {
@@ -120,7 +134,7 @@ const char *cce_analysis_readings_text(int i, const char **name) {
         {"head_similarity", "linear CKA between head contributions o_h W_o[:,h]^T, from the per-head output covariance; "
                             "group_similarity: the same over KV groups"},
         {"weights", "singular values of W and activation-aware sigma(W L) with E[x x^T] = L L^T of the matrix input "
-                    "(uncentred), from the smaller Gram matrix in double; below_tau = count of sigma < tau * sigma_max"},
+                    "(uncentred), from the eigenvalues of the smaller Gram matrix; below_tau = count of sigma < tau * sigma_max"},
         {"redundancy", "greedy optimal-brain-surgeon order on the centred covariance with the updated weights (first = "
                        "first to remove); cost = leave-one-out cost tr(W_c ((C+lambda I)^-1)_cc^-1 W_c^T); score = 1 - "
                        "cost / tr(W_c C_cc W_c^T); groups: the same over whole KV groups with its cumulative cost"},
@@ -166,11 +180,11 @@ static cJSON *block_json(const cce_block_result *r) {
     cJSON_AddNumberToObject(b, "n_kv_heads", r->n_kv_heads);
     cJSON_AddNumberToObject(b, "head_dim", r->head_dim);
     cJSON_AddNumberToObject(b, "hidden", r->hidden);
-    cJSON_AddNumberToObject(b, "angular_distance", r->angular_distance);
-    cJSON_AddNumberToObject(b, "influence", r->influence);
-    cJSON_AddNumberToObject(b, "update_rms", r->update_rms);
+    add_d(b, "angular_distance", r->angular_distance);
+    add_d(b, "influence", r->influence);
+    add_d(b, "update_rms", r->update_rms);
     cJSON_AddBoolToObject(b, "near_identity", r->near_identity);
-    cJSON_AddNumberToObject(b, "out_energy", r->out_energy);
+    add_d(b, "out_energy", r->out_energy);
     cJSON *eig = cJSON_AddObjectToObject(b, "eigen");
     for (int s = 0; s < CCE_COV_COUNT; s++) {
         if (r->eig[s].n <= 0) continue;
@@ -185,9 +199,9 @@ static cJSON *block_json(const cce_block_result *r) {
         cJSON_AddStringToObject(o, "name", w->name);
         cJSON_AddNumberToObject(o, "rows", w->rows);
         cJSON_AddNumberToObject(o, "cols", w->cols);
-        cJSON_AddNumberToObject(o, "spectral_norm", w->spectral_norm);
-        cJSON_AddNumberToObject(o, "frobenius", w->frobenius);
-        cJSON_AddNumberToObject(o, "stable_rank", w->stable_rank);
+        add_d(o, "spectral_norm", w->spectral_norm);
+        add_d(o, "frobenius", w->frobenius);
+        add_d(o, "stable_rank", w->stable_rank);
         cJSON_AddNumberToObject(o, "below_tau", w->below_tau);
         cJSON_AddNumberToObject(o, "aware_below_tau", w->aw_below_tau);
         cJSON_AddNumberToObject(o, "jitter", w->jitter);
@@ -221,8 +235,8 @@ static cJSON *block_json(const cce_block_result *r) {
         cJSON *o = cJSON_AddObjectToObject(hs, cce_tap_site_name((cce_tap_site)s));
         cJSON_AddNumberToObject(o, "lo", hg->lo);
         cJSON_AddNumberToObject(o, "hi", hg->hi);
-        cJSON_AddNumberToObject(o, "min", hg->min);
-        cJSON_AddNumberToObject(o, "max", hg->max);
+        add_d(o, "min", hg->min);
+        add_d(o, "max", hg->max);
         cJSON *c = cJSON_AddArrayToObject(o, "counts");
         for (int i = 0; i < hg->n_bins + 2; i++) cJSON_AddItemToArray(c, cJSON_CreateNumber((double)hg->counts[i]));
     }
@@ -290,7 +304,7 @@ cce_status cce_analysis_save(const cce_analysis *job, const cce_model *m, const 
     cJSON *so = cJSON_AddObjectToObject(root, "settings");
     cJSON_AddNumberToObject(so, "eps", float_as_decimal(eo->eps));
     cJSON_AddNumberToObject(so, "tau", float_as_decimal(eo->tau));
-    cJSON_AddNumberToObject(so, "ridge", eo->ridge);
+    add_d(so, "ridge", eo->ridge);
     cJSON_AddNumberToObject(so, "hist_bins", eo->hist_bins);
     cJSON *ls = cJSON_AddObjectToObject(root, "layer_similarity");
     cJSON_AddStringToObject(ls, "measure", "linear CKA of centred block updates");
@@ -706,6 +720,8 @@ cce_status cce_analysis_load(const char *path, const cce_model *m, cce_analysis 
     o.ridge = ridge;
     o.hist_bins = bins;
     if ((st = cce_analysis_new_loaded(m, &o, (size_t)stream, n_seq, seq_len, &job, err))) goto done;
+    const cJSON *cp = cJSON_GetObjectItemCaseSensitive(co, "path"), *cs = cJSON_GetObjectItemCaseSensitive(co, "sha256");
+    cce_analysis_set_calib_identity(job, cJSON_IsString(cp) ? cp->valuestring : "", cJSON_IsString(cs) ? cs->valuestring : "");
     int L = c->n_layers;
     const cJSON *ls = member(&r, root, "", "layer_similarity");
     if ((st = get_square(&r, ls, "layer_similarity", "matrix", L, cce_analysis_layer_cka_slot(job)))) goto done;

@@ -334,13 +334,13 @@ cce_status cce_linalg_syrk_d(int trans, double alpha, const cce_matd *a, double 
     return CCE_OK;
 }
 
-cce_status cce_linalg_syr2k_d(double alpha, const cce_matd *a, const cce_matd *b, double beta, cce_matd *c,
-                              cce_err *err) {
+cce_status cce_linalg_syr2k_d(int trans, double alpha, const cce_matd *a, const cce_matd *b, double beta,
+                              cce_matd *c, cce_err *err) {
     if (!matd_ok(a)) return bad_viewd(err, "syr2k_d", "A", a);
     if (!matd_ok(b)) return bad_viewd(err, "syr2k_d", "B", b);
     if (!matd_ok(c)) return bad_viewd(err, "syr2k_d", "C", c);
-    int n = a->rows, k = a->cols;
-    if (b->rows != n || b->cols != k || c->rows != n || c->cols != n)
+    int n = trans ? a->cols : a->rows, k = trans ? a->rows : a->cols;
+    if (b->rows != a->rows || b->cols != a->cols || c->rows != n || c->cols != n)
         return cce_err_set(err, CCE_EINVAL, "linalg syr2k_d: A (%d, %d), B (%d, %d), C (%d, %d) do not match", n, k,
                            b->rows, b->cols, c->rows, c->cols);
     if (n == 0) return CCE_OK;
@@ -349,7 +349,7 @@ cce_status cce_linalg_syr2k_d(double alpha, const cce_matd *a, const cce_matd *b
             for (int j = i; j < n; j++) c->data[(size_t)i * c->ld + j] *= beta;
         return CCE_OK;
     }
-    TIMED(cblas_dsyr2k(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, alpha, a->data, a->ld, b->data, b->ld, beta,
+    TIMED(cblas_dsyr2k(CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, n, k, alpha, a->data, a->ld, b->data, b->ld, beta,
                        c->data, c->ld));
     return CCE_OK;
 }

@@ -39,7 +39,7 @@
 /* Numbers as raw text that reads back bit for bit (cJSON's own printing keeps 15 digits when
  * they parse back within an epsilon, which moves values like 0.1 * 3): the shortest of %.15g,
  * %.16g, %.17g that strtod returns exactly; integers up to 2^63 exactly. */
-static cJSON *num_item(double v) {
+cJSON *cce_json_exact_number(double v) {
     char buf[40];
     if (!isfinite(v)) return cJSON_CreateNull();
     for (int prec = 15; prec <= 17; prec++) {
@@ -48,6 +48,7 @@ static cJSON *num_item(double v) {
     }
     return cJSON_CreateRaw(buf);
 }
+static cJSON *num_item(double v) { return cce_json_exact_number(v); }
 static void add_num(cJSON *o, const char *key, double v) { cJSON_AddItemToObject(o, key, num_item(v)); }
 static void add_int(cJSON *o, const char *key, int64_t v) {
     char buf[24];
@@ -72,8 +73,8 @@ static void add_pins(cJSON *root, const char *key, const cce_pin *v, int n) {
     }
 }
 
-cce_status cce_plan_to_json(const cce_plan *p, char **text, cce_err *err) {
-    *text = NULL;
+cce_status cce_plan_to_cjson(const cce_plan *p, cJSON **out, cce_err *err) {
+    *out = NULL;
     cJSON *root = cJSON_CreateObject();
     if (!root) return cce_err_set(err, CCE_ENOMEM, "plan: out of memory");
     char ver[16];
@@ -151,6 +152,15 @@ cce_status cce_plan_to_json(const cce_plan *p, char **text, cce_err *err) {
         add_num(o, "L_reg", b->L_reg);
         add_num(o, "L_CCE", b->L_cce);
     }
+    *out = root;
+    return CCE_OK;
+}
+
+cce_status cce_plan_to_json(const cce_plan *p, char **text, cce_err *err) {
+    *text = NULL;
+    cJSON *root;
+    cce_status st = cce_plan_to_cjson(p, &root, err);
+    if (st) return st;
     char *t = cJSON_Print(root);
     cJSON_Delete(root);
     if (!t) return cce_err_set(err, CCE_ENOMEM, "plan: out of memory printing JSON");
@@ -367,21 +377,48 @@ static cce_status rd_block(rd *r, const cJSON *o, int l, const cce_model *m, cce
     return CCE_OK;
 }
 
+/* Predicted losses as saved (totals and per block), read leniently: a file without them, or
+ * with non-numbers there, keeps zeros (they are recomputed whenever the analysis is at hand). */
+static void rd_losses(const cJSON *root, cce_plan *p) {
+    static const char *const lk[4] = {"L_rec", "L_sim", "L_reg", "L_CCE"};
+    const cJSON *pr = rd_get(root, "predicted"), *bl = rd_get(root, "blocks");
+    double *tot[4] = {&p->L_rec, &p->L_sim, &p->L_reg, &p->L_cce};
+    for (int k = 0; cJSON_IsObject(pr) && k < 4; k++) {
+        const cJSON *v = rd_get(pr, lk[k]);
+        if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) *tot[k] = v->valuedouble;
+    }
+    int l = 0;
+    for (const cJSON *b = cJSON_IsArray(bl) ? bl->child : NULL; b && l < p->n_blocks; b = b->next, l++) {
+        double *v4[4] = {&p->blocks[l].L_rec, &p->blocks[l].L_sim, &p->blocks[l].L_reg, &p->blocks[l].L_cce};
+        for (int k = 0; k < 4; k++) {
+            const cJSON *v = rd_get(b, lk[k]);
+            if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) *v4[k] = v->valuedouble;
+        }
+    }
+}
+
 cce_status cce_plan_from_json(const char *text, size_t len, const char *what, const cce_model *m, cce_plan *p,
                               cce_err *err) {
     memset(p, 0, sizeof *p);
-    rd r = {what, err};
     if (!cce_utf8_valid(text, len)) return cce_err_set(err, CCE_EFORMAT, "%s: not valid UTF-8", what);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) return cce_err_set(err, CCE_EFORMAT, "%s: not valid JSON (near byte %ld)", what,
                                   end ? (long)(end - text) : 0L);
-    cce_status s = CCE_OK;
     for (const char *q = end; q && q < text + len; q++)
         if (*q != ' ' && *q != '\n' && *q != '\r' && *q != '\t') {
-            s = cce_err_set(err, CCE_EFORMAT, "%s: garbage after the JSON object at byte %ld", what, (long)(q - text));
-            goto fail;
+            cJSON_Delete(root);
+            return cce_err_set(err, CCE_EFORMAT, "%s: garbage after the JSON object at byte %ld", what, (long)(q - text));
         }
+    cce_status s = cce_plan_from_cjson(root, what, m, p, err);
+    cJSON_Delete(root);
+    return s;
+}
+
+cce_status cce_plan_from_cjson(const cJSON *root, const char *what, const cce_model *m, cce_plan *p, cce_err *err) {
+    memset(p, 0, sizeof *p);
+    rd r = {what, err};
+    cce_status s = CCE_OK;
     if (!cJSON_IsObject(root)) {
         s = cce_err_set(err, CCE_EFORMAT, "%s: not a JSON object", what);
         goto fail;
@@ -530,10 +567,9 @@ cce_status cce_plan_from_json(const char *text, size_t len, const char *what, co
         cce_err_prefix(err, s, what);
         goto fail;
     }
-    cJSON_Delete(root);
+    rd_losses(root, p);
     return CCE_OK;
 fail:
-    cJSON_Delete(root);
     cce_plan_free(p);
     return s;
 }

@@ -17,13 +17,22 @@
  * current P and G, kept up to date by rank-s corrections (O(n·s) per step), and (b) the current
  * columns of P and G of the component that goes. The corrections are accumulated as the factors
  * Z, V (n, r) of the steps since the last flush, so a current column is P0[:,c] − Z Z_cᵀ and
- * G0[:,c] − Z V_cᵀ − V Z_cᵀ (two thin GEMMs); every R = max(64, 2·s_max) columns the factors are
- * folded into P0 and G0 by one dsyrk and one dsyr2k (upper triangles only), and once the living
- * columns fall below 80 % of the stored ones the matrices are compacted in place. Cost for n
- * columns: the inverse (dpotrf + dpotri, ~n³ flops), G = WᵀW (d·n²), the flushes
- * (3·N²·R per flush over a shrinking N, ~n³ in all) and the thin GEMMs (~2·n²·R/2 ... in all
- * O(n²·R), BLAS-2 speed); for n = 11008, d = 4096 (Llama-2-7B's FFN) that is ~3.9e12 double
- * flops, measured at the figures quoted in the analysis design note (see engine/analysis.c).
+ * G0[:,c] − Z V_cᵀ − V Z_cᵀ (thin GEMMs, GEMVs for single columns); every R = max(64, 2·s_max)
+ * columns the factors are folded into P0 and G0 by one dsyrk and one dsyr2k (upper triangles,
+ * then mirrored in tiles so that a column is a contiguous row), and once the living columns fall
+ * below 80 % of the stored ones the matrices are compacted in place. The factors are stored one
+ * per row (R, N), so every per-step pass over the N positions is contiguous.
+ *
+ * Cost for n columns and d outputs: the inverse (dpotrf + dpotri, ~n³ flops), G = WᵀW (d·n²), the
+ * flushes (3·N²·R per flush over a shrinking N: ~n³ in all), the per-step products (O(n²·R) in
+ * all, memory-bound) and the mirrors (O(n³/R) memory moves). Memory: P and G, 2·n² doubles.
+ * Measured with one BLAS thread (AMD EPYC, double, a random problem; CPU seconds of the call,
+ * on a shared machine where wall time ran ~2x):
+ *   n = 1536, d = 576 (smollm-135m's FFN)          0.34 s
+ *   n = 2048, d = 4096                               1.05 s
+ *   n = 4096, d = 4096                               6.4 s
+ *   n = 11008, d = 4096 (one Llama-2-7B FFN block)   95 s, P and G 1.9 GB
+ * (4096 → 11008 is 15x for a 19x n³: the BLAS-3 parts run faster on larger matrices.)
  *
  * Numerics. Double throughout: with ridge 1e-6 exactly redundant components make H̃ singular up
  * to the ridge, so P's entries span ~1/ridge and downdates cancel ~6 digits. A candidate's
@@ -126,7 +135,8 @@ static cce_status comps_validate(const double *H, int n, const cce_components *c
  * not numerically positive definite, e.g. a covariance with rounding-negative eigenvalues), and
  * G = WᵀW over the same columns (computed 256 rows of W at a time in double). */
 static cce_status prep_build(const double *H, int n, const cce_components *c, const float *w, int d, int ldw,
-                             double ridge, int want_G, const char *what, sel_prep *p, cce_err *err) {
+                             double ridge, int want_G, const char *what, int (*cancel)(void *), void *user,
+                             sel_prep *p, cce_err *err) {
     memset(p, 0, sizeof *p);
     cce_status st = comps_validate(H, n, c, w, d, ldw, ridge, what, err);
     if (st) return st;
@@ -175,6 +185,10 @@ static cce_status prep_build(const double *H, int n, const cce_components *c, co
         }
         cce_matd Gm = {p->G, nn, nn, nn};
         for (int r0 = 0; r0 < d && !st; r0 += rows) {
+            if (cancel && cancel(user)) {   // polled between the inverse and each piece of G
+                st = cce_err_set(err, CCE_ECANCEL, "%s: cancelled", what);
+                break;
+            }
             int k = d - r0 < rows ? d - r0 : rows;
             for (int r = 0; r < k; r++) {
                 const float *wr = w + (size_t)(r0 + r) * ldw;
@@ -187,7 +201,7 @@ static cce_status prep_build(const double *H, int n, const cce_components *c, co
         cce_free(wc);
         if (st) {
             prep_free(p);
-            return cce_err_prefix(err, st, what);
+            return st == CCE_ECANCEL ? st : cce_err_prefix(err, st, what);
         }
         cce_linalg_symmetrize_d(p->G, nn);
     }
@@ -208,6 +222,11 @@ static int small_chol(double *a, int s, const double *floor, double *keep) {
         return 0;
     }
     memcpy(keep, a, (size_t)s * s * sizeof(double));
+    if (s >= 16) {   // LAPACK first; the scalar loop with jitter only when it fails
+        cce_matd A = {a, s, s, s};
+        if (cce_linalg_cholesky_d(&A, NULL) == CCE_OK) return 0;
+        memcpy(a, keep, (size_t)s * s * sizeof(double));
+    }
     double tr = 0;
     for (int i = 0; i < s; i++) tr += fabs(a[i * s + i]);
     double jit = tr > 0 ? tr / s * 1e-13 : 1e-300;
@@ -252,6 +271,17 @@ static void rows_times_linvt(double *x, int rows, int ldx, const double *l, int 
 /* e (s, s) = L⁻¹ g L⁻ᵀ for symmetric g; returns its trace <g, (L Lᵀ)⁻¹>. */
 static double linv_g_linvt(const double *l, const double *g, int s, double *e) {
     memcpy(e, g, (size_t)s * s * sizeof(double));
+    if (s >= 16) {   // two triangular solves through BLAS: L⁻¹ (g L⁻ᵀ)
+        cce_matd Lm = {(double *)l, s, s, s}, Em = {e, s, s, s};
+        if (cce_linalg_trsm_d(1, 1, 1, &Lm, &Em, NULL) == CCE_OK && cce_linalg_trsm_d(0, 1, 0, &Lm, &Em, NULL) == CCE_OK) {
+            double tr = 0;
+            for (int i = 0; i < s; i++) tr += e[i * s + i];
+            for (int i = 0; i < s; i++)
+                for (int j = i + 1; j < s; j++) e[i * s + j] = e[j * s + i] = 0.5 * (e[i * s + j] + e[j * s + i]);
+            return tr;
+        }
+        memcpy(e, g, (size_t)s * s * sizeof(double));
+    }
     rows_times_linvt(e, s, s, l, s);   // g L⁻ᵀ
     for (int i = 0; i < s; i++)        // transpose in place, then again: L⁻¹ (g L⁻ᵀ)
         for (int j = i + 1; j < s; j++) { double t = e[i * s + j]; e[i * s + j] = e[j * s + i]; e[j * s + i] = t; }
@@ -263,17 +293,12 @@ static double linv_g_linvt(const double *l, const double *g, int s, double *e) {
     return tr;
 }
 
-/* Element (i, j) of a symmetric matrix whose upper triangle (ld) is valid. */
-static inline double upper_get(const double *m, int ld, int i, int j) {
-    return i <= j ? m[(size_t)i * ld + j] : m[(size_t)j * ld + i];
-}
-
 /* ------------------------------------------------------------------ greedy OBS */
 
 typedef struct {
     int nc, N, R, r;      // components, stored positions, flush width, factor columns in use
-    double *P0, *G0;      // (N, N) upper triangles valid after a flush (ld N)
-    double *Z, *V;        // (N, R) factors since the last flush (ld R)
+    double *P0, *G0;      // (N, N) full symmetric (ld N), as of the last flush
+    double *Z, *V;        // (R, N) the factors since the last flush, one per row (ld N): Z = Zᵀ stored
     double *pc, *gc;      // (N, smax) current columns of the component that goes
     double *dP, *dG;      // per component (s_c, s_c) current diagonal blocks, at boff[c]
     double *floor;        // per position: 1 / H̃_ii (the exact lower bound of P_ii)
@@ -299,20 +324,33 @@ static void obs_reload_blocks(obs_state *o) {
         double *bp = o->dP + o->boff[c], *bg = o->dG + o->boff[c];
         for (int t = 0; t < s; t++)
             for (int u = 0; u < s; u++) {
-                bp[t * s + u] = upper_get(o->P0, o->N, a + t, a + u);
-                bg[t * s + u] = upper_get(o->G0, o->N, a + t, a + u);
+                bp[t * s + u] = o->P0[(size_t)(a + t) * o->N + a + u];
+                bg[t * s + u] = o->G0[(size_t)(a + t) * o->N + a + u];
             }
     }
 }
 
-/* Fold Z, V into P0, G0; compact when the living positions fell below 80 %. */
+/* Copy the upper triangle of a (n, n) into its lower one, in 64 x 64 tiles (cache-friendly), so
+ * that a column can be read as the contiguous row. */
+static void mirror_upper(double *a, int n) {
+    enum { T = 64 };
+    for (int i0 = 0; i0 < n; i0 += T)
+        for (int j0 = 0; j0 <= i0; j0 += T) {
+            int i1 = i0 + T < n ? i0 + T : n, j1 = j0 + T < n ? j0 + T : n;
+            for (int i = i0; i < i1; i++)
+                for (int j = j0; j < j1 && j < i; j++) a[(size_t)i * n + j] = a[(size_t)j * n + i];
+        }
+}
+
+/* Fold Z, V into P0, G0 (then full symmetric again); compact when the living positions fell
+ * below 80 %. */
 static cce_status obs_flush(obs_state *o, cce_err *err) {
     if (o->r == 0) return CCE_OK;
     int N = o->N;
     cce_matd Pm = {o->P0, N, N, N}, Gm = {o->G0, N, N, N};
-    cce_matd Zm = {o->Z, N, o->r, o->R}, Vm = {o->V, N, o->r, o->R};
-    cce_status st = cce_linalg_syrk_d(0, -1.0, &Zm, 1.0, &Pm, err);
-    if (!st) st = cce_linalg_syr2k_d(-1.0, &Zm, &Vm, 1.0, &Gm, err);
+    cce_matd Zm = {o->Z, o->r, N, N}, Vm = {o->V, o->r, N, N};
+    cce_status st = cce_linalg_syrk_d(1, -1.0, &Zm, 1.0, &Pm, err);
+    if (!st) st = cce_linalg_syr2k_d(1, -1.0, &Zm, &Vm, 1.0, &Gm, err);
     if (st) return st;
     o->r = 0;
     int live = 0;
@@ -341,6 +379,8 @@ static cce_status obs_flush(obs_state *o, cce_err *err) {
         memset(o->dead, 0, (size_t)live);
         o->N = live;
     }
+    mirror_upper(o->P0, o->N);
+    mirror_upper(o->G0, o->N);
     obs_reload_blocks(o);
     return CCE_OK;
 }
@@ -363,21 +403,33 @@ static double obs_candidate(obs_state *o, int c) {
 
 /* Remove component c: record its increment, extend Z and V, correct the diagonal blocks. */
 static cce_status obs_remove(obs_state *o, int c, double *inc, cce_err *err) {
-    int N = o->N, a = o->start[c], s = o->size[c], r = o->r, R = o->R;
+    int N = o->N, a = o->start[c], s = o->size[c], r = o->r;
     cce_status st;
     // current columns pc = P0[:, a..a+s) − Z Z_cᵀ, gc = G0[:, a..a+s) − Z V_cᵀ − V Z_cᵀ, (N, s)
-    for (int i = 0; i < N; i++)
-        for (int t = 0; t < s; t++) {
-            o->pc[(size_t)i * s + t] = upper_get(o->P0, N, i, a + t);
-            o->gc[(size_t)i * s + t] = upper_get(o->G0, N, i, a + t);
+    for (int t = 0; t < s; t++) {   // P0, G0 are full symmetric between flushes: column = row
+        const double *pr = o->P0 + (size_t)(a + t) * N, *gr = o->G0 + (size_t)(a + t) * N;
+        for (int i = 0; i < N; i++) {
+            o->pc[(size_t)i * s + t] = pr[i];
+            o->gc[(size_t)i * s + t] = gr[i];
         }
-    if (r > 0) {
-        cce_matd Zm = {o->Z, N, r, R}, Vm = {o->V, N, r, R};
-        cce_matd Zc = {o->Z + (size_t)a * R, s, r, R}, Vc = {o->V + (size_t)a * R, s, r, R};
+    }
+    if (r > 0 && s == 1) {   // single columns: three matrix-vector products
+        cce_matd Zm = {o->Z, r, N, N}, Vm = {o->V, r, N, N};
+        double *zc = o->e + 0, *vc = o->keep;   // (r) c's factor coefficients, gathered
+        for (int q = 0; q < r; q++) {
+            zc[q] = o->Z[(size_t)q * N + a];
+            vc[q] = o->V[(size_t)q * N + a];
+        }
+        if ((st = cce_linalg_gemv_d(1, -1.0, &Zm, zc, 1.0, o->pc, err))) return st;
+        if ((st = cce_linalg_gemv_d(1, -1.0, &Zm, vc, 1.0, o->gc, err))) return st;
+        if ((st = cce_linalg_gemv_d(1, -1.0, &Vm, zc, 1.0, o->gc, err))) return st;
+    } else if (r > 0) {
+        cce_matd Zm = {o->Z, r, N, N}, Vm = {o->V, r, N, N};
+        cce_matd Zc = {o->Z + a, r, s, N}, Vc = {o->V + a, r, s, N};
         cce_matd Pc = {o->pc, N, s, s}, Gc = {o->gc, N, s, s};
-        if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Zm, &Zc, 1.0, &Pc, err))) return st;
-        if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Zm, &Vc, 1.0, &Gc, err))) return st;
-        if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Vm, &Zc, 1.0, &Gc, err))) return st;
+        if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Zm, &Zc, 1.0, &Pc, err))) return st;
+        if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Zm, &Vc, 1.0, &Gc, err))) return st;
+        if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Vm, &Zc, 1.0, &Gc, err))) return st;
     }
     // L = chol(P_cc) (fresh), E = L⁻¹ G_cc L⁻ᵀ, increment tr(E)
     for (int t = 0; t < s; t++)
@@ -400,15 +452,18 @@ static cce_status obs_remove(obs_state *o, int c, double *inc, cce_err *err) {
             if ((st = cce_linalg_trsm_d(1, 1, 1, &Lm, &Pc, err))) return st;
             if ((st = cce_linalg_trsm_d(1, 1, 1, &Lm, &Gc, err))) return st;
         }
-        for (int i = 0; i < N; i++) {
-            double *zi = o->pc + (size_t)i * s, *vi = o->gc + (size_t)i * s;
-            int dead = o->dead[i] || (i >= a && i < a + s);
-            for (int t = 0; t < s; t++) {
-                double ze = 0;
-                for (int q = 0; q < s; q++) ze += zi[q] * o->e[q * s + t];
-                double zv = dead ? 0 : zi[t], vv = dead ? 0 : vi[t] - 0.5 * ze;
-                o->Z[(size_t)i * R + r + t] = zv;
-                o->V[(size_t)i * R + r + t] = vv;
+        if (s > 1) {   // v = u − z E / 2 through BLAS, in place of u
+            cce_matd Zc = {o->pc, N, s, s}, Em = {o->e, s, s, s}, Uc = {o->gc, N, s, s};
+            if ((st = cce_linalg_gemm_d(0, 0, -0.5, &Zc, &Em, 1.0, &Uc, err))) return st;
+        } else {
+            for (int i = 0; i < N; i++) o->gc[i] -= 0.5 * o->pc[i] * o->e[0];
+        }
+        for (int t = 0; t < s; t++) {   // factor rows r+t, contiguous over positions
+            double *zd = o->Z + (size_t)(r + t) * N, *vd = o->V + (size_t)(r + t) * N;
+            for (int i = 0; i < N; i++) {
+                int dead = o->dead[i] || (i >= a && i < a + s);
+                zd[i] = dead ? 0 : o->pc[(size_t)i * s + t];
+                vd[i] = dead ? 0 : o->gc[(size_t)i * s + t];
             }
         }
         o->r = r + s;
@@ -418,21 +473,20 @@ static cce_status obs_remove(obs_state *o, int c, double *inc, cce_err *err) {
             int pb = o->start[b], sb = o->size[b];
             double *bp = o->dP + o->boff[b], *bg = o->dG + o->boff[b];
             if (sb * s >= 64) {   // blocks: three small GEMMs
-                cce_matd Zb = {o->Z + (size_t)pb * R + r, sb, s, R}, Vb = {o->V + (size_t)pb * R + r, sb, s, R};
+                cce_matd Zb = {o->Z + (size_t)r * N + pb, s, sb, N}, Vb = {o->V + (size_t)r * N + pb, s, sb, N};
                 cce_matd Bp = {bp, sb, sb, sb}, Bg = {bg, sb, sb, sb};
-                if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Zb, &Zb, 1.0, &Bp, err))) return st;
-                if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Zb, &Vb, 1.0, &Bg, err))) return st;
-                if ((st = cce_linalg_gemm_d(0, 1, -1.0, &Vb, &Zb, 1.0, &Bg, err))) return st;
+                if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Zb, &Zb, 1.0, &Bp, err))) return st;
+                if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Zb, &Vb, 1.0, &Bg, err))) return st;
+                if ((st = cce_linalg_gemm_d(1, 0, -1.0, &Vb, &Zb, 1.0, &Bg, err))) return st;
                 continue;
             }
             for (int x = 0; x < sb; x++) {
-                const double *zx = o->Z + (size_t)(pb + x) * R + r, *vx = o->V + (size_t)(pb + x) * R + r;
                 for (int y = 0; y < sb; y++) {
-                    const double *zy = o->Z + (size_t)(pb + y) * R + r, *vy = o->V + (size_t)(pb + y) * R + r;
                     double zz = 0, zv = 0;
                     for (int t = 0; t < s; t++) {
-                        zz += zx[t] * zy[t];
-                        zv += zx[t] * vy[t] + vx[t] * zy[t];
+                        const double *zr = o->Z + (size_t)(r + t) * N, *vr = o->V + (size_t)(r + t) * N;
+                        zz += zr[pb + x] * zr[pb + y];
+                        zv += zr[pb + x] * vr[pb + y] + vr[pb + x] * zr[pb + y];
                     }
                     bp[x * sb + y] -= zz;
                     bg[x * sb + y] -= zv;
@@ -458,8 +512,8 @@ static cce_status obs_greedy(sel_prep *p, int *order, double *cost, double *loo,
     o.G0 = p->G;
     size_t bsum = 0;
     for (int c = 0; c < nc; c++) bsum += (size_t)(p->off[c + 1] - p->off[c]) * (size_t)(p->off[c + 1] - p->off[c]);
-    o.Z = cce_alloc((size_t)nn, (size_t)o.R * sizeof(double));
-    o.V = cce_alloc((size_t)nn, (size_t)o.R * sizeof(double));
+    o.Z = cce_alloc((size_t)o.R, (size_t)nn * sizeof(double));
+    o.V = cce_alloc((size_t)o.R, (size_t)nn * sizeof(double));
     o.pc = cce_alloc((size_t)nn, (size_t)smax * sizeof(double));
     o.gc = cce_alloc((size_t)nn, (size_t)smax * sizeof(double));
     o.dP = cce_alloc(bsum, sizeof(double));
@@ -470,10 +524,11 @@ static cce_status obs_greedy(sel_prep *p, int *order, double *cost, double *loo,
     o.boff = cce_alloc((size_t)nc, sizeof(size_t));
     o.dead = cce_alloc_zero((size_t)nn, 1);
     o.alive = cce_alloc((size_t)nc, sizeof(int));
-    o.blk = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));
-    o.keep = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));
-    o.lf = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));
-    o.e = cce_alloc((size_t)smax, (size_t)smax * sizeof(double));
+    size_t sq = (size_t)smax * smax > (size_t)o.R ? (size_t)smax * smax : (size_t)o.R;   // also gathers of R
+    o.blk = cce_alloc(sq, sizeof(double));
+    o.keep = cce_alloc(sq, sizeof(double));
+    o.lf = cce_alloc(sq, sizeof(double));
+    o.e = cce_alloc(sq, sizeof(double));
     cce_status st = CCE_OK;
     if (!o.Z || !o.V || !o.pc || !o.gc || !o.dP || !o.dG || !o.floor || !o.start || !o.size || !o.boff || !o.dead ||
         !o.alive || !o.blk || !o.keep || !o.lf || !o.e) {
@@ -611,7 +666,7 @@ cce_status cce_select_obs_loo(const double *H, int n, const cce_components *comp
     if (!order || !cost) return cce_err_set(err, CCE_EINVAL, "select: order and cost outputs are required");
     if (swap_passes < 0) return cce_err_set(err, CCE_EINVAL, "select: swap_passes %d is negative", swap_passes);
     sel_prep p;
-    cce_status st = prep_build(H, n, comps, w, d, ldw, ridge, 1, "select", &p, err);
+    cce_status st = prep_build(H, n, comps, w, d, ldw, ridge, 1, "select", cancel, user, &p, err);
     if (st) return st;
     cost[0] = 0;
     if (p.nc == 0) {
@@ -653,7 +708,7 @@ cce_status cce_select_cost(const double *H, int n, const cce_components *comps, 
                            double ridge, const int *removed, int n_removed, double *cost, cce_err *err) {
     *cost = 0;
     sel_prep p;   // validates, and fixes λ exactly as the greedy does (its inverse is not used)
-    cce_status st = prep_build(H, n, comps, w, d, ldw, ridge, 0, "select cost", &p, err);
+    cce_status st = prep_build(H, n, comps, w, d, ldw, ridge, 0, "select cost", NULL, NULL, &p, err);
     if (st) return st;
     int nc = p.nc, nn = p.nn;
     if (n_removed < 0 || n_removed > nc || (n_removed > 0 && !removed)) {

@@ -72,28 +72,28 @@ cce_status cce_session_path(const char *dir, const char *name, int analysis, cha
 static void add_knobs(cJSON *o, const char *key, const cce_knobs *k) {
     cJSON *kn = cJSON_AddObjectToObject(o, key);
     const double v[6] = {k->alpha, k->beta, k->gamma, k->eps, k->tau, k->target};
-    for (int i = 0; kn && i < 6; i++) cJSON_AddNumberToObject(kn, cce_knob_names[i], v[i]);
+    for (int i = 0; kn && i < 6; i++) cJSON_AddItemToObject(kn, cce_knob_names[i], cce_json_exact_number(v[i]));
 }
 
 static void add_pins(cJSON *o, const char *key, const cce_pin *v, int n) {
     cJSON *a = cJSON_AddArrayToObject(o, key);
     for (int i = 0; a && i < n; i++) {
         cJSON *x = cJSON_CreateObject();
-        cJSON_AddNumberToObject(x, "block", v[i].block);
+        cJSON_AddItemToObject(x, "block", cce_json_exact_number(v[i].block));
         cJSON_AddStringToObject(x, "kind", cce_curve_name(v[i].kind));
-        cJSON_AddNumberToObject(x, "index", v[i].index);
+        cJSON_AddItemToObject(x, "index", cce_json_exact_number(v[i].index));
         cJSON_AddItemToArray(a, x);
     }
 }
 
 static void add_measure(cJSON *o, const char *key, const cce_measure *m) {
     cJSON *x = cJSON_AddObjectToObject(o, key);
-    cJSON_AddNumberToObject(x, "loss", m->loss);
-    cJSON_AddNumberToObject(x, "ppl", m->ppl);
-    cJSON_AddNumberToObject(x, "accuracy", m->accuracy);
+    cJSON_AddItemToObject(x, "loss", cce_json_exact_number(m->loss));
+    cJSON_AddItemToObject(x, "ppl", cce_json_exact_number(m->ppl));
+    cJSON_AddItemToObject(x, "accuracy", cce_json_exact_number(m->accuracy));
     cJSON_AddNumberToObject(x, "params", (double)m->params);
     cJSON_AddNumberToObject(x, "bytes", (double)m->bytes);
-    cJSON_AddNumberToObject(x, "tokens_per_s", m->tokens_per_s);
+    cJSON_AddItemToObject(x, "tokens_per_s", cce_json_exact_number(m->tokens_per_s));
 }
 
 static void utc_text(int64_t t, char *buf, size_t cap) {
@@ -105,11 +105,9 @@ static void utc_text(int64_t t, char *buf, size_t cap) {
 
 cce_status cce_session_to_json(const cce_session *s, char **text, cce_err *err) {
     *text = NULL;
-    char *plan_text = NULL;
-    cce_status st = cce_plan_to_json(&s->plan, &plan_text, err);
+    cJSON *plan = NULL;
+    cce_status st = cce_plan_to_cjson(&s->plan, &plan, err);
     if (st) return st;
-    cJSON *plan = cJSON_Parse(plan_text);
-    cce_free(plan_text);
     cJSON *root = cJSON_CreateObject();
     if (!plan || !root) {
         cJSON_Delete(plan);
@@ -131,7 +129,7 @@ cce_status cce_session_to_json(const cce_session *s, char **text, cce_err *err) 
     cJSON_AddStringToObject(mo, "arch", mi->arch);
     const int mv[7] = {mi->dim, mi->n_layers, mi->n_heads, mi->n_kv_heads, mi->head_dim, mi->hidden_dim, mi->vocab_size};
     static const char *const mk[7] = {"dim", "n_layers", "n_heads", "n_kv_heads", "head_dim", "hidden_dim", "vocab_size"};
-    for (int i = 0; i < 7; i++) cJSON_AddNumberToObject(mo, mk[i], mv[i]);
+    for (int i = 0; i < 7; i++) cJSON_AddItemToObject(mo, mk[i], cce_json_exact_number(mv[i]));
     cJSON_AddNumberToObject(mo, "params_non_embedding", (double)mi->params_non_embedding);
     cJSON *ca = cJSON_AddObjectToObject(root, "calibration");
     cJSON_AddStringToObject(ca, "path", s->calib.path);
@@ -158,12 +156,12 @@ cce_status cce_session_to_json(const cce_session *s, char **text, cce_err *err) 
         utc_text(r->time, when, sizeof when);
         cJSON_AddStringToObject(o, "time_utc", when);
         add_knobs(o, "knobs", &r->knobs);
-        cJSON_AddNumberToObject(o, "removed_fraction", r->removed_fraction);
+        cJSON_AddItemToObject(o, "removed_fraction", cce_json_exact_number(r->removed_fraction));
         cJSON *pr = cJSON_AddObjectToObject(o, "predicted");
-        cJSON_AddNumberToObject(pr, "L_rec", r->L_rec);
-        cJSON_AddNumberToObject(pr, "L_sim", r->L_sim);
-        cJSON_AddNumberToObject(pr, "L_reg", r->L_reg);
-        cJSON_AddNumberToObject(pr, "L_CCE", r->L_cce);
+        cJSON_AddItemToObject(pr, "L_rec", cce_json_exact_number(r->L_rec));
+        cJSON_AddItemToObject(pr, "L_sim", cce_json_exact_number(r->L_sim));
+        cJSON_AddItemToObject(pr, "L_reg", cce_json_exact_number(r->L_reg));
+        cJSON_AddItemToObject(pr, "L_CCE", cce_json_exact_number(r->L_cce));
         cJSON *ev = cJSON_AddObjectToObject(o, "evaluation");
         cJSON_AddStringToObject(ev, "path", r->eval_path);
         cJSON_AddStringToObject(ev, "sha256", r->eval_sha256);
@@ -469,31 +467,12 @@ static cce_status rd_plan(rd *r, const cJSON *root, const cce_model *m, cce_plan
     const cJSON *po;
     cce_status s = rd_obj(r, root, "plan", "plan", &po);
     if (s) return s;
-    char *text = cJSON_PrintUnformatted(po);
-    if (!text) return cce_err_set(r->err, CCE_ENOMEM, "%s: out of memory", r->what);
     char what[600];
     snprintf(what, sizeof what, "%s: plan", r->what);
-    s = cce_plan_from_json(text, strlen(text), what, NULL, p, r->err);
-    cJSON_free(text);
-    if (s) return s;
+    /* the plan object itself (numbers exactly as written; the predicted losses as saved, kept
+     * until the same analysis is there to recompute them) */
+    if ((s = cce_plan_from_cjson(po, what, NULL, p, r->err))) return s;
     if (m && (s = cce_plan_finish(p, m, r->err))) return cce_err_prefix(r->err, s, what);
-    /* the predictions as they were saved (the plan reader recomputes nothing it cannot: a
-     * session keeps them until the same analysis is there to recompute them) */
-    static const char *const lk[4] = {"L_rec", "L_sim", "L_reg", "L_CCE"};
-    const cJSON *pr = get(po, "predicted"), *bl = get(po, "blocks");
-    double *tot[4] = {&p->L_rec, &p->L_sim, &p->L_reg, &p->L_cce};
-    for (int k = 0; cJSON_IsObject(pr) && k < 4; k++) {
-        const cJSON *v = get(pr, lk[k]);
-        if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) *tot[k] = v->valuedouble;
-    }
-    int l = 0;
-    for (const cJSON *b = cJSON_IsArray(bl) ? bl->child : NULL; b && l < p->n_blocks; b = b->next, l++) {
-        double *v4[4] = {&p->blocks[l].L_rec, &p->blocks[l].L_sim, &p->blocks[l].L_reg, &p->blocks[l].L_cce};
-        for (int k = 0; k < 4; k++) {
-            const cJSON *v = get(b, lk[k]);
-            if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) *v4[k] = v->valuedouble;
-        }
-    }
     return CCE_OK;
 }
 

@@ -6,7 +6,9 @@
  * embeds; step ℓ+1 runs block ℓ over the batch with taps that accumulate, per site, streaming
  * moments and histograms (include/stats.h), then derives the block's results right away and
  * frees its statistics. Block ℓ's results are readable (cce_analysis_block) as soon as its step
- * returns, while block ℓ+1 runs on another thread. Memory: one block's statistics, the hidden
+ * returns, while block ℓ+1 runs on another thread. After the forward pass of a block its
+ * independent pieces (OBS of neurons and of heads, spectra) run as tasks on two threads with BLAS
+ * single-threaded meanwhile; each task gives the same bits on any thread. Memory: one block's statistics, the hidden
  * states h (rows, dim) plus a copy of them, and for the layer similarity either the token
  * subsample of every block's update (L, subsample, dim) or its Gram matrix (L, subsample,
  * subsample), whichever is cheaper to compare (wide models: the Gram matrices).
@@ -24,13 +26,34 @@
  *  - weight spectra: plain singular values of each weight matrix and activation-aware ones
  *    σ(W L) with E[x xᵀ] = L Lᵀ over the matrix's input site (uncentred: the output error of a
  *    truncation is measured on y = W x itself); σ < τ·σ_max counted; spectral norm, Frobenius
- *    norm and stable rank ‖W‖_F²/‖W‖_2².
- *  - redundancy: for component i (FFN neuron, or head) with outgoing weights W_i, the residual
- *    covariance R_i of its activation after least-squares regression on all other components
- *    (R_i = ((C+λI)⁻¹)_ii⁻¹, ridge λ = ridge·mean diag C), cost_i = tr(W_i R_i W_iᵀ) (output
- *    error of removing i when the rest absorb what they can), score_i = 1 − cost_i / tr(W_i C_ii
- *    W_iᵀ) in [0,1] (1: fully predictable). The pruning order is greedy backward elimination:
- *    repeatedly remove the component of least cost given the ones still kept.
+ *    norm and stable rank ‖W‖_F²/‖W‖_2². Computed as square roots of the eigenvalues of the
+ *    smaller Gram matrix: plain σ from W Wᵀ or WᵀW in double (dsyevd: σ_i within ~n·1e-16·σ_max²/σ_i
+ *    of exact, below float rounding for σ_i > 1e-6 σ_max, ~3e-7 σ_max absolute at worst); aware σ
+ *    from W M Wᵀ (or Lᵀ WᵀW L with a Cholesky factor of M when W is tall) with float eigenvalues,
+ *    because M itself is accumulated by float ssyrk per chunk (~1e-6 relative), so σ_aw is
+ *    float-accurate in any case (~1e-3 σ_max absolute for the smallest values).
+ *  - redundancy: greedy OBS selection (include/select.h) on the centred covariance C of the
+ *    consumer's input (FFN activation with W₂; per-head outputs with W_o): at each step the
+ *    component whose removal costs least given the *current, updated* weights and the downdated
+ *    inverse of the kept set's C + λI (λ = ridge·mean diag C). order = that removal order.
+ *    cost_i = the leave-one-out cost tr(W_i ((C+λI)⁻¹)_ii⁻¹ W_iᵀ) (output error of removing i
+ *    alone when all others absorb), score_i = 1 − cost_i / tr(W_i C_ii W_iᵀ) in [0,1]
+ *    (1: fully predictable). group_order / group_cost: the same greedy over whole KV groups.
+ *  - curves (select.h, per block; costs are raw, mean per calibration token):
+ *      NEURONS  OBS order and cumulative cost (centred: the encoder's intercept absorbs the
+ *               mean); params = k·(row of w1 + row of w3 + column of w2, with their biases);
+ *               sim = mean |correlation| among kept neurons; nuc = ‖W₂ restricted to the kept
+ *               columns‖_*, exact at up to 17 evenly spaced k (float eigenvalues of the smaller
+ *               Gram), linear between them.
+ *      HEADS    the same over query heads with W_o; params add a KV head's wk/wv rows when the
+ *               last query head reading it goes; sim = mean head CKA among kept heads.
+ *      RANK_*   ranks r0 (the largest whose factors save parameters) down to 1: cost = Σ_{i≥r}
+ *               σ_aw,i², params = out·in − r·(out+in), nuc = Σ_{i<r} σ_i (plain), sim = 0.
+ *      DROP_*   one step: the centred energy E‖v − E v‖² of what the sublayer adds (attention
+ *               output; FFN output; block update h_out − h_in), i.e. what removing it costs
+ *               when a bias keeps its mean (first order: later sublayers' inputs are taken as
+ *               unchanged); params = its linears, biases and norm (block: all of it).
+ *    out_energy = mean ‖h_out‖² per token, for normalising.
  *
  * Determinism: for the same model, token stream, options and BLAS thread count, every result is
  * bit-identical from run to run (fixed seeds, fixed reduction orders, no timing dependence).
@@ -166,6 +189,12 @@ const float *cce_analysis_layer_cka(const cce_analysis *job, int *n_done);
 /* Calibration facts, valid after step 0 (else zeros): tokens in the stream, rows used. */
 void cce_analysis_calib_info(const cce_analysis *job, size_t *stream_tokens, int *n_seq, int *seq_len);
 int cce_analysis_n_layers(const cce_analysis *job);
+/* The calibration text a job analysed (its path and SHA-256): recorded by the creator with
+ * cce_analysis_set_calib_identity, or read from the file by cce_analysis_load; "" when unknown.
+ * Set it before the job runs (not thread-safe against readers). */
+void cce_analysis_set_calib_identity(cce_analysis *job, const char *path, const char *sha256);
+const char *cce_analysis_calib_path(const cce_analysis *job);
+const char *cce_analysis_calib_sha256(const cce_analysis *job);
 const cce_analysis_opts *cce_analysis_get_opts(const cce_analysis *job);
 void cce_analysis_free(cce_analysis *job);
 

@@ -97,8 +97,9 @@ cce_status cce_linalg_gemv_d(int trans_a, double alpha, const cce_matd *a, const
 /* C (n, n) = alpha op(A) op(A)ᵀ + beta C, upper triangle only (cblas_dsyrk):
  * trans == 0: A is (n, k), C = A Aᵀ; trans != 0: A is (k, n), C = Aᵀ A. */
 cce_status cce_linalg_syrk_d(int trans, double alpha, const cce_matd *a, double beta, cce_matd *c, cce_err *err);
-/* C (n, n) = alpha (A Bᵀ + B Aᵀ) + beta C for A, B (n, k), upper triangle only (cblas_dsyr2k). */
-cce_status cce_linalg_syr2k_d(double alpha, const cce_matd *a, const cce_matd *b, double beta, cce_matd *c,
+/* C (n, n) = alpha (A Bᵀ + B Aᵀ) + beta C for A, B (n, k) (trans == 0), or alpha (Aᵀ B + Bᵀ A)
+ * for A, B (k, n) (trans != 0); upper triangle only (cblas_dsyr2k). */
+cce_status cce_linalg_syr2k_d(int trans, double alpha, const cce_matd *a, const cce_matd *b, double beta, cce_matd *c,
                               cce_err *err);
 /* B := op(A) B (left) or B op(A) (right) with A lower/upper triangular (cblas_dtrmm). */
 cce_status cce_linalg_trmm_d(int right, int lower, int trans, const cce_matd *a, cce_matd *b, cce_err *err);

@@ -204,5 +204,15 @@ cce_status cce_plan_to_json(const cce_plan *p, char **text, cce_err *err);
 cce_status cce_plan_load(const char *path, const cce_model *m, cce_plan *p, cce_err *err);
 cce_status cce_plan_from_json(const char *text, size_t len, const char *what, const cce_model *m, cce_plan *p,
                               cce_err *err);
+/* The same on parsed JSON, for files that embed a plan (sessions): cce_plan_to_cjson builds the
+ * object (numbers as raw text that reads back bit for bit; cJSON_Delete it), cce_plan_from_cjson
+ * validates one. The predicted losses are kept as saved. */
+struct cJSON;
+/* A JSON number item whose text reads back as exactly v (the shortest of 15–17 digits), for
+ * every file the engine writes; null for a non-finite v. */
+struct cJSON *cce_json_exact_number(double v);
+cce_status cce_plan_to_cjson(const cce_plan *p, struct cJSON **out, cce_err *err);
+cce_status cce_plan_from_cjson(const struct cJSON *root, const char *what, const cce_model *m, cce_plan *p,
+                               cce_err *err);
 
 #endif

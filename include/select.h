@@ -49,7 +49,8 @@ typedef struct {
  *   order (n_comp): component removed at step k (first = first removed);
  *   cost (n_comp + 1): cost[0] = 0, cost[k] = cost of removing order[0..k).
  * swap_passes: 0 for plain greedy; > 0 runs that many swap sweeps over the prefixes.
- * cancel (may be NULL) is polled between steps; non-zero stops with CCE_ECANCEL.
+ * cancel (may be NULL) is polled between steps (and between the inverse and the pieces of WᵀW
+ * before them); non-zero stops with CCE_ECANCEL.
  * Errors: CCE_EINVAL for inconsistent components, CCE_ENOMEM. */
 cce_status cce_select_obs(const double *H, int n, const cce_components *comps, const float *w, int d, int ldw,
                           double ridge, int swap_passes, int *order, double *cost,

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "calib.h"
 
 volatile sig_atomic_t cli_interrupted;
 
@@ -159,7 +160,8 @@ void cli_warn_utf8(const char *what, const char *s, size_t len) {
 
 int cli_read_text(const char *path, char **text, size_t *len) {
     cce_err err = {{0}};
-    if (cce_read_file(path, (size_t)1 << 32, text, len, &err)) return cli_fail_err(&err);
+    /* a file, or a directory of files (calibration texts such as text/train/) */
+    if (cce_calib_read_text(path, text, len, NULL, &err)) return cli_fail_err(&err);
     cli_warn_utf8(path, *text, *len);
     return 0;
 }

@@ -61,6 +61,7 @@ int cli_read_calib(const char *path, const cce_tokenizer *tok, cli_calib *c) {
     cce_err err = {{0}};
     snprintf(c->path, sizeof c->path, "%s", path ? path : cli_default_calib());
     if (cce_calib_read_text(c->path, &c->text, &c->len, c->sha256, &err)) return cli_fail_err(&err);
+    cli_warn_utf8(c->path, c->text, c->len);
     if (tok && cce_text_tokens(tok, c->text, c->len, &c->ids, &c->n_ids, &err)) {
         cli_calib_free(c);
         return cli_fail("%s: %s", path ? path : cli_default_calib(), err.msg);

@@ -145,7 +145,6 @@ int cmd_plan(int argc, char **argv) {
         return cli_fail("plan: --redistribute must be none, lsq or bias, not '%s'", redist);
     if (refit && strcmp(refit, "changed") && strcmp(refit, "all"))
         return cli_fail("plan: --refit must be changed or all, not '%s'", refit);
-    if (cli_get(opts, n_opts, "analysis")) return cli_fail("plan: --analysis needs the analysis file reader, which this build lacks");
     cce_pin *pins = NULL, *forces = NULL;
     int n_pins = 0, n_forces = 0;
     if (parse_pins(cli_get(opts, n_opts, "pin"), &pins, &n_pins) || parse_pins(cli_get(opts, n_opts, "force"), &forces, &n_forces)) {
@@ -165,8 +164,19 @@ int cmd_plan(int argc, char **argv) {
     ao.seed = (uint64_t)seed;
     ao.eps = (float)kn.eps;
     ao.tau = (float)kn.tau;
+    const char *an_path = cli_get(opts, n_opts, "analysis");
+    if (an_path) {   // reuse an analysis made for this model (checked by the loader) and this calibration
+        if (cce_analysis_load(an_path, m, &job, &err)) { rc = cli_fail_err(&err); goto done; }
+        if (strcmp(cce_analysis_calib_sha256(job), cal.sha256)) {
+            rc = cli_fail("%s: the analysis was made with the calibration text '%s' (sha256 %.16s…), not %s (sha256 %.16s…); "
+                          "rerun cce analyze with --calib %s or drop --analysis",
+                          an_path, cce_analysis_calib_path(job), cce_analysis_calib_sha256(job), cal.path, cal.sha256, cal.path);
+            goto done;
+        }
+        seed = (long)cce_analysis_get_opts(job)->seed;
+    }
     cce_calib_source src = {.ids = cal.ids, .n_ids = cal.n_ids};
-    if (cce_analysis_new(m, &src, &ao, &job, &err) || cli_run_analysis(job, &err)) {
+    if (!job && (cce_analysis_new(m, &src, &ao, &job, &err) || cli_run_analysis(job, &err))) {
         if (cli_interrupted) {
             fprintf(stderr, "cce: interrupted\n");
             rc = 130;

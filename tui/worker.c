@@ -38,6 +38,7 @@ struct worker {
     int *ids;
     cce_analysis_opts opts;
     char *load_path;                 // read the analysis from this file instead (owned), or NULL
+    char calib_sha256[65];           // with load_path: the calibration text the file must record ("" unknown)
     int hash_model;
     cce_model_id id;                 // valid once id_ready
     atomic_int id_ready;
@@ -96,6 +97,13 @@ static void *worker_main(void *arg) {
             finish(w, JOB_FAILED, err.msg);
             return NULL;
         }
+        if (w->calib_sha256[0] && strcmp(cce_analysis_calib_sha256(job), w->calib_sha256)) {
+            cce_err_set(&err, CCE_EINVAL, "%s: the analysis was made with another calibration text ('%s', sha256 %.16s…)",
+                        w->load_path, cce_analysis_calib_path(job), cce_analysis_calib_sha256(job));
+            cce_analysis_free(job);
+            finish(w, JOB_FAILED, err.msg);
+            return NULL;
+        }
         atomic_store_explicit(&w->job, job, memory_order_release);
         finish(w, JOB_DONE, NULL);
         return NULL;
@@ -143,6 +151,7 @@ int worker_start(worker **out, const cce_model *m, const cce_calib_source *src, 
     w->hash_model = hash_model;
     if (load_path && !(w->load_path = strdup(load_path))) goto fail_free_worker;
     if (load_path) {
+        if (src->text) cce_sha256_hex(src->text, src->text_len, w->calib_sha256);
         w->src.text = NULL;
         w->src.ids = NULL;
     } else if (src->text) {

@@ -108,7 +108,7 @@ if [ -f "$BIG" ]; then
     start commit 120 40 LANG=C.UTF-8 -- "'$BIG'" --tokenizer "'$TOK'" --eval-tokens 16384
     if wait_for commit 'analysis done' 30; then
         keys commit ':commit' Enter
-        if wait_for commit 'commit [1-5]/5: ' 10; then
+        if wait_for commit 'commit [1-5]/5: ' 30; then
             keys commit 5
             if wait_for commit 'committing: step [1-5] of 5' 5 && screen commit | grep -q 'commit [1-5]/5'; then ok commit_progress_keys_work
             else bad commit_progress_keys_work "Plan view did not show the running commit" commit 40; fi
@@ -118,7 +118,7 @@ if [ -f "$BIG" ]; then
         else bad commit_measures_ppl "no measured perplexity" commit 40; fi
         keys commit ':set target 0.3' Enter
         keys commit ':commit' Enter
-        if wait_for commit 'commit [1-5]/5: ' 10; then
+        if wait_for commit 'commit [1-5]/5: ' 30; then
             keys commit Escape
             if wait_for commit 'commit cancelled; nothing changed' 20 && screen commit | grep -q 'last commit #1 '; then ok esc_cancels_commit
             else bad esc_cancels_commit "no cancel message" commit 40; fi

@@ -13,6 +13,7 @@
 #include "model.h"
 #include "tokenizer.h"
 #include "util.h"
+#include <cjson/cJSON.h>
 
 static void fill_normal(float *x, size_t n, uint64_t seed) {
     cce_rng r;
@@ -636,6 +637,7 @@ TEST(allocation_failures_are_clean) {
     cce_analysis_opts_default(&o);
     o.tokens = 128;
     o.seq_len = 32;
+    o.threads = 1;   // the injected failure counter is process-wide: one thread keeps the n-th allocation fixed
     int n, failures = 0;
     for (n = 1; n < 5000; n++) {
         cce_analysis *job = NULL;
@@ -816,6 +818,391 @@ TEST(stories260k_end_to_end_deterministic) {
     cce_model_free(m);
 }
 
+typedef struct {
+    int layer;
+    double *cov[CCE_COV_COUNT];
+    int dims[CCE_COV_COUNT];
+} cov_capture;
+
+static void capture_hook(void *user, const cce_block_stats *st) {
+    cov_capture *c = user;
+    if (st->layer != c->layer) return;
+    for (int s = 0; s < CCE_COV_COUNT; s++) {
+        c->dims[s] = st->dims[s];
+        if (!st->cov[s]) continue;
+        c->cov[s] = cce_alloc((size_t)st->dims[s], (size_t)st->dims[s] * sizeof(double));
+        memcpy(c->cov[s], st->cov[s], (size_t)st->dims[s] * st->dims[s] * sizeof(double));
+    }
+}
+
+/* The planner's curves on the planted model: NEURONS and HEADS costs are the exact costs of their
+ * prefix sets, the planted duplicates go first at ~0 cost, parameters are exact, rank curves are
+ * the tails of the aware spectrum, drops match what removing everything costs, sim and nuc. */
+TEST(curves_on_the_planted_model) {
+    cce_model *m = planted_model();
+    size_t n_ids = 40 * 32;
+    int *ids = random_ids(n_ids, 99);
+    cce_analysis_opts o;
+    cce_analysis_opts_default(&o);
+    o.tokens = 1024;
+    o.seq_len = 32;
+    cce_calib_source src = {.ids = ids, .n_ids = n_ids};
+    cce_analysis *job = NULL;
+    cce_err err = {{0}};
+    CHECK_OK(cce_analysis_new(m, &src, &o, &job, &err));
+    cov_capture cap = {.layer = PLANT_LAYER};
+    cce_analysis_set_stats_hook(job, capture_hook, &cap);
+    cce_status st = cce_analysis_run(job, &err);
+    CHECK_MSG(st == CCE_OK, "%s", err.msg);
+    const cce_block_result *b = cce_analysis_block(job, PLANT_LAYER);
+    const cce_layer *ly = &m->layers[PLANT_LAYER];
+    const cce_curve *nc = &b->curves[CCE_CURVE_NEURONS], *hc = &b->curves[CCE_CURVE_HEADS];
+    CHECK_EQ_INT(nc->n, TM);
+    CHECK_EQ_INT(hc->n, TH);
+    int off[TM + 1], idx[TM];
+    for (int i = 0; i <= TM; i++) off[i] = i;
+    for (int i = 0; i < TM; i++) idx[i] = i;
+    cce_components neurons = {TM, off, idx};
+    double md = 0;
+    for (int k = 1; k <= TM; k++) {
+        double direct;
+        CHECK_OK(cce_select_cost(cap.cov[CCE_COV_FFN_ACT], TM, &neurons, ly->w2.w, TD, TM, o.ridge, nc->order, k, &direct, &err));
+        md = fmax(md, fabs(direct - nc->cost[k]) / nc->cost[TM]);
+        CHECK(nc->params[k] == (int64_t)k * 3 * TD);   // gate row, up row, down column
+        CHECK(nc->order[k - 1] == b->neuron_order[k - 1]);
+    }
+    printf("  neurons: curve vs direct Schur cost max rel %.2g; cost[1] %.3g cost[2] %.3g cost[3] %.3g of %.3g; first %d %d\n",
+           md, nc->cost[1], nc->cost[2], nc->cost[3], nc->cost[TM], nc->order[0], nc->order[1]);
+    CHECK(md < 1e-9);
+    CHECK(nc->cost[2] < 1e-5 * nc->cost[TM]);   // the two planted duplicates, at ~ridge cost
+    int planted = 0;
+    for (int k = 0; k < 2; k++)
+        planted += nc->order[k] == NEUR_J || nc->order[k] == NEUR_K || nc->order[k] == NEUR_J2 || nc->order[k] == NEUR_K2;
+    CHECK_EQ_INT(planted, 2);
+    CHECK(nc->cost[3] > 1e-3 * nc->cost[TM]);
+    // heads: the duplicated head first at ~0 cost; params: wq rows + wo columns + wk/wv rows
+    // (each head is its own KV group here)
+    int hoff[TH + 1], hidx[TH * THD];
+    for (int h = 0; h <= TH; h++) hoff[h] = h * THD;
+    for (int i = 0; i < TH * THD; i++) hidx[i] = i;
+    cce_components heads = {TH, hoff, hidx};
+    double hd_md = 0;
+    for (int k = 1; k <= TH; k++) {
+        double direct;
+        CHECK_OK(cce_select_cost(cap.cov[CCE_COV_HEADS], TH * THD, &heads, ly->wo.w, TD, TH * THD, o.ridge, hc->order, k,
+                                 &direct, &err));
+        hd_md = fmax(hd_md, fabs(direct - hc->cost[k]) / hc->cost[TH]);
+        CHECK(hc->params[k] == (int64_t)k * 4 * THD * TD);
+    }
+    printf("  heads: order %d %d %d %d, cost %.3g %.3g of %.3g, max rel vs direct %.2g; groups order %d .. cost[1] %.3g\n",
+           hc->order[0], hc->order[1], hc->order[2], hc->order[3], hc->cost[1], hc->cost[2], hc->cost[TH], hd_md,
+           b->group_order[0], b->group_cost[1]);
+    CHECK(hd_md < 1e-9);
+    CHECK(hc->order[0] == DUP_A || hc->order[0] == DUP_B);
+    CHECK(hc->cost[1] < 1e-5 * hc->cost[TH]);
+    CHECK(b->group_order[0] == DUP_A || b->group_order[0] == DUP_B);   // groups == heads here
+    CHECK_NEAR(b->group_cost[TH], hc->cost[TH], 1e-9 * hc->cost[TH]);
+    // sim[0]: mean |correlation| over all neuron pairs; mean CKA over all head pairs
+    double s0 = 0, c0 = 0;
+    const double *cf = cap.cov[CCE_COV_FFN_ACT];
+    for (int a = 0; a < TM; a++)
+        for (int bb = a + 1; bb < TM; bb++) s0 += fabs(cf[a * TM + bb]) / sqrt(cf[a * TM + a] * cf[bb * TM + bb]);
+    for (int a = 0; a < TH; a++)
+        for (int bb = a + 1; bb < TH; bb++) c0 += b->head_cka[a * TH + bb];
+    CHECK_NEAR(nc->sim[0], s0 / (TM * (TM - 1) / 2), 1e-12);
+    CHECK_NEAR(hc->sim[0], c0 / (TH * (TH - 1) / 2), 1e-7);
+    CHECK(nc->sim[TM - 1] == 0 && nc->sim[TM] == 0);
+    // nuc[0] = nuclear norm of W₂ (its plain singular values), nuc[n] = 0
+    double nuc2 = 0, nuco = 0;
+    for (int i = 0; i < b->weights[6].n; i++) nuc2 += b->weights[6].sv[i];
+    for (int i = 0; i < b->weights[3].n; i++) nuco += b->weights[3].sv[i];
+    printf("  nuc[0] neurons %.6g vs sum sigma(w2) %.6g; heads %.6g vs %.6g\n", nc->nuc[0], nuc2, hc->nuc[0], nuco);
+    CHECK(fabs(nc->nuc[0] - nuc2) < 1e-4 * nuc2 && fabs(hc->nuc[0] - nuco) < 1e-4 * nuco);
+    CHECK(nc->nuc[TM] == 0 && hc->nuc[TH] == 0);
+    // rank curves: tails of the aware spectrum, exact parameter counts
+    for (int k = 0; k < CCE_LIN_COUNT; k++) {
+        const cce_curve *rc = &b->curves[cce_curve_rank_of(k)];
+        const cce_weight_spectrum *ws = &b->weights[k];
+        int out = ws->rows, in = ws->cols, r0 = (out * in - 1) / (out + in);
+        CHECK_EQ_INT(rc->n, r0);
+        double worst = 0;
+        for (int q = 1; q <= rc->n; q++) {
+            int rank = rc->order[q - 1];
+            CHECK_EQ_INT(rank, r0 - q + 1);
+            CHECK(rc->params[q] == (int64_t)out * in - (int64_t)rank * (out + in));
+            double tail = 0;
+            for (int i = rank; i < ws->n; i++) tail += (double)ws->sv_aw[i] * ws->sv_aw[i];
+            worst = fmax(worst, fabs(tail - rc->cost[q]) / rc->cost[rc->n]);
+            CHECK(rc->cost[q] >= rc->cost[q - 1]);
+        }
+        CHECK_MSG(worst < 1e-6, "%s: rank curve vs squared aware sigma tails %.3g", ws->name, worst);
+    }
+    // drops: the FFN's centred output energy is what removing every neuron costs, less the ridge
+    double w2f = 0, wof = 0, trc = 0, trh = 0;
+    for (int i = 0; i < TD * TM; i++) w2f += (double)((const float *)ly->w2.w)[i] * ((const float *)ly->w2.w)[i];
+    for (int i = 0; i < TD * TD; i++) wof += (double)((const float *)ly->wo.w)[i] * ((const float *)ly->wo.w)[i];
+    for (int i = 0; i < TM; i++) trc += cf[i * TM + i];
+    for (int i = 0; i < TH * THD; i++) trh += cap.cov[CCE_COV_HEADS][i * TH * THD + i];
+    double ffn_all = nc->cost[TM] - o.ridge * trc / TM * w2f, attn_all = hc->cost[TH] - o.ridge * trh / (TH * THD) * wof;
+    const cce_curve *df = &b->curves[CCE_CURVE_DROP_FFN], *da = &b->curves[CCE_CURVE_DROP_ATTN],
+                    *dbk = &b->curves[CCE_CURVE_DROP_BLOCK];
+    printf("  drop ffn %.6g vs all neurons %.6g; drop attn %.6g vs all heads %.6g; block %.6g; out energy %.4g\n",
+           df->cost[1], ffn_all, da->cost[1], attn_all, dbk->cost[1], b->out_energy);
+    CHECK(df->n == 1 && da->n == 1 && dbk->n == 1);
+    CHECK(fabs(df->cost[1] - ffn_all) < 1e-4 * ffn_all && fabs(da->cost[1] - attn_all) < 1e-4 * attn_all);
+    CHECK(dbk->params[1] == cce_layer_params(m, PLANT_LAYER));
+    CHECK(da->params[1] == 4 * TD * TD + TD && df->params[1] == 3 * TD * TM + TD);
+    CHECK(b->out_energy > 0);
+    const cce_block_result *bid = cce_analysis_block(job, ID_LAYER);   // the identity block changes nothing
+    CHECK(bid->curves[CCE_CURVE_DROP_BLOCK].cost[1] < 1e-12 && bid->curves[CCE_CURVE_DROP_FFN].cost[1] < 1e-12);
+    for (int s = 0; s < CCE_COV_COUNT; s++) cce_free(cap.cov[s]);
+    cce_analysis_free(job);
+    cce_free(ids);
+    cce_model_free(m);
+}
+
+static int blocks_equal(const cce_block_result *x, const cce_block_result *y, char *why, size_t cap);
+
+/* Blocks without attention or without FFN analyse; their absent sites and curves are empty, and
+ * the analysis file round-trips them. */
+TEST(blocks_without_attention_or_ffn) {
+    cce_model *m = planted_model();
+    cce_layer *l0 = &m->layers[0], *l1 = &m->layers[1];
+    l0->n_heads = l0->n_kv_heads = 0;
+    l0->wq = l0->wk = l0->wv = l0->wo = (cce_linear){0};
+    l0->attn_norm = NULL;
+    l1->hidden = 0;
+    l1->w1 = l1->w2 = l1->w3 = (cce_linear){0};
+    l1->ffn_norm = NULL;
+    int *ids = random_ids(1000, 5);
+    cce_calib_source src = {.ids = ids, .n_ids = 1000};
+    cce_analysis_opts o;
+    cce_analysis_opts_default(&o);
+    o.tokens = 256;
+    o.seq_len = 32;
+    cce_analysis *job = NULL;
+    cce_err err = {{0}};
+    CHECK_OK(cce_analysis_new(m, &src, &o, &job, &err));
+    cce_status st = cce_analysis_run(job, &err);
+    CHECK_MSG(st == CCE_OK, "%s", err.msg);
+    const cce_block_result *b0 = cce_analysis_block(job, 0), *b1 = cce_analysis_block(job, 1);
+    CHECK(b0->eig[CCE_COV_ATTN_IN].n == 0 && b0->eig[CCE_COV_HEADS].n == 0 && b0->eig[CCE_COV_FFN_ACT].n == TM);
+    CHECK(b0->curves[CCE_CURVE_HEADS].n == 0 && b0->curves[CCE_CURVE_DROP_ATTN].n == 0 &&
+          b0->curves[CCE_CURVE_RANK_WQ].n == 0 && b0->curves[CCE_CURVE_NEURONS].n == TM);
+    CHECK(b0->n_weights == 3 && !strcmp(b0->weights[0].name, "w1"));
+    CHECK(b1->eig[CCE_COV_FFN_ACT].n == 0 && b1->curves[CCE_CURVE_NEURONS].n == 0 && b1->curves[CCE_CURVE_DROP_FFN].n == 0);
+    CHECK(b1->curves[CCE_CURVE_HEADS].n == TH && b1->n_weights == 4);
+    // FFN-only block: dropping the block is dropping its FFN
+    CHECK_NEAR(b0->curves[CCE_CURVE_DROP_BLOCK].cost[1], b0->curves[CCE_CURVE_DROP_FFN].cost[1],
+               1e-6 * b0->curves[CCE_CURVE_DROP_FFN].cost[1]);
+    // the file round-trips with the absent sites and curves (the model identifies by a file)
+    char mpath[600], apath[600], sha[65];
+    snprintf(mpath, sizeof mpath, "%s/planted.bin", harness_tmpdir());
+    snprintf(apath, sizeof apath, "%s/planted.json", harness_tmpdir());
+    CHECK_OK(cce_write_file_atomic(mpath, "planted model", 13, &err));
+    m->path = cce_strdup(mpath);
+    CHECK_OK(cce_model_sha256(mpath, sha, &err));
+    cce_analysis_identity id = {mpath, sha, "ids", "none", 0};
+    CHECK_OK(cce_analysis_save(job, m, &id, apath, &err));
+    cce_analysis *back = NULL;
+    st = cce_analysis_load(apath, m, &back, &err);
+    CHECK_MSG(st == CCE_OK, "%s", err.msg);
+    char why[200] = "";
+    for (int l = 0; l < TL; l++)
+        CHECK_MSG(blocks_equal(cce_analysis_block(job, l), cce_analysis_block(back, l), why, sizeof why), "%s", why);
+    cce_analysis_free(back);
+    cce_analysis_free(job);
+    cce_free(ids);
+    cce_model_free(m);
+}
+
+static int blocks_equal(const cce_block_result *x, const cce_block_result *y, char *why, size_t cap) {
+#define SAME(f, n) (((n) == 0) || (x->f && y->f && !memcmp(x->f, y->f, (size_t)(n) * sizeof *x->f)))
+#define REQ(c, what) do { if (!(c)) { snprintf(why, cap, "block %d: %s", x->layer, what); return 0; } } while (0)
+    REQ(x->layer == y->layer && x->dropped == y->dropped && x->n_heads == y->n_heads && x->hidden == y->hidden, "shapes");
+    REQ(x->angular_distance == y->angular_distance && x->influence == y->influence && x->update_rms == y->update_rms &&
+        x->near_identity == y->near_identity && x->out_energy == y->out_energy, "scalars");
+    for (int s = 0; s < CCE_COV_COUNT; s++)
+        REQ(x->eig[s].n == y->eig[s].n && x->eig[s].below_eps == y->eig[s].below_eps && SAME(eig[s].values, x->eig[s].n), "eigen");
+    REQ(x->n_weights == y->n_weights, "n_weights");
+    for (int k = 0; k < x->n_weights; k++) {
+        const cce_weight_spectrum *a = &x->weights[k], *b = &y->weights[k];
+        REQ(!strcmp(a->name, b->name) && a->n == b->n && a->spectral_norm == b->spectral_norm && a->frobenius == b->frobenius &&
+            a->stable_rank == b->stable_rank && a->below_tau == b->below_tau && a->aw_below_tau == b->aw_below_tau &&
+            a->jitter == b->jitter && !memcmp(a->sv, b->sv, (size_t)a->n * 4) && !memcmp(a->sv_aw, b->sv_aw, (size_t)a->n * 4),
+            "weights");
+    }
+    int nh = x->n_heads, ng = x->n_kv_heads, m = x->hidden;
+    REQ(SAME(head_cka, nh * nh) && SAME(group_cka, ng * ng) && SAME(head_score, nh) && SAME(head_cost, nh) &&
+        SAME(head_order, nh) && SAME(neuron_score, m) && SAME(neuron_cost, m) && SAME(neuron_order, m) &&
+        SAME(group_order, ng) && SAME(group_cost, ng ? ng + 1 : 0), "redundancy");
+    for (int k = 0; k < CCE_CURVE_COUNT; k++) {
+        const cce_curve *a = &x->curves[k], *b = &y->curves[k];
+        REQ(a->n == b->n, "curve length");
+        if (!a->n) continue;
+        REQ((!a->order || !memcmp(a->order, b->order, (size_t)a->n * sizeof(int))) &&
+            !memcmp(a->cost, b->cost, (size_t)(a->n + 1) * 8) && !memcmp(a->sim, b->sim, (size_t)(a->n + 1) * 8) &&
+            !memcmp(a->nuc, b->nuc, (size_t)(a->n + 1) * 8) && !memcmp(a->params, b->params, (size_t)(a->n + 1) * 8),
+            cce_curve_name((cce_curve_kind)k));
+    }
+    for (int s = 0; s < CCE_TAP_COUNT; s++) {
+        const cce_hist *a = &x->hist[s], *b = &y->hist[s];
+        REQ(a->total == b->total, "histogram total");
+        if (!a->total) continue;
+        REQ(a->n_bins == b->n_bins && a->lo == b->lo && a->hi == b->hi && a->min == b->min && a->max == b->max &&
+            !memcmp(a->counts, b->counts, (size_t)(a->n_bins + 2) * 8), "histogram");
+    }
+    return 1;
+#undef SAME
+#undef REQ
+}
+
+/* Mutate a saved file with f, save as out, load: the status and a substring of the message. */
+static int hostile(const char *good, const char *out, const cce_model *m, void (*f)(cJSON *), cce_status want,
+                   const char *needle, char *msg, size_t cap) {
+    char *txt = NULL;
+    size_t len;
+    cce_err err = {{0}};
+    if (cce_read_file(good, 1u << 30, &txt, &len, &err)) return 0;
+    cJSON *root = cJSON_Parse(txt);
+    cce_free(txt);
+    f(root);
+    char *p = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    cce_write_file_atomic(out, p, strlen(p), &err);
+    cJSON_free(p);
+    cce_analysis *job = NULL;
+    cce_status st = cce_analysis_load(out, m, &job, &err);
+    cce_analysis_free(job);
+    snprintf(msg, cap, "%s", err.msg);
+    return st == want && strstr(err.msg, needle) && strstr(err.msg, out);
+}
+
+static cJSON *blk0(cJSON *root) { return cJSON_GetArrayItem(cJSON_GetObjectItem(root, "blocks"), 0); }
+static void mut_type(cJSON *root) { cJSON_ReplaceItemInObject(blk0(root), "influence", cJSON_CreateString("big")); }
+static void mut_major(cJSON *root) { cJSON_ReplaceItemInObject(root, "format_version", cJSON_CreateNumber(3)); }
+static void mut_range(cJSON *root) {
+    cJSON *o = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(blk0(root), "redundancy"), "neurons"), "order");
+    cJSON_ReplaceItemInArray(o, 0, cJSON_CreateNumber(172));
+}
+static void mut_repeat(cJSON *root) {
+    cJSON *o = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(blk0(root), "redundancy"), "heads"), "order");
+    cJSON_ReplaceItemInArray(o, 1, cJSON_CreateNumber(cJSON_GetArrayItem(o, 0)->valuedouble));
+}
+static void mut_huge(cJSON *root) {   // a curve 10^6 steps long: refused by its length, not allocated
+    cJSON *c = cJSON_GetObjectItem(cJSON_GetObjectItem(blk0(root), "curves"), "neurons");
+    cJSON_ReplaceItemInObject(c, "n", cJSON_CreateNumber(1000000));
+    cJSON *big = cJSON_CreateArray();
+    for (int i = 0; i < 1000000; i++) cJSON_AddItemToArray(big, cJSON_CreateNumber(i));
+    cJSON_ReplaceItemInObject(c, "cost", big);
+}
+static void mut_long_array(cJSON *root) {
+    cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(blk0(root), "eigen"), "ffn_act"), "values");
+    for (int i = 0; i < 100000; i++) cJSON_AddItemToArray(v, cJSON_CreateNumber(1));
+}
+static void mut_nested(cJSON *root) { cJSON_ReplaceItemInObject(root, "blocks", cJSON_CreateObject()); }
+
+TEST(analysis_file_round_trip_and_hostile_files) {
+    const char *mp = harness_data("llama2c/stories260K.bin"), *tp = harness_data("llama2c/tok512.bin");
+    const char *gp = harness_data("gguf/stories260K.gguf");
+    if (!harness_have(mp) || !harness_have(tp)) {
+        printf("  (data missing: skipped)\n");
+        return;
+    }
+    cce_model *m = NULL;
+    cce_err err = {{0}};
+    cce_open_opts oo = {.tokenizer_path = tp, .no_tokenizer = 1};
+    CHECK_OK(cce_model_open(mp, &oo, &m, NULL, &err));
+    int *ids = cce_alloc(4000, sizeof(int));
+    cce_rng r;
+    cce_rng_seed(&r, 3);
+    for (int i = 0; i < 4000; i++) ids[i] = (int)(cce_rng_u64(&r) % (uint64_t)m->cfg.vocab_size);
+    cce_calib_source src = {.ids = ids, .n_ids = 4000};
+    cce_analysis_opts o;
+    cce_analysis_opts_default(&o);
+    o.tokens = 1024;
+    o.seq_len = 64;
+    cce_analysis *a = NULL, *b = NULL;
+    CHECK_OK(cce_analysis_new(m, &src, &o, &a, &err));
+    CHECK_OK(cce_analysis_run(a, &err));
+    char sha[65], path[600], bad_path[600];
+    CHECK_OK(cce_model_sha256(mp, sha, &err));
+    snprintf(path, sizeof path, "%s/a.json", harness_tmpdir());
+    snprintf(bad_path, sizeof bad_path, "%s/bad.json", harness_tmpdir());
+    cce_analysis_identity id = {mp, sha, "random", "none", 1.5};
+    CHECK_OK(cce_analysis_save(a, m, &id, path, &err));
+    cce_status st = cce_analysis_load(path, m, &b, &err);
+    CHECK_MSG(st == CCE_OK, "%s", err.msg);
+    CHECK(cce_analysis_finished(b));
+    int L = cce_analysis_n_layers(b), done, total, nd;
+    CHECK_EQ_INT(L, 5);
+    char why[200] = "", phase[64];
+    for (int l = 0; l < L; l++)
+        CHECK_MSG(blocks_equal(cce_analysis_block(a, l), cce_analysis_block(b, l), why, sizeof why), "%s", why);
+    CHECK(!memcmp(cce_analysis_layer_cka(a, NULL), cce_analysis_layer_cka(b, &nd), (size_t)L * L * sizeof(float)));
+    CHECK_EQ_INT(nd, L);
+    cce_analysis_progress(b, &done, &total, phase, sizeof phase);
+    CHECK(done == L + 1 && total == L + 1 && !strcmp(phase, "done"));
+    int ns1, sl1, ns2, sl2;
+    size_t s1, s2;
+    cce_analysis_calib_info(a, &s1, &ns1, &sl1);
+    cce_analysis_calib_info(b, &s2, &ns2, &sl2);
+    CHECK(s1 == s2 && ns1 == ns2 && sl1 == sl2);
+    const cce_analysis_opts *oa = cce_analysis_get_opts(a), *ob = cce_analysis_get_opts(b);
+    CHECK(oa->eps == ob->eps && oa->tau == ob->tau && oa->ridge == ob->ridge && oa->seed == ob->seed && oa->hist_bins == ob->hist_bins);
+    CHECK(cce_analysis_block(b, L) == NULL);
+    // the same results saved again give the same file
+    char path2[600];
+    snprintf(path2, sizeof path2, "%s/b.json", harness_tmpdir());
+    CHECK_OK(cce_analysis_save(b, m, &id, path2, &err));
+    char *t1 = NULL, *t2 = NULL;
+    size_t l1, l2;
+    CHECK_OK(cce_read_file(path, 1u << 30, &t1, &l1, &err));
+    CHECK_OK(cce_read_file(path2, 1u << 30, &t2, &l2, &err));
+    CHECK(l1 == l2 && !memcmp(t1, t2, l1));
+    printf("  round trip: %zu bytes, every result of 5 blocks bit-identical, re-saved file identical\n", l1);
+    cce_free(t1);
+    cce_free(t2);
+    cce_analysis_free(b);
+    // hostile files: one-line errors naming the file and the field
+    char msg[600];
+    struct { void (*f)(cJSON *); cce_status want; const char *needle; } cases[] = {
+        {mut_type, CCE_EFORMAT, "blocks[0].influence: not a number"},
+        {mut_major, CCE_EUNSUPPORTED, "format_version: 3"},
+        {mut_range, CCE_EFORMAT, "blocks[0].redundancy.neurons.order: element 0 is 172"},
+        {mut_repeat, CCE_EFORMAT, "redundancy.heads.order: indices repeat"},
+        {mut_huge, CCE_EFORMAT, "blocks[0].curves.neurons.n: steps do not match"},
+        {mut_long_array, CCE_EFORMAT, "eigen.ffn_act.values: 100172 elements, expected 172"},
+        {mut_nested, CCE_EFORMAT, "blocks: not an array"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        CHECK_MSG(hostile(path, bad_path, m, cases[k].f, cases[k].want, cases[k].needle, msg, sizeof msg),
+                  "case %zu: '%s'", k, msg);
+    // truncated, not JSON
+    char *txt = NULL;
+    size_t len;
+    CHECK_OK(cce_read_file(path, 1u << 30, &txt, &len, &err));
+    CHECK_OK(cce_write_file_atomic(bad_path, txt, len / 2, &err));
+    cce_free(txt);
+    CHECK_EQ_INT(cce_analysis_load(bad_path, m, &b, &err), CCE_EFORMAT);
+    CHECK(strstr(err.msg, "not valid JSON") != NULL && b == NULL);
+    // another model: the GGUF copy has the same weights but another file, so another identity
+    if (harness_have(gp)) {
+        cce_model *g = NULL;
+        cce_tokenizer *gt = NULL;
+        cce_open_opts go = {.no_tokenizer = 1};
+        CHECK_OK(cce_model_open(gp, &go, &g, &gt, &err));
+        CHECK_EQ_INT(cce_analysis_load(path, g, &b, &err), CCE_EINVAL);
+        CHECK(strstr(err.msg, "model.sha256") != NULL);
+        printf("  other model: %s\n", err.msg);
+        cce_tokenizer_free(gt);
+        cce_model_free(g);
+    }
+    cce_analysis_free(a);
+    cce_free(ids);
+    cce_model_free(m);
+}
+
 int main(void) {
     RUN(count_below);
     RUN(cka_matches_direct_formula);
@@ -829,5 +1216,8 @@ int main(void) {
     RUN(results_readable_from_another_thread);
     RUN(chunked_tokenisation_matches_protocol);
     RUN(stories260k_end_to_end_deterministic);
+    RUN(curves_on_the_planted_model);
+    RUN(blocks_without_attention_or_ffn);
+    RUN(analysis_file_round_trip_and_hostile_files);
     return harness_done();
 }

@@ -404,7 +404,7 @@ TEST(double_blas_matches_loops) {
     double a2[M * K];
     for (int i = 0; i < M * K; i++) a2[i] = a[(i + 7) % (M * K)];
     cce_matd A2 = cce_matd_view(a2, M, K);
-    CHECK_OK(cce_linalg_syr2k_d(1.0, &A, &A2, 0.0, &S2, &err));
+    CHECK_OK(cce_linalg_syr2k_d(0, 1.0, &A, &A2, 0.0, &S2, &err));
     for (int i = 0; i < M; i++)
         for (int j = i; j < M; j++) {
             double s = 0, s2 = 0;
@@ -456,7 +456,17 @@ TEST(double_blas_matches_loops) {
     cce_matd NG = cce_matd_view(neg, 2, 2);
     CHECK_EQ_INT(cce_linalg_cholesky_d(&NG, &err), CCE_EFORMAT);
     CHECK_EQ_INT(cce_linalg_gemm_d(0, 0, 1.0, &A, &A, 0.0, &C, &err), CCE_EINVAL);
-    CHECK_EQ_INT(cce_linalg_syr2k_d(1.0, &A, &B, 0.0, &S2, &err), CCE_EINVAL);
+    CHECK_EQ_INT(cce_linalg_syr2k_d(0, 1.0, &A, &B, 0.0, &S2, &err), CCE_EINVAL);
+    // transposed form: Aᵀ B + Bᵀ A (K, K) for A, B (M, K)
+    double t2[K * K];
+    cce_matd T2 = cce_matd_view(t2, K, K);
+    CHECK_OK(cce_linalg_syr2k_d(1, 1.0, &A, &A2, 0.0, &T2, &err));
+    for (int i = 0; i < K; i++)
+        for (int j = i; j < K; j++) {
+            double s2 = 0;
+            for (int q = 0; q < M; q++) s2 += a[q * K + i] * a2[q * K + j] + a2[q * K + i] * a[q * K + j];
+            CHECK(fabs(s2 - t2[i * K + j]) < 1e-12);
+        }
     CHECK(cce_linalg_thread_seconds() > t0);
     int prev = cce_linalg_set_threads(0);
     CHECK(prev >= 1 && cce_linalg_set_threads(0) == prev);
