@@ -302,7 +302,13 @@ cce_status cce_xp_compare(const cce_xp_setup *su, const char *const *methods, in
     if (!r) return cce_err_set(err, CCE_ENOMEM, "compare: out of memory");
     cce_bl_stats dense = {0};
     cce_analysis *job = NULL;
+    cce_plan *cce_plans = cce_alloc_zero((size_t)n_targets, sizeof *cce_plans);
+    int *have_cce = cce_alloc_zero((size_t)n_targets, sizeof(int));
     int n = 0;
+    if (!cce_plans || !have_cce) {
+        s = cce_err_set(err, CCE_ENOMEM, "compare: out of memory");
+        goto fail;
+    }
     if ((s = xp_dense_row(su, &r[0], err))) goto fail;
     n = 1;
     if (row_fn) row_fn(row_user, &r[0], NULL);
@@ -322,9 +328,35 @@ cce_status cce_xp_compare(const cce_xp_setup *su, const char *const *methods, in
             row->target = targets[t];
             double t0 = cce_now();
             cce_plan p;
-            if ((s = cce_xp_plan(su, methods[i], targets[t], need_dense ? &dense : NULL, job, &p, err))) {
-                cce_err_prefix(err, s, what);
-                goto fail;
+            int is_cce = !strcmp(methods[i], "cce") || !strcmp(methods[i], "cce-none");
+            if (is_cce && have_cce[t]) {   // cce and cce-none share one (searched) plan per target
+                if ((s = cce_plan_copy(&p, &cce_plans[t], err))) goto fail;
+                p.enc.redistribute = strcmp(methods[i], "cce") ? CCE_REDIST_NONE : cce_plans[t].enc.redistribute;
+                snprintf(p.method, sizeof p.method, "%s", methods[i]);
+                if ((s = cce_plan_finish(&p, su->model, err))) {
+                    cce_plan_free(&p);
+                    goto fail;
+                }
+            } else {
+                if ((s = cce_xp_plan(su, is_cce ? "cce" : methods[i], targets[t], need_dense ? &dense : NULL, job, &p, err))) {
+                    cce_err_prefix(err, s, what);
+                    goto fail;
+                }
+                if (is_cce) {
+                    if ((s = cce_plan_copy(&cce_plans[t], &p, err))) {
+                        cce_plan_free(&p);
+                        goto fail;
+                    }
+                    have_cce[t] = 1;
+                    if (strcmp(methods[i], "cce")) {   // the ablation: the same decisions, nothing redistributed
+                        p.enc.redistribute = CCE_REDIST_NONE;
+                        snprintf(p.method, sizeof p.method, "%s", methods[i]);
+                        if ((s = cce_plan_finish(&p, su->model, err))) {
+                            cce_plan_free(&p);
+                            goto fail;
+                        }
+                    }
+                }
             }
             s = xp_encode_measure(su, &p, what, t0, row, err);
             if (!s && row_fn) row_fn(row_user, row, &p);
@@ -332,12 +364,15 @@ cce_status cce_xp_compare(const cce_xp_setup *su, const char *const *methods, in
             if (s) goto fail;
             n++;
         }
-    cce_bl_stats_free(&dense);
-    cce_analysis_free(job);
+    s = CCE_OK;
     *rows = r;
     *n_rows = n;
-    return CCE_OK;
+    r = NULL;
 fail:
+    for (int t = 0; cce_plans && have_cce && t < n_targets; t++)
+        if (have_cce[t]) cce_plan_free(&cce_plans[t]);
+    cce_free(cce_plans);
+    cce_free(have_cce);
     cce_bl_stats_free(&dense);
     cce_analysis_free(job);
     cce_free(r);
