@@ -80,28 +80,6 @@ static int xp_bl_cb(void *user, int done, int total, const char *phase) {
 
 /* ---------------------------------------------------------------- measuring */
 
-cce_status cce_xp_decode_speed(const cce_model *m, int n, int reps, double *tokens_per_s, cce_err *err) {
-    *tokens_per_s = 0;
-    if (n < 1 || reps < 1) return CCE_OK;
-    if (n > m->cfg.seq_len) n = m->cfg.seq_len;
-    float *logits = cce_alloc((size_t)m->cfg.vocab_size, sizeof(float));   // (vocab)
-    if (!logits) return cce_err_set(err, CCE_ENOMEM, "decode: out of memory");
-    cce_status s = CCE_OK;
-    for (int r = 0; r < reps && !s; r++) {
-        cce_decoder *d = NULL;
-        if ((s = cce_decoder_new(m, n, &d, err))) break;
-        int tok = m->cfg.bos_id >= 0 ? m->cfg.bos_id : 1;
-        double t0 = cce_now();
-        for (int t = 0; t < n && !s; t++)
-            if (!(s = cce_decoder_step(d, tok, t, logits, err))) tok = cce_argmax(logits, m->cfg.vocab_size);
-        double dt = cce_now() - t0;
-        cce_decoder_free(d);
-        if (!s && dt > 0 && n / dt > *tokens_per_s) *tokens_per_s = n / dt;
-    }
-    cce_free(logits);
-    return s;
-}
-
 static cce_status xp_measure_named(const cce_model *m, const cce_xp_setup *su, const char *what, cce_xp_row *row,
                                    cce_err *err) {
     int seq = xp_seq(m, su->eval_seq_len);
@@ -117,7 +95,7 @@ static cce_status xp_measure_named(const cce_model *m, const cce_xp_setup *su, c
     }
     if (su->decode_tokens > 0) {
         if (xp_report(su, what, 0, 1)) return cce_err_set(err, CCE_ECANCEL, "%s: cancelled", what);
-        return cce_xp_decode_speed(m, su->decode_tokens, su->decode_reps > 0 ? su->decode_reps : 1, &row->tokens_per_s, err);
+        return cce_decode_speed(m, su->decode_tokens, su->decode_reps > 0 ? su->decode_reps : 1, &row->tokens_per_s, err);
     }
     return CCE_OK;
 }

@@ -12,8 +12,8 @@
  *    windows); cce_xp_setup_model gives the CCE defaults of `cce plan` for the model;
  *  - evaluation: each given token stream (capped at eval_tokens) by the protocol of eval.h,
  *    windows of eval_seq_len: loss, perplexity, top-1 next-token accuracy;
- *  - speed: KV-cached greedy decoding from BOS, decode_tokens steps, best of decode_reps runs,
- *    steps only (the decoder's allocation excluded).
+ *  - speed: KV-cached greedy decoding from BOS, decode_tokens steps, best of decode_reps runs
+ *    (eval.h: cce_decode_speed, the measurement commit and bench use too).
  * Methods by name: the baselines' names and "cce" (the CCE planner on an analysis of the same
  * batch, refined by cce_plan_search when search > 0 — its dev windows are held-out calibration
  * windows, never evaluation text — encoded with the setup's encoding options, least squares by
@@ -110,8 +110,6 @@ typedef struct {
 
 /* Measure a model: each evaluation stream, and the decode speed. */
 cce_status cce_xp_measure(const cce_model *m, const cce_xp_setup *su, cce_xp_row *row, cce_err *err);
-/* Decode tokens/s of KV-cached greedy decoding from BOS (or token 1), n steps, best of reps. */
-cce_status cce_xp_decode_speed(const cce_model *m, int n, int reps, double *tokens_per_s, cce_err *err);
 
 /* A method name: a baseline, "cce" or "cce-none". */
 int cce_xp_method_known(const char *name);

@@ -246,7 +246,7 @@ TEST(decode_speed_and_unknown_method) {
     if (!setup()) { printf("  (data missing: skipped)\n"); return; }
     cce_err err = {{0}};
     double tps = 0;
-    CHECK_OK(cce_xp_decode_speed(M, 32, 2, &tps, &err));
+    CHECK_OK(cce_decode_speed(M, 32, 2, &tps, &err));
     CHECK(tps > 0);
     CHECK(cce_xp_method_known("flap") && cce_xp_method_known("cce") && cce_xp_method_known("cce-none"));
     CHECK(!cce_xp_method_known("slicegpt"));
