@@ -76,5 +76,10 @@ int cmd_bench(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+int cmd_sensitivity(int argc, char **argv);
+int cmd_robustness(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
 
 #endif

@@ -26,6 +26,11 @@ static const command commands[] = {
     {"bench", cmd_bench, "bench MODEL [--json]   throughput and utilisation"},
     {"plan", cmd_plan, "plan MODEL [--calib FILE|DIR] [--target P | --eps E --tau T] [--alpha A --beta B --gamma G] [--pin/--force B:KIND[:I]] [--redistribute none|lsq|bias] -o PLAN [--json]   a compression plan"},
     {"apply", cmd_apply, "apply MODEL --plan PLAN -o DIR [--format hf|gguf] [--dtype f32|f16|bf16] [--calib FILE|DIR] [--json]   write the compressed model"},
+    {"compare", cmd_compare, "compare MODEL [--calib FILE|DIR] [--eval FILE[,FILE2]] [--target 0.1,0.2,0.3] [--methods LIST] [--redistribute lsq|none|none,lsq] [--save-plans DIR] [--csv FILE] [--json]   every method at every budget"},
+    {"sweep", cmd_sweep, "sweep MODEL [--calib FILE|DIR] [--eval FILE] [--level 0.5] [--redistribute lsq|none] [--csv FILE] [--json]   one block at a time"},
+    {"sensitivity", cmd_sensitivity, "sensitivity MODEL [--calib FILE|DIR] [--eval FILE] [--eps LIST] [--tau LIST] [--csv FILE] [--json]   threshold grid and its frontier"},
+    {"robustness", cmd_robustness, "robustness MODEL --plan PLAN [--eval FILE] [--noise 0.05,...,0.5] [--seed S] [--csv FILE] [--json]   character noise, dense vs compressed"},
+    {"classify", cmd_classify, "classify MODEL [--plan PLAN] --tsv FILE --labels \"negative,positive\" [--template T] [--csv FILE] [--json]   zero-shot classification by likelihood"},
     {"analyze", cmd_analyze, "analyze MODEL --calib FILE -o FILE [--tokens N] [--seq-len N] [--seed S] [--eps E] [--tau T] [--json]   the CCE analysis (analyze --help for all options)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
