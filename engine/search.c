@@ -17,7 +17,7 @@
 
 void cce_search_opts_default(cce_search_opts *o) {
     o->evaluations = 1;
-    o->dev_tokens = 8192;
+    o->dev_tokens = 32768;
     o->dev_seed = 7;
 }
 
@@ -123,6 +123,12 @@ static cce_status score_plan(srch *S, const cce_plan *q, double *nll, cce_err *e
     cce_model_free(c);
     S->done++;
     return s;
+}
+
+/* A candidate may only win when it removes at least what the plan it refines removes (extreme
+ * scales can leave the planner short of the target). */
+static int meets_budget(const cce_plan *p, const cce_plan *q) {
+    return q->params_after <= p->params_after || (p->knobs.target > 0 && q->removed_fraction >= p->knobs.target);
 }
 
 /* Rebuild q's decisions from the curves with the sublayer scales sc (2·n_blocks, may be NULL). */
@@ -258,7 +264,7 @@ cce_status cce_plan_search(cce_plan *p, const cce_model *m, const struct cce_blo
         if ((s = cce_plan_copy(&q, p, err)) || (s = replan(&S, &q, sc, err))) goto done;
         double nll;
         if ((s = score_plan(&S, &q, &nll, err))) goto done;
-        if (nll < best_nll) {
+        if (nll < best_nll && meets_budget(p, &q)) {
             best_nll = nll;
             cce_plan_free(&best);
             best = q;
@@ -278,7 +284,7 @@ cce_status cce_plan_search(cce_plan *p, const cce_model *m, const struct cce_blo
             double nll;
             if ((s = cce_plan_copy(&q, p, err)) || (s = replan(&S, &q, sc, err)) || (s = score_plan(&S, &q, &nll, err)))
                 goto done;
-            if (nll < best_nll) {
+            if (nll < best_nll && meets_budget(p, &q)) {
                 best_nll = nll;
                 cce_plan_free(&best);
                 best = q;

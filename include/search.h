@@ -13,7 +13,8 @@
  *      plan is rebuilt with them;
  *   3. while evaluations remain: each block's scale in turn doubled or halved, kept when the
  *      dev NLL improves (coordinate descent in log scale).
- * Step 2 needs one evaluation per compressed block; with fewer evaluations only 1 and 3 run.
+ * Step 2 needs one evaluation per compressed sublayer; with fewer evaluations only 1 and 3 run.
+ * A candidate that removes less than the plan it refines never wins.
  *
  * Thread-safety: one call per thread; the model and results are only read.
  */
@@ -27,7 +28,8 @@ struct cce_block_result;
 
 typedef struct {
     int evaluations;     // candidate plans to encode and score (1 = just score the plan)
-    long dev_tokens;     // held-out calibration tokens scoring each candidate (default 8192)
+    long dev_tokens;     // held-out calibration tokens scoring each candidate (default 32768: a smaller
+                         // dev set lets the search chase noise; measured on stories260K at 10 %)
     uint64_t dev_seed;   // which held-out windows (default 7)
 } cce_search_opts;
 
