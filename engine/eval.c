@@ -87,7 +87,7 @@ static cce_status eval_stream(const cce_tokenizer *tok, const char *text, size_t
     while (i < len && !(limit && n >= limit)) {
         if (i >= next_check) {   // every 64 KB of text
             if (cce_interrupted()) {
-                s = cce_err_set(err, CCE_ECANCEL, "eval: interrupted while tokenising (%zu of %zu bytes)", i, len);
+                s = cce_err_set(err, CCE_ECANCEL, "interrupted while tokenising (%zu of %zu bytes)", i, len);
                 goto cleanup;
             }
             next_check = i + 65536;

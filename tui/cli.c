@@ -39,7 +39,12 @@ int cli_fail(const char *fmt, ...) {
     return 1;
 }
 
-int cli_fail_err(const cce_err *err) { return cli_fail("%s", err->msg[0] ? err->msg : "unknown error"); }
+/* After Ctrl-C whatever step was running stops with an error; the exit code is then 130, the
+ * same as when the step noticed the interrupt itself. */
+int cli_fail_err(const cce_err *err) {
+    int rc = cli_fail("%s", err->msg[0] ? err->msg : "unknown error");
+    return cli_interrupted ? 130 : rc;
+}
 
 static cli_opt *find_opt(cli_opt *opts, int n_opts, const char *name, size_t len) {
     for (int i = 0; i < n_opts; i++)

@@ -64,7 +64,8 @@ int cli_read_calib(const char *path, const cce_tokenizer *tok, cli_calib *c) {
     cli_warn_utf8(c->path, c->text, c->len);
     if (tok && cce_text_tokens(tok, c->text, c->len, &c->ids, &c->n_ids, &err)) {
         cli_calib_free(c);
-        return cli_fail("%s: %s", path ? path : cli_default_calib(), err.msg);
+        cce_err_prefix(&err, CCE_EIO, path ? path : cli_default_calib());
+        return cli_fail_err(&err);
     }
     return 0;
 }

@@ -51,7 +51,8 @@ int cli_xp_read_text(const char *path, const cce_tokenizer *tok, cli_text *t) {
     cce_sha256_hex(t->text, t->len, t->sha256);
     if (tok && cce_text_tokens(tok, t->text, t->len, &t->ids, &t->n_ids, &err)) {
         cli_xp_text_free(t);
-        return cli_fail("%s: %s", path, err.msg);
+        cce_err_prefix(&err, CCE_EIO, path);
+        return cli_fail_err(&err);
     }
     return 0;
 }
@@ -234,9 +235,10 @@ int cli_xp_open(const cli_opt *opts, int n_opts, const char *model_path, long de
         return cli_fail_err(&err);
     }
     memcpy(x->model_sha, su->model_id.sha256, sizeof x->model_sha);
-    if (cli_read_calib(cli_get(opts, n_opts, "calib"), x->tok, &x->cal)) {
+    int crc = cli_read_calib(cli_get(opts, n_opts, "calib"), x->tok, &x->cal);
+    if (crc) {
         cli_xp_close(x);
-        return 1;
+        return crc;
     }
     const char *evl = cli_get(opts, n_opts, "eval");
     char *buf = NULL, *names[CCE_XP_MAX_EVALS];

@@ -158,7 +158,8 @@ int cmd_plan(int argc, char **argv) {
     cce_analysis *job = NULL;
     int rc = 1;
     if (cli_open_model(n_pos ? pos[0] : NULL, cli_get(opts, n_opts, "tokenizer"), 1, &m, &tok)) goto done;
-    if (cli_read_calib(cli_get(opts, n_opts, "calib"), tok, &cal)) goto done;
+    if ((rc = cli_read_calib(cli_get(opts, n_opts, "calib"), tok, &cal))) goto done;
+    rc = 1;
     ao.tokens = tokens;
     ao.seq_len = (int)seq_len;
     ao.seed = (uint64_t)seed;
