@@ -11,6 +11,7 @@
 #include "calib.h"
 
 volatile sig_atomic_t cli_interrupted;
+const char *cli_usage_line;
 
 static void on_sigint(int sig) {
     (void)sig;
@@ -71,6 +72,15 @@ int cli_parse(int argc, char **argv, cli_opt *opts, int n_opts, const char **pos
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         cli_opt *o = find_opt(opts, n_opts, name, len);
         if (!o && len == 1 && name[0] == 'o') o = find_opt(opts, n_opts, "output", 6);
+        if (!o && !eq && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
+            /* commands without a help of their own: the usage line and every option */
+            if (cli_usage_line) printf("usage: cce %s\n\n", cli_usage_line);
+            printf("options:\n");
+            for (int k = 0; k < n_opts; k++)
+                printf("  %s%-16s %s%s\n", opts[k].name[1] ? "--" : " -", opts[k].name,
+                       opts[k].has_arg ? "VALUE  " : "       ", opts[k].help ? opts[k].help : "");
+            exit(0);
+        }
         if (!o) {
             cli_fail("%s: unknown option '%s' (try: cce help)", argv[0], a);
             return -1;

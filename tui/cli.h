@@ -26,7 +26,9 @@ typedef struct {
 } cli_opt;
 
 /* Parse argv[1..] into opts (short forms: -o for "o"/"output", -n for "n") and positionals.
- * Prints "cce: error: ..." and returns -1 on an unknown option or missing value. */
+ * Prints "cce: error: ..." and returns -1 on an unknown option or missing value. --help / -h
+ * (unless the command has a "help" option of its own) prints cli_usage_line and the options
+ * with their help, and exits 0. */
 int cli_parse(int argc, char **argv, cli_opt *opts, int n_opts,
               const char **pos, int max_pos, int *n_pos);
 const char *cli_get(const cli_opt *opts, int n_opts, const char *name);
@@ -64,6 +66,7 @@ void cli_progress(const char *phase, long done, long total);
 void cli_progress_end(void);
 
 extern volatile sig_atomic_t cli_interrupted;
+extern const char *cli_usage_line;   /* the running command's usage line (main.c) */
 void cli_install_signals(void);
 
 /* The commands. */

@@ -31,12 +31,12 @@ static const command commands[] = {
     {"sensitivity", cmd_sensitivity, "sensitivity MODEL [--calib FILE|DIR] [--eval FILE] [--eps LIST] [--tau LIST] [--csv FILE] [--json]   threshold grid and its frontier"},
     {"robustness", cmd_robustness, "robustness MODEL --plan PLAN [--eval FILE] [--noise 0.05,...,0.5] [--seed S] [--csv FILE] [--json]   character noise, dense vs compressed"},
     {"classify", cmd_classify, "classify MODEL [--plan PLAN] --tsv FILE --labels \"negative,positive\" [--template T] [--csv FILE] [--json]   zero-shot classification by likelihood"},
-    {"analyze", cmd_analyze, "analyze MODEL --calib FILE -o FILE [--tokens N] [--seq-len N] [--seed S] [--eps E] [--tau T] [--json]   the CCE analysis (analyze --help for all options)"},
+    {"analyze", cmd_analyze, "analyze MODEL --calib FILE -o FILE [--tokens N] [--seq-len N] [--seed S] [--eps E] [--tau T] [--json]   the CCE analysis "},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: cce COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(f, "usage: cce COMMAND [ARGS]   (cce COMMAND --help: all its options)\n\ncommands:\n");
 #ifndef CCE_BATCH_ONLY
     fprintf(f, "  tui [MODEL] [--calib FILE] [--eval FILE] [--tokenizer FILE]   the interactive inspector (tui --help;\n"
                "      no command at all opens it on the default model %s)\n", cli_default_model());
@@ -70,7 +70,10 @@ int main(int argc, char **argv) {
 #endif
     }
     for (int i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            cli_usage_line = commands[i].usage;
+            return commands[i].fn(argc - 1, argv + 1);
+        }
     cli_fail("unknown command '%s' (try: cce help)", argv[1]);
     return 2;
 }

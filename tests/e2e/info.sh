@@ -30,6 +30,13 @@ out=$("$CCE" info "$T/empty.bin" 2>&1); rc=$?
 if [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "^cce: error: .*empty.bin"; then ok empty_file; else bad empty_file "rc=$rc out=$out"; fi
 out=$("$CCE" info --bogus 2>&1); rc=$?
 if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: .*unknown option '--bogus'"; then ok unknown_option; else bad unknown_option "rc=$rc out=$out"; fi
+# every command answers --help with its usage line and options, exit 0, nothing run
+helpbad=""
+for c in info eval generate export synth bench plan apply compare sweep sensitivity robustness classify analyze tui; do
+    out=$("$CCE" $c --help 2>&1); rc=$?
+    if [ $rc -ne 0 ] || ! echo "$out" | grep -q "^usage: cce $c" || ! echo "$out" | grep -qE '^  --[a-z]'; then helpbad="$helpbad $c(rc=$rc)"; fi
+done
+if [ -z "$helpbad" ]; then ok help_every_command; else bad help_every_command "$helpbad"; fi
 out=$("$CCE" frobnicate 2>&1); rc=$?
 if [ $rc -ne 0 ] && echo "$out" | grep -q "^cce: error: unknown command 'frobnicate'"; then ok unknown_command; else bad unknown_command "rc=$rc out=$out"; fi
 out=$(CCE_DATA="$T/nodata" "$CCE" info 2>&1); rc=$?
