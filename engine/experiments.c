@@ -45,7 +45,7 @@ cce_status cce_xp_setup_model(cce_xp_setup *su, const cce_model *m, cce_err *err
     su->knobs = p.knobs;
     cce_plan_free(&p);
     cce_analysis_opts_default(&su->analysis);
-    su->search = -1;
+    su->search = 0;   // as cce plan: no search unless asked (search.h says why)
     return CCE_OK;
 }
 

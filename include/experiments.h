@@ -74,7 +74,7 @@ typedef struct {
     cce_encode_opts enc;          // CCE's encoding (tokens, seq_len, seed set from the above)
     cce_knobs knobs;              // CCE's knobs (target set per budget)
     int search;                   // CCE: candidate plans cce_plan_search evaluates (0: none;
-                                  //   -1: cce_search_auto of the model, as `cce plan` does)
+                                  //   -1: cce_search_auto of the model; default 0, as `cce plan`)
     /* evaluation */
     int n_evals;
     cce_xp_stream evals[CCE_XP_MAX_EVALS];
@@ -90,7 +90,7 @@ typedef struct {
  * search, eval seq_len 0, all tokens, 128 decode tokens best of 3. The pointers are left NULL. */
 void cce_xp_setup_default(cce_xp_setup *su);
 /* The defaults `cce plan` uses for m: calibration tokens = the encoder's (cce_plan_init), the
- * analysis default of 4096 tokens, search auto. Sets su->model. */
+ * analysis default of 4096 tokens, no search. Sets su->model. */
 cce_status cce_xp_setup_model(cce_xp_setup *su, const cce_model *m, cce_err *err);
 
 typedef struct {

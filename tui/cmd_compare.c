@@ -169,7 +169,7 @@ int cmd_compare(int argc, char **argv) {
         {"target", 1, "budgets: fractions of the non-embedding parameters to remove (default 0.1,0.2,0.3)", NULL},
         {"methods", 1, "comma-separated: magnitude wanda-sp flap shortgpt svd asvd cce cce-none (default all but cce-none)", NULL},
         {"redistribute", 1, "the cce rows: lsq (default), none, or none,lsq for both (none is listed as cce-none)", NULL},
-        {"search", 1, "CCE: N | auto (default, as cce plan): refine each plan's allocation with N candidate plans scored on held-out calibration windows", NULL},
+        {"search", 1, "CCE: N | auto: refine each plan's allocation with N candidate plans scored on held-out calibration windows (default 0, as cce plan)", NULL},
         {"save-plans", 1, "write each row's plan to DIR/METHOD-PERCENT.json (for cce apply, eval --plan, robustness)", NULL},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -194,9 +194,10 @@ int cmd_compare(int argc, char **argv) {
             goto out;
         }
     }
-    long search = -1;   // auto, as cce plan
+    long search = 0;   // as cce plan: none unless asked
     const char *search_s = cli_get(opts, n_opts, "search");
-    if (search_s && strcmp(search_s, "auto") && cli_get_long(opts, n_opts, "search", 0, 100000, &search)) {
+    if (search_s && !strcmp(search_s, "auto")) search = -1;
+    else if (search_s && cli_get_long(opts, n_opts, "search", 0, 100000, &search)) {
         rc = 2;
         goto out;
     }

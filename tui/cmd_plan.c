@@ -105,7 +105,7 @@ int cmd_plan(int argc, char **argv) {
         {"no-refit-inputs", 0, "do not refit q/k/v and gate/up rows", NULL},
         {"refit", 1, "changed | all: which blocks the encoder refits (default all)", NULL},
         {"analysis", 1, "reuse an analysis file of `cce analyze` for this model and calibration", NULL},
-        {"search", 1, "N | auto: refine the allocation by encoding and scoring N candidate plans on held-out calibration windows (auto: 2L+6 on models up to 5M parameters, else 0)", NULL},
+        {"search", 1, "N | auto: refine the allocation by encoding and scoring N candidate plans on held-out calibration windows (auto: 2L+6 on models up to 5M parameters, else 0; default 0: on stories260K short searches helped the calibration-like dev set and hurt unseen text)", NULL},
         {"tokenizer", 1, "tokenizer file", NULL},
         {"output", 1, "plan file to write", NULL},
         {"json", 0, "print the plan as one JSON object", NULL},
@@ -138,7 +138,7 @@ int cmd_plan(int argc, char **argv) {
         cli_get_double(opts, n_opts, "ridge", 1e-12, 1e3, &ridge))
         return 2;
     const char *search_s = cli_get(opts, n_opts, "search");
-    int search_auto = !search_s || !strcmp(search_s, "auto");
+    int search_auto = search_s && !strcmp(search_s, "auto");   // default: no search (search.h)
     if (!search_auto && cli_get_long(opts, n_opts, "search", 0, 100000, &search)) return 2;
     const char *redist = cli_get(opts, n_opts, "redistribute"), *refit = cli_get(opts, n_opts, "refit");
     if (redist && strcmp(redist, "none") && strcmp(redist, "lsq") && strcmp(redist, "bias"))

@@ -19,12 +19,12 @@ typedef struct {
 
 static const command commands[] = {
     {"info", cmd_info, "info MODEL [--tokenizer FILE] [--json]   architecture, shapes, parameters; lists tensors of a bare .safetensors/.gguf"},
-    {"eval", cmd_eval, "eval MODEL --text FILE [--seq-len N] [--max-tokens N] [--batch N] [--json]   perplexity"},
-    {"generate", cmd_generate, "generate MODEL [--prompt TEXT] [-n N] [--ids] [--json]   greedy generation"},
-    {"export", cmd_export, "export MODEL -o DIR [--dtype f32|f16|bf16] [--no-tokenizer] [--json]   write a Hugging Face directory"},
+    {"eval", cmd_eval, "eval MODEL --text FILE [--plan PLAN] [--seq-len N] [--max-tokens N] [--batch N] [--json]   perplexity and accuracy"},
+    {"generate", cmd_generate, "generate MODEL [--plan PLAN] [--prompt TEXT] [-n N] [--ids] [--json]   greedy generation"},
+    {"export", cmd_export, "export MODEL -o DIR|FILE [--format hf|gguf] [--dtype f32|f16|bf16 (hf), f32|f16|q8_0 (gguf)] [--no-tokenizer] [--json]   write a Hugging Face directory or a GGUF file"},
     {"synth", cmd_synth, "synth --like NAME -o DIR [--seed S] [--json]   random-weight model of a real shape (tiny smollm-135m gpt2 qwen2.5-0.5b llama-3.2-1b)"},
-    {"bench", cmd_bench, "bench MODEL [--json]   throughput and utilisation"},
-    {"plan", cmd_plan, "plan MODEL [--calib FILE|DIR] [--target P | --eps E --tau T] [--alpha A --beta B --gamma G] [--pin/--force B:KIND[:I]] [--redistribute none|lsq|bias] -o PLAN [--json]   a compression plan"},
+    {"bench", cmd_bench, "bench MODEL [--plan PLAN] [--json]   throughput, utilisation, bandwidth; with --plan the compressed model's decode speed-up"},
+    {"plan", cmd_plan, "plan MODEL [--calib FILE|DIR] [--target P | --eps E --tau T] [--alpha A --beta B --gamma G] [--pin/--force B:KIND[:I]] [--redistribute none|lsq|bias] [--search N|auto] [--analysis FILE] -o PLAN [--json]   a compression plan"},
     {"apply", cmd_apply, "apply MODEL --plan PLAN -o DIR [--format hf|gguf] [--dtype f32|f16|bf16] [--calib FILE|DIR] [--json]   write the compressed model"},
     {"compare", cmd_compare, "compare MODEL [--calib FILE|DIR] [--eval FILE[,FILE2]] [--target 0.1,0.2,0.3] [--methods LIST] [--redistribute lsq|none|none,lsq] [--save-plans DIR] [--csv FILE] [--json]   every method at every budget"},
     {"sweep", cmd_sweep, "sweep MODEL [--calib FILE|DIR] [--eval FILE] [--level 0.5] [--redistribute lsq|none] [--csv FILE] [--json]   one block at a time"},

@@ -50,6 +50,20 @@ pa=$(json_num "$T/p.out" params_after); rf=$(json_num "$T/p.out" removed_fractio
 # did the analysis give the planner curves? (steps recorded, or anything removed)
 if grep -q '"steps":{"' "$T/p.out" || gt0 "$rf"; then curves=1; else curves=0; fi
 
+# ---- 1b. the allocation search: only when asked; it keeps a plan no worse on its dev set that
+#          still meets the target, and says what it measured
+if grep -q '^search:' "$T/p.err"; then fail search_default_off "$(grep '^search:' "$T/p.err")"; else pass search_default_off; fi
+if "$CCE" plan "$M" $PLAN --target 0.2 --search 3 -o "$T/ps.json" --json > "$T/ps.out" 2> "$T/ps.err"; then
+    line=$(grep '^search:' "$T/ps.err")
+    first=$(echo "$line" | sed -n 's/.*first plan \([0-9.]*\).*/\1/p'); best=$(echo "$line" | sed -n 's/.*best \([0-9.]*\).*/\1/p')
+    rfs=$(json_num "$T/ps.out" removed_fraction)
+    if echo "$line" | grep -q '^search: 3 candidates' && [ -n "$first" ] && awk -v a="$best" -v b="$first" 'BEGIN { exit !(a != "" && a <= b) }' &&
+       awk -v f="$rfs" 'BEGIN { exit !(f >= 0.2) }'; then pass search_keeps_best "first $first, best $best, removed $rfs"
+    else fail search_keeps_best "$line; removed $rfs"; fi
+else
+    fail search_keeps_best "exit $?: $(tail -1 "$T/ps.err")"
+fi
+
 # ---- 2. eval --plan: a loss, and the plan's parameter count
 if "$CCE" eval "$M" --plan "$T/p.json" $EV --json > "$T/ep.json" 2> "$T/ep.err"; then
     lp=$(json_num "$T/ep.json" loss); np=$(json_num "$T/ep.json" params_non_embedding)
