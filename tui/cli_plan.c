@@ -106,6 +106,20 @@ int cli_open_plan(const cce_model *m, const cce_tokenizer *tok, const char *plan
     return 0;
 }
 
+int cli_swap_in_plan(cce_model **m, const cce_tokenizer *tok, const char *plan_path, const char *calib_path,
+                     cce_model **src) {
+    *src = NULL;
+    if (!plan_path) return 0;
+    cce_plan plan;
+    cce_model *c = NULL;
+    int rc = cli_open_plan(*m, tok, plan_path, calib_path, &plan, &c);
+    if (rc) return rc;
+    cce_plan_free(&plan);
+    *src = *m;
+    *m = c;
+    return 0;
+}
+
 /* "BLOCK:KIND[:INDEX]" (e.g. 3:heads:2, 5:drop_block) into a pin. */
 int cli_parse_pin(const char *text, cce_pin *pin) {
     char kind[32] = "";

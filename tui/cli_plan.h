@@ -37,6 +37,12 @@ void cli_calib_free(cli_calib *c);
 int cli_open_plan(const cce_model *m, const cce_tokenizer *tok, const char *plan_path, const char *calib_path,
                   cce_plan *plan, cce_model **out);
 
+/* With plan_path (else nothing happens, *src = NULL): encode it for *m (cli_open_plan), and
+ * swap: *src becomes the original model, *m the compressed one that borrows from it (free *m
+ * before *src). On failure *m is untouched and the exit code is returned. */
+int cli_swap_in_plan(cce_model **m, const cce_tokenizer *tok, const char *plan_path, const char *calib_path,
+                     cce_model **src);
+
 /* Parse "BLOCK:KIND[:INDEX]" into a pin or force; prints the error, returns 0 or 1. */
 int cli_parse_pin(const char *text, cce_pin *pin);
 

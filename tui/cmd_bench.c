@@ -268,20 +268,13 @@ int cmd_bench(int argc, char **argv) {
     if (cli_open_model(n_pos ? pos[0] : NULL, tok_path, plan_path != NULL, &m, tok_path || plan_path ? &tok : NULL))
         return 1;
     cce_model *src = NULL;   // with --plan: the original; m is then the compressed model (it borrows from src)
-    if (plan_path) {
-        cce_plan plan;
-        cce_model *c = NULL;
-        int prc = cli_open_plan(m, tok, plan_path, cli_get(opts, n_opts, "calib"), &plan, &c);
-        if (prc) {
-            cce_tokenizer_free(tok);
-            cce_model_free(m);
-            return prc;
-        }
-        cce_plan_free(&plan);
-        src = m;
-        m = c;
-        t0 = cce_now();
+    int prc = cli_swap_in_plan(&m, tok, plan_path, cli_get(opts, n_opts, "calib"), &src);
+    if (prc) {
+        cce_tokenizer_free(tok);
+        cce_model_free(m);
+        return prc;
     }
+    if (src) t0 = cce_now();
     double open_s = cce_now() - t0;
     bench_touch(m);
     double load_s = cce_now() - t0;

@@ -62,18 +62,11 @@ int cmd_generate(int argc, char **argv) {
     if (cli_open_model(n_pos ? pos[0] : NULL, cli_get(opts, n_opts, "tokenizer"), 0, &m, &tok)) return 1;
     cce_model *src = NULL;   // with --plan: the original, which the compressed m borrows from
     const char *plan_path = cli_get(opts, n_opts, "plan");
-    if (plan_path) {
-        cce_plan plan;
-        cce_model *c = NULL;
-        int prc = cli_open_plan(m, tok, plan_path, cli_get(opts, n_opts, "calib"), &plan, &c);
-        if (prc) {
-            cce_tokenizer_free(tok);
-            cce_model_free(m);
-            return prc;
-        }
-        cce_plan_free(&plan);
-        src = m;
-        m = c;
+    int prc = cli_swap_in_plan(&m, tok, plan_path, cli_get(opts, n_opts, "calib"), &src);
+    if (prc) {
+        cce_tokenizer_free(tok);
+        cce_model_free(m);
+        return prc;
     }
     int rc = 1;
     cce_err err = {{0}};
