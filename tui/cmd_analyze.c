@@ -21,30 +21,8 @@
 #include <string.h>
 #include <time.h>
 #include "cli.h"
+#include "cli_plan.h"
 #include "analysis.h"
-
-typedef struct {
-    cce_analysis *job;
-    volatile int stop;
-} watcher;
-
-/* Ctrl-C is passed on within 10 ms (the job then stops within its longest uninterrupted piece
- * of work, ~0.15 s at smollm-135m shapes); progress is printed every 50 ms. */
-static void *watch_main(void *arg) {
-    watcher *w = arg;
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    for (int tick = 0; !w->stop; tick++) {
-        if (cli_interrupted) cce_analysis_cancel(w->job);
-        if (tick % 5 == 0) {
-            int done, total;
-            char phase[96];
-            cce_analysis_progress(w->job, &done, &total, phase, sizeof phase);
-            cli_progress(phase, done, total);
-        }
-        nanosleep(&ts, NULL);
-    }
-    return NULL;
-}
 
 typedef struct {
     const char *path;
@@ -163,13 +141,7 @@ int cmd_analyze(int argc, char **argv) {
     text = NULL;
 
     double t0 = cce_now();
-    watcher w = {job, 0};
-    pthread_t th;
-    int have_thread = pthread_create(&th, NULL, watch_main, &w) == 0;
-    cce_status st = cce_analysis_run(job, &err);
-    w.stop = 1;
-    if (have_thread) pthread_join(th, NULL);
-    cli_progress_end();
+    cce_status st = cli_run_analysis(job, &err);
     double seconds = cce_now() - t0;
     if (st == CCE_ECANCEL && cli_interrupted) {
         if (hashing) {   // do not wait for the hash: the process ends
