@@ -42,6 +42,23 @@ else
     echo "cce synth failed"; status=1
 fi
 
+# The compressed models (issue 7): `cce plan` at 10/20/30 % (its defaults: calibration text/train,
+# least squares), then `cce bench --plan`: the compressed model's decode speed beside the
+# original's measured in the same run, and the speed-up its FLOPs predict.
+compressed() {  # name, model, extra args...
+    local name=$1 model=$2; shift 2
+    echo; echo "== cce bench --plan: $name, decode speed-up of the compressed models"
+    for t in 0.1 0.2 0.3; do
+        if "$CCE" plan "$model" "$@" --target $t -o "$tmp/plan.json" >/dev/null 2>&1; then
+            "$CCE" bench "$model" "$@" --plan "$tmp/plan.json" 2>/dev/null | grep -E '^plan ' | sed "s|$tmp/plan.json|$t target|" || status=1
+        else
+            echo "cce plan $name --target $t failed"; status=1
+        fi
+    done
+}
+compressed stories260K "$CCE_DATA/llama2c/stories260K.bin"
+compressed tinystories_2m5 "$CCE_DATA/llama2c/tinystories_2m5.bin" --tokenizer "$CCE_DATA/llama2c/tok512.bin"
+
 # The analysis (issue 3): 4096 calibration tokens; seconds per block by phase, the share of
 # block time spent in the BLAS/LAPACK-bound phases (forward sgemm, ssyrk stats, ssyevd, sgesdd),
 # and peak RSS (one block's statistics + the calibration hidden states + the weights).

@@ -228,9 +228,12 @@ int tui_start_analysis(app *a) {
     a->steps_seen = 0;
     a->last_state = JOB_STARTING;
     a->calib_n_seq = a->calib_seq_len = 0;
-    cce_calib_source src = {.tok = a->tok, .text = a->calib_text, .text_len = a->calib_len};
-    cce_err err = {{0}};
     const char *load = a->analysis_path[0] ? a->analysis_path : NULL;
+    /* a read analysis must match the calibration text, unless there is no tokenizer: then
+     * nothing is encoded against that text (no commit), and only the planner runs */
+    int check_calib = !load || a->tok;
+    cce_calib_source src = {.tok = a->tok, .text = check_calib ? a->calib_text : NULL, .text_len = check_calib ? a->calib_len : 0};
+    cce_err err = {{0}};
     if (worker_start(&a->wk, a->model, &src, &a->aopts, load, !a->have_model_id, a->wake_w, a->hold, &err)) {
         tui_log(a, LOG_ERROR, "%s", err.msg);
         return -1;

@@ -214,6 +214,9 @@ static int do_bench(script *s, int n) {
 /* replan-bench N: the budget ladder up and down, one re-plan per step, each waited for. */
 static int do_replan_bench(script *s, int n) {
     app *a = s->a;
+    int blocks = 0;
+    for (int l = 0; l < tui_n_layers(a); l++) blocks += tui_block(a, l) != NULL;
+    if (!blocks) return fail(s, "%s", "replan-bench: no block is analysed (the analysis failed or has not run)");
     double *build = malloc((size_t)n * sizeof *build), *lat = malloc((size_t)n * sizeof *lat);
     if (!build || !lat) { free(build); free(lat); return fail(s, "%s", "replan-bench: out of memory"); }
     double keep = a->knob[KNOB_TARGET];

@@ -160,3 +160,16 @@ if "$CCE" tui "$M" --script "$T/h1.script" --history "$T/hist/.history" 2>"$T/h.
    && "$CCE" tui "$M" --script "$T/h2.script" --history "$T/hist/.history" 2>>"$T/h.err" \
    && [ "$(ls -A "$T/hist")" = ".history" ]; then echo "PASS tui_history_file"
 else echo "FAIL tui_history_file: $(cat "$T/hist/.history" 2>&1 | tr '\n' '|') $(head -2 "$T/h.err")"; fi
+
+# a model without a tokenizer, with an analysis of random tokens (`make bench`'s re-plan figure):
+# the planner runs on the read curves; the calibration text is not asked to match
+if "$CCE" synth --like tiny -o "$T/tiny" >/dev/null 2>&1 &&
+   "$CCE" analyze "$T/tiny" --random-tokens --tokens 256 -o "$T/tiny.an.json" >/dev/null 2>&1; then
+    printf 'wait analysis\nreplan-bench 4\n' > "$T/rp.script"
+    out=$("$CCE" tui "$T/tiny" --analysis "$T/tiny.an.json" --script "$T/rp.script" 2>&1); rc=$?
+    n=$("$CCE" info "$T/tiny" --json 2>/dev/null | sed -n 's/.*"n_layers":\([0-9]*\).*/\1/p')
+    if [ $rc -eq 0 ] && echo "$out" | grep -q "re-plan: 4 re-plans over targets 5%..50%, $n of $n blocks analysed"; then echo "PASS tui_replan_no_tokenizer"
+    else echo "FAIL tui_replan_no_tokenizer: exit $rc: $(echo "$out" | head -2 | tr '\n' ' ')"; fi
+else
+    echo "FAIL tui_replan_no_tokenizer: cce synth/analyze failed"
+fi
