@@ -368,10 +368,20 @@ int cmd_bench(int argc, char **argv) {
         goto cleanup;
     }
     /* with --plan: the original's decode in the same run, and the speed-up its FLOPs predict */
-    double src_decode = 0, pred_speedup = 0;
+    double src_decode = 0, pred_speedup = 0, cmp_decode = 0;
     if (src) {
+        /* both measured the same way (cce_decode_speed), in alternation, best of each: a busy
+         * moment of a shared machine then hits both rather than one */
         cce_err se = {{0}};
-        if (cce_decode_speed(src, n_dec, 3, &src_decode, &se)) { rc = cli_fail_err(&se); goto cleanup; }
+        for (int round = 0; round < 4 && !cli_interrupted; round++) {
+            double a1, a2;
+            if (cce_decode_speed(m, n_dec, 2, &a1, &se) || cce_decode_speed(src, n_dec, 2, &a2, &se)) {
+                rc = cli_fail_err(&se);
+                goto cleanup;
+            }
+            if (a1 > cmp_decode) cmp_decode = a1;
+            if (a2 > src_decode) src_decode = a2;
+        }
         double c2 = (n_dec + 1) / 2.0;
         pred_speedup = bench_decode_flops(src, c2) / bench_decode_flops(m, c2);
     }
@@ -417,7 +427,8 @@ int cmd_bench(int argc, char **argv) {
         if (src) {
             cJSON_AddStringToObject(o, "plan", plan_path);
             cJSON_AddNumberToObject(o, "original_decode_tokens_per_s", src_decode);
-            cJSON_AddNumberToObject(o, "decode_speedup", src_decode > 0 ? decode_tps / src_decode : 0);
+            cJSON_AddNumberToObject(o, "compressed_decode_tokens_per_s", cmp_decode);
+            cJSON_AddNumberToObject(o, "decode_speedup", src_decode > 0 ? cmp_decode / src_decode : 0);
             cJSON_AddNumberToObject(o, "decode_speedup_predicted", pred_speedup);
         }
         cli_json_print(o);
@@ -438,8 +449,9 @@ int cmd_bench(int argc, char **argv) {
                wbytes / 1e6, kvbytes / 1e6, share);
         printf("peak rss             %.1f MB (%s the %.0f MB of probe buffers)\n", rss, excl ? "without" : "with", probe_mb);
         if (src)
-            printf("plan                 %s: decode %.1f tokens/s vs the original's %.1f: %.2fx (FLOPs predict %.2fx)\n",
-                   plan_path, decode_tps, src_decode, src_decode > 0 ? decode_tps / src_decode : 0, pred_speedup);
+            printf("plan                 %s: decode %.1f tokens/s vs the original's %.1f (alternated, best of 8 each): "
+                   "%.2fx (FLOPs predict %.2fx)\n",
+                   plan_path, cmp_decode, src_decode, src_decode > 0 ? cmp_decode / src_decode : 0, pred_speedup);
     }
     rc = 0;
 cleanup:
