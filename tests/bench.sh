@@ -2,7 +2,7 @@
 # tests/bench.sh — `make bench`: throughput figures, measured, never asserted.
 #   - stories260K and tinystories_2m5 (the trained llama2.c checkpoints)
 #   - a random-weight model of smollm-135m's shapes (`cce synth`, written to a temp dir), as
-#     stored (f32) and exported with --dtype f16 and bf16, so that the decoder's bytes per token
+#     stored (f32), exported with --dtype f16 and bf16, and as a GGUF q8_0 file, so that the decoder's bytes per token
 #     and its share of the read bandwidth show for the stored types it computes on
 #   - `cce analyze` on stories260K, tinystories_2m5 and the synthetic smollm-135m
 #   - the TUI's frame time and key-to-redraw latency while the analysis runs and while a commit
@@ -38,6 +38,12 @@ if "$CCE" synth --like smollm-135m -o "$tmp/smollm-135m" >/dev/null 2>&1; then
             echo "cce export --dtype $t failed"; status=1
         fi
     done
+    if "$CCE" export "$tmp/smollm-135m" -o "$tmp/smollm-135m-q8_0.gguf" --dtype q8_0 --no-tokenizer >/dev/null 2>&1; then
+        bench "synthetic smollm-135m, GGUF q8_0" "$tmp/smollm-135m-q8_0.gguf" --peak-size 1024
+        rm -f "$tmp/smollm-135m-q8_0.gguf"
+    else
+        echo "cce export --dtype q8_0 failed"; status=1
+    fi
 else
     echo "cce synth failed"; status=1
 fi
