@@ -10,8 +10,8 @@
  * (atexit). A quit by signal exits with 128 + the signal number, like a shell would report it.
  *
  * Defaults: the model is $CCE_DATA/llama2c/stories260K.bin; the calibration text is
- * $CCE_DATA/text/train/tinystories_v1_train_head.txt (TinyStories training split, 0.9 MB,
- * never the evaluation text); the evaluation text is $CCE_DATA/text/tinystories_valid_head.txt,
+ * $CCE_DATA/text/train/ (every file of the TinyStories training samples, 4.7 MB, as `cce plan`
+ * takes it; never the evaluation text); the evaluation text is $CCE_DATA/text/tinystories_valid_head.txt,
  * of which a commit measures the first 32768 tokens (--eval-tokens); sessions and the command
  * history are in sessions/ ($CCE_SESSIONS overrides the directory).
  *
@@ -72,7 +72,7 @@ static void usage(cli_opt *opts, int n) {
            cli_default_model());
     for (int i = 0; i < n; i++)
         printf("  --%-12s %s%s\n", opts[i].name, opts[i].has_arg ? "VALUE  " : "       ", opts[i].help);
-    printf("\nDefaults: calibration $CCE_DATA/text/train/tinystories_v1_train_head.txt, evaluation\n"
+    printf("\nDefaults: calibration $CCE_DATA/text/train/ (its files, as cce plan), evaluation\n"
            "$CCE_DATA/text/tinystories_valid_head.txt (a commit measures its first 32768 tokens),\n"
            "sessions and history in sessions/ ($CCE_SESSIONS overrides it).\n"
            "Headless scripts: see tui/script.c (key, keys, cmd, steps, wait analysis, resize, expect, dump, bench).\n"
@@ -170,7 +170,7 @@ static int open_inputs(app *a, const tui_args *t) {
     snprintf(a->model_name, sizeof a->model_name, "%s", basename_of(a->model_path));
     const char *calib = t->calib;
     if (!calib) {
-        snprintf(def, sizeof def, "%.900s/text/train/tinystories_v1_train_head.txt", cli_data_dir());
+        snprintf(def, sizeof def, "%.900s/text/train", cli_data_dir());
         calib = def;
         if (access(calib, R_OK))
             return cli_fail("%s: the default calibration text is missing; pass --calib FILE or set CCE_DATA", calib);
