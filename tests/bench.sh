@@ -13,7 +13,7 @@
 # their share of the bandwidth, peak RSS without the probe buffers. Threads: OpenBLAS's
 # ($OPENBLAS_NUM_THREADS; make bench sets 2) and the decoder's ($CCE_THREADS, default every CPU).
 # The machine may be shared: compare figures of one run, and look at `uptime` (printed first).
-set -u
+set -u -o pipefail   # a failed measurement fails make bench (every command here is piped into sed or grep)
 BUILD=${BUILD:-build}
 CCE=${CCE:-$BUILD/cce}
 export CCE_DATA=${CCE_DATA:-$(cd ../shared/data 2>/dev/null && pwd)}
@@ -74,9 +74,9 @@ analysis() {  # name, file tag, model, analyze args... (the analysis file is kep
     "$CCE" analyze "$model" --tokens 4096 -o "$tmp/$tag.analysis.json" --json "$@" 2>/dev/null \
         | sed -e 's/"angular_distance":\[[^]]*\],//' || status=1
 }
-analysis stories260K s260k "$CCE_DATA/llama2c/stories260K.bin" --calib "$CCE_DATA/text/train/tinystories_v1_train_head.txt"
+analysis stories260K s260k "$CCE_DATA/llama2c/stories260K.bin" --calib "$CCE_DATA/text/train"
 analysis tinystories_2m5 s2m5 "$CCE_DATA/llama2c/tinystories_2m5.bin" --tokenizer "$CCE_DATA/llama2c/tok512.bin" \
-    --calib "$CCE_DATA/text/train/tinystories_v1_train_head.txt"
+    --calib "$CCE_DATA/text/train"
 [ -d "$tmp/smollm-135m" ] && analysis "synthetic smollm-135m" smollm "$tmp/smollm-135m" --random-tokens
 
 # Re-plan latency (DESIGN §6: <= 10 ms): the planner over the cached curves of a whole analysis
