@@ -31,7 +31,7 @@ static const command commands[] = {
     {"sensitivity", cmd_sensitivity, "sensitivity MODEL [--calib FILE|DIR] [--eval FILE] [--eps LIST] [--tau LIST] [--csv FILE] [--json]   threshold grid and its frontier"},
     {"robustness", cmd_robustness, "robustness MODEL --plan PLAN [--eval FILE] [--noise 0.05,...,0.5] [--seed S] [--csv FILE] [--json]   character noise, dense vs compressed"},
     {"classify", cmd_classify, "classify MODEL [--plan PLAN] --tsv FILE --labels \"negative,positive\" [--template T] [--csv FILE] [--json]   zero-shot classification by likelihood"},
-    {"analyze", cmd_analyze, "analyze MODEL --calib FILE -o FILE [--tokens N] [--seq-len N] [--seed S] [--eps E] [--tau T] [--json]   the CCE analysis "},
+    {"analyze", cmd_analyze, "analyze MODEL --calib FILE -o FILE [--tokens N] [--seq-len N] [--seed S] [--eps E] [--tau T] [--json]   the CCE analysis"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

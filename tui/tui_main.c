@@ -89,7 +89,7 @@ typedef struct {
 /* Parse argv into t; 0, or the exit code (after printing the reason / the help). */
 static int parse_args(int argc, char **argv, tui_args *t) {
     cli_opt opts[] = {
-        {"calib", 1, "calibration text (default: TinyStories training text, see below)", NULL},
+        {"calib", 1, "calibration text: a file or a directory of files (default: the TinyStories training samples, see below)", NULL},
         {"eval", 1, "held-out text for measuring a committed plan (default: TinyStories validation text)", NULL},
         {"tokenizer", 1, "tokenizer file (default: beside the model)", NULL},
         {"tokens", 1, "calibration tokens (default 4096)", NULL},
